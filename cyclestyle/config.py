@@ -1,0 +1,322 @@
+"""Typed run configuration: YAML in, validated dataclasses out.
+
+Every key a run can take is a field below, with the CycleGAN paper's value as its default
+(Zhu et al. 2017, section 4 and appendix 7). A YAML file and ``--set section.key=value``
+overrides are merged into one plain dict, then converted and checked once, here, before anything
+runs: an unknown key, a value of the wrong type or an impossible combination is a ``ConfigError``
+whose one-line message names the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration problem, reported in one line that names the key."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the two unpaired domains come from and how each image is prepared."""
+
+    # "folder": ROOT/{trainA,trainB,testA,testB}, as the published CycleGAN datasets are laid out.
+    # "hf": a Hugging Face `datasets` source: a hub id, a folder written by `save_to_disk`,
+    # a folder of parquet files, or an `imagefolder` tree.
+    format: Literal["folder", "hf"] = "folder"
+    root: str = ""
+    train_split: str = "train"
+    test_split: str = "test"
+    # HF only: either two image columns in one table (huggan/* datasets: imageA, imageB) ...
+    column_a: str = "imageA"
+    column_b: str = "imageB"
+    # ... or one image column and a label column saying the domain (imagefolder: image, label).
+    label_column: str | None = None
+    label_a: str = "A"
+    label_b: str = "B"
+    image_column: str = "image"
+    # Preprocessing, as the reference's --preprocess: resize_and_crop | scale_width_and_crop | crop | none
+    preprocess: Literal["resize_and_crop", "scale_width_and_crop", "crop", "none"] = "resize_and_crop"
+    load_size: int = 286
+    crop_size: int = 256
+    flip: bool = True
+    num_workers: int = 2
+    # An unreadable image is skipped with a warning; with strict_images it stops the run.
+    strict_images: bool = False
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The two ResNet generators and two PatchGAN discriminators."""
+
+    in_channels: int = 3
+    out_channels: int = 3
+    ngf: int = 64
+    ndf: int = 64
+    n_blocks: int = 9
+    n_layers_d: int = 3
+    norm: Literal["instance", "batch", "none"] = "instance"
+    dropout: bool = False
+    upsample: Literal["transpose", "resize_conv"] = "transpose"
+    init_gain: float = 0.02
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Objective weights: L = L_GAN(G,D_Y) + L_GAN(F,D_X) + λ L_cyc + λ_idt λ L_idt (paper eq. 3)."""
+
+    gan_mode: Literal["lsgan", "vanilla", "hinge"] = "lsgan"
+    lambda_a: float = 10.0
+    lambda_b: float = 10.0
+    lambda_identity: float = 0.5
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and bookkeeping."""
+
+    batch_size: int = 1
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    # Epoch form of the schedule (the paper's): constant LR for n_epochs, linear decay over n_epochs_decay.
+    n_epochs: int = 100
+    n_epochs_decay: int = 100
+    # Step form: when max_steps is set it replaces the epochs; the LR decays linearly to 0 over the
+    # last decay_steps steps (default: the second half of the run).
+    max_steps: int | None = None
+    decay_steps: int | None = None
+    pool_size: int = 50
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    log_every: int = 10
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run."""
+
+    output_dir: str = "runs/cyclegan"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
+    """Read a YAML file (or start from defaults), apply ``key=value`` overrides, validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must hold a mapping of sections, not {type(loaded).__name__}")
+        raw = loaded
+    for item in overrides:
+        raw = apply_override(raw, item)
+    cfg = config_from_dict(raw)
+    validate(cfg)
+    return cfg
+
+
+def apply_override(raw: dict[str, Any], item: str) -> dict[str, Any]:
+    """Return a copy of ``raw`` with ``section.key=value`` set; the value is parsed as YAML."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"override {item!r} must look like section.key=value")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    out = json.loads(json.dumps(raw))  # deep copy of plain data
+    node = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {key}: {part} is not a section")
+        node = child
+    node[parts[-1]] = value
+    return out
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    return _build(Config, raw, prefix="")
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    name = prefix.rstrip(".") or "config"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{name} must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"unknown config key {prefix}{key} (known: {', '.join(sorted(known))})")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in raw:
+            continue
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[f.name] = _build(tp, raw[f.name] or {}, prefix=f"{prefix}{f.name}.")
+        else:
+            kwargs[f.name] = _coerce(raw[f.name], tp, f"{prefix}{f.name}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted where floats are expected."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        # YAML reads `no` as False; mixed_precision's "no" must survive that.
+        if value is False and "no" in allowed:
+            value = "no"
+        if value not in allowed:
+            raise ConfigError(f"{key} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false; got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer; got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):
+            try:  # YAML 1.1 reads "2e-4" (no dot) as a string
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number; got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string; got {value!r}")
+        return value
+    raise TypeError(f"unsupported config annotation {tp} for {key}")  # a bug in this module
+
+
+# --------------------------------------------------------------------------------------------
+# Validation: impossible values, each named by key
+
+
+def validate(cfg: Config) -> None:
+    d, m, t, lo = cfg.data, cfg.model, cfg.train, cfg.loss
+    positive = {
+        "data.load_size": d.load_size,
+        "data.crop_size": d.crop_size,
+        "model.ngf": m.ngf,
+        "model.ndf": m.ndf,
+        "model.n_layers_d": m.n_layers_d,
+        "model.in_channels": m.in_channels,
+        "model.out_channels": m.out_channels,
+        "train.batch_size": t.batch_size,
+        "train.checkpoint_every": t.checkpoint_every,
+        "train.keep_checkpoints": t.keep_checkpoints,
+        "train.log_every": t.log_every,
+        "train.lr": t.lr,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{key} must be positive; got {value}")
+    non_negative = {
+        "model.n_blocks": m.n_blocks,
+        "data.num_workers": d.num_workers,
+        "train.n_epochs": t.n_epochs,
+        "train.n_epochs_decay": t.n_epochs_decay,
+        "train.pool_size": t.pool_size,
+        "loss.lambda_a": lo.lambda_a,
+        "loss.lambda_b": lo.lambda_b,
+        "loss.lambda_identity": lo.lambda_identity,
+        "model.init_gain": m.init_gain,
+    }
+    for key, value in non_negative.items():
+        if value < 0:
+            raise ConfigError(f"{key} must not be negative; got {value}")
+    if t.max_steps is not None and t.max_steps <= 0:
+        raise ConfigError(f"train.max_steps must be positive; got {t.max_steps}")
+    if t.decay_steps is not None:
+        if t.max_steps is None:
+            raise ConfigError("train.decay_steps needs train.max_steps (epoch runs use train.n_epochs_decay)")
+        if not 0 <= t.decay_steps <= t.max_steps:
+            raise ConfigError(f"train.decay_steps must be between 0 and train.max_steps={t.max_steps}; got {t.decay_steps}")
+    if t.max_steps is None and t.n_epochs + t.n_epochs_decay == 0:
+        raise ConfigError("train.n_epochs + train.n_epochs_decay is 0: nothing to train (or set train.max_steps)")
+    for key, value in {"train.beta1": t.beta1, "train.beta2": t.beta2}.items():
+        if not 0 <= value < 1:
+            raise ConfigError(f"{key} must be in [0, 1); got {value}")
+    if d.preprocess in ("resize_and_crop", "scale_width_and_crop") and d.crop_size > d.load_size:
+        raise ConfigError(f"data.crop_size={d.crop_size} is larger than data.load_size={d.load_size}")
+    if m.in_channels not in (1, 3) or m.out_channels not in (1, 3):
+        raise ConfigError("model.in_channels and model.out_channels must be 1 or 3")
+    if lo.lambda_identity > 0 and m.in_channels != m.out_channels:
+        raise ConfigError("loss.lambda_identity needs model.in_channels == model.out_channels (set it to 0)")
+    if not d.root:
+        raise ConfigError("data.root is not set: give the dataset folder (or an HF dataset id with data.format: hf)")
+    if d.format == "folder":
+        root = Path(d.root).expanduser()
+        if not root.is_dir():
+            raise ConfigError(f"data.root {d.root} is not a folder")
+        for sub in (f"{d.train_split}A", f"{d.train_split}B"):
+            if not (root / sub).is_dir():
+                raise ConfigError(f"data.root {d.root} has no {sub}/ folder (expected {d.train_split}A/ and {d.train_split}B/)")
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+
+
+def config_hash(cfg: Config) -> str:
+    """A short fingerprint of the resolved config, to tell runs apart."""
+    blob = json.dumps(config_to_dict(cfg), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]

@@ -1,0 +1,557 @@
+"""Unpaired image data: two domains, A and B, read from folders or Hugging Face ``datasets``.
+
+A *source* is one domain: an ordered list of images that can be loaded one at a time by index
+(``FolderSource`` for ``ROOT/trainA``-style folders, ``HFSource`` for a column of a ``datasets``
+table). ``open_domains`` builds the two sources of a split from a ``DataConfig``, dropping images
+that cannot even be opened, so that a bad file is reported once, by name, before training starts
+rather than as a crash hours in.
+
+``UnalignedDataset`` pairs the two domains the way the reference CycleGAN implementation does
+(``unaligned_dataset.py``): an A image and an unrelated B image per item. Unlike the reference, the
+item key carries its own augmentation seed, ``(a_index, b_index, aug_seed)``, and every random
+choice in ``preprocess`` is drawn from a ``random.Random`` seeded from it. The sampler that makes
+the keys therefore fixes the whole data stream, which is what lets a resumed run see exactly the
+same batches, whatever the number of DataLoader workers.
+
+Problems are ``DataError``s with a one-line message naming the file, folder, column or split at
+fault. Images skipped along the way are reported with ``warnings.warn`` (category
+``DataWarning``): it needs no logging setup, it works inside DataLoader worker processes, and
+Python shows a given message once per place rather than once per epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import random
+import re
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from cyclestyle.config import DataConfig
+
+if TYPE_CHECKING:  # `datasets` is imported only when an HF source is opened: it is slow to import.
+    import datasets
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+# Rows per read when hashing an HF image column; bounds memory on large tables.
+_HASH_BATCH = 256
+
+
+class DataError(Exception):
+    """A problem with the input data, reported in one line naming what is at fault."""
+
+
+class UnreadableImageError(DataError):
+    """An image that cannot be opened or decoded; ``source`` names it (path or dataset row)."""
+
+    # The message comes first and ``source`` has a default so that ``type(e)(message)`` works:
+    # that is how torch's DataLoader re-raises an exception from a worker in the main process.
+    def __init__(self, message: str, source: str = ""):
+        super().__init__(message)
+        self.source = source
+
+    def __reduce__(self):
+        return type(self), (str(self), self.source)
+
+
+class DataWarning(UserWarning):
+    """An image was skipped, replaced or resized; filter this category to silence them."""
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, DataWarning, stacklevel=2)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+# --------------------------------------------------------------------------------------------
+# Files and single images
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """All image files under ``folder`` (recursively, by extension, any case), sorted.
+
+    Sorting makes an index mean the same file on every machine and every run.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise DataError(f"image folder {folder} {what}")
+    found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not found:
+        raise DataError(f"no images in {folder} (searched recursively for {' '.join(IMAGE_EXTENSIONS)})")
+    return found
+
+
+def _default_source(path_or_fileobj: str | Path | IO[bytes]) -> str:
+    if isinstance(path_or_fileobj, (str, Path)):
+        return str(path_or_fileobj)
+    return str(getattr(path_or_fileobj, "name", "<image bytes>"))
+
+
+def _unreadable(source: str, error: BaseException) -> UnreadableImageError:
+    if isinstance(error, FileNotFoundError):
+        reason = "file not found"
+    elif isinstance(error, UnidentifiedImageError):
+        reason = "not an image format PIL can read"  # PIL's own message repeats the path
+    else:
+        reason = _first_line(error)
+    return UnreadableImageError(f"unreadable image {source}: {reason}", source)
+
+
+def verify_image(path_or_fileobj: str | Path | IO[bytes], source: str | None = None) -> None:
+    """Cheap readability check (header and, for PNG, checksums; no full decode).
+
+    It catches the common failures (not an image, wrong extension, empty or garbage file) at a
+    fraction of the cost of decoding; a file truncated mid-data can still pass and is caught later,
+    when ``UnalignedDataset`` loads it.
+    """
+    source = source or _default_source(path_or_fileobj)
+    try:
+        with Image.open(path_or_fileobj) as img:
+            img.verify()
+    except Exception as e:
+        raise _unreadable(source, e) from None
+
+
+def load_image(
+    path_or_fileobj: str | Path | IO[bytes], channels: int = 3, source: str | None = None
+) -> Image.Image:
+    """Decode an image fully and return it as "RGB" (``channels=3``) or "L" (``channels=1``).
+
+    The EXIF orientation is applied, so a phone photo comes out the way it is displayed. Any
+    failure is an ``UnreadableImageError`` naming ``source`` (by default the path).
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    source = source or _default_source(path_or_fileobj)
+    try:
+        with Image.open(path_or_fileobj) as img:
+            img.load()  # decode now, so that a truncated file fails here and not in a transform
+            img = ImageOps.exif_transpose(img)
+        return _to_mode(img, "L" if channels == 1 else "RGB")
+    except Exception as e:
+        raise _unreadable(source, e) from None
+
+
+def _to_mode(img: Image.Image, target: str) -> Image.Image:
+    """Convert any PIL mode to ``target`` ("L" or "RGB") without losing the value range."""
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # PIL's own conversion to 8 bits clips (every value above 255 becomes white), so scale
+        # the 16-bit range down instead: 65535 -> 255. Mode "I" is how PIL opens some 16-bit
+        # files, so it gets the same range; values outside it are clipped.
+        values = np.clip(np.asarray(img, dtype=np.float64), 0, 65535)
+        img = Image.fromarray(np.rint(values / 257.0).astype(np.uint8))
+    elif img.mode == "F":
+        # Float images have no fixed range: [0, 1] is the common convention, anything larger is
+        # taken to be on the 0..255 scale.
+        values = np.nan_to_num(np.asarray(img, dtype=np.float64))
+        if values.size and values.min() >= 0.0 and values.max() <= 1.0:
+            values = values * 255.0
+        img = Image.fromarray(np.rint(np.clip(values, 0, 255)).astype(np.uint8))
+    if img.has_transparency_data:
+        # Composite over white rather than dropping alpha: the colour stored under a transparent
+        # pixel is arbitrary (often black, sometimes leftover content), white is what a viewer shows.
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), rgba)
+    if img.mode not in ("L", "RGB"):
+        img = img.convert("RGB")  # CMYK, P, 1, YCbCr, ...: PIL's conversions are fine for these
+    return img if img.mode == target else img.convert(target)
+
+
+def image_to_tensor(img: Image.Image) -> torch.Tensor:
+    """An "L" or "RGB" image as a float32 C×H×W tensor in [-1, 1] (the generator's tanh range)."""
+    if img.mode not in ("L", "RGB"):
+        raise ValueError(f"image_to_tensor expects an L or RGB image, got mode {img.mode} (use load_image)")
+    array = np.array(img, dtype=np.uint8)  # a writable copy, as torch.from_numpy wants
+    t = torch.from_numpy(array)
+    t = t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
+    # Same mapping as the reference's ToTensor + Normalize((0.5,), (0.5,)).
+    return t.to(torch.float32).div(127.5).sub(1.0).contiguous()
+
+
+def tensor_to_image(t: torch.Tensor) -> Image.Image:
+    """Inverse of ``image_to_tensor``: a C×H×W tensor in [-1, 1] (C = 1 or 3) to "L" or "RGB"."""
+    if t.ndim != 3 or t.shape[0] not in (1, 3):
+        raise ValueError(f"tensor_to_image expects a C×H×W tensor with C = 1 or 3, got shape {tuple(t.shape)}")
+    values = ((t.detach().to("cpu", torch.float32).clamp(-1.0, 1.0) + 1.0) * 127.5).round()
+    array = np.ascontiguousarray(values.to(torch.uint8).permute(1, 2, 0).numpy())
+    return Image.fromarray(array[:, :, 0] if t.shape[0] == 1 else array)
+
+
+# --------------------------------------------------------------------------------------------
+# Sources: one domain each
+
+
+class Source(Protocol):
+    """One domain: images addressable by index. Implementations must be picklable."""
+
+    name: str
+
+    def __len__(self) -> int: ...
+
+    def describe(self, i: int) -> str: ...
+
+    def load(self, i: int, channels: int | None = None) -> Image.Image: ...
+
+    def verify(self, i: int) -> None: ...
+
+    def subset(self, indices: Sequence[int]) -> Source: ...
+
+
+class FolderSource:
+    """The images under one folder, e.g. ``ROOT/trainA`` (recursively, sorted by path)."""
+
+    def __init__(self, folder: str | Path, paths: Sequence[Path] | None = None, channels: int = 3):
+        self.folder = Path(folder)
+        self.name = str(folder)
+        self.paths = list(list_images(self.folder) if paths is None else paths)
+        self.channels = channels  # what load() returns when not told otherwise
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def describe(self, i: int) -> str:
+        return str(self.paths[i])
+
+    def load(self, i: int, channels: int | None = None) -> Image.Image:
+        return load_image(self.paths[i], channels or self.channels)
+
+    def verify(self, i: int) -> None:
+        verify_image(self.paths[i])
+
+    def subset(self, indices: Sequence[int]) -> FolderSource:
+        return FolderSource(self.folder, [self.paths[i] for i in indices], self.channels)
+
+
+class HFSource:
+    """The images of one column of a Hugging Face ``datasets`` table, restricted to ``rows``.
+
+    The column is read with ``Image(decode=False)``: cells are the stored bytes (or a file path),
+    decoded here by ``load_image`` so that every image goes through the same mode handling.
+    """
+
+    def __init__(
+        self,
+        table: datasets.Dataset,
+        column: str,
+        name: str,
+        rows: Sequence[int] | None = None,
+        channels: int = 3,
+    ):
+        import datasets
+
+        self.name = name
+        self.column = column
+        self.channels = channels
+        self.rows = list(range(len(table)) if rows is None else rows)
+        try:
+            self._table = table.select_columns([column]).cast_column(column, datasets.Image(decode=False))
+        except Exception as e:
+            feature = table.features.get(column)
+            raise DataError(f"column {column} of {name} does not hold images ({feature}): {_first_line(e)}") from None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def describe(self, i: int) -> str:
+        return f"{self.name} row {self.rows[i]}"
+
+    def _cell(self, i: int) -> str | io.BytesIO:
+        cell = self._table[self.rows[i]][self.column]
+        if cell is not None and cell.get("bytes") is not None:
+            return io.BytesIO(cell["bytes"])
+        if cell is not None and cell.get("path"):
+            return cell["path"]
+        raise UnreadableImageError(f"unreadable image {self.describe(i)}: the cell is empty", self.describe(i))
+
+    def load(self, i: int, channels: int | None = None) -> Image.Image:
+        return load_image(self._cell(i), channels or self.channels, source=self.describe(i))
+
+    def verify(self, i: int) -> None:
+        verify_image(self._cell(i), source=self.describe(i))
+
+    def subset(self, indices: Sequence[int]) -> HFSource:
+        part = copy.copy(self)
+        part.rows = [self.rows[i] for i in indices]
+        return part
+
+    def deduplicated(self) -> HFSource:
+        """Drop empty cells and repeated images, keeping first occurrences in order.
+
+        huggan/* CycleGAN tables hold one A and one B image per row, so the smaller domain is
+        repeated to fill the table; training on it as is would over-weight its first images.
+        Images are compared by a hash of their stored bytes (by path when only a path is stored).
+        """
+        seen: set[bytes | str] = set()
+        keep: list[int] = []
+        for start in range(0, len(self.rows), _HASH_BATCH):
+            cells = self._table[self.rows[start : start + _HASH_BATCH]][self.column]
+            for offset, cell in enumerate(cells):
+                if cell is None:
+                    continue
+                if cell.get("bytes") is not None:
+                    key: bytes | str = hashlib.blake2b(cell["bytes"], digest_size=16).digest()
+                elif cell.get("path"):
+                    key = cell["path"]
+                else:
+                    continue
+                if key not in seen:
+                    seen.add(key)
+                    keep.append(start + offset)
+        return self.subset(keep)
+
+
+# --------------------------------------------------------------------------------------------
+# Opening the two domains of a split
+
+
+def open_domains(cfg: DataConfig, split: str, channels: int = 3) -> tuple[Source, Source]:
+    """The A and B sources of split ``split`` (a split name, e.g. ``cfg.train_split``).
+
+    Unreadable images are dropped with a warning each and a summary (or, with
+    ``cfg.strict_images``, the first one raises ``UnreadableImageError``).
+    """
+    if cfg.format == "folder":
+        root = Path(cfg.root).expanduser()
+        source_a: Source = FolderSource(root / f"{split}A", channels=channels)
+        source_b: Source = FolderSource(root / f"{split}B", channels=channels)
+    else:
+        source_a, source_b = _open_hf(cfg, split, channels)
+    return _scan(source_a, cfg.strict_images), _scan(source_b, cfg.strict_images)
+
+
+def _scan(source: Source, strict: bool) -> Source:
+    keep = []
+    for i in range(len(source)):
+        try:
+            source.verify(i)
+        except UnreadableImageError as e:
+            if strict:
+                raise
+            _warn(f"{e} (skipped)")
+        else:
+            keep.append(i)
+    if not keep:
+        raise DataError(f"no readable images in {source.name}: all {len(source)} failed to open")
+    if len(keep) < len(source):
+        _warn(f"skipped {len(source) - len(keep)} of {len(source)} images in {source.name}")
+        return source.subset(keep)
+    return source
+
+
+# A Hugging Face Hub dataset id: "name" or "owner/name".
+_HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
+
+
+def _open_hf(cfg: DataConfig, split: str, channels: int) -> tuple[HFSource, HFSource]:
+    table = _load_hf_split(cfg.root, split)
+    prefix = f"{cfg.root}[{split}]"
+    if cfg.label_column is None:
+        _require_columns(table, [cfg.column_a, cfg.column_b], prefix)
+        sources = []
+        for column in (cfg.column_a, cfg.column_b):
+            source = HFSource(table, column, f"{prefix}.{column}", channels=channels).deduplicated()
+            if len(source) == 0:
+                raise DataError(f"column {column} of {prefix} holds no images")
+            sources.append(source)
+        return sources[0], sources[1]
+    _require_columns(table, [cfg.image_column, cfg.label_column], prefix)
+    labels = _label_strings(table, cfg.label_column)
+    sources = []
+    for label in (cfg.label_a, cfg.label_b):
+        rows = [row for row, value in enumerate(labels) if value == str(label)]
+        if not rows:
+            present = sorted({value for value in labels if value is not None})
+            raise DataError(
+                f"no rows of {prefix} have {cfg.label_column} == {label!r} "
+                f"(values present: {', '.join(present[:20]) or 'none'})"
+            )
+        name = f"{prefix}.{cfg.image_column}[{cfg.label_column}={label}]"
+        sources.append(HFSource(table, cfg.image_column, name, rows, channels))
+    return sources[0], sources[1]
+
+
+def _require_columns(table: datasets.Dataset, columns: Sequence[str], prefix: str) -> None:
+    for column in columns:
+        if column not in table.column_names:
+            raise DataError(f"{prefix} has no column {column!r} (columns: {', '.join(table.column_names)})")
+
+
+def _label_strings(table: datasets.Dataset, column: str) -> list[str | None]:
+    """The label of every row as a string: the class name for a ``ClassLabel``, else str(value)."""
+    import datasets
+
+    values = table.with_format("arrow")[column].to_pylist()
+    feature = table.features[column]
+    if isinstance(feature, datasets.ClassLabel):
+        # -1 is datasets' "no label".
+        return [None if v is None or v < 0 else feature.int2str(v) for v in values]
+    return [None if v is None else str(v) for v in values]
+
+
+def _load_hf_split(root: str, split: str) -> datasets.Dataset:
+    """One split of ``root``: a save_to_disk folder, a parquet folder, an imagefolder tree or a hub id."""
+    import datasets
+
+    path = Path(root).expanduser()
+    if path.is_dir():
+        if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
+            kind, load = "save_to_disk folder", lambda: datasets.load_from_disk(str(path))
+        elif any(path.rglob("*.parquet")):
+            kind, load = "folder of parquet files", lambda: datasets.load_dataset("parquet", data_dir=str(path))
+        else:
+            kind, load = "imagefolder tree", lambda: datasets.load_dataset("imagefolder", data_dir=str(path))
+        try:
+            splits = load()
+        except Exception as e:
+            raise DataError(f"cannot load data.root {root} as a {kind}: {_first_line(e)}") from None
+    elif path.exists() or not _HUB_ID.match(root):
+        raise DataError(f"data.root {root} is neither a local folder nor a Hugging Face Hub dataset id")
+    else:
+        try:
+            splits = datasets.load_dataset(root)
+        except Exception as e:
+            raise DataError(
+                f"could not fetch dataset {root} from the Hugging Face Hub (no network or unknown id: "
+                f"{_first_line(e)}) and there is no local folder of that name; download it where there is "
+                "network and set data.root to a local copy (a save_to_disk folder or a folder of parquet files)"
+            ) from None
+    if isinstance(splits, datasets.Dataset):
+        splits = {"train": splits}  # a lone table is datasets' default split
+    if split not in splits:
+        raise DataError(f"split {split!r} not found in {root} (splits: {', '.join(splits)})")
+    return splits[split].with_format(None)  # a saved torch/numpy format would alter the cells
+
+
+# --------------------------------------------------------------------------------------------
+# Preprocessing
+
+
+def preprocess(
+    img: Image.Image, cfg: DataConfig, rng: random.Random, train: bool = True, *, source: str = ""
+) -> torch.Tensor:
+    """Resize, crop, flip and convert to a [-1, 1] tensor, as the reference's ``get_transform``.
+
+    Every random choice comes from ``rng`` (crop offset, then flip), so the same image and seed
+    give bitwise the same tensor. With ``train=False`` the crop is centred and there is no flip.
+    ``source`` names the image in warnings.
+    """
+    if cfg.preprocess == "resize_and_crop":
+        img = img.resize((cfg.load_size, cfg.load_size), Image.Resampling.BICUBIC)
+    elif cfg.preprocess == "scale_width_and_crop":
+        img = _scale_width(img, cfg.load_size, cfg.crop_size)
+    if cfg.preprocess != "none":
+        img = _crop(img, cfg.crop_size, rng if train else None, source)
+    t = image_to_tensor(img)
+    if cfg.preprocess == "none":
+        t = _pad_to_multiple(t, 4)
+    if cfg.flip and train and rng.random() < 0.5:
+        t = t.flip(-1)
+    return t
+
+
+def _scale_width(img: Image.Image, width: int, crop_size: int) -> Image.Image:
+    """Reference ``__scale_width``: width to ``width``, aspect kept, height at least ``crop_size``."""
+    w, h = img.size
+    if w == width and h >= crop_size:
+        return img
+    height = int(max(width * h / w, crop_size))
+    return img.resize((width, height), Image.Resampling.BICUBIC)
+
+
+def _crop(img: Image.Image, size: int, rng: random.Random | None, source: str) -> Image.Image:
+    """A ``size``×``size`` crop: random when ``rng`` is given, else centred (as torchvision's)."""
+    w, h = img.size
+    if w < size or h < size:
+        # The reference's RandomCrop would fail here; enlarging keeps the image usable.
+        scale = size / min(w, h)
+        new = (max(size, round(w * scale)), max(size, round(h * scale)))
+        _warn(f"image {source or '(unnamed)'} is {w}x{h}, smaller than crop_size {size}: resized up to {new[0]}x{new[1]}")
+        img = img.resize(new, Image.Resampling.BICUBIC)
+        w, h = new
+    if rng is None:
+        top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    else:
+        top, left = rng.randint(0, h - size), rng.randint(0, w - size)
+    return img.crop((left, top, left + size, top + size))
+
+
+def _pad_to_multiple(t: torch.Tensor, base: int) -> torch.Tensor:
+    """Pad right and bottom so H and W are multiples of ``base`` (the generator halves twice).
+
+    The reference resizes to a multiple of 4 instead; padding leaves the pixels as they are, and
+    the output can be cropped back to the input's size. Reflection needs the pad to be smaller
+    than the side, so tiny images are padded by repeating the edge.
+    """
+    h, w = t.shape[-2:]
+    pad_h, pad_w = -h % base, -w % base
+    if pad_h == 0 and pad_w == 0:
+        return t
+    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+    return F.pad(t.unsqueeze(0), (0, pad_w, 0, pad_h), mode=mode).squeeze(0)
+
+
+# --------------------------------------------------------------------------------------------
+# The dataset
+
+
+class UnalignedDataset(torch.utils.data.Dataset):
+    """Pairs of unrelated A and B images, keyed by ``(a_index, b_index, aug_seed)``.
+
+    The reference draws the B index and the augmentation inside ``__getitem__`` from global RNGs,
+    so what a worker returns depends on scheduling. Here the key says it all: A is preprocessed
+    with ``random.Random(aug_seed)`` and B with ``random.Random(f"{aug_seed}/B")`` (a string seed
+    is hashed with SHA-512, so the B stream never coincides with an A stream of another key and
+    does not depend on the process), and the same key always gives bitwise the same tensors.
+    Indices are taken modulo the domain sizes, as the reference does for A.
+    """
+
+    def __init__(self, source_a: Source, source_b: Source, cfg: DataConfig, channels: int = 3, *, train: bool = True):
+        self.source_a = source_a
+        self.source_b = source_b
+        self.cfg = cfg
+        self.channels = channels
+        self.train = train
+        self.n_a = len(source_a)
+        self.n_b = len(source_b)
+
+    def __len__(self) -> int:
+        return max(self.n_a, self.n_b)
+
+    def __getitem__(self, key: tuple[int, int, int]) -> dict[str, torch.Tensor]:
+        a_index, b_index, aug_seed = (int(k) for k in key)
+        out = {}
+        for domain, source, index, rng in (
+            ("A", self.source_a, a_index, random.Random(aug_seed)),
+            ("B", self.source_b, b_index, random.Random(f"{aug_seed}/B")),
+        ):
+            img, name = self._load(source, index)
+            out[domain] = preprocess(img, self.cfg, rng, self.train, source=name)
+        return out
+
+    def _load(self, source: Source, index: int) -> tuple[Image.Image, str]:
+        """Load ``index``; if it has become unreadable since the scan, the next readable one."""
+        n = len(source)
+        for step in range(n):
+            i = (index + step) % n
+            try:
+                return source.load(i, self.channels), source.describe(i)
+            except UnreadableImageError as e:
+                if self.cfg.strict_images:
+                    raise
+                _warn(f"{e} (using the next image instead)")
+        raise DataError(f"none of the {n} images in {source.name} can be read")

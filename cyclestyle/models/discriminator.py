@@ -1,0 +1,43 @@
+"""The 70×70 PatchGAN discriminator (Isola et al. 2017; CycleGAN appendix 7.2: C64-C128-C256-C512).
+
+It classifies overlapping 70×70 patches as real or fake and outputs one logit per patch, so it
+judges texture and style locally and works on any input size.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .layers import conv_bias, init_weights, norm_layer
+
+
+class PatchDiscriminator(nn.Module):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        ndf: int = 64,
+        n_layers: int = 3,
+        norm: str = "instance",
+        init_gain: float = 0.02,
+    ):
+        super().__init__()
+        make_norm, bias = norm_layer(norm), conv_bias(norm)
+        # No normalisation on the first layer (paper appendix 7.2).
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        channels = ndf
+        for n in range(1, n_layers + 1):
+            out = ndf * min(2**n, 8)
+            stride = 2 if n < n_layers else 1  # the last two convolutions have stride 1
+            layers += [
+                nn.Conv2d(channels, out, 4, stride=stride, padding=1, bias=bias),
+                make_norm(out),
+                nn.LeakyReLU(0.2, True),
+            ]
+            channels = out
+        layers.append(nn.Conv2d(channels, 1, 4, stride=1, padding=1))
+        self.body = nn.Sequential(*layers)
+        init_weights(self, init_gain)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)

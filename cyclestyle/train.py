@@ -1,0 +1,434 @@
+"""CycleGAN training, one readable loop, run through accelerate.
+
+Each step is the paper's algorithm (Zhu et al. 2017, sections 3–4):
+
+1. Generators. With both discriminators frozen, translate each real image, translate it back,
+   and minimise adversarial + λ·cycle + λ_idt·λ·identity losses over G_A (A→B) and G_B (B→A).
+2. Discriminators. D_A learns to tell real B from G_A's fakes and D_B real A from G_B's, each
+   shown fakes drawn from a 50-image history pool; their loss is halved.
+
+Names follow the reference implementation: D_A judges G_A's outputs (domain B), D_B judges
+G_B's (domain A). The same command runs on a CPU, one GPU, or many processes under
+``accelerate launch``; only the main process writes files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import threading
+import time
+from itertools import chain
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from . import losses
+from .checkpoint import (
+    CheckpointError,
+    capture_rng_state,
+    list_checkpoints,
+    read_checkpoint,
+    resolve_checkpoint,
+    restore_rng_state,
+    save_weights,
+    weights_metadata,
+    write_checkpoint,
+)
+from .config import Config, ConfigError, config_hash, config_to_dict, dump_config
+from .data import UnalignedDataset, open_domains
+from .models import build_discriminator, build_generator
+from .pool import ImagePool
+from .sampling import ShardedBatchSampler, epoch_order, steps_per_epoch
+from .schedule import epoch_lr_factor, step_lr_factor
+
+
+class TrainingInterrupted(Exception):
+    """SIGINT or SIGTERM arrived; a checkpoint was written and the run can be resumed."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path | None):
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        name = signal.Signals(signum).name
+        super().__init__(f"stopped by {name} after step {step}; checkpoint saved to {checkpoint}")
+
+
+class NonFiniteLoss(RuntimeError):
+    """A loss became NaN or infinite; training stops before the weights are touched."""
+
+
+# --------------------------------------------------------------------------------------------
+# The two halves of a training step
+
+
+def generator_losses(
+    g_a: nn.Module, g_b: nn.Module, d_a: nn.Module, d_b: nn.Module,
+    real_a: torch.Tensor, real_b: torch.Tensor, cfg_loss,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Adversarial, cycle and identity terms for both generators; returns (losses, fake_a, fake_b)."""
+    fake_b = g_a(real_a)          # G(x)
+    rec_a = g_b(fake_b)           # F(G(x)) ≈ x
+    fake_a = g_b(real_b)          # F(y)
+    rec_b = g_a(fake_a)           # G(F(y)) ≈ y
+    terms = {
+        "G_A": losses.generator_adversarial_loss(d_a(fake_b), cfg_loss.gan_mode),
+        "G_B": losses.generator_adversarial_loss(d_b(fake_a), cfg_loss.gan_mode),
+        "cycle_A": losses.cycle_consistency_loss(rec_a, real_a, cfg_loss.lambda_a),
+        "cycle_B": losses.cycle_consistency_loss(rec_b, real_b, cfg_loss.lambda_b),
+    }
+    if cfg_loss.lambda_identity > 0:
+        # G_A should leave an image already in B unchanged, and G_B one already in A.
+        terms["idt_A"] = losses.identity_loss(g_a(real_b), real_b, cfg_loss.lambda_b * cfg_loss.lambda_identity)
+        terms["idt_B"] = losses.identity_loss(g_b(real_a), real_a, cfg_loss.lambda_a * cfg_loss.lambda_identity)
+    return terms, fake_a, fake_b
+
+
+def discriminator_losses(
+    d_a: nn.Module, d_b: nn.Module, real_a: torch.Tensor, real_b: torch.Tensor,
+    pooled_fake_a: torch.Tensor, pooled_fake_b: torch.Tensor, gan_mode: str,
+) -> dict[str, torch.Tensor]:
+    return {
+        "D_A": losses.discriminator_loss(d_a(real_b), d_a(pooled_fake_b.detach()), gan_mode),
+        "D_B": losses.discriminator_loss(d_b(real_a), d_b(pooled_fake_a.detach()), gan_mode),
+    }
+
+
+def set_requires_grad(modules: Iterable[nn.Module], flag: bool) -> None:
+    for module in modules:
+        for p in module.parameters():
+            p.requires_grad_(flag)
+
+
+# --------------------------------------------------------------------------------------------
+# Signals: finish the step, save, exit
+
+
+class StopRequest:
+    """Records SIGINT/SIGTERM instead of dying mid-step; a second Ctrl-C stops at once (the last
+    checkpoint written is complete either way, since checkpoints are written atomically)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+
+
+@dataclasses.dataclass
+class Progress:
+    """Where the run is: optimizer steps taken, current epoch and rows of its order consumed."""
+
+    step: int = 0
+    epoch: int = 0
+    position: int = 0
+
+
+def train(cfg: Config, resume: str | None = None) -> Path:
+    """Train both generators as ``cfg`` says; returns the run directory."""
+    t, d = cfg.train, cfg.data
+    run_dir = Path(cfg.output_dir).expanduser()
+    checkpoints_dir = run_dir / "checkpoints"
+    accelerator = Accelerator(mixed_precision=t.mixed_precision)
+    is_main = accelerator.is_main_process
+    rank, world = accelerator.process_index, accelerator.num_processes
+
+    checkpoint = resolve_checkpoint(checkpoints_dir, resume) if resume else None
+    if resume and checkpoint is None:
+        accelerator.print(f"no checkpoint under {checkpoints_dir} yet: starting a new run")
+    if checkpoint is None and list_checkpoints(checkpoints_dir):
+        raise ConfigError(
+            f"output_dir {run_dir} already holds checkpoints; pass --resume latest to continue it, "
+            "or choose another output_dir")
+
+    # Data first: a bad folder should fail before any model is built.
+    channels = cfg.model.in_channels
+    source_a, source_b = open_domains(d, d.train_split, channels=cfg.model.in_channels)
+    dataset = UnalignedDataset(source_a, source_b, d, channels=channels)
+    length = len(dataset)
+    global_batch = t.batch_size * world
+    per_epoch = steps_per_epoch(length, t.batch_size, world)
+    if per_epoch == 0:
+        raise ConfigError(
+            f"train.batch_size={t.batch_size} × {world} processes exceeds the {length} images per epoch")
+    if t.max_steps is not None:
+        total_steps = t.max_steps
+        lr_factor = step_lr_factor(t.max_steps, t.decay_steps if t.decay_steps is not None else t.max_steps // 2)
+    else:
+        total_steps = (t.n_epochs + t.n_epochs_decay) * per_epoch
+        lr_factor = epoch_lr_factor(t.n_epochs, t.n_epochs_decay, per_epoch)
+
+    # Networks: the same initial weights on every process.
+    set_seed(cfg.seed)
+    g_a, g_b = build_generator(cfg.model), build_generator(cfg.model, reverse=True)
+    d_a = build_discriminator(cfg.model, cfg.model.out_channels)
+    d_b = build_discriminator(cfg.model, cfg.model.in_channels)
+    nets = {"G_A": g_a, "G_B": g_b, "D_A": d_a, "D_B": d_b}
+    pools = {"A": ImagePool(t.pool_size, seed=cfg.seed * 1000 + 2 * rank),
+             "B": ImagePool(t.pool_size, seed=cfg.seed * 1000 + 2 * rank + 1)}
+    progress = Progress()
+
+    saved = read_checkpoint(checkpoint) if checkpoint else None
+    if saved:
+        saved_nets, training_state, process_states = saved
+        for name, net in nets.items():
+            try:
+                net.load_state_dict(saved_nets[name])
+            except RuntimeError as e:
+                raise CheckpointError(
+                    f"{checkpoint / (name + '.safetensors')} does not fit model config: {str(e).splitlines()[0]}") from None
+
+    g_a, g_b, d_a, d_b = accelerator.prepare(g_a, g_b, d_a, d_b)
+    # The generator step runs the discriminators frozen; calling their plain modules skips DDP's
+    # gradient hooks, which would otherwise wait for weight gradients that are never computed.
+    frozen_d_a, frozen_d_b = accelerator.unwrap_model(d_a), accelerator.unwrap_model(d_b)
+    betas = (t.beta1, t.beta2)
+    opt_g = torch.optim.Adam(chain(g_a.parameters(), g_b.parameters()), lr=t.lr, betas=betas)
+    opt_d = torch.optim.Adam(chain(d_a.parameters(), d_b.parameters()), lr=t.lr, betas=betas)
+    # One scaler per optimizer: generator and discriminator losses overflow at different scales.
+    use_scaler = t.mixed_precision == "fp16"
+    scaler_g = torch.amp.GradScaler(accelerator.device.type, enabled=use_scaler)
+    scaler_d = torch.amp.GradScaler(accelerator.device.type, enabled=use_scaler)
+
+    if saved:
+        _check_same_data(training_state, source_a, source_b, checkpoint)
+        opt_g.load_state_dict(training_state["optimizers"]["G"])
+        opt_d.load_state_dict(training_state["optimizers"]["D"])
+        scaler_g.load_state_dict(training_state["scalers"]["G"])
+        scaler_d.load_state_dict(training_state["scalers"]["D"])
+        progress = Progress(**training_state["progress"])
+        if progress.position % global_batch:
+            accelerator.print(f"warning: resuming with {world} processes × batch {t.batch_size}; "
+                              f"{progress.position % global_batch} images of the current batch are drawn again")
+        # Each process takes back its own RNG and pools; extra processes start from process 0's pools.
+        own = process_states[rank] if rank < len(process_states) else process_states[0]
+        restore_rng_state(own["rng"])
+        for name, pool in pools.items():
+            pool.load_state_dict(own["pools"][name], accelerator.device)
+        accelerator.print(f"resumed from {checkpoint} at step {progress.step} (epoch {progress.epoch})")
+    else:
+        set_seed(cfg.seed + rank)  # different dropout / pool draws per process, same weights
+
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_config(run_dir, cfg, accelerator)
+
+    def save(step_reason: str) -> Path:
+        """Gather every process's RNG and pools; the main process writes the checkpoint."""
+        own_state = {"rng": capture_rng_state(), "pools": {k: p.state_dict() for k, p in pools.items()}}
+        states = _gather_objects(accelerator, own_state)
+        path = checkpoints_dir / f"step-{progress.step}"
+        if is_main:
+            training_state = {
+                "progress": dataclasses.asdict(progress),
+                "optimizers": {"G": opt_g.state_dict(), "D": opt_d.state_dict()},
+                "scalers": {"G": scaler_g.state_dict(), "D": scaler_d.state_dict()},
+                "data": {"n_a": dataset.n_a, "n_b": dataset.n_b, "seed": cfg.seed,
+                         "order": epoch_order(dataset.n_a, dataset.n_b, cfg.seed, progress.epoch)},
+                "lr_factor": lr_factor(progress.step) if progress.step < total_steps else 0.0,
+                "num_processes": world,
+                "config_hash": config_hash(cfg),
+                "reason": step_reason,
+            }
+            weights = {name: accelerator.unwrap_model(net).state_dict() for name, net in
+                       zip(("G_A", "G_B", "D_A", "D_B"), (g_a, g_b, d_a, d_b))}
+            try:
+                path = write_checkpoint(checkpoints_dir, progress.step, weights, training_state, states,
+                                        keep=t.keep_checkpoints,
+                                        metadata=weights_metadata(config_to_dict(cfg)["model"], progress.step))
+            except OSError as e:
+                previous = list_checkpoints(checkpoints_dir)
+                last = previous[-1] if previous else "none"
+                raise CheckpointError(
+                    f"could not write checkpoint {path}: {e.strerror or e}; last complete checkpoint: {last}") from None
+        accelerator.wait_for_everyone()
+        return path
+
+    log_path = run_dir / "log.jsonl"
+    bar = tqdm(total=total_steps, initial=progress.step, disable=not is_main, desc="train", unit="step",
+               dynamic_ncols=True)
+    last_saved_step = progress.step if saved else -1
+    window_start, window_steps, window_sums = time.perf_counter(), 0, {}
+    with StopRequest() as stop:
+        while progress.step < total_steps:
+            order = _order_for(progress.epoch, saved, dataset, cfg.seed)
+            sampler = ShardedBatchSampler(order, t.batch_size, rank, world,
+                                          start_step=progress.position // global_batch)
+            # A private generator keeps DataLoader from drawing its worker seed from the global
+            # RNG, which would make a resumed run's random stream differ from an uninterrupted one.
+            loader = DataLoader(dataset, batch_sampler=sampler, num_workers=d.num_workers,
+                                pin_memory=accelerator.device.type == "cuda",
+                                generator=torch.Generator().manual_seed(cfg.seed))
+            for batch in loader:
+                real_a = batch["A"].to(accelerator.device, non_blocking=True)
+                real_b = batch["B"].to(accelerator.device, non_blocking=True)
+                for opt in (opt_g, opt_d):
+                    for group in opt.param_groups:
+                        group["lr"] = t.lr * lr_factor(progress.step)
+
+                # 1. Generators, with both discriminators frozen.
+                set_requires_grad((d_a, d_b), False)
+                with accelerator.autocast():
+                    g_terms, fake_a, fake_b = generator_losses(g_a, g_b, frozen_d_a, frozen_d_b,
+                                                               real_a, real_b, cfg.loss)
+                    loss_g = sum(g_terms.values())
+                _stop_if_not_finite(accelerator, loss_g, "generator", progress.step + 1, checkpoints_dir)
+                opt_g.zero_grad(set_to_none=True)
+                _backward_and_step(accelerator, loss_g, opt_g, scaler_g)
+
+                # 2. Discriminators, on fakes drawn from the history pools.
+                set_requires_grad((d_a, d_b), True)
+                with accelerator.autocast():
+                    d_terms = discriminator_losses(d_a, d_b, real_a, real_b, pools["A"].query(fake_a),
+                                                   pools["B"].query(fake_b), cfg.loss.gan_mode)
+                    loss_d = d_terms["D_A"] + d_terms["D_B"]
+                _stop_if_not_finite(accelerator, loss_d, "discriminator", progress.step + 1, checkpoints_dir)
+                opt_d.zero_grad(set_to_none=True)
+                _backward_and_step(accelerator, loss_d, opt_d, scaler_d)
+
+                progress.step += 1
+                progress.position += global_batch
+                window_steps += 1
+                bar.update(1)
+
+                for name, value in {**g_terms, **d_terms}.items():
+                    window_sums[name] = window_sums.get(name, 0.0) + value.detach()
+                if progress.step % t.log_every == 0 or progress.step == total_steps:
+                    # Mean over the steps since the last record: single-image losses are noisy.
+                    values = {k: (v / window_steps).item() for k, v in window_sums.items()}
+                    elapsed = time.perf_counter() - window_start
+                    record = {"step": progress.step, "epoch": progress.epoch,
+                              "lr": t.lr * lr_factor(progress.step - 1),
+                              "it_per_s": window_steps / elapsed, **values}
+                    window_start, window_steps, window_sums = time.perf_counter(), 0, {}
+                    if is_main:
+                        bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
+                        with log_path.open("a") as f:
+                            f.write(json.dumps(record) + "\n")
+
+                if progress.step % t.checkpoint_every == 0 or progress.step == total_steps:
+                    save("periodic" if progress.step < total_steps else "final")
+                    last_saved_step = progress.step
+                if _any_process(accelerator, stop.signum is not None):
+                    path = checkpoints_dir / f"step-{progress.step}"
+                    if last_saved_step != progress.step:
+                        path = save("interrupted")
+                    bar.close()
+                    raise TrainingInterrupted(stop.signum or signal.SIGTERM, progress.step, path)
+                if progress.step >= total_steps:
+                    break
+            else:  # the epoch's batches are exhausted
+                progress.epoch += 1
+                progress.position = 0
+                continue
+            break
+    bar.close()
+    if last_saved_step != progress.step:
+        save("final")
+    if is_main:
+        _write_final_generators(run_dir, accelerator.unwrap_model(g_a), accelerator.unwrap_model(g_b), cfg,
+                                progress.step)
+        accelerator.print(f"done: {progress.step} steps; generators in {run_dir}/G_A.safetensors and G_B.safetensors")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return run_dir
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers of the loop
+
+
+def _backward_and_step(accelerator: Accelerator, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                       scaler: torch.amp.GradScaler) -> None:
+    if scaler.is_enabled():
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        accelerator.backward(loss)
+        optimizer.step()
+
+
+def _any_process(accelerator: Accelerator, flag: bool) -> bool:
+    """True if ``flag`` is set on any process, so all processes stop at the same step."""
+    if accelerator.num_processes == 1:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
+    return bool(accelerator.reduce(value, reduction="sum").item() > 0)
+
+
+def _stop_if_not_finite(accelerator: Accelerator, loss: torch.Tensor, which: str, step: int,
+                        checkpoints_dir: Path) -> None:
+    if not _any_process(accelerator, not bool(torch.isfinite(loss.detach()).all())):
+        return
+    previous = list_checkpoints(checkpoints_dir)
+    last = previous[-1] if previous else "none (no checkpoint was written yet)"
+    raise NonFiniteLoss(
+        f"the {which} loss is {loss.item()} at step {step}; stopped before updating the weights. "
+        f"Last good checkpoint: {last}")
+
+
+def _order_for(epoch: int, saved: Any, dataset: UnalignedDataset, seed: int) -> torch.Tensor:
+    """The epoch's data order: the checkpoint's own copy when resuming inside that epoch."""
+    if saved:
+        training_state = saved[1]
+        if training_state["progress"]["epoch"] == epoch:
+            return training_state["data"]["order"]
+    return epoch_order(dataset.n_a, dataset.n_b, seed, epoch)
+
+
+def _check_same_data(training_state: dict[str, Any], source_a: Any, source_b: Any, checkpoint: Path) -> None:
+    data = training_state["data"]
+    if (data["n_a"], data["n_b"]) != (len(source_a), len(source_b)):
+        raise CheckpointError(
+            f"checkpoint {checkpoint} was trained on {data['n_a']} A and {data['n_b']} B images, "
+            f"but the data now has {len(source_a)} and {len(source_b)}; resume needs the same data")
+
+
+def _gather_objects(accelerator: Accelerator, obj: Any) -> list[Any]:
+    if accelerator.num_processes == 1:
+        return [obj]
+    gathered: list[Any] = [None] * accelerator.num_processes
+    torch.distributed.all_gather_object(gathered, obj)
+    return gathered
+
+
+def _write_config(run_dir: Path, cfg: Config, accelerator: Accelerator) -> None:
+    path = run_dir / "config.yaml"
+    text = dump_config(cfg)
+    if path.exists() and path.read_text() != text:
+        accelerator.print(f"note: the config differs from the one in {path}; the new one replaces it "
+                          f"(the old one is kept as config.previous.yaml)")
+        path.replace(run_dir / "config.previous.yaml")
+    path.write_text(text)
+
+
+def _write_final_generators(run_dir: Path, g_a: nn.Module, g_b: nn.Module, cfg: Config, step: int) -> None:
+    """``G_A.safetensors`` and ``G_B.safetensors`` beside ``config.yaml``: all that translation needs."""
+    metadata = weights_metadata(config_to_dict(cfg)["model"], step)
+    for name, net in (("G_A", g_a), ("G_B", g_b)):
+        tmp = run_dir / f".{name}.safetensors.tmp"
+        save_weights(tmp, net.state_dict(), metadata)
+        tmp.replace(run_dir / f"{name}.safetensors")

@@ -1,0 +1,31 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+from cyclestyle.config import load_config
+from cyclestyle.toydata import make_toy_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def toy_root(tmp_path_factory) -> Path:
+    """A small two-domain dataset built by the project itself (48 px, 12 images per domain)."""
+    return make_toy_dataset(tmp_path_factory.mktemp("toy"), n_train=12, n_test=4, size=48, seed=0)
+
+
+@pytest.fixture
+def tiny_overrides(toy_root, tmp_path):
+    """Overrides on configs/tiny.yaml for a run of a few seconds, into a fresh output folder."""
+    return [f"data.root={toy_root}", f"output_dir={tmp_path / 'run'}", "model.n_blocks=2",
+            "train.max_steps=12", "train.checkpoint_every=4", "train.log_every=2", "train.keep_checkpoints=5"]
+
+
+@pytest.fixture
+def tiny_config(tiny_overrides):
+    return lambda *extra: load_config(REPO / "configs" / "tiny.yaml", [*tiny_overrides, *extra])
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cyclestyle", *args]

@@ -1,0 +1,109 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cyclestyle.config import Config, ConfigError, config_hash, dump_config, load_config
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    for sub in ("trainA", "trainB"):
+        (tmp_path / "data" / sub).mkdir(parents=True)
+    return tmp_path / "data"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_the_papers(root):
+    cfg = load_config(None, [f"data.root={root}"])
+    assert (cfg.train.lr, cfg.train.beta1, cfg.train.beta2) == (2e-4, 0.5, 0.999)
+    assert (cfg.train.n_epochs, cfg.train.n_epochs_decay, cfg.train.pool_size, cfg.train.batch_size) == (100, 100, 50, 1)
+    assert (cfg.loss.gan_mode, cfg.loss.lambda_a, cfg.loss.lambda_b, cfg.loss.lambda_identity) == ("lsgan", 10.0, 10.0, 0.5)
+    assert (cfg.model.ngf, cfg.model.ndf, cfg.model.n_blocks, cfg.model.norm) == (64, 64, 9, "instance")
+    assert (cfg.data.load_size, cfg.data.crop_size) == (286, 256)
+
+
+def test_required_keys_exist_and_overrides_apply(root, tmp_path):
+    path = write(tmp_path, f"output_dir: out\nseed: 3\ndata:\n  root: {root}\ntrain:\n  lr: 1e-4\n")
+    cfg = load_config(path, ["data.load_size=72", "data.crop_size=64", "model.ngf=8", "model.ndf=8",
+                             "model.n_blocks=2", "train.max_steps=10", "train.batch_size=2",
+                             "train.checkpoint_every=5", "output_dir=elsewhere", "seed=7"])
+    assert (cfg.data.load_size, cfg.data.crop_size, cfg.model.ngf, cfg.model.ndf, cfg.model.n_blocks) == (72, 64, 8, 8, 2)
+    assert (cfg.train.max_steps, cfg.train.batch_size, cfg.train.checkpoint_every) == (10, 2, 5)
+    assert (cfg.output_dir, cfg.seed, cfg.train.lr) == ("elsewhere", 7, 1e-4)
+
+
+def test_mixed_precision_no_survives_yaml_boolean(root):
+    assert load_config(None, [f"data.root={root}", "train.mixed_precision=no"]).train.mixed_precision == "no"
+    assert load_config(None, [f"data.root={root}", "train.mixed_precision=bf16"]).train.mixed_precision == "bf16"
+
+
+@pytest.mark.parametrize("override, key", [
+    ("train.learning_rate=1", "train.learning_rate"),
+    ("modle.ngf=3", "modle"),
+    ("train.batch_size=two", "train.batch_size"),
+    ("train.batch_size=1.5", "train.batch_size"),
+    ("data.flip=3", "data.flip"),
+    ("loss.gan_mode=wgan", "loss.gan_mode"),
+    ("train.max_steps=-5", "train.max_steps"),
+    ("train.lr=0", "train.lr"),
+    ("data.crop_size=300", "data.crop_size"),
+    ("model.n_blocks=-1", "model.n_blocks"),
+    ("train.beta1=1.5", "train.beta1"),
+    ("train.decay_steps=5", "train.decay_steps"),
+])
+def test_bad_values_name_the_key(root, override, key):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [f"data.root={root}", override])
+    assert key in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_data_folder_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="data.root .*nowhere"):
+        load_config(None, [f"data.root={tmp_path / 'nowhere'}"])
+    (tmp_path / "half" / "trainA").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="trainB"):
+        load_config(None, [f"data.root={tmp_path / 'half'}"])
+
+
+def test_hf_root_is_not_checked_on_disk():
+    cfg = load_config(None, ["data.format=hf", "data.root=huggan/horse2zebra"])
+    assert cfg.data.root == "huggan/horse2zebra"
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="run.yaml"):
+        load_config(write(tmp_path, "data: [unclosed"))
+    with pytest.raises(ConfigError, match="missing.yaml"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="section.key=value"):
+        load_config(None, ["no_equals_sign"])
+
+
+def test_dump_round_trips(root, tmp_path):
+    cfg = load_config(None, [f"data.root={root}", "train.max_steps=9", "model.upsample=resize_conv"])
+    again = load_config(write(tmp_path, dump_config(cfg)))
+    assert again == cfg and config_hash(again) == config_hash(cfg)
+    assert isinstance(yaml.safe_load(dump_config(cfg)), dict)
+
+
+def test_every_shipped_config_parses(monkeypatch):
+    configs = sorted(Path(__file__).resolve().parents[1].joinpath("configs").glob("*.yaml"))
+    assert {p.stem for p in configs} >= {"monet2photo", "vangogh2photo", "ukiyoe2photo", "cezanne2photo",
+                                         "horse2zebra", "tiny"}
+    for path in configs:
+        raw = yaml.safe_load(path.read_text())
+        # Their data folders are not downloaded here; everything else must validate.
+        cfg = load_config(path, ["data.format=hf"])
+        assert isinstance(cfg, Config)
+        assert cfg.data.root == raw["data"]["root"]
+        if path.stem != "tiny":
+            assert (cfg.data.crop_size, cfg.model.n_blocks, cfg.train.n_epochs, cfg.train.n_epochs_decay) == (256, 9, 100, 100)
+    paintings = [load_config(p, ["data.format=hf"]) for p in configs if p.stem.endswith("2photo")]
+    assert paintings and all(c.loss.lambda_identity == 0.5 for c in paintings)

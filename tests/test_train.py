@@ -1,0 +1,234 @@
+"""End-to-end training: a tiny run learns, resumes bit for bit, and survives signals and failures."""
+
+import errno
+import json
+import math
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cyclestyle import checkpoint as ckpt
+from cyclestyle import losses
+from cyclestyle.checkpoint import CheckpointError, load_generator, read_checkpoint
+from cyclestyle.config import ConfigError
+from cyclestyle.train import NonFiniteLoss, TrainingInterrupted, train
+
+from .conftest import REPO, cli
+
+
+def final_weights(run_dir: Path, step: int) -> dict[str, dict[str, torch.Tensor]]:
+    folder = run_dir / "checkpoints" / f"step-{step}"
+    return {name: load_file(folder / f"{name}.safetensors") for name in ckpt.NETWORKS}
+
+
+def assert_bitwise_equal(a, b):
+    for name in ckpt.NETWORKS:
+        assert a[name].keys() == b[name].keys()
+        for key in a[name]:
+            assert torch.equal(a[name][key], b[name][key]), f"{name}.{key} differs"
+
+
+def test_tiny_run_writes_outputs_and_cycle_loss_falls(toy_root, tmp_path):
+    from cyclestyle.config import load_config
+
+    cfg = load_config(REPO / "configs" / "tiny.yaml", [
+        f"data.root={toy_root}", f"output_dir={tmp_path / 'run'}", "train.max_steps=120",
+        "train.batch_size=4", "train.lr=0.001", "train.log_every=20", "train.checkpoint_every=60"])
+    run = train(cfg)
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [20, 40, 60, 80, 100, 120]
+    keys = {"G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B", "lr", "it_per_s"}
+    assert keys <= records[0].keys()
+    cycle = [r["cycle_A"] + r["cycle_B"] for r in records]
+    assert min(cycle[-2:]) < 0.9 * cycle[0], cycle
+    assert records[-1]["lr"] < records[0]["lr"]  # the second half decays
+    # Final artefacts: generators usable without the training code, and the resolved config.
+    assert (run / "config.yaml").is_file()
+    g_a = load_generator(run / "G_A.safetensors")
+    x = torch.rand(1, 3, 40, 44) * 2 - 1
+    assert g_a(x).shape == x.shape
+    assert load_generator(run / "G_B.safetensors")(x).shape == x.shape
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step-120", "step-60"]
+
+
+def test_generator_step_computes_no_discriminator_gradients(tiny_config, monkeypatch):
+    """The discriminators are frozen while the generators learn (paper's alternating updates)."""
+    from cyclestyle import train as train_module
+
+    seen = []
+    real_generator_losses = train_module.generator_losses
+
+    def spy(g_a, g_b, d_a, d_b, *args):
+        for p in [*d_a.parameters(), *d_b.parameters()]:
+            p.grad = None  # left from the previous discriminator step; it zeroes them itself
+        out = real_generator_losses(g_a, g_b, d_a, d_b, *args)
+        sum(out[0].values()).backward(retain_graph=True)
+        seen.append(all(p.grad is None for p in [*d_a.parameters(), *d_b.parameters()]))
+        for p in [*g_a.parameters(), *g_b.parameters()]:
+            p.grad = None
+        return out
+
+    monkeypatch.setattr(train_module, "generator_losses", spy)
+    train(tiny_config("train.max_steps=2"))
+    assert seen == [True, True]
+
+
+def test_kill_and_resume_equals_uninterrupted(tiny_config, tiny_overrides, tmp_path):
+    """SIGKILL after a checkpoint, resume with --resume latest: bitwise the same final weights."""
+    straight = train(tiny_config(f"output_dir={tmp_path / 'straight'}", "train.max_steps=24"))
+
+    killed = tmp_path / "killed"
+    args = ["train", "--config", str(REPO / "configs" / "tiny.yaml"),
+            *sum([["--set", o] for o in tiny_overrides], []),
+            "--set", f"output_dir={killed}", "--set", "train.max_steps=24"]
+    proc = subprocess.Popen(cli(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not (killed / "checkpoints" / "latest").exists():
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read().decode()
+        time.sleep(0.005)
+    proc.kill()
+    proc.wait()
+    stopped_at = ckpt.resolve_checkpoint(killed / "checkpoints", "latest")
+    assert stopped_at is not None and stopped_at.name != "step-24"
+
+    result = subprocess.run(cli(*args, "--resume", "latest"), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"resumed from {stopped_at}" in result.stdout + result.stderr
+    assert_bitwise_equal(final_weights(straight, 24), final_weights(killed, 24))
+    assert load_file(straight / "G_A.safetensors").keys() == load_file(killed / "G_A.safetensors").keys()
+
+
+def test_ctrl_c_mid_epoch_with_full_pools_resumes_bitwise(tiny_config, tmp_path, monkeypatch):
+    """Ctrl-C at step 8 (inside the first 12-image epoch, history pools of 3 already full), then
+    --resume latest: bitwise the same as never stopping, two epochs later."""
+    from cyclestyle import train as train_module
+
+    straight = train(tiny_config(f"output_dir={tmp_path / 'a'}", "train.max_steps=20", "train.pool_size=3"))
+
+    cfg = tiny_config(f"output_dir={tmp_path / 'b'}", "train.max_steps=20", "train.pool_size=3")
+    real_discriminator_losses = train_module.discriminator_losses
+    calls = {"n": 0}
+
+    def press_ctrl_c_at_step_8(*args):
+        calls["n"] += 1
+        if calls["n"] == 8:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_discriminator_losses(*args)
+
+    monkeypatch.setattr(train_module, "discriminator_losses", press_ctrl_c_at_step_8)
+    with pytest.raises(TrainingInterrupted) as info:
+        train(cfg)
+    assert info.value.step == 8 and info.value.signum == signal.SIGINT
+    _, state, processes = read_checkpoint(Path(cfg.output_dir) / "checkpoints" / "step-8")
+    assert state["progress"] == {"step": 8, "epoch": 0, "position": 8}
+    assert len(processes[0]["pools"]["A"]["images"]) == 3
+
+    monkeypatch.setattr(train_module, "discriminator_losses", real_discriminator_losses)
+    resumed = train(cfg, resume="latest")
+    _, state20, _ = read_checkpoint(resumed / "checkpoints" / "step-20")
+    assert state20["progress"] == {"step": 20, "epoch": 1, "position": 8}
+    assert_bitwise_equal(final_weights(straight, 20), final_weights(resumed, 20))
+
+
+def test_sigterm_saves_a_loadable_checkpoint_and_exits_cleanly(tiny_overrides, tmp_path):
+    run = tmp_path / "term"
+    args = ["train", "--config", str(REPO / "configs" / "tiny.yaml"),
+            *sum([["--set", o] for o in tiny_overrides], []),
+            "--set", f"output_dir={run}", "--set", "train.max_steps=100000", "--set", "train.checkpoint_every=100000"]
+    proc = subprocess.Popen(cli(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "log.jsonl").exists():
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM" in err and "--resume latest" in err
+    assert "Traceback" not in err
+    folder = ckpt.resolve_checkpoint(run / "checkpoints", "latest")
+    networks, state, processes = read_checkpoint(folder)
+    assert folder.name == f"step-{state['progress']['step']}"
+    assert state["progress"]["step"] >= 2
+    g = load_generator(folder / "G_A.safetensors")
+    assert g(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".tmp")]
+
+
+def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tiny_config, monkeypatch):
+    calls = {"n": 0}
+    real_cycle = losses.cycle_consistency_loss
+
+    def poisoned(rec, real, weight):
+        calls["n"] += 1
+        value = real_cycle(rec, real, weight)
+        return value * float("nan") if calls["n"] > 2 * 6 else value  # two calls per step; NaN at step 7
+
+    monkeypatch.setattr(losses, "cycle_consistency_loss", poisoned)
+    cfg = tiny_config()
+    with pytest.raises(NonFiniteLoss, match=r"nan at step 7.*step-4"):
+        train(cfg)
+    networks, state, _ = read_checkpoint(Path(cfg.output_dir) / "checkpoints" / "step-4")
+    assert state["progress"]["step"] == 4
+    assert all(torch.isfinite(t).all() for net in networks.values() for t in net.values())
+    assert not (Path(cfg.output_dir) / "checkpoints" / "step-6").exists()
+
+
+def test_full_disk_during_checkpoint_keeps_previous_one(tiny_config, monkeypatch):
+    cfg = tiny_config()
+    real_save = ckpt.save_weights
+    written = {"n": 0}
+
+    def flaky(path, state_dict, metadata=None):
+        written["n"] += 1
+        if written["n"] > 4:  # the second checkpoint fails half-way
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(path, state_dict, metadata)
+
+    monkeypatch.setattr(ckpt, "save_weights", flaky)
+    with pytest.raises(CheckpointError, match="No space left on device.*step-4"):
+        train(cfg)
+    checkpoints = Path(cfg.output_dir) / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["latest", "step-4"]
+    read_checkpoint(checkpoints / "step-4")
+
+
+def test_refuses_to_overwrite_a_run_and_rejects_corrupt_checkpoints(tiny_config):
+    cfg = tiny_config("train.max_steps=4")
+    run = train(cfg)
+    with pytest.raises(ConfigError, match="--resume latest"):
+        train(cfg)
+    (run / "checkpoints" / "step-4" / "G_A.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match=r"step-4/G_A\.safetensors"):
+        train(cfg, resume="latest")
+    (run / "checkpoints" / "step-4" / "training_state.pt").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="training_state.pt"):
+        ckpt.load_state(run / "checkpoints" / "step-4" / "training_state.pt")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        train(cfg, resume=str(run / "checkpoints" / "step-999"))
+
+
+def test_resume_after_finishing_is_a_no_op(tiny_config):
+    cfg = tiny_config("train.max_steps=4")
+    run = train(cfg)
+    before = load_file(run / "G_A.safetensors")
+    train(cfg, resume="latest")
+    after = load_file(run / "G_A.safetensors")
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_cli_help_and_config_errors_are_one_line(tmp_path):
+    out = subprocess.run(cli("train", "--help"), capture_output=True, text=True)
+    assert out.returncode == 0 and "--resume" in out.stdout and "--set" in out.stdout
+    bad = subprocess.run(cli("train", "--config", str(REPO / "configs" / "tiny.yaml"), "--set", "train.lr=fast"),
+                         capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().count("\n") == 0 and "train.lr" in bad.stderr
+    missing = subprocess.run(cli("train", "--config", str(REPO / "configs" / "tiny.yaml"),
+                                 "--set", f"data.root={tmp_path / 'absent'}"), capture_output=True, text=True)
+    assert missing.returncode == 2 and "absent" in missing.stderr and "Traceback" not in missing.stderr
