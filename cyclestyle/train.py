@@ -3,7 +3,8 @@
 Each step is the paper's algorithm (Zhu et al. 2017, sections 3–4):
 
 1. Generators. With both discriminators frozen, translate each real image, translate it back,
-   and minimise adversarial + λ·cycle + λ_idt·λ·identity losses over G_A (A→B) and G_B (B→A).
+   and minimise adversarial + λ·cycle + λ_idt·λ·identity losses over G_A (A→B) and G_B (B→A)
+   (``cycle_losses``, once from real A and once from real B).
 2. Discriminators. D_A learns to tell real B from G_A's fakes and D_B real A from G_B's, each
    shown fakes drawn from a 50-image history pool; their loss is halved.
 
@@ -67,26 +68,24 @@ class NonFiniteLoss(RuntimeError):
 # The two halves of a training step
 
 
-def generator_losses(
-    g_a: nn.Module, g_b: nn.Module, d_a: nn.Module, d_b: nn.Module,
-    real_a: torch.Tensor, real_b: torch.Tensor, cfg_loss,
-) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-    """Adversarial, cycle and identity terms for both generators; returns (losses, fake_a, fake_b)."""
-    fake_b = g_a(real_a)          # G(x)
-    rec_a = g_b(fake_b)           # F(G(x)) ≈ x
-    fake_a = g_b(real_b)          # F(y)
-    rec_b = g_a(fake_a)           # G(F(y)) ≈ y
+def cycle_losses(
+    real: torch.Tensor, forward: nn.Module, backward: nn.Module, judge: nn.Module,
+    cycle_weight: float, identity_weight: float, gan_mode: str,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The generator terms that start from real images x of one domain X (paper eq. 1–3, §5.2).
+
+    ``forward``: X→Y and ``backward``: Y→X; ``judge`` is the discriminator of domain Y. Returns
+    ``({"adversarial", "cycle", "identity"}, forward(x))``: forward(x) should fool the judge,
+    backward(forward(x)) should give x back, and backward(x) should leave x, already in X, alone.
+    """
+    fake = forward(real)
     terms = {
-        "G_A": losses.generator_adversarial_loss(d_a(fake_b), cfg_loss.gan_mode),
-        "G_B": losses.generator_adversarial_loss(d_b(fake_a), cfg_loss.gan_mode),
-        "cycle_A": losses.cycle_consistency_loss(rec_a, real_a, cfg_loss.lambda_a),
-        "cycle_B": losses.cycle_consistency_loss(rec_b, real_b, cfg_loss.lambda_b),
+        "adversarial": losses.generator_adversarial_loss(judge(fake), gan_mode),
+        "cycle": losses.cycle_consistency_loss(backward(fake), real, cycle_weight),
     }
-    if cfg_loss.lambda_identity > 0:
-        # G_A should leave an image already in B unchanged, and G_B one already in A.
-        terms["idt_A"] = losses.identity_loss(g_a(real_b), real_b, cfg_loss.lambda_b * cfg_loss.lambda_identity)
-        terms["idt_B"] = losses.identity_loss(g_b(real_a), real_a, cfg_loss.lambda_a * cfg_loss.lambda_identity)
-    return terms, fake_a, fake_b
+    if identity_weight > 0:
+        terms["identity"] = losses.identity_loss(backward(real), real, identity_weight)
+    return terms, fake
 
 
 def discriminator_losses(
@@ -288,25 +287,37 @@ def train(cfg: Config, resume: str | None = None) -> Path:
                     for group in opt.param_groups:
                         group["lr"] = t.lr * lr_factor(progress.step)
 
-                # 1. Generators, with both discriminators frozen.
+                # 1. Generators, with both discriminators frozen. The terms that start from real A
+                #    and those that start from real B are back-propagated one after the other: the
+                #    gradient is their sum either way, and only one half's activations are alive at
+                #    a time, which halves the step's peak memory. Processes sync once, at the end.
                 set_requires_grad((d_a, d_b), False)
-                with accelerator.autocast():
-                    g_terms, fake_a, fake_b = generator_losses(g_a, g_b, frozen_d_a, frozen_d_b,
-                                                               real_a, real_b, cfg.loss)
-                    loss_g = sum(g_terms.values())
-                _stop_if_not_finite(accelerator, loss_g, "generator", progress.step + 1, checkpoints_dir)
                 opt_g.zero_grad(set_to_none=True)
-                _backward_and_step(accelerator, loss_g, opt_g, scaler_g)
+                lo = cfg.loss
+                with accelerator.no_sync(g_a), accelerator.no_sync(g_b):
+                    with accelerator.autocast():
+                        from_a, fake_b = cycle_losses(real_a, g_a, g_b, frozen_d_a, lo.lambda_a,
+                                                      lo.lambda_a * lo.lambda_identity, lo.gan_mode)
+                    _backward(accelerator, from_a, scaler_g, "generator", progress.step + 1, checkpoints_dir)
+                with accelerator.autocast():
+                    from_b, fake_a = cycle_losses(real_b, g_b, g_a, frozen_d_b, lo.lambda_b,
+                                                  lo.lambda_b * lo.lambda_identity, lo.gan_mode)
+                _backward(accelerator, from_b, scaler_g, "generator", progress.step + 1, checkpoints_dir)
+                _step(opt_g, scaler_g)
+                # Reference names: G_A/G_B adversarial, cycle_A/B, and idt_A = ‖G_A(b) − b‖ (from B).
+                g_terms = {"G_A": from_a["adversarial"], "G_B": from_b["adversarial"],
+                           "cycle_A": from_a["cycle"], "cycle_B": from_b["cycle"]}
+                if "identity" in from_a:
+                    g_terms |= {"idt_A": from_b["identity"], "idt_B": from_a["identity"]}
 
                 # 2. Discriminators, on fakes drawn from the history pools.
                 set_requires_grad((d_a, d_b), True)
                 with accelerator.autocast():
                     d_terms = discriminator_losses(d_a, d_b, real_a, real_b, pools["A"].query(fake_a),
                                                    pools["B"].query(fake_b), cfg.loss.gan_mode)
-                    loss_d = d_terms["D_A"] + d_terms["D_B"]
-                _stop_if_not_finite(accelerator, loss_d, "discriminator", progress.step + 1, checkpoints_dir)
                 opt_d.zero_grad(set_to_none=True)
-                _backward_and_step(accelerator, loss_d, opt_d, scaler_d)
+                _backward(accelerator, d_terms, scaler_d, "discriminator", progress.step + 1, checkpoints_dir)
+                _step(opt_d, scaler_d)
 
                 progress.step += 1
                 progress.position += global_batch
@@ -360,14 +371,22 @@ def train(cfg: Config, resume: str | None = None) -> Path:
 # Helpers of the loop
 
 
-def _backward_and_step(accelerator: Accelerator, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
-                       scaler: torch.amp.GradScaler) -> None:
+def _backward(accelerator: Accelerator, terms: dict[str, torch.Tensor], scaler: torch.amp.GradScaler,
+              which: str, step: int, checkpoints_dir: Path) -> None:
+    """Back-propagate the sum of ``terms``, after checking that it is finite on every process."""
+    loss = sum(terms.values())
+    _stop_if_not_finite(accelerator, loss, which, step, checkpoints_dir)
     if scaler.is_enabled():
         scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
     else:
         accelerator.backward(loss)
+
+
+def _step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    if scaler.is_enabled():
+        scaler.step(optimizer)  # skipped when the scaled gradients overflowed
+        scaler.update()
+    else:
         optimizer.step()
 
 

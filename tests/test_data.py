@@ -409,7 +409,7 @@ def test_unaligned_dataset_falls_back_on_a_file_broken_after_the_scan(tmp_path):
 @pytest.fixture
 def hf(tmp_path, monkeypatch):
     """The `datasets` module, with its cache in tmp_path so that tests leave nothing behind."""
-    datasets = pytest.importorskip("datasets")
+    import datasets  # a hard dependency: a missing install must fail, not skip
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
     return datasets
 

@@ -62,21 +62,22 @@ def test_generator_step_computes_no_discriminator_gradients(tiny_config, monkeyp
     from cyclestyle import train as train_module
 
     seen = []
-    real_generator_losses = train_module.generator_losses
+    real_cycle_losses = train_module.cycle_losses
 
-    def spy(g_a, g_b, d_a, d_b, *args):
-        for p in [*d_a.parameters(), *d_b.parameters()]:
+    def spy(real, forward, backward, judge, *args):
+        for p in judge.parameters():
             p.grad = None  # left from the previous discriminator step; it zeroes them itself
-        out = real_generator_losses(g_a, g_b, d_a, d_b, *args)
-        sum(out[0].values()).backward(retain_graph=True)
-        seen.append(all(p.grad is None for p in [*d_a.parameters(), *d_b.parameters()]))
-        for p in [*g_a.parameters(), *g_b.parameters()]:
+        terms, fake = real_cycle_losses(real, forward, backward, judge, *args)
+        sum(terms.values()).backward(retain_graph=True)
+        seen.append(all(p.grad is None for p in judge.parameters()))
+        seen.append(all(p.grad is not None for p in forward.parameters()))
+        for p in [*forward.parameters(), *backward.parameters()]:
             p.grad = None
-        return out
+        return terms, fake
 
-    monkeypatch.setattr(train_module, "generator_losses", spy)
+    monkeypatch.setattr(train_module, "cycle_losses", spy)
     train(tiny_config("train.max_steps=2"))
-    assert seen == [True, True]
+    assert seen == [True] * 8
 
 
 def test_kill_and_resume_equals_uninterrupted(tiny_config, tiny_overrides, tmp_path):
@@ -232,3 +233,63 @@ def test_cli_help_and_config_errors_are_one_line(tmp_path):
     missing = subprocess.run(cli("train", "--config", str(REPO / "configs" / "tiny.yaml"),
                                  "--set", f"data.root={tmp_path / 'absent'}"), capture_output=True, text=True)
     assert missing.returncode == 2 and "absent" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_cycle_losses_sum_to_the_papers_full_objective():
+    """Both halves together are eq. 3 of the paper plus the identity term of section 5.2, with
+    λ_A, λ_B and λ_idt where the reference implementation puts them."""
+    import torch.nn.functional as F
+
+    from cyclestyle.models import PatchDiscriminator, ResnetGenerator
+    from cyclestyle.train import cycle_losses
+
+    torch.manual_seed(0)
+    g_a, g_b = ResnetGenerator(ngf=4, n_blocks=1), ResnetGenerator(ngf=4, n_blocks=1)
+    d_a, d_b = PatchDiscriminator(ndf=4), PatchDiscriminator(ndf=4)
+    a, b = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
+    lam_a, lam_b, lam_idt = 10.0, 7.0, 0.5
+    from_a, _ = cycle_losses(a, g_a, g_b, d_a, lam_a, lam_a * lam_idt, "lsgan")
+    from_b, _ = cycle_losses(b, g_b, g_a, d_b, lam_b, lam_b * lam_idt, "lsgan")
+    ours = sum(from_a.values()) + sum(from_b.values())
+    paper = (((d_a(g_a(a)) - 1) ** 2).mean() + ((d_b(g_b(b)) - 1) ** 2).mean()
+             + lam_a * F.l1_loss(g_b(g_a(a)), a) + lam_b * F.l1_loss(g_a(g_b(b)), b)
+             + lam_idt * (lam_b * F.l1_loss(g_a(b), b) + lam_a * F.l1_loss(g_b(a), a)))
+    assert ours.item() == pytest.approx(paper.item(), rel=1e-6)
+
+
+def test_trains_from_a_local_hugging_face_dataset(toy_root, tmp_path, tiny_config, monkeypatch):
+    """A huggan-style table (imageA/imageB, the smaller domain repeated) saved with save_to_disk."""
+    import datasets
+    from PIL import Image
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+    a = [Image.open(p).convert("RGB") for p in sorted((toy_root / "trainA").glob("*.png"))[:6]]
+    b = [Image.open(p).convert("RGB") for p in sorted((toy_root / "trainB").glob("*.png"))[:4]]
+    table = datasets.Dataset.from_dict(
+        {"imageA": a, "imageB": [b[i % 4] for i in range(6)]},
+        features=datasets.Features({"imageA": datasets.Image(), "imageB": datasets.Image()}))
+    datasets.DatasetDict({"train": table}).save_to_disk(str(tmp_path / "hf"))
+    run = train(tiny_config("data.format=hf", f"data.root={tmp_path / 'hf'}", "train.max_steps=6"))
+    _, state, _ = read_checkpoint(run / "checkpoints" / "step-6")
+    assert (state["data"]["n_a"], state["data"]["n_b"]) == (6, 4)  # B de-duplicated
+
+
+def test_grayscale_domains_train_with_one_channel(tiny_config):
+    run = train(tiny_config("model.in_channels=1", "model.out_channels=1", "train.max_steps=2"))
+    g = load_generator(run / "G_A.safetensors")
+    assert g(torch.zeros(1, 1, 32, 32)).shape == (1, 1, 32, 32)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_paths_run_on_cpu(tiny_overrides, tmp_path, precision):
+    """Run in a subprocess: accelerate fixes the precision once per process."""
+    run = tmp_path / precision
+    args = ["train", "--config", str(REPO / "configs" / "tiny.yaml"),
+            *sum([["--set", o] for o in tiny_overrides], []), "--set", f"output_dir={run}",
+            "--set", f"train.mixed_precision={precision}", "--set", "train.max_steps=3"]
+    result = subprocess.run(cli(*args), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    _, state, _ = read_checkpoint(run / "checkpoints" / "step-3")
+    assert ("scale" in state["scalers"]["G"]) == (precision == "fp16")  # one scaler per optimizer
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(r["cycle_A"]) for r in records)
