@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import signal
 import threading
 import time
@@ -150,7 +151,7 @@ def train(cfg: Config, resume: str | None = None) -> Path:
     t, d = cfg.train, cfg.data
     run_dir = Path(cfg.output_dir).expanduser()
     checkpoints_dir = run_dir / "checkpoints"
-    accelerator = Accelerator(mixed_precision=t.mixed_precision)
+    accelerator = _make_accelerator(t.mixed_precision)
     is_main = accelerator.is_main_process
     rank, world = accelerator.process_index, accelerator.num_processes
 
@@ -369,6 +370,23 @@ def train(cfg: Config, resume: str | None = None) -> Path:
 
 # --------------------------------------------------------------------------------------------
 # Helpers of the loop
+
+
+def _make_accelerator(mixed_precision: str) -> Accelerator:
+    """An Accelerator that also joins a multi-process launch on a machine without GPUs.
+
+    Under ``torchrun`` or ``accelerate launch --multi_gpu`` with no CUDA device, accelerate only
+    forms a (gloo) process group when told ``cpu=True``; otherwise every process would run alone,
+    believe it is the main one, and all would write the same files.
+    """
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    accelerator = Accelerator(mixed_precision=mixed_precision,
+                              cpu=launched > 1 and not torch.cuda.is_available())
+    if accelerator.num_processes != launched:
+        raise RuntimeError(
+            f"launched as {launched} processes (WORLD_SIZE={launched}) but accelerate joined "
+            f"{accelerator.num_processes}; check the launcher and `accelerate config`")
+    return accelerator
 
 
 def _backward(accelerator: Accelerator, terms: dict[str, torch.Tensor], scaler: torch.amp.GradScaler,

@@ -293,3 +293,23 @@ def test_mixed_precision_paths_run_on_cpu(tiny_overrides, tmp_path, precision):
     assert ("scale" in state["scalers"]["G"]) == (precision == "fp16")  # one scaler per optimizer
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert all(math.isfinite(r["cycle_A"]) for r in records)
+
+
+def test_two_process_torchrun_on_cpu_forms_one_gloo_group(tiny_overrides, tmp_path):
+    """Without GPUs, a 2-process launch must train as one run, not as two runs writing one folder."""
+    import sys
+
+    run = tmp_path / "ddp"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    args = ["-m", "cyclestyle", "train", "--config", str(REPO / "configs" / "tiny.yaml"),
+            *sum([["--set", o] for o in tiny_overrides], []), "--set", f"output_dir={run}",
+            "--set", "train.max_steps=4"]
+    result = subprocess.run(torchrun + args, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (result.stdout + result.stderr).count("done: 4 steps") == 1  # only the main process speaks
+    folder = run / "checkpoints" / "step-4"
+    assert sorted(p.name for p in folder.glob("process-*.pt")) == ["process-0.pt", "process-1.pt"]
+    _, state, processes = read_checkpoint(folder)
+    assert state["num_processes"] == 2 and state["progress"]["position"] == 8  # 4 steps × 2 processes × batch 1
+    steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+    assert steps == [2, 4]
