@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .train import NonFiniteLoss, TrainingInterrupted, train
+    from .train import LaunchError, NonFiniteLoss, TrainingInterrupted, train
 
     cfg = load_config(args.config, args.overrides)
     try:
@@ -90,7 +90,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"cyclestyle: {e}\n  resume with: cyclestyle train --config {args.config}"
               + "".join(f" --set {o}" for o in args.overrides) + " --resume latest", file=sys.stderr)
         return 128 + e.signum
-    except NonFiniteLoss as e:
+    except (NonFiniteLoss, LaunchError) as e:
         print(f"cyclestyle: error: {e}", file=sys.stderr)
         return 1
     return 0

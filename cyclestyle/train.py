@@ -16,6 +16,7 @@ G_B's (domain A). The same command runs on a CPU, one GPU, or many processes und
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import signal
@@ -59,6 +60,10 @@ class TrainingInterrupted(Exception):
         self.signum, self.step, self.checkpoint = signum, step, checkpoint
         name = signal.Signals(signum).name
         super().__init__(f"stopped by {name} after step {step}; checkpoint saved to {checkpoint}")
+
+
+class LaunchError(RuntimeError):
+    """The processes that started are not the processes the launcher was asked for."""
 
 
 class NonFiniteLoss(RuntimeError):
@@ -237,8 +242,14 @@ def train(cfg: Config, resume: str | None = None) -> Path:
 
     def save(step_reason: str) -> Path:
         """Gather every process's RNG and pools; the main process writes the checkpoint."""
-        own_state = {"rng": capture_rng_state(), "pools": {k: p.state_dict() for k, p in pools.items()}}
+        own_state = {"rng": capture_rng_state(), "pools": {k: p.state_dict() for k, p in pools.items()},
+                      "weights_digest": _weights_digest((g_a, g_b, d_a, d_b))}
         states = _gather_objects(accelerator, own_state)
+        if len({s["weights_digest"] for s in states}) > 1:
+            # Synchronised gradients and identical starts keep every replica identical; if they
+            # are not, something (a non-deterministic op, a bad launch) broke data parallelism.
+            accelerator.print(f"warning: the processes' weights differ at step {progress.step} "
+                              "(checkpointing process 0's)")
         path = checkpoints_dir / f"step-{progress.step}"
         if is_main:
             training_state = {
@@ -383,10 +394,41 @@ def _make_accelerator(mixed_precision: str) -> Accelerator:
     accelerator = Accelerator(mixed_precision=mixed_precision,
                               cpu=launched > 1 and not torch.cuda.is_available())
     if accelerator.num_processes != launched:
-        raise RuntimeError(
+        raise LaunchError(
             f"launched as {launched} processes (WORLD_SIZE={launched}) but accelerate joined "
             f"{accelerator.num_processes}; check the launcher and `accelerate config`")
+    requested = _requested_processes()
+    if requested is not None and requested > accelerator.num_processes:
+        accelerator.print(
+            f"\n{'!' * 78}\n! The launch asked for {requested} processes, but this run has "
+            f"{accelerator.num_processes}.\n! `accelerate launch --cpu --num_processes N` starts one process "
+            "unless MPI is set up.\n! For N CPU processes use `accelerate launch --multi_gpu --num_processes N` "
+            f"or `torchrun --nproc_per_node N`.\n{'!' * 78}\n")
     return accelerator
+
+
+def _requested_processes() -> int | None:
+    """The process count given to ``accelerate launch`` on its command line, if it was.
+
+    ``accelerate launch --cpu --num_processes 2`` starts a single process and passes the count on
+    to nobody, so the only place it can be read is the launcher's own command line (Linux /proc).
+    """
+    try:
+        argv = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    by_script = len(argv) > 2 and Path(argv[1]).name == "accelerate" and argv[2] == "launch"  # python .../accelerate launch
+    by_binary = len(argv) > 1 and Path(argv[0]).name == "accelerate" and argv[1] == "launch"
+    by_module = "accelerate.commands.launch" in argv  # python -m accelerate.commands.launch
+    if not (by_script or by_binary or by_module):
+        return None
+    for i, arg in enumerate(argv):
+        for flag in ("--num_processes", "--num-processes"):
+            value = argv[i + 1] if arg == flag and i + 1 < len(argv) else arg.partition("=")[2] \
+                if arg.startswith(flag + "=") else None
+            if value is not None and value.isdigit():
+                return int(value)
+    return None
 
 
 def _backward(accelerator: Accelerator, terms: dict[str, torch.Tensor], scaler: torch.amp.GradScaler,
@@ -442,6 +484,15 @@ def _check_same_data(training_state: dict[str, Any], source_a: Any, source_b: An
         raise CheckpointError(
             f"checkpoint {checkpoint} was trained on {data['n_a']} A and {data['n_b']} B images, "
             f"but the data now has {len(source_a)} and {len(source_b)}; resume needs the same data")
+
+
+def _weights_digest(nets: Iterable[nn.Module]) -> str:
+    """A hash of every parameter and buffer, to check that all processes hold the same weights."""
+    h = hashlib.sha256()
+    for net in nets:
+        for t in net.state_dict().values():
+            h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _gather_objects(accelerator: Accelerator, obj: Any) -> list[Any]:
