@@ -195,8 +195,8 @@ def weights_metadata(model_config: dict[str, Any], step: int) -> dict[str, str]:
 
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a generator from a ``G_A``/``G_B`` ``.safetensors`` file written by training, in
-    eval mode, from the model config stored in the file's metadata."""
+    """Rebuild a generator from a ``G_A``/``G_B`` ``.safetensors`` file, in eval mode, from the
+    model config stored in the file's metadata (or, failing that, the ``config.yaml`` beside it)."""
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -205,11 +205,40 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> nn.M
         raise CheckpointError(f"missing weights file {path}") from None
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"corrupt weights file {path}: {e}") from None
-    if "cyclestyle.model" not in meta:
-        raise CheckpointError(f"{path} carries no cyclestyle model metadata; was it written by cyclestyle?")
-    net = build_generator(ModelConfig(**json.loads(meta["cyclestyle.model"])), reverse=path.stem.startswith("G_B"))
+    if "cyclestyle.model" in meta:
+        model_cfg = ModelConfig(**json.loads(meta["cyclestyle.model"]))
+    elif (path.parent / "config.yaml").is_file():
+        from .config import load_config
+
+        model_cfg = load_config(path.parent / "config.yaml", check_paths=False).model
+    else:
+        raise CheckpointError(f"{path} carries no cyclestyle model metadata and has no config.yaml beside it")
+    net = build_generator(model_cfg, reverse=path.stem.startswith("G_B"))
     try:
         net.load_state_dict(load_weights(path))
     except RuntimeError as e:
         raise CheckpointError(f"{path} does not match its own model metadata: {str(e).splitlines()[0]}") from None
     return net.to(device).eval()
+
+
+DIRECTIONS = {"AtoB": "G_A", "BtoA": "G_B"}
+
+
+def find_generator(weights: str | Path, direction: str) -> Path:
+    """The generator file for ``direction`` ("AtoB" → G_A, "BtoA" → G_B) in what a user points at:
+    a run directory (its final generators, or its latest checkpoint while it is still training),
+    a ``checkpoints/step-N`` folder, or a generator ``.safetensors`` file itself."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be AtoB or BtoA, not {direction!r}")
+    name = f"{DIRECTIONS[direction]}.safetensors"
+    path = Path(weights).expanduser()
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise CheckpointError(f"--weights {weights}: no such file or folder")
+    if (path / name).is_file():
+        return path / name
+    latest = resolve_checkpoint(path / "checkpoints", "latest")
+    if latest is not None and (latest / name).is_file():
+        return latest / name
+    raise CheckpointError(f"--weights {weights}: no {name} there, nor in a checkpoints/ folder under it")

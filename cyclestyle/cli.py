@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue a run: 'latest' (the newest checkpoint in output_dir, or a fresh "
                             "start if there is none) or a checkpoints/step-N folder")
 
+    _add_evaluate(sub)
+
     toy = sub.add_parser(
         "toy-data", help="write a small synthetic two-domain dataset (for quick checks, no download)",
         description="Write ROOT/{trainA,trainB,testA,testB} of synthetic images: domain A has smooth "
@@ -54,6 +56,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate", help="measure trained translators on held-out images (FID, KID, cycle L1, PSNR, SSIM)",
+        description="Translate every held-out image in both directions (testA with G_A, testB with G_B), "
+                    "reconstruct it, and measure FID and KID against the real held-out images of the target "
+                    "domain, the cycle-consistency L1, and PSNR/SSIM against ground truth when given. Writes "
+                    "DIR/metrics.json, DIR/index.html and the images under DIR/images/.",
+        epilog="examples:\n"
+               "  cyclestyle evaluate --weights runs/horse2zebra --data-root data/horse2zebra --output eval/h2z\n"
+               "  cyclestyle evaluate --weights runs/demo --data-root data/demo --output eval/demo "
+               "--paired-truth data/demo/truth\n\n"
+               "FID/KID need the FID InceptionV3 weights (weights-inception-2015-12-05-6726825d.pth) in\n"
+               "torch's hub cache or --inception-weights; without them the other metrics are still computed.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", required=True, metavar="RUN_OR_CHECKPOINT",
+                   help="a run directory or a checkpoints/step-N folder (both generators are needed)")
+    p.add_argument("--data-root", required=True, metavar="ROOT",
+                   help="the dataset (ROOT/testA and ROOT/testB, or an HF dataset with a test split)")
+    p.add_argument("--output", required=True, metavar="DIR", help="folder for metrics.json, index.html and images")
+    p.add_argument("--paired-truth", metavar="DIR",
+                   help="true translations, matched by file name: DIR/AtoB/ and DIR/BtoA/, or images directly "
+                        "in DIR for A→B")
+    p.add_argument("--inception-weights", metavar="PATH", help="FID InceptionV3 weights file (default: torch hub cache)")
+    p.add_argument("--size", type=int, metavar="S",
+                   help="resize the short side to S before translating (default: the run's data.crop_size)")
+    p.add_argument("--split", help="held-out split name (default: the run's data.test_split, i.e. test)")
+    p.add_argument("--data-format", choices=["folder", "hf"], help="default: the run's data.format")
+    p.add_argument("--limit", type=int, metavar="N", help="use only the first N images per domain (default: all)")
+    p.add_argument("--device", default=None, help="cpu, cuda … (default: cuda when available)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Imported here so that --help answers without loading torch.
@@ -64,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train":
             return _train(args)
+        if args.command == "evaluate":
+            from .evaluate import run_cli
+
+            return run_cli(args)
         if args.command == "toy-data":
             from .toydata import make_toy_dataset
 

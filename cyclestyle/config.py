@@ -118,8 +118,13 @@ class Config:
 # Loading
 
 
-def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
-    """Read a YAML file (or start from defaults), apply ``key=value`` overrides, validate."""
+def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = (),
+                check_paths: bool = True) -> Config:
+    """Read a YAML file (or start from defaults), apply ``key=value`` overrides, validate.
+
+    ``check_paths=False`` skips the checks that the data folder exists: for reading back a run's
+    ``config.yaml`` where only its model and settings matter.
+    """
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -139,7 +144,7 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
     for item in overrides:
         raw = apply_override(raw, item)
     cfg = config_from_dict(raw)
-    validate(cfg)
+    validate(cfg, check_paths)
     return cfg
 
 
@@ -242,7 +247,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 # Validation: impossible values, each named by key
 
 
-def validate(cfg: Config) -> None:
+def validate(cfg: Config, check_paths: bool = True) -> None:
     d, m, t, lo = cfg.data, cfg.model, cfg.train, cfg.loss
     positive = {
         "data.load_size": d.load_size,
@@ -293,6 +298,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError("model.in_channels and model.out_channels must be 1 or 3")
     if lo.lambda_identity > 0 and m.in_channels != m.out_channels:
         raise ConfigError("loss.lambda_identity needs model.in_channels == model.out_channels (set it to 0)")
+    if not check_paths:
+        return
     if not d.root:
         raise ConfigError("data.root is not set: give the dataset folder (or an HF dataset id with data.format: hf)")
     if d.format == "folder":

@@ -1,0 +1,334 @@
+"""Judging trained translators on held-out images: every test image, both directions.
+
+For each direction (A→B with G_A, B→A with G_B) and every held-out image x, the translation
+G(x) and the reconstruction F(G(x)) are written to disk and measured:
+
+- ``fid`` and ``kid``: translated images against the real held-out images of the target domain;
+- ``cycle_l1``: mean |F(G(x)) − x| on the [0, 1] pixel scale;
+- ``psnr`` and ``ssim``: G(x) against the true translation of x, when one is given
+  (``--paired-truth``, matched by file name).
+
+Results go to ``metrics.json`` (``null`` where a metric could not be computed, with the reason
+in ``notes``) and an HTML page of real | translated | reconstructed (| truth) rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import metrics
+from .checkpoint import find_generator, load_generator
+from .config import Config, ConfigError, DataConfig, config_hash, load_config
+from .data import DataError, Source, image_to_tensor, list_images, load_image, open_domains, tensor_to_image
+from .translate import translate_tensor
+
+DIRECTIONS = (("AtoB", "A", "B"), ("BtoA", "B", "A"))
+
+
+@dataclass
+class DirectionMetrics:
+    n: int = 0
+    fid: float | None = None
+    kid: float | None = None
+    kid_std: float | None = None
+    cycle_l1: float | None = None
+    psnr: float | None = None
+    ssim: float | None = None
+
+
+@dataclass
+class Evaluation:
+    """What ``evaluate`` measured; ``to_json`` gives the ``metrics.json`` layout."""
+
+    directions: dict[str, DirectionMetrics] = field(default_factory=dict)
+    step: int | None = None
+    config_hash: str | None = None
+    notes: list[str] = field(default_factory=list)
+    rows: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # for the HTML page
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {name: dataclasses.asdict(m) for name, m in self.directions.items()}
+        out |= {"step": self.step, "config_hash": self.config_hash, "notes": self.notes}
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Images in, tensors out
+
+
+def prepare(img: Image.Image, size: int | None) -> torch.Tensor:
+    """A 1×C×H×W tensor in [-1, 1], the short side resized to ``size`` (bicubic) when given."""
+    if size is not None and min(img.size) != size:
+        scale = size / min(img.size)
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                         Image.Resampling.BICUBIC)
+    return image_to_tensor(img).unsqueeze(0)
+
+
+def unit(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] → [0, 1]."""
+    return (x.clamp(-1, 1) + 1) / 2
+
+
+def _name(source: Source, i: int) -> str:
+    """A file-system-safe output name for item i (the file's stem, or the HF row)."""
+    text = source.describe(i)
+    stem = Path(text).stem if "row " not in text else "row-" + text.rsplit("row ", 1)[1]
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
+
+
+def _images(source: Source, size: int | None, notes: list[str]) -> Iterator[tuple[int, torch.Tensor]]:
+    """Every readable image of a held-out domain; an unreadable one is noted and skipped."""
+    for i in range(len(source)):
+        try:
+            yield i, prepare(source.load(i), size)
+        except DataError as e:
+            notes.append(f"skipped {e}")
+
+
+class _FeatureStream:
+    """Features of [0, 1] images fed one at a time, extracted in batches of equal-size images,
+    so a large test set is never held in memory as pixels."""
+
+    def __init__(self, extractor: nn.Module, batch_size: int, device: torch.device | str):
+        self.extractor, self.batch_size, self.device = extractor, batch_size, device
+        self.pending: list[torch.Tensor] = []
+        self.features: list[torch.Tensor] = []
+
+    def add(self, image: torch.Tensor) -> None:
+        if self.pending and (len(self.pending) == self.batch_size or self.pending[0].shape != image.shape):
+            self._flush()
+        self.pending.append(image)
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.features.append(metrics.extract_features(self.extractor, [torch.cat(self.pending)], self.device))
+            self.pending = []
+
+    def result(self) -> torch.Tensor:
+        self._flush()
+        return torch.cat(self.features)
+
+
+def find_truth(truth_dir: Path | None, direction: str) -> dict[str, Path]:
+    """Ground-truth translations by file stem: ``DIR/AtoB/`` and ``DIR/BtoA/`` when present,
+    otherwise the images directly in ``DIR`` are the truth for A→B."""
+    if truth_dir is None:
+        return {}
+    sub = truth_dir / direction
+    if sub.is_dir():
+        folder = sub
+    elif direction == "AtoB" and not (truth_dir / "BtoA").is_dir():
+        folder = truth_dir
+    else:
+        return {}
+    return {p.stem: p for p in list_images(folder)}
+
+
+# --------------------------------------------------------------------------------------------
+# The evaluation
+
+
+@torch.inference_mode()
+def evaluate_translators(
+    g_a: nn.Module, g_b: nn.Module, test_a: Source, test_b: Source, *,
+    output: Path | None = None, size: int | None = None, extractor: nn.Module | None = None,
+    extractor_note: str | None = None, truth_dir: Path | None = None, limit: int | None = None,
+    device: torch.device | str = "cpu", batch_size: int = 16, progress: bool = True,
+) -> Evaluation:
+    """Translate and measure every held-out image (or the first ``limit``), both directions.
+
+    ``extractor`` maps uint8 N×3×H×W images to features for FID/KID; None skips them (with
+    ``extractor_note`` as the reason). With ``output``, images are written under
+    ``output/images/<direction>/{translated,reconstructed}/``.
+    """
+    result = Evaluation()
+    if extractor is None:
+        result.notes.append(f"fid/kid not computed: {extractor_note or 'no feature extractor'}")
+    sources = {"A": test_a, "B": test_b}
+    real_features: dict[str, torch.Tensor] = {}
+    for direction, src, dst in DIRECTIONS:
+        forward, backward = (g_a, g_b) if direction == "AtoB" else (g_b, g_a)
+        source = sources[src]
+        count = len(source) if limit is None else min(limit, len(source))
+        truth = find_truth(truth_dir, direction)
+        m = DirectionMetrics()
+        fakes = _FeatureStream(extractor, batch_size, device) if extractor is not None else None
+        cycle_sum, psnrs, ssims, unmatched = 0.0, [], [], 0
+        rows = []
+        bar = tqdm(range(count), desc=f"evaluate {direction}", disable=not progress, unit="img")
+        for i in bar:
+            try:
+                x = prepare(source.load(i), size).to(device)
+            except DataError as e:
+                result.notes.append(f"skipped {e}")
+                continue
+            fake = translate_tensor(forward, x)
+            rec = translate_tensor(backward, fake)
+            m.n += 1
+            cycle_sum += metrics.mean_absolute_error(unit(rec), unit(x))
+            fake01 = unit(fake).cpu()
+            if fakes is not None:
+                fakes.add(fake01)
+            name = _name(source, i)
+            row = {"name": name}
+            if output is not None:
+                base = output / "images" / direction
+                for kind, img in (("real", x), ("translated", fake), ("reconstructed", rec)):
+                    path = base / kind / f"{name}.png"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tensor_to_image(img[0]).save(path)
+                    row[kind] = str(path.relative_to(output))
+            if name in truth or Path(source.describe(i)).stem in truth:
+                true = unit(prepare(load_image(truth.get(name) or truth[Path(source.describe(i)).stem],
+                                               channels=x.shape[1]), None))
+                if true.shape[-2:] != fake01.shape[-2:]:
+                    true = F.interpolate(true, size=fake01.shape[-2:], mode="bicubic", antialias=True).clamp(0, 1)
+                psnrs.append(metrics.psnr(fake01, true))
+                ssims.append(metrics.ssim(fake01, true))
+                if output is not None:
+                    path = output / "images" / direction / "truth" / f"{name}.png"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tensor_to_image(true[0] * 2 - 1).save(path)
+                    row["truth"] = str(path.relative_to(output))
+            elif truth:
+                unmatched += 1
+            rows.append(row)
+        result.rows[direction] = rows
+        if m.n:
+            m.cycle_l1 = cycle_sum / m.n
+        if psnrs:
+            m.psnr, m.ssim = sum(psnrs) / len(psnrs), sum(ssims) / len(ssims)
+        elif truth_dir is not None:
+            result.notes.append(f"{direction}: psnr/ssim not computed: no ground truth matched by file name")
+        if unmatched:
+            result.notes.append(f"{direction}: {unmatched} images had no ground truth of the same name")
+        if extractor is not None:
+            if dst not in real_features:
+                reals = _FeatureStream(extractor, batch_size, device)
+                for _, x in _images(sources[dst], size, result.notes):
+                    reals.add(unit(x))
+                real_features[dst] = reals.result()
+            fake_features = fakes.result() if m.n else torch.empty(0, 0)
+            try:
+                m.fid = metrics.frechet_distance(real_features[dst], fake_features)
+                m.kid, m.kid_std = metrics.kernel_inception_distance(real_features[dst], fake_features)
+            except ValueError as e:
+                result.notes.append(f"{direction}: fid/kid not computed: {e}")
+        result.directions[direction] = m
+        if count < len(source):
+            result.notes.append(f"{direction}: the first {count} of {len(source)} held-out images were used")
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Reports
+
+
+def write_report(result: Evaluation, output: Path, title: str) -> None:
+    """``metrics.json`` and ``index.html`` (metrics table first, then one row per image)."""
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "metrics.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    keys = ["n", "fid", "kid", "cycle_l1", "psnr", "ssim"]
+
+    def fmt(v: Any) -> str:
+        return "—" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+
+    parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             "<style>body{font-family:sans-serif}td,th{padding:4px 8px;text-align:center}"
+             "img{width:192px;image-rendering:auto}</style>",
+             f"<h1>{html.escape(title)}</h1>",
+             f"<p>step {fmt(result.step)} · config {fmt(result.config_hash)}</p>",
+             "<table border=1><tr><th>direction</th>" + "".join(f"<th>{k}</th>" for k in keys) + "</tr>"]
+    for name, m in result.directions.items():
+        values = dataclasses.asdict(m)
+        parts.append(f"<tr><td>{name}</td>" + "".join(f"<td>{fmt(values[k])}</td>" for k in keys) + "</tr>")
+    parts.append("</table>")
+    if result.notes:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in result.notes) + "</ul>")
+    for direction, rows in result.rows.items():
+        has_truth = any("truth" in r for r in rows)
+        columns = ["real", "translated", "reconstructed"] + (["truth"] if has_truth else [])
+        parts.append(f"<h2>{direction}</h2><table><tr><th>image</th>"
+                     + "".join(f"<th>{c}</th>" for c in columns) + "</tr>")
+        for r in rows:
+            cells = "".join(f"<td><img src='{html.escape(r[c])}' loading='lazy'></td>" if c in r else "<td></td>"
+                            for c in columns)
+            parts.append(f"<tr><td>{html.escape(r['name'])}</td>{cells}</tr>")
+        parts.append("</table>")
+    (output / "index.html").write_text("\n".join(parts) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# The command
+
+
+def run_config_for(weights: Path) -> Config | None:
+    """The run's resolved config, found beside the weights or in the run directory above them."""
+    for folder in (weights.parent, weights.parent.parent, weights.parent.parent.parent):
+        path = folder / "config.yaml"
+        if path.is_file():
+            try:
+                return load_config(path, check_paths=False)  # the data location is given separately
+            except ConfigError:
+                return None
+    return None
+
+
+def run_cli(args: Any) -> int:
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    path_a, path_b = find_generator(args.weights, "AtoB"), find_generator(args.weights, "BtoA")
+    g_a, g_b = load_generator(path_a, device), load_generator(path_b, device)
+    cfg = run_config_for(path_a)
+    data_cfg = dataclasses.replace(cfg.data if cfg else DataConfig(), root=str(args.data_root),
+                                   format=args.data_format or (cfg.data.format if cfg else "folder"))
+    if args.split:
+        data_cfg = dataclasses.replace(data_cfg, test_split=args.split)
+    channels = cfg.model.in_channels if cfg else 3
+    test_a, test_b = open_domains(data_cfg, data_cfg.test_split, channels=channels)
+    size = args.size or (cfg.data.crop_size if cfg else None)
+
+    extractor, note = None, None
+    try:
+        extractor = metrics.load_inception(args.inception_weights)
+    except metrics.MissingWeightsError as e:
+        note = str(e)
+        print(f"cyclestyle: note: {e}; computing the other metrics")
+
+    output = Path(args.output)
+    start = time.perf_counter()
+    result = evaluate_translators(
+        g_a, g_b, test_a, test_b, output=output, size=size, extractor=extractor, extractor_note=note,
+        truth_dir=Path(args.paired_truth) if args.paired_truth else None, limit=args.limit, device=device)
+    result.step = _step_of(path_a)
+    result.config_hash = config_hash(cfg) if cfg else None
+    if size is not None:
+        result.notes.append(f"images resized so the short side is {size} px before translation")
+    write_report(result, output, title=f"cyclestyle evaluation of {args.weights}")
+    for direction, m in result.directions.items():
+        values = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                           for k, v in dataclasses.asdict(m).items() if v is not None)
+        print(f"{direction}: {values}")
+    print(f"wrote {output / 'metrics.json'} and {output / 'index.html'} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _step_of(path: Path) -> int | None:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        step = (f.metadata() or {}).get("cyclestyle.step")
+    return int(step) if step is not None and step.isdigit() else None
+

@@ -1,0 +1,136 @@
+"""Image-quality metrics for held-out evaluation, as pure functions of tensors.
+
+- FID (Heusel et al. 2017) and KID (Bińkowski et al. 2018) compare the *distributions* of
+  translated and real images of the target domain, in the feature space of an image network.
+  The standard network is the TensorFlow-ported InceptionV3 that every published FID uses
+  (torchmetrics/torch-fidelity's ``NoTrainInceptionV3``, weights
+  ``weights-inception-2015-12-05-6726825d.pth``); any module mapping uint8 N×3×H×W images to
+  N×D features can stand in for it (the tests use a small one), so the computation itself is
+  always exercised.
+- KID is unbiased and meaningful for small test sets, where FID is biased upwards; with fewer
+  images than the usual subset size of 1000, the subset size shrinks to the set size.
+- PSNR and SSIM (via torchmetrics) measure paired fidelity when the true translation is known.
+
+Images are float tensors in [0, 1] unless said otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from torch import nn
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+
+
+class MissingWeightsError(RuntimeError):
+    """Feature-extractor weights are not on this machine; the message says where to put them."""
+
+
+# --------------------------------------------------------------------------------------------
+# Feature extraction
+
+
+def default_inception_path() -> Path:
+    """Where torch-fidelity (and so torchmetrics) caches the FID Inception weights."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+
+
+def load_inception(weights: str | Path | None = None) -> nn.Module:
+    """The FID InceptionV3 (2048-d pool features) from ``weights`` or the local cache.
+
+    Never downloads: on a machine without the file this is a ``MissingWeightsError`` saying
+    where the file goes, so an offline evaluation can report it and go on with other metrics.
+    """
+    path = Path(weights).expanduser() if weights else default_inception_path()
+    if not path.is_file():
+        raise MissingWeightsError(
+            f"no Inception weights at {path}: FID/KID need {INCEPTION_FILE} (torch-fidelity's FID "
+            f"InceptionV3) there, or --inception-weights PATH")
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
+    net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
+                             feature_extractor_weights_path=str(path))
+    return net.eval()
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[0, 1] floats to the uint8 images Inception-style extractors take."""
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+@torch.inference_mode()
+def extract_features(extractor: nn.Module, batches: Iterable[torch.Tensor], device: torch.device | str = "cpu"
+                     ) -> torch.Tensor:
+    """Stack the extractor's features (float64, for stable covariances) of [0, 1] image batches."""
+    extractor = extractor.to(device)
+    feats = [extractor(to_uint8(b).to(device)).reshape(b.shape[0], -1).double().cpu() for b in batches]
+    return torch.cat(feats) if feats else torch.empty(0, 0, dtype=torch.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# Distribution metrics on features
+
+
+def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """FID between two N×D feature sets: ‖μ_r − μ_f‖² + tr(Σ_r + Σ_f − 2 (Σ_r Σ_f)^½).
+
+    tr((Σ_r Σ_f)^½) is the sum of the square roots of the eigenvalues of Σ_r Σ_f (real and
+    non-negative in theory; tiny imaginary or negative parts are numerical noise).
+    """
+    if real.shape[0] < 2 or fake.shape[0] < 2:
+        raise ValueError("FID needs at least 2 images per set")
+    real, fake = real.double(), fake.double()
+    mu_r, mu_f = real.mean(0), fake.mean(0)
+    cov_r, cov_f = torch.cov(real.T), torch.cov(fake.T)
+    eigenvalues = torch.linalg.eigvals(cov_r @ cov_f)
+    trace_sqrt = eigenvalues.sqrt().real.sum()
+    value = (mu_r - mu_f).square().sum() + cov_r.trace() + cov_f.trace() - 2 * trace_sqrt
+    return float(value.clamp_min(0))
+
+
+def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subset_size: int = 1000,
+                              subsets: int = 100, seed: int = 0) -> tuple[float, float]:
+    """KID: the unbiased MMD² with the cubic kernel k(x, y) = (x·y / d + 1)³, averaged over
+    random subsets; returns (mean, std). The subset size shrinks to the smaller set's size."""
+    n = min(real.shape[0], fake.shape[0], subset_size)
+    if n < 2:
+        raise ValueError("KID needs at least 2 images per set")
+    real, fake = real.double(), fake.double()
+    d = real.shape[1]
+    g = torch.Generator().manual_seed(seed)
+    values = []
+    for _ in range(subsets):
+        x = real[torch.randperm(real.shape[0], generator=g)[:n]]
+        y = fake[torch.randperm(fake.shape[0], generator=g)[:n]]
+        k_xx, k_yy, k_xy = ((x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3)
+        off_diagonal = n * (n - 1)
+        mmd = ((k_xx.sum() - k_xx.diagonal().sum()) / off_diagonal
+               + (k_yy.sum() - k_yy.diagonal().sum()) / off_diagonal
+               - 2 * k_xy.mean())
+        values.append(mmd)
+    stacked = torch.stack(values)
+    return float(stacked.mean()), float(stacked.std(unbiased=False))
+
+
+# --------------------------------------------------------------------------------------------
+# Paired metrics
+
+
+def psnr(prediction: torch.Tensor, target: torch.Tensor) -> float:
+    """Peak signal-to-noise ratio in dB of [0, 1] images, averaged over the batch."""
+    per_image = peak_signal_noise_ratio(prediction, target, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    return float(per_image.mean())
+
+
+def ssim(prediction: torch.Tensor, target: torch.Tensor) -> float:
+    """Structural similarity (Gaussian window 11, σ 1.5) of [0, 1] images, averaged over the batch."""
+    return float(structural_similarity_index_measure(prediction, target, data_range=1.0))
+
+
+def mean_absolute_error(prediction: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean |prediction − target| on the [0, 1] pixel scale (the held-out cycle-consistency error)."""
+    return float((prediction - target).abs().mean())

@@ -1,0 +1,143 @@
+"""Held-out evaluation: metrics on known inputs, and the evaluate command end to end."""
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from cyclestyle import metrics
+from cyclestyle.checkpoint import load_generator
+from cyclestyle.config import DataConfig
+from cyclestyle.data import FolderSource
+from cyclestyle.evaluate import evaluate_translators, write_report
+from cyclestyle.train import train
+
+from .conftest import cli
+
+
+class TinyFeatures(nn.Module):
+    """A fixed random conv net standing in for Inception: uint8 images → 32-d features."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Conv2d(3, 32, 5, stride=2), nn.ReLU(), nn.Conv2d(32, 32, 3), nn.ReLU(),
+                                 nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    def forward(self, x):
+        return self.net(x.float() / 127.5 - 1)
+
+
+def random_images(n, shift=0.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, 3, 32, 32, generator=g) * 0.6 + 0.2 + shift).clamp(0, 1)
+
+
+def test_fid_and_kid_are_zero_for_identical_sets_and_grow_with_a_shift():
+    extractor = TinyFeatures()
+    real = metrics.extract_features(extractor, [random_images(40)])
+    same = metrics.extract_features(extractor, [random_images(40)])
+    shifted = metrics.extract_features(extractor, [random_images(40, shift=0.3, seed=1)])
+    assert metrics.frechet_distance(real, same) < 1e-6
+    kid_same, _ = metrics.kernel_inception_distance(real, same, subset_size=20)
+    kid_shifted, _ = metrics.kernel_inception_distance(real, shifted, subset_size=20)
+    assert metrics.frechet_distance(real, shifted) > 100 * max(metrics.frechet_distance(real, same), 1e-9)
+    # KID is unbiased: near zero (either sign) for equal distributions, clearly positive otherwise.
+    assert kid_shifted > 1e-4 and abs(kid_same) < kid_shifted / 50
+
+
+def test_fid_agrees_with_torchmetrics():
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    extractor = TinyFeatures()
+    a, b = random_images(30), random_images(30, shift=0.1, seed=2)
+    reference = FrechetInceptionDistance(feature=extractor, input_img_size=(3, 32, 32))
+    reference.update(metrics.to_uint8(a), real=True)
+    reference.update(metrics.to_uint8(b), real=False)
+    ours = metrics.frechet_distance(metrics.extract_features(extractor, [a]), metrics.extract_features(extractor, [b]))
+    assert ours == pytest.approx(float(reference.compute()), rel=1e-5)
+
+
+def test_kid_subset_adapts_to_small_sets_and_needs_two_images():
+    f = torch.randn(5, 8, dtype=torch.float64)
+    mean, std = metrics.kernel_inception_distance(f, f + 1, subset_size=1000, subsets=10)
+    assert mean > 0 and std >= 0
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.kernel_inception_distance(f[:1], f[:1])
+
+
+def test_paired_metrics_on_known_images():
+    x = random_images(2)
+    assert metrics.psnr(x, (x + 0.1).clamp(0, 1)) < metrics.psnr(x, (x + 0.01).clamp(0, 1))
+    noise = torch.full_like(x, 0.5)
+    assert metrics.psnr(x, x + 0.1) == pytest.approx(20.0, abs=1e-3)  # MSE 0.01 → 20 dB
+    assert metrics.ssim(x, x) == pytest.approx(1.0, abs=1e-6) and metrics.ssim(x, noise) < 0.5
+    assert metrics.mean_absolute_error(x, x + 0.25) == pytest.approx(0.25)
+
+
+def test_missing_inception_weights_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(metrics.MissingWeightsError) as info:
+        metrics.load_inception()
+    message = str(info.value)
+    assert "\n" not in message and metrics.INCEPTION_FILE in message and "--inception-weights" in message
+    assert str(tmp_path) in message
+
+
+@pytest.fixture
+def tiny_run(tiny_config):
+    return train(tiny_config("train.max_steps=2"))
+
+
+def test_evaluate_uses_every_image_and_writes_a_consistent_report(tiny_run, toy_root, tmp_path):
+    g_a, g_b = load_generator(tiny_run / "G_A.safetensors"), load_generator(tiny_run / "G_B.safetensors")
+    test_a, test_b = FolderSource(toy_root / "testA"), FolderSource(toy_root / "testB")
+    # Ground truth for A→B, matched by file name: here the B images stand in for it.
+    truth = tmp_path / "truth" / "AtoB"
+    truth.mkdir(parents=True)
+    for p in sorted((toy_root / "testB").glob("*.png"))[:3]:
+        Image.open(p).save(truth / p.name)
+    out = tmp_path / "eval"
+    result = evaluate_translators(g_a, g_b, test_a, test_b, output=out, size=32, extractor=TinyFeatures(),
+                                  truth_dir=tmp_path / "truth", progress=False)
+    result.step = 2
+    write_report(result, out, "test")
+    data = json.loads((out / "metrics.json").read_text())
+    assert set(data) == {"AtoB", "BtoA", "step", "config_hash", "notes"}
+    for direction in ("AtoB", "BtoA"):
+        assert set(data[direction]) >= {"n", "fid", "kid", "cycle_l1", "psnr", "ssim"}
+        assert data[direction]["n"] == 4  # every held-out image
+        assert data[direction]["fid"] > 0 and data[direction]["cycle_l1"] > 0
+    assert data["AtoB"]["psnr"] is not None and data["BtoA"]["psnr"] is None
+    assert any("1 images had no ground truth" in n for n in data["notes"])
+    page = (out / "index.html").read_text()
+    sources = re.findall(r"src='([^']+)'", page)
+    assert len(sources) == 2 * 4 * 3 + 3  # real, translated, reconstructed; 3 A→B truths
+    assert all((out / s).is_file() for s in sources)
+    assert page.index("<table") < page.index("<img")  # the metrics table comes first
+
+
+def test_evaluate_command_without_inception_weights(tiny_run, toy_root, tmp_path):
+    out = tmp_path / "eval"
+    env_home = tmp_path / "torch-home"  # an empty hub cache: no Inception weights
+    result = subprocess.run(cli("evaluate", "--weights", str(tiny_run), "--data-root", str(toy_root),
+                                "--output", str(out)), capture_output=True, text=True, timeout=300,
+                            env={**__import__("os").environ, "TORCH_HOME": str(env_home)})
+    assert result.returncode == 0, result.stderr
+    assert "no Inception weights" in result.stdout
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["AtoB"]["fid"] is None and data["AtoB"]["cycle_l1"] is not None
+    assert data["step"] == 2 and isinstance(data["config_hash"], str)
+    assert any("Inception" in n for n in data["notes"])
+
+
+def test_evaluate_command_names_a_missing_test_split(tiny_run, tmp_path):
+    (tmp_path / "data" / "trainA").mkdir(parents=True)
+    result = subprocess.run(cli("evaluate", "--weights", str(tiny_run), "--data-root", str(tmp_path / "data"),
+                                "--output", str(tmp_path / "out")), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "testA" in result.stderr and "Traceback" not in result.stderr
