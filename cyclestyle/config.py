@@ -103,6 +103,35 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class WandbConfig:
+    """The Weights & Biases run that serves as the training dashboard.
+
+    A ``WANDB_*`` environment variable (WANDB_PROJECT, WANDB_ENTITY, WANDB_NAME, WANDB_TAGS,
+    WANDB_MODE, WANDB_DIR …) wins over the key here, as it does for any wandb program.
+    """
+
+    project: str = "cyclestyle"
+    entity: str | None = None
+    # None: the output_dir's folder name, so a dashboard run is easy to match with its folder.
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
+    # online falls back to offline by itself when no W&B credentials are configured.
+    mode: Literal["online", "offline", "disabled"] = "online"
+    # Upload the final generators (and config.yaml) as a wandb Artifact of type "model".
+    log_model: bool = False
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """Where training progress goes besides ``log.jsonl``, and how often images are shown."""
+
+    # YAML key ``log.with``; ``with`` is a Python keyword (see _FIELD_FOR_KEY).
+    with_: Literal["wandb", "none"] = "wandb"
+    images_every: int = 1000
+    num_images: int = 4
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole run."""
 
@@ -112,6 +141,13 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+# YAML keys that are Python keywords, and the dataclass fields that hold them.
+_FIELD_FOR_KEY = {"with": "with_"}
+_KEY_FOR_FIELD = {f: k for k, f in _FIELD_FOR_KEY.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,19 +215,20 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"{name} must be a mapping, got {raw!r}")
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
+    known = {_KEY_FOR_FIELD.get(f.name, f.name) for f in dataclasses.fields(cls)}
     for key in raw:
         if key not in known:
             raise ConfigError(f"unknown config key {prefix}{key} (known: {', '.join(sorted(known))})")
     kwargs = {}
     for f in dataclasses.fields(cls):
-        if f.name not in raw:
+        key = _KEY_FOR_FIELD.get(f.name, f.name)
+        if key not in raw:
             continue
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp):
-            kwargs[f.name] = _build(tp, raw[f.name] or {}, prefix=f"{prefix}{f.name}.")
+            kwargs[f.name] = _build(tp, raw[key] or {}, prefix=f"{prefix}{key}.")
         else:
-            kwargs[f.name] = _coerce(raw[f.name], tp, f"{prefix}{f.name}")
+            kwargs[f.name] = _coerce(raw[key], tp, f"{prefix}{key}")
     return cls(**kwargs)
 
 
@@ -240,6 +277,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{key} must be a string; got {value!r}")
         return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list, e.g. [a, b]; got {value!r}")
+        (item_type,) = typing.get_args(tp)
+        return [_coerce(item, item_type, f"{key}[{i}]") for i, item in enumerate(value)]
     raise TypeError(f"unsupported config annotation {tp} for {key}")  # a bug in this module
 
 
@@ -262,6 +304,8 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
         "train.keep_checkpoints": t.keep_checkpoints,
         "train.log_every": t.log_every,
         "train.lr": t.lr,
+        "log.images_every": cfg.log.images_every,
+        "log.num_images": cfg.log.num_images,
     }
     for key, value in positive.items():
         if value <= 0:
@@ -300,6 +344,7 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
         raise ConfigError("loss.lambda_identity needs model.in_channels == model.out_channels (set it to 0)")
     if not check_paths:
         return
+    _validate_wandb(cfg.wandb)
     if not d.root:
         raise ConfigError("data.root is not set: give the dataset folder (or an HF dataset id with data.format: hf)")
     if d.format == "folder":
@@ -311,12 +356,37 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
                 raise ConfigError(f"data.root {d.root} has no {sub}/ folder (expected {d.train_split}A/ and {d.train_split}B/)")
 
 
+# Characters W&B does not accept in project and entity names.
+_WANDB_FORBIDDEN = "/\\#?%:"
+
+
+def _validate_wandb(w: WandbConfig) -> None:
+    """What the W&B server would refuse, refused before the run instead of hours into it."""
+    for key, value in {"wandb.project": w.project, "wandb.entity": w.entity}.items():
+        if value is None:
+            continue
+        if not value.strip() or set(value) & set(_WANDB_FORBIDDEN):
+            raise ConfigError(f"{key} must be a non-empty name without {' '.join(_WANDB_FORBIDDEN)}; got {value!r}")
+    if w.name is not None and not w.name.strip():
+        raise ConfigError("wandb.name must not be empty (leave it null for the output_dir's name)")
+    for i, tag in enumerate(w.tags):
+        if not tag.strip() or len(tag) > 64:
+            raise ConfigError(f"wandb.tags[{i}] must be 1 to 64 characters; got {tag!r}")
+
+
 # --------------------------------------------------------------------------------------------
 # Writing
 
 
 def config_to_dict(cfg: Config) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
+    """The config as plain data, with the YAML key names (``log.with``, not ``with_``)."""
+    return _yaml_keys(dataclasses.asdict(cfg))
+
+
+def _yaml_keys(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {_KEY_FOR_FIELD.get(k, k): _yaml_keys(v) for k, v in node.items()}
+    return node
 
 
 def dump_config(cfg: Config) -> str:

@@ -10,7 +10,8 @@ Each step is the paper's algorithm (Zhu et al. 2017, sections 3–4):
 
 Names follow the reference implementation: D_A judges G_A's outputs (domain B), D_B judges
 G_B's (domain A). The same command runs on a CPU, one GPU, or many processes under
-``accelerate launch``; only the main process writes files.
+``accelerate launch``; only the main process writes files. The main process also keeps the
+run's dashboard (``tracking``): losses, learning rates, speed, memory and image panels in wandb.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from .models import build_discriminator, build_generator
 from .pool import ImagePool
 from .sampling import ShardedBatchSampler, epoch_order, steps_per_epoch
 from .schedule import epoch_lr_factor, step_lr_factor
+from .tracking import HeldOutPanels, Tracker, memory_metrics, open_tracker
 
 
 class TrainingInterrupted(Exception):
@@ -194,6 +196,7 @@ def train(cfg: Config, resume: str | None = None) -> Path:
     pools = {"A": ImagePool(t.pool_size, seed=cfg.seed * 1000 + 2 * rank),
              "B": ImagePool(t.pool_size, seed=cfg.seed * 1000 + 2 * rank + 1)}
     progress = Progress()
+    wandb_run_id = None
 
     saved = read_checkpoint(checkpoint) if checkpoint else None
     if saved:
@@ -224,6 +227,7 @@ def train(cfg: Config, resume: str | None = None) -> Path:
         scaler_g.load_state_dict(training_state["scalers"]["G"])
         scaler_d.load_state_dict(training_state["scalers"]["D"])
         progress = Progress(**training_state["progress"])
+        wandb_run_id = training_state.get("wandb_run_id")  # absent in checkpoints of older versions
         if progress.position % global_batch:
             accelerator.print(f"warning: resuming with {world} processes × batch {t.batch_size}; "
                               f"{progress.position % global_batch} images of the current batch are drawn again")
@@ -239,6 +243,9 @@ def train(cfg: Config, resume: str | None = None) -> Path:
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_config(run_dir, cfg, accelerator)
+    # The dashboard; a finished run that is resumed has nothing to show.
+    tracker = open_tracker(cfg, run_dir, is_main=is_main, resume_id=wandb_run_id) \
+        if progress.step < total_steps else Tracker()
 
     def save(step_reason: str) -> Path:
         """Gather every process's RNG and pools; the main process writes the checkpoint."""
@@ -262,6 +269,8 @@ def train(cfg: Config, resume: str | None = None) -> Path:
                 "num_processes": world,
                 "config_hash": config_hash(cfg),
                 "reason": step_reason,
+                # The dashboard run --resume continues (the checkpoint's own when none is open now).
+                "wandb_run_id": tracker.run_id or wandb_run_id,
             }
             weights = {name: accelerator.unwrap_model(net).state_dict() for name, net in
                        zip(("G_A", "G_B", "D_A", "D_B"), (g_a, g_b, d_a, d_b))}
@@ -282,98 +291,116 @@ def train(cfg: Config, resume: str | None = None) -> Path:
                dynamic_ncols=True)
     last_saved_step = progress.step if saved else -1
     window_start, window_steps, window_sums = time.perf_counter(), 0, {}
-    with StopRequest() as stop:
-        while progress.step < total_steps:
-            order = _order_for(progress.epoch, saved, dataset, cfg.seed)
-            sampler = ShardedBatchSampler(order, t.batch_size, rank, world,
-                                          start_step=progress.position // global_batch)
-            # A private generator keeps DataLoader from drawing its worker seed from the global
-            # RNG, which would make a resumed run's random stream differ from an uninterrupted one.
-            loader = DataLoader(dataset, batch_sampler=sampler, num_workers=d.num_workers,
-                                pin_memory=accelerator.device.type == "cuda",
-                                generator=torch.Generator().manual_seed(cfg.seed))
-            for batch in loader:
-                real_a = batch["A"].to(accelerator.device, non_blocking=True)
-                real_b = batch["B"].to(accelerator.device, non_blocking=True)
-                for opt in (opt_g, opt_d):
-                    for group in opt.param_groups:
-                        group["lr"] = t.lr * lr_factor(progress.step)
+    with tracker:  # finishes the dashboard run however training ends
+        # The held-out images that every image panel of the run shows (main process only).
+        panels = HeldOutPanels.load(cfg, (source_a, source_b)) if tracker.enabled else None
+        with StopRequest() as stop:
+            while progress.step < total_steps:
+                order = _order_for(progress.epoch, saved, dataset, cfg.seed)
+                sampler = ShardedBatchSampler(order, t.batch_size, rank, world,
+                                              start_step=progress.position // global_batch)
+                # A private generator keeps DataLoader from drawing its worker seed from the global
+                # RNG, which would make a resumed run's random stream differ from an uninterrupted one.
+                loader = DataLoader(dataset, batch_sampler=sampler, num_workers=d.num_workers,
+                                    pin_memory=accelerator.device.type == "cuda",
+                                    generator=torch.Generator().manual_seed(cfg.seed))
+                for batch in loader:
+                    real_a = batch["A"].to(accelerator.device, non_blocking=True)
+                    real_b = batch["B"].to(accelerator.device, non_blocking=True)
+                    for opt in (opt_g, opt_d):
+                        for group in opt.param_groups:
+                            group["lr"] = t.lr * lr_factor(progress.step)
 
-                # 1. Generators, with both discriminators frozen. The terms that start from real A
-                #    and those that start from real B are back-propagated one after the other: the
-                #    gradient is their sum either way, and only one half's activations are alive at
-                #    a time, which halves the step's peak memory. Processes sync once, at the end.
-                set_requires_grad((d_a, d_b), False)
-                opt_g.zero_grad(set_to_none=True)
-                lo = cfg.loss
-                with accelerator.no_sync(g_a), accelerator.no_sync(g_b):
+                    # 1. Generators, with both discriminators frozen. The terms that start from real A
+                    #    and those that start from real B are back-propagated one after the other: the
+                    #    gradient is their sum either way, and only one half's activations are alive at
+                    #    a time, which halves the step's peak memory. Processes sync once, at the end.
+                    set_requires_grad((d_a, d_b), False)
+                    opt_g.zero_grad(set_to_none=True)
+                    lo = cfg.loss
+                    with accelerator.no_sync(g_a), accelerator.no_sync(g_b):
+                        with accelerator.autocast():
+                            from_a, fake_b = cycle_losses(real_a, g_a, g_b, frozen_d_a, lo.lambda_a,
+                                                          lo.lambda_a * lo.lambda_identity, lo.gan_mode)
+                        _backward(accelerator, from_a, scaler_g, "generator", progress.step + 1, checkpoints_dir)
                     with accelerator.autocast():
-                        from_a, fake_b = cycle_losses(real_a, g_a, g_b, frozen_d_a, lo.lambda_a,
-                                                      lo.lambda_a * lo.lambda_identity, lo.gan_mode)
-                    _backward(accelerator, from_a, scaler_g, "generator", progress.step + 1, checkpoints_dir)
-                with accelerator.autocast():
-                    from_b, fake_a = cycle_losses(real_b, g_b, g_a, frozen_d_b, lo.lambda_b,
-                                                  lo.lambda_b * lo.lambda_identity, lo.gan_mode)
-                _backward(accelerator, from_b, scaler_g, "generator", progress.step + 1, checkpoints_dir)
-                _step(opt_g, scaler_g)
-                # Reference names: G_A/G_B adversarial, cycle_A/B, and idt_A = ‖G_A(b) − b‖ (from B).
-                g_terms = {"G_A": from_a["adversarial"], "G_B": from_b["adversarial"],
-                           "cycle_A": from_a["cycle"], "cycle_B": from_b["cycle"]}
-                if "identity" in from_a:
-                    g_terms |= {"idt_A": from_b["identity"], "idt_B": from_a["identity"]}
+                        from_b, fake_a = cycle_losses(real_b, g_b, g_a, frozen_d_b, lo.lambda_b,
+                                                      lo.lambda_b * lo.lambda_identity, lo.gan_mode)
+                    _backward(accelerator, from_b, scaler_g, "generator", progress.step + 1, checkpoints_dir)
+                    _step(opt_g, scaler_g)
+                    # Reference names: G_A/G_B adversarial, cycle_A/B, and idt_A = ‖G_A(b) − b‖ (from B).
+                    g_terms = {"G_A": from_a["adversarial"], "G_B": from_b["adversarial"],
+                               "cycle_A": from_a["cycle"], "cycle_B": from_b["cycle"]}
+                    if "identity" in from_a:
+                        g_terms |= {"idt_A": from_b["identity"], "idt_B": from_a["identity"]}
 
-                # 2. Discriminators, on fakes drawn from the history pools.
-                set_requires_grad((d_a, d_b), True)
-                with accelerator.autocast():
-                    d_terms = discriminator_losses(d_a, d_b, real_a, real_b, pools["A"].query(fake_a),
-                                                   pools["B"].query(fake_b), cfg.loss.gan_mode)
-                opt_d.zero_grad(set_to_none=True)
-                _backward(accelerator, d_terms, scaler_d, "discriminator", progress.step + 1, checkpoints_dir)
-                _step(opt_d, scaler_d)
+                    # 2. Discriminators, on fakes drawn from the history pools.
+                    set_requires_grad((d_a, d_b), True)
+                    with accelerator.autocast():
+                        d_terms = discriminator_losses(d_a, d_b, real_a, real_b, pools["A"].query(fake_a),
+                                                       pools["B"].query(fake_b), cfg.loss.gan_mode)
+                    opt_d.zero_grad(set_to_none=True)
+                    _backward(accelerator, d_terms, scaler_d, "discriminator", progress.step + 1, checkpoints_dir)
+                    _step(opt_d, scaler_d)
 
-                progress.step += 1
-                progress.position += global_batch
-                window_steps += 1
-                bar.update(1)
+                    progress.step += 1
+                    progress.position += global_batch
+                    window_steps += 1
+                    bar.update(1)
 
-                for name, value in {**g_terms, **d_terms}.items():
-                    window_sums[name] = window_sums.get(name, 0.0) + value.detach()
-                if progress.step % t.log_every == 0 or progress.step == total_steps:
-                    # Mean over the steps since the last record: single-image losses are noisy.
-                    values = {k: (v / window_steps).item() for k, v in window_sums.items()}
-                    elapsed = time.perf_counter() - window_start
-                    record = {"step": progress.step, "epoch": progress.epoch,
-                              "lr": t.lr * lr_factor(progress.step - 1),
-                              "it_per_s": window_steps / elapsed, **values}
-                    window_start, window_steps, window_sums = time.perf_counter(), 0, {}
-                    if is_main:
-                        bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
-                        with log_path.open("a") as f:
-                            f.write(json.dumps(record) + "\n")
+                    for name, value in {**g_terms, **d_terms}.items():
+                        window_sums[name] = window_sums.get(name, 0.0) + value.detach()
+                    if progress.step % t.log_every == 0 or progress.step == total_steps:
+                        # Mean over the steps since the last record: single-image losses are noisy.
+                        values = {k: (v / window_steps).item() for k, v in window_sums.items()}
+                        elapsed = time.perf_counter() - window_start
+                        record = {"step": progress.step, "epoch": progress.epoch,
+                                  "lr": t.lr * lr_factor(progress.step - 1),
+                                  "it_per_s": window_steps / elapsed, **values}
+                        window_start, window_steps, window_sums = time.perf_counter(), 0, {}
+                        if is_main:
+                            bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
+                            with log_path.open("a") as f:
+                                f.write(json.dumps(record) + "\n")
+                        tracker.log({**{f"loss/{k}": v for k, v in values.items()},
+                                     "lr/G": opt_g.param_groups[0]["lr"], "lr/D": opt_d.param_groups[0]["lr"],
+                                     "perf/it_per_s": record["it_per_s"],
+                                     "perf/images_per_s": record["it_per_s"] * global_batch,  # of each domain
+                                     "epoch": progress.epoch, **memory_metrics(accelerator.device)}, progress.step)
+                    if panels is not None and (progress.step % cfg.log.images_every == 0
+                                               or progress.step == total_steps):
+                        began = time.perf_counter()
+                        tracker.log(panels.render(accelerator.unwrap_model(g_a), accelerator.unwrap_model(g_b),
+                                                  accelerator.device), progress.step)
+                        window_start += time.perf_counter() - began  # drawing is not training: keep it out of it/s
 
-                if progress.step % t.checkpoint_every == 0 or progress.step == total_steps:
-                    save("periodic" if progress.step < total_steps else "final")
-                    last_saved_step = progress.step
-                if _any_process(accelerator, stop.signum is not None):
-                    path = checkpoints_dir / f"step-{progress.step}"
-                    if last_saved_step != progress.step:
-                        path = save("interrupted")
-                    bar.close()
-                    raise TrainingInterrupted(stop.signum or signal.SIGTERM, progress.step, path)
-                if progress.step >= total_steps:
-                    break
-            else:  # the epoch's batches are exhausted
-                progress.epoch += 1
-                progress.position = 0
-                continue
-            break
-    bar.close()
-    if last_saved_step != progress.step:
-        save("final")
-    if is_main:
-        _write_final_generators(run_dir, accelerator.unwrap_model(g_a), accelerator.unwrap_model(g_b), cfg,
-                                progress.step)
-        accelerator.print(f"done: {progress.step} steps; generators in {run_dir}/G_A.safetensors and G_B.safetensors")
+                    if progress.step % t.checkpoint_every == 0 or progress.step == total_steps:
+                        save("periodic" if progress.step < total_steps else "final")
+                        last_saved_step = progress.step
+                    if _any_process(accelerator, stop.signum is not None):
+                        path = checkpoints_dir / f"step-{progress.step}"
+                        if last_saved_step != progress.step:
+                            path = save("interrupted")
+                        bar.close()
+                        raise TrainingInterrupted(stop.signum or signal.SIGTERM, progress.step, path)
+                    if progress.step >= total_steps:
+                        break
+                else:  # the epoch's batches are exhausted
+                    progress.epoch += 1
+                    progress.position = 0
+                    continue
+                break
+        bar.close()
+        if last_saved_step != progress.step:
+            save("final")
+        if is_main:
+            _write_final_generators(run_dir, accelerator.unwrap_model(g_a), accelerator.unwrap_model(g_b), cfg,
+                                    progress.step)
+            if cfg.wandb.log_model:
+                tracker.log_model([run_dir / "G_A.safetensors", run_dir / "G_B.safetensors", run_dir / "config.yaml"],
+                                  progress.step)
+            accelerator.print(f"done: {progress.step} steps; generators in "
+                              f"{run_dir}/G_A.safetensors and G_B.safetensors")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return run_dir

@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -7,6 +8,11 @@ from cyclestyle.config import load_config
 from cyclestyle.toydata import make_toy_dataset
 
 REPO = Path(__file__).resolve().parents[1]
+
+# No test may reach a W&B server, even on a developer's machine that holds a key: the dashboard
+# is off for every run here (subprocesses inherit this) except in test_tracking.py, whose fixture
+# clears the WANDB_* variables and works offline with no credentials.
+os.environ["WANDB_MODE"] = "disabled"
 
 
 @pytest.fixture(scope="session")

@@ -93,17 +93,55 @@ def test_dump_round_trips(root, tmp_path):
     assert isinstance(yaml.safe_load(dump_config(cfg)), dict)
 
 
+PAPER_CONFIGS = {"monet2photo", "vangogh2photo", "ukiyoe2photo", "cezanne2photo", "horse2zebra"}
+
+
 def test_every_shipped_config_parses(monkeypatch):
     configs = sorted(Path(__file__).resolve().parents[1].joinpath("configs").glob("*.yaml"))
-    assert {p.stem for p in configs} >= {"monet2photo", "vangogh2photo", "ukiyoe2photo", "cezanne2photo",
-                                         "horse2zebra", "tiny"}
+    assert {p.stem for p in configs} >= PAPER_CONFIGS | {"tiny"}
     for path in configs:
         raw = yaml.safe_load(path.read_text())
         # Their data folders are not downloaded here; everything else must validate.
         cfg = load_config(path, ["data.format=hf"])
         assert isinstance(cfg, Config)
         assert cfg.data.root == raw["data"]["root"]
-        if path.stem != "tiny":
+        if path.stem in PAPER_CONFIGS:
             assert (cfg.data.crop_size, cfg.model.n_blocks, cfg.train.n_epochs, cfg.train.n_epochs_decay) == (256, 9, 100, 100)
     paintings = [load_config(p, ["data.format=hf"]) for p in configs if p.stem.endswith("2photo")]
     assert paintings and all(c.loss.lambda_identity == 0.5 for c in paintings)
+
+
+def test_dashboard_keys_have_defaults_and_the_yaml_key_log_with(root, tmp_path):
+    cfg = load_config(None, [f"data.root={root}"])
+    assert (cfg.wandb.project, cfg.wandb.entity, cfg.wandb.name, cfg.wandb.tags) == ("cyclestyle", None, None, [])
+    assert (cfg.wandb.mode, cfg.wandb.log_model) == ("online", False)
+    assert (cfg.log.with_, cfg.log.images_every, cfg.log.num_images) == ("wandb", 1000, 4)
+
+    path = write(tmp_path, f"data:\n  root: {root}\nlog:\n  with: none\nwandb:\n  tags: [monet, baseline]\n")
+    cfg = load_config(path, ["wandb.mode=offline", "wandb.entity=my-team", "log.num_images=2"])
+    assert (cfg.log.with_, cfg.log.num_images, cfg.wandb.mode, cfg.wandb.entity) == ("none", 2, "offline", "my-team")
+    assert cfg.wandb.tags == ["monet", "baseline"]
+    assert load_config(None, [f"data.root={root}", "wandb.tags=[a, b]"]).wandb.tags == ["a", "b"]
+    # Written back under the YAML key, and read again to the same config.
+    dumped = yaml.safe_load(dump_config(cfg))
+    assert dumped["log"]["with"] == "none" and "with_" not in dumped["log"]
+    assert load_config(write(tmp_path, dump_config(cfg))) == cfg
+
+
+@pytest.mark.parametrize("override, message", [
+    ("log.with_=none", "unknown config key log.with_"),
+    ("log.with=tensorboard", "log.with must be one of wandb, none"),
+    ("wandb.mode=dryrun", "wandb.mode must be one of online, offline, disabled"),
+    ("wandb.tags=monet", "wandb.tags must be a list"),
+    ("wandb.tags=[monet, 3]", "wandb.tags[1] must be a string"),
+    ("wandb.tags=['']", "wandb.tags[0] must be 1 to 64 characters"),
+    ("wandb.project=my/project", "wandb.project must be a non-empty name"),
+    ("wandb.entity=''", "wandb.entity must be a non-empty name"),
+    ("wandb.log_model=yes please", "wandb.log_model must be true or false"),
+    ("log.images_every=0", "log.images_every must be positive"),
+    ("log.num_images=-1", "log.num_images must be positive"),
+])
+def test_bad_dashboard_values_name_the_key(root, override, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")) as info:
+        load_config(None, [f"data.root={root}", override])
+    assert "\n" not in str(info.value)
