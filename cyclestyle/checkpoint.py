@@ -6,6 +6,9 @@ Layout of ``OUTPUT_DIR/checkpoints/step-N/``::
     training_state.pt      optimizers, LR schedulers, grad scalers, step, epoch, data order
     process-R.pt           per process R: its RNG states and its two image pools
 
+and, when the run evaluates itself (``eval.every``), ``checkpoints/best/``: the generators of
+the best held-out evaluation so far and that evaluation (``metrics.json``).
+
 A checkpoint is written into a temporary folder and renamed into place, so a crash or a full disk
 mid-write never leaves a half checkpoint under a real name; then ``latest`` (a one-line text file)
 is replaced atomically and the oldest checkpoints beyond ``keep`` are removed. Only ``.pt`` files
@@ -137,6 +140,44 @@ def write_checkpoint(
     for old in list_checkpoints(checkpoints_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+BEST = "best"
+
+
+def write_best(checkpoints_dir: Path, generators: dict[str, dict[str, torch.Tensor]], record: dict[str, Any],
+               metadata: dict[str, str] | None = None) -> Path:
+    """Replace ``checkpoints/best/`` with these generators and ``record`` (the evaluation that
+    chose them, as ``metrics.json``). Written aside and renamed into place, like a checkpoint."""
+    checkpoints_dir.mkdir(parents=True, exist_ok=True)
+    final = checkpoints_dir / BEST
+    tmp = checkpoints_dir / f".tmp-{BEST}-{os.getpid()}"
+    old = checkpoints_dir / f".old-{BEST}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        for name, state_dict in generators.items():
+            save_weights(tmp / f"{name}.safetensors", state_dict, metadata)
+        (tmp / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
+        _fsync_tree(tmp)
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not final.exists():
+            os.replace(old, final)  # put the previous best back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def read_best(checkpoints_dir: Path) -> dict[str, Any] | None:
+    """The record ``write_best`` stored with the best generators, or None when there are none."""
+    try:
+        return json.loads((checkpoints_dir / BEST / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def list_checkpoints(checkpoints_dir: Path) -> list[Path]:

@@ -131,6 +131,30 @@ class LogConfig:
     num_images: int = 4
 
 
+# Held-out metrics that can choose the best checkpoint, and which way is better.
+EVAL_METRICS = {"fid": "min", "kid": "min", "cycle_l1": "min", "psnr": "max", "ssim": "max"}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Held-out evaluation during training, and which checkpoint counts as the best.
+
+    Every ``every`` steps (and at the last step) the generators translate the first
+    ``num_images`` held-out images of each domain (the same ones each time) and the metrics of
+    ``cyclestyle evaluate`` are logged. The generators of the evaluation that scored best on
+    ``metric`` are kept in ``checkpoints/best/``, beside the last ones: published numbers often
+    quote the best evaluation, while the last weights are what a run ends with.
+    """
+
+    every: int = 0  # steps between evaluations; 0 turns evaluation during training off
+    num_images: int = 50  # per domain; 0 means every held-out image
+    # fid, kid, cycle_l1, psnr or ssim: the mean over both directions that have it, or one
+    # direction's, e.g. "AtoB/psnr".
+    metric: str = "fid"
+    paired_truth: str | None = None  # true translations, for psnr/ssim (see ``cyclestyle evaluate``)
+    inception_weights: str | None = None  # FID/KID network; default: the torch hub cache
+
+
 @dataclass(frozen=True)
 class Config:
     """A whole run."""
@@ -143,6 +167,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 # YAML keys that are Python keywords, and the dataclass fields that hold them.
@@ -342,9 +367,14 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
         raise ConfigError("model.in_channels and model.out_channels must be 1 or 3")
     if lo.lambda_identity > 0 and m.in_channels != m.out_channels:
         raise ConfigError("loss.lambda_identity needs model.in_channels == model.out_channels (set it to 0)")
+    _validate_eval(cfg.eval)
     if not check_paths:
         return
     _validate_wandb(cfg.wandb)
+    for key, value in {"eval.paired_truth": cfg.eval.paired_truth,
+                       "eval.inception_weights": cfg.eval.inception_weights}.items():
+        if value is not None and not Path(value).expanduser().exists():
+            raise ConfigError(f"{key} {value} does not exist")
     if not d.root:
         raise ConfigError("data.root is not set: give the dataset folder (or an HF dataset id with data.format: hf)")
     if d.format == "folder":
@@ -354,6 +384,23 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
         for sub in (f"{d.train_split}A", f"{d.train_split}B"):
             if not (root / sub).is_dir():
                 raise ConfigError(f"data.root {d.root} has no {sub}/ folder (expected {d.train_split}A/ and {d.train_split}B/)")
+
+
+def split_metric(metric: str) -> tuple[str | None, str]:
+    """``"AtoB/psnr"`` → ("AtoB", "psnr"); ``"fid"`` → (None, "fid"): None means both directions."""
+    direction, _, name = metric.rpartition("/")
+    return direction or None, name
+
+
+def _validate_eval(e: EvalConfig) -> None:
+    if e.every < 0 or e.num_images < 0:
+        raise ConfigError(f"eval.every and eval.num_images must not be negative; got {e.every} and {e.num_images}")
+    direction, name = split_metric(e.metric)
+    if name not in EVAL_METRICS or direction not in (None, "AtoB", "BtoA"):
+        raise ConfigError(f"eval.metric must be one of {', '.join(EVAL_METRICS)}, optionally prefixed by "
+                          f"AtoB/ or BtoA/; got {e.metric!r}")
+    if name in ("psnr", "ssim") and e.paired_truth is None:
+        raise ConfigError(f"eval.metric {e.metric} needs eval.paired_truth (a folder of true translations)")
 
 
 # Characters W&B does not accept in project and entity names.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from tqdm.auto import tqdm
 
 from . import metrics
 from .checkpoint import find_generator, load_generator
-from .config import Config, ConfigError, DataConfig, config_hash, load_config
+from .config import EVAL_METRICS, Config, ConfigError, DataConfig, config_hash, load_config, split_metric
 from .data import DataError, Source, image_to_tensor, list_images, load_image, open_domains, tensor_to_image
 from .translate import translate_tensor
 
@@ -147,18 +148,20 @@ def evaluate_translators(
     output: Path | None = None, size: int | None = None, extractor: nn.Module | None = None,
     extractor_note: str | None = None, truth_dir: Path | None = None, limit: int | None = None,
     device: torch.device | str = "cpu", batch_size: int = 16, progress: bool = True,
+    real_features: dict[str, torch.Tensor] | None = None,
 ) -> Evaluation:
     """Translate and measure every held-out image (or the first ``limit``), both directions.
 
     ``extractor`` maps uint8 N×3×H×W images to features for FID/KID; None skips them (with
     ``extractor_note`` as the reason). With ``output``, images are written under
-    ``output/images/<direction>/{translated,reconstructed}/``.
+    ``output/images/<direction>/{translated,reconstructed}/``. ``real_features``, a dict kept
+    between calls on the same test sets, saves extracting the real images' features again.
     """
     result = Evaluation()
     if extractor is None:
         result.notes.append(f"fid/kid not computed: {extractor_note or 'no feature extractor'}")
     sources = {"A": test_a, "B": test_b}
-    real_features: dict[str, torch.Tensor] = {}
+    real_features = {} if real_features is None else real_features
     for direction, src, dst in DIRECTIONS:
         forward, backward = (g_a, g_b) if direction == "AtoB" else (g_b, g_a)
         source = sources[src]
@@ -231,6 +234,81 @@ def evaluate_translators(
         if count < len(source):
             result.notes.append(f"{direction}: the first {count} of {len(source)} held-out images were used")
     return result
+
+
+# --------------------------------------------------------------------------------------------
+# During training
+
+
+def flat_metrics(result: Evaluation) -> dict[str, float]:
+    """``{"AtoB/fid": …, "BtoA/psnr": …}``: the metrics that were computed, for logs and dashboards."""
+    return {f"{direction}/{name}": value for direction, m in result.directions.items()
+            for name, value in dataclasses.asdict(m).items() if value is not None}
+
+
+def score(result: Evaluation, metric: str) -> float | None:
+    """The value of ``metric`` ("psnr": mean over the directions that have it; "AtoB/psnr": one
+    direction's), or None where it was not computed."""
+    direction, name = split_metric(metric)
+    values = [dataclasses.asdict(m)[name] for d, m in result.directions.items() if direction in (None, d)]
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    return sum(values) / len(values) if values else None
+
+
+def is_better(value: float | None, best: float | None, metric: str) -> bool:
+    if value is None:
+        return False
+    if best is None:
+        return True
+    return value < best if EVAL_METRICS[split_metric(metric)[1]] == "min" else value > best
+
+
+class HeldOutEvaluator:
+    """Evaluation during training: the same held-out images each time (the first
+    ``eval.num_images`` of each domain) and the same metrics as ``cyclestyle evaluate``.
+
+    Built once per run, so the test sets are opened, the FID network loaded and the real
+    images' features extracted once; every process builds one (a missing test split stops all
+    of them at the start), only the main one loads the FID network and evaluates. ``notes``
+    says, once, what cannot be computed and why.
+    """
+
+    def __init__(self, cfg: Config, device: torch.device, load_extractor: bool = True):
+        e, d = cfg.eval, cfg.data
+        self.metric, self.device = e.metric, device
+        try:
+            self.test_a, self.test_b = open_domains(d, d.test_split, channels=cfg.model.in_channels)
+        except DataError as error:
+            raise ConfigError(f"eval.every={e.every} needs a held-out split '{d.test_split}': {error}") from None
+        self.limit = e.num_images or None
+        self.size = d.crop_size
+        self.truth = Path(e.paired_truth).expanduser() if e.paired_truth else None
+        self.extractor, self.extractor_note = None, None
+        if load_extractor and (split_metric(e.metric)[1] in ("fid", "kid") or e.inception_weights):
+            try:
+                self.extractor = metrics.load_inception(e.inception_weights)
+            except metrics.MissingWeightsError as error:
+                self.extractor_note = str(error)
+        self.notes: list[str] = []
+        if self.extractor is None and split_metric(e.metric)[1] in ("fid", "kid"):
+            self.notes.append(f"eval.metric {e.metric} cannot be computed ({self.extractor_note}): "
+                              "no best checkpoint is kept; the other metrics are still logged")
+        self._real_features: dict[str, torch.Tensor] = {}
+
+    @torch.inference_mode()
+    def __call__(self, g_a: nn.Module, g_b: nn.Module) -> Evaluation:
+        """Evaluate the generators in eval mode; their train mode is restored after."""
+        modes = g_a.training, g_b.training
+        g_a.eval()
+        g_b.eval()
+        try:
+            return evaluate_translators(
+                g_a, g_b, self.test_a, self.test_b, size=self.size, extractor=self.extractor,
+                extractor_note=self.extractor_note, truth_dir=self.truth, limit=self.limit, device=self.device,
+                progress=False, real_features=self._real_features)
+        finally:
+            g_a.train(modes[0])
+            g_b.train(modes[1])
 
 
 # --------------------------------------------------------------------------------------------

@@ -72,6 +72,9 @@ class Tracker:
     def log_model(self, files: Sequence[Path], step: int) -> None:
         """Upload ``files`` as one artifact of type "model"."""
 
+    def summarize(self, values: Mapping[str, Any]) -> None:
+        """Set the run's summary values (what the runs table shows), e.g. the best evaluation."""
+
     def finish(self, exit_code: int = 0) -> None:
         """Close the run; a non-zero ``exit_code`` marks it as failed."""
 
@@ -125,6 +128,14 @@ class WandbTracker(Tracker):
             self._run.log_artifact(artifact)
         except Exception as e:
             self._give_up("logging the model artifact", e)
+
+    def summarize(self, values: Mapping[str, Any]) -> None:
+        if self._run is None:
+            return
+        try:
+            self._run.summary.update(dict(values))
+        except Exception as e:
+            self._give_up("writing the run summary", e)
 
     def finish(self, exit_code: int = 0) -> None:
         if self._run is None:
@@ -272,33 +283,36 @@ class HeldOutPanels:
         self.source = source  # the split they come from, for the captions
 
     @classmethod
-    def load(cls, cfg: Config, train_sources: tuple[Source, Source]) -> HeldOutPanels:
-        """The first ``log.num_images`` images of the test split, or of the training split if there is none."""
+    def load(cls, cfg: Config, train_sources: tuple[Source, Source], count: int | None = None) -> HeldOutPanels:
+        """The first ``count`` (default ``log.num_images``) images of the test split, or of the
+        training split if there is none."""
+        count = cfg.log.num_images if count is None else count
         d, m = cfg.data, cfg.model
         try:
             sources, split = open_domains(d, d.test_split), d.test_split
         except DataError as e:
             sources, split = train_sources, d.train_split
             _say("note", f"image panels: no usable '{d.test_split}' split ({e}); they show the first "
-                         f"{cfg.log.num_images} '{split}' images instead")
+                         f"{count} '{split}' images instead")
         images = []
         for source, channels in zip(sources, (m.in_channels, m.out_channels)):
-            count = min(cfg.log.num_images, len(source))
             images.append([preprocess(source.load(i, channels), d, random.Random(0), train=False,
-                                      source=source.describe(i)) for i in range(count)])
+                                      source=source.describe(i)) for i in range(min(count, len(source)))])
         return cls(images[0], images[1], identity=m.in_channels == m.out_channels, source=split)
 
     @torch.inference_mode()
-    def render(self, g_a: nn.Module, g_b: nn.Module, device: torch.device) -> dict[str, Panel]:
-        """Both grids, with the generators in eval mode (their train mode is restored after)."""
+    def render(self, g_a: nn.Module, g_b: nn.Module, device: torch.device, prefix: str = "images"
+               ) -> dict[str, Panel]:
+        """Both grids, as ``prefix/A`` and ``prefix/B``, with the generators in eval mode (their
+        train mode is restored after)."""
         modes = g_a.training, g_b.training
         g_a.eval()
         g_b.eval()
         try:
             return {
-                "images/A": Panel(self._grid(self.images_a, g_a, g_b, device),
+                f"{prefix}/A": Panel(self._grid(self.images_a, g_a, g_b, device),
                                   self._caption("A", "B", "G_A", "G_B")),
-                "images/B": Panel(self._grid(self.images_b, g_b, g_a, device),
+                f"{prefix}/B": Panel(self._grid(self.images_b, g_b, g_a, device),
                                   self._caption("B", "A", "G_B", "G_A")),
             }
         finally:

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from itertools import chain
@@ -36,18 +37,22 @@ from tqdm.auto import tqdm
 
 from . import losses
 from .checkpoint import (
+    BEST,
     CheckpointError,
     capture_rng_state,
     list_checkpoints,
+    read_best,
     read_checkpoint,
     resolve_checkpoint,
     restore_rng_state,
     save_weights,
     weights_metadata,
+    write_best,
     write_checkpoint,
 )
 from .config import Config, ConfigError, config_hash, config_to_dict, dump_config
 from .data import UnalignedDataset, open_domains
+from .evaluate import HeldOutEvaluator, flat_metrics, is_better, score
 from .models import build_discriminator, build_generator
 from .pool import ImagePool
 from .sampling import ShardedBatchSampler, epoch_order, steps_per_epoch
@@ -174,6 +179,7 @@ def train(cfg: Config, resume: str | None = None) -> Path:
     channels = cfg.model.in_channels
     source_a, source_b = open_domains(d, d.train_split, channels=cfg.model.in_channels)
     dataset = UnalignedDataset(source_a, source_b, d, channels=channels)
+    evaluator = HeldOutEvaluator(cfg, accelerator.device, load_extractor=is_main) if cfg.eval.every else None
     length = len(dataset)
     global_batch = t.batch_size * world
     per_epoch = steps_per_epoch(length, t.batch_size, world)
@@ -276,8 +282,7 @@ def train(cfg: Config, resume: str | None = None) -> Path:
                        zip(("G_A", "G_B", "D_A", "D_B"), (g_a, g_b, d_a, d_b))}
             try:
                 path = write_checkpoint(checkpoints_dir, progress.step, weights, training_state, states,
-                                        keep=t.keep_checkpoints,
-                                        metadata=weights_metadata(config_to_dict(cfg)["model"], progress.step))
+                                        keep=t.keep_checkpoints, metadata=metadata())
             except OSError as e:
                 previous = list_checkpoints(checkpoints_dir)
                 last = previous[-1] if previous else "none"
@@ -287,6 +292,12 @@ def train(cfg: Config, resume: str | None = None) -> Path:
         return path
 
     log_path = run_dir / "log.jsonl"
+    metadata = lambda: weights_metadata(config_to_dict(cfg)["model"], progress.step)  # noqa: E731
+    best = _previous_best(checkpoints_dir, cfg.eval.metric, accelerator) if evaluator else None
+    last_eval = None
+    if evaluator and is_main:
+        for note in evaluator.notes:
+            tqdm.write(f"note: {note}", file=sys.stderr)
     bar = tqdm(total=total_steps, initial=progress.step, disable=not is_main, desc="train", unit="step",
                dynamic_ncols=True)
     last_saved_step = progress.step if saved else -1
@@ -373,6 +384,14 @@ def train(cfg: Config, resume: str | None = None) -> Path:
                         tracker.log(panels.render(accelerator.unwrap_model(g_a), accelerator.unwrap_model(g_b),
                                                   accelerator.device), progress.step)
                         window_start += time.perf_counter() - began  # drawing is not training: keep it out of it/s
+                    if evaluator and (progress.step % cfg.eval.every == 0 or progress.step == total_steps):
+                        began = time.perf_counter()
+                        if is_main:
+                            last_eval, best = _evaluate_held_out(
+                                evaluator, accelerator.unwrap_model(g_a), accelerator.unwrap_model(g_b),
+                                progress.step, best, checkpoints_dir, metadata(), tracker, log_path)
+                        accelerator.wait_for_everyone()
+                        window_start += time.perf_counter() - began
 
                     if progress.step % t.checkpoint_every == 0 or progress.step == total_steps:
                         save("periodic" if progress.step < total_steps else "final")
@@ -396,6 +415,12 @@ def train(cfg: Config, resume: str | None = None) -> Path:
         if is_main:
             _write_final_generators(run_dir, accelerator.unwrap_model(g_a), accelerator.unwrap_model(g_b), cfg,
                                     progress.step)
+            if tracker.enabled:  # the final held-out grid, larger than the periodic panels
+                final = HeldOutPanels.load(cfg, (source_a, source_b), count=FINAL_GRID_IMAGES)
+                tracker.log(final.render(accelerator.unwrap_model(g_a), accelerator.unwrap_model(g_b),
+                                         accelerator.device, prefix="final"), progress.step)
+            if last_eval is not None:
+                _report_evaluations(last_eval, best, cfg.eval.metric, checkpoints_dir, tracker)
             if cfg.wandb.log_model:
                 tracker.log_model([run_dir / "G_A.safetensors", run_dir / "G_B.safetensors", run_dir / "config.yaml"],
                                   progress.step)
@@ -404,6 +429,59 @@ def train(cfg: Config, resume: str | None = None) -> Path:
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return run_dir
+
+
+# --------------------------------------------------------------------------------------------
+# Held-out evaluation and the best generators
+
+FINAL_GRID_IMAGES = 16  # held-out images per domain in the dashboard's grid at the end of a run
+
+
+def _evaluate_held_out(
+    evaluator: HeldOutEvaluator, g_a: nn.Module, g_b: nn.Module, step: int, best: dict[str, Any] | None,
+    checkpoints_dir: Path, metadata: dict[str, str], tracker: Tracker, log_path: Path,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Evaluate on the held-out subset, log it, and keep the generators if they are the best yet.
+    Returns (this evaluation's record, the best record)."""
+    result = evaluator(g_a, g_b)
+    result.step = step
+    record = {"metric": evaluator.metric, "value": score(result, evaluator.metric), "step": step,
+              "evaluation": result.to_json()}
+    if is_better(record["value"], best["value"] if best else None, evaluator.metric):
+        write_best(checkpoints_dir, {"G_A": g_a.state_dict(), "G_B": g_b.state_dict()}, record, metadata)
+        best = record
+    values = flat_metrics(result)
+    with log_path.open("a") as f:
+        f.write(json.dumps({"step": step, "eval": values}) + "\n")
+    logged: dict[str, Any] = {f"eval/{k}": v for k, v in values.items()}
+    if best is not None:
+        logged[f"eval/best_{evaluator.metric}"] = best["value"]
+    tracker.log(logged, step)
+    return record, best
+
+
+def _previous_best(checkpoints_dir: Path, metric: str, accelerator: Accelerator) -> dict[str, Any] | None:
+    """The best evaluation of an earlier part of this run, if it was chosen by the same metric."""
+    best = read_best(checkpoints_dir)
+    if best is not None and best.get("metric") != metric:
+        accelerator.print(f"note: {checkpoints_dir / BEST} was chosen by {best.get('metric')}, not eval.metric "
+                          f"{metric}: the next evaluation replaces it")
+        return None
+    return best
+
+
+def _report_evaluations(last: dict[str, Any], best: dict[str, Any] | None, metric: str, checkpoints_dir: Path,
+                        tracker: Tracker) -> None:
+    """Both results: the last generators (what the run ends with) and the best (what papers quote)."""
+    def fmt(value: float | None) -> str:
+        return "not computed" if value is None else f"{value:.4g}"
+
+    line = f"held-out {metric}: last (step {last['step']}) {fmt(last['value'])}"
+    if best is not None:
+        line += f"; best (step {best['step']}) {fmt(best['value'])}, generators in {checkpoints_dir / BEST}"
+        tracker.summarize({f"best/{metric}": best["value"], "best/step": best["step"]})
+    print(line)
+    tracker.summarize({f"last/{metric}": last["value"], "last/step": last["step"]})
 
 
 # --------------------------------------------------------------------------------------------

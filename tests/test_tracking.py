@@ -21,7 +21,7 @@ from wandb.proto import wandb_internal_pb2
 
 from cyclestyle import checkpoint as ckpt
 from cyclestyle import tracking
-from cyclestyle.checkpoint import read_checkpoint
+from cyclestyle.checkpoint import read_best, read_checkpoint
 from cyclestyle.models import build_generator
 from cyclestyle.train import TrainingInterrupted, train
 
@@ -111,6 +111,10 @@ class LoggedRun:
         self.history = [_nested(r.history.item) for r in self.records if r.WhichOneof("record_type") == "history"]
         self.artifacts = [r.artifact for r in self.records if r.WhichOneof("record_type") == "artifact"]
         self.metrics = [r.metric for r in self.records if r.WhichOneof("record_type") == "metric"]
+        self.summary: dict = {}
+        for r in self.records:
+            if r.WhichOneof("record_type") == "summary":
+                self.summary |= _nested(r.summary.update)
         (self.exit,) = [r.exit for r in self.records if r.WhichOneof("record_type") == "exit"]
 
     def steps_of(self, key: str) -> list[int]:
@@ -140,7 +144,7 @@ def lines(kind: str, capsys) -> list[str]:
 
 def test_offline_run_logs_losses_lrs_speed_memory_panels_config_and_model(tiny_config, capsys):
     cfg = tiny_config("train.max_steps=6", "log.images_every=3", "log.num_images=3",
-                      "wandb.log_model=true", "wandb.tags=[tiny, test]")
+                      "wandb.log_model=true", "wandb.tags=[tiny, test]", "eval.every=3", "eval.metric=cycle_l1")
     run_dir = train(cfg)
 
     (logged,) = offline_runs(run_dir)
@@ -166,7 +170,7 @@ def test_offline_run_logs_losses_lrs_speed_memory_panels_config_and_model(tiny_c
     assert all(row["perf/images_per_s"] == pytest.approx(row["perf/it_per_s"]) for row in numbers)  # batch 1
     # The same means as log.jsonl.
     jsonl = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
-    assert [r["cycle_A"] for r in jsonl] == pytest.approx([row["loss/cycle_A"] for row in numbers])
+    assert [r["cycle_A"] for r in jsonl if "eval" not in r] == pytest.approx([row["loss/cycle_A"] for row in numbers])
     glob = [m for m in logged.metrics if m.glob_name == "*"]
     assert len(glob) == 1 and glob[0].step_metric == "train/step"
 
@@ -180,6 +184,22 @@ def test_offline_run_logs_losses_lrs_speed_memory_panels_config_and_model(tiny_c
         assert image.size == (4 * 32, 3 * 32)
         # First column: the first test image of A, as preprocess(train=False) prepares it.
         assert image.crop((0, 0, 32, 32)).tobytes() == held_out_crop(cfg, "A", 0).tobytes()
+
+    # Held-out evaluations every eval.every steps, the same values as log.jsonl, and the best and
+    # last results in the run's summary.
+    evaluations = [row for row in logged.history if "eval/AtoB/cycle_l1" in row]
+    assert [row["train/step"] for row in evaluations] == [3, 6]
+    assert [row["eval/BtoA/cycle_l1"] for row in evaluations] == pytest.approx(
+        [r["eval"]["BtoA/cycle_l1"] for r in jsonl if "eval" in r])
+    assert all(row["eval/AtoB/n"] == 4 for row in evaluations)  # every test image of the toy set
+    best = read_best(run_dir / "checkpoints")
+    assert logged.summary["best/cycle_l1"] == pytest.approx(best["value"])
+    assert logged.summary["best/step"] == best["step"] and logged.summary["last/step"] == 6
+    # The final held-out grid: up to 16 test images (the toy set has 4) × 4 columns.
+    (final,) = [row for row in logged.history if "final/A" in row]
+    assert final["train/step"] == 6 and "final/B" in final
+    with Image.open(logged.folder / "files" / final["final/A"]["path"]) as image:
+        assert image.size == (4 * 32, 4 * 32)
 
     # The final generators as a model artifact.
     (artifact,) = logged.artifacts
