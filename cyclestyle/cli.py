@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_translate(sub)
     _add_evaluate(sub)
+    _add_gatys(sub)
+    _add_compare(sub)
 
     toy = sub.add_parser(
         "toy-data", help="write a small synthetic two-domain dataset (for quick checks, no download)",
@@ -115,6 +117,95 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda … (default: cuda when available)")
 
 
+def _add_gatys(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "gatys", help="neural style transfer by optimisation (Gatys et al.), the baseline",
+        description="Optimise an image so that its VGG19 features match the content image's (relu4_2) "
+                    "and its Gram matrices match the style images' (relu1_1 … relu5_1), as Gatys, Ecker "
+                    "and Bethge (2016). Coarse-to-fine over several scales by default.",
+        epilog="examples:\n"
+               "  cyclestyle gatys --content photo.jpg --style starry_night.jpg --output out.png\n"
+               "  cyclestyle gatys --content photos/ --style monet/ --output out/ --size 512   "
+               "# a folder of styles: their average Gram matrices (the style of a collection)\n"
+               "  cyclestyle gatys --content a.jpg --style s1.jpg s2.jpg --style-weights 0.7,0.3 --output b.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--content", nargs="+", required=True, metavar="IMG", help="content image(s) or folder(s)")
+    p.add_argument("--style", nargs="+", required=True, metavar="IMG",
+                   help="style image(s); a folder stands for the average style of all its images")
+    p.add_argument("--style-weights", metavar="W1,W2", help="blend weights of the --style entries (default equal)")
+    p.add_argument("--output", required=True, metavar="PATH_or_DIR",
+                   help="output file (one content image) or folder (several)")
+    p.add_argument("--size", type=int, default=512, metavar="PX", help="long side of the output (default 512)")
+    p.add_argument("--steps", type=int, default=500, metavar="N", help="optimiser iterations at the final scale (default 500)")
+    p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs", help="default lbfgs, as the paper")
+    p.add_argument("--vgg-weights", metavar="PATH|random",
+                   help="VGG19 weights file (default: torchvision's ImageNet weights from the local cache); "
+                        "'random' for tests and offline demos (outputs say so)")
+    p.add_argument("--content-weight", type=float, default=1.0)
+    p.add_argument("--style-weight", type=float, default=1e6)
+    p.add_argument("--tv-weight", type=float, default=0.0)
+    p.add_argument("--pooling", choices=["max", "avg"], default="max")
+    p.add_argument("--init", choices=["content", "noise", "style"], default="content")
+    p.add_argument("--no-multiscale", action="store_true", help="optimise at the final size only")
+    p.add_argument("--preserve-color", action="store_true", help="transfer luminance only, keep the content's colours")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cpu, cuda … (default: cuda when available)")
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare", help="CycleGAN next to the Gatys baseline on the same held-out images: time, memory, quality",
+        description="Translate the held-out images of one domain (testA for AtoB) with a trained CycleGAN and\n"
+                    "with Gatys neural style transfer, at the same size, and report per method: seconds and peak\n"
+                    "memory per image, FID/KID against the real held-out images of the target domain, and PSNR/SSIM\n"
+                    "against the true translation when --paired-truth is given (then also for the identity,\n"
+                    "output = input, the do-nothing baseline).\n\n"
+                    "Gatys's style is one or more chosen paintings (--style) and/or the average style of the first\n"
+                    "K training images of the target domain (--collection K); with neither, --collection 8.\n"
+                    "Writes DIR/comparison.json, DIR/index.html, DIR/grid.png (one row per image: input | cyclegan\n"
+                    "| gatys-… | truth) and every image under DIR/images/.",
+        epilog="examples:\n"
+               "  cyclestyle toy-data --output data/toy                # a small dataset, then a tiny run on it\n"
+               "  cyclestyle train --config configs/tiny.yaml\n"
+               "  cyclestyle compare --weights runs/tiny --data-root data/toy --output compare/tiny \\\n"
+               "      --vgg-weights random --gatys-steps 20            # offline: Gatys with an untrained VGG19\n"
+               "  cyclestyle compare --weights runs/monet2photo --data-root data/monet2photo --direction BtoA \\\n"
+               "      --output compare/monet --style paintings/water-lilies.jpg --collection 16 --limit 20\n\n"
+               "Gatys needs torchvision's VGG19 ImageNet weights (vgg19-dcbb9e9d.pth) in torch's hub cache or\n"
+               "--vgg-weights PATH; --vgg-weights random runs offline, but its outputs are not real style\n"
+               "transfers (the report says so). FID/KID need the FID InceptionV3 weights\n"
+               "(weights-inception-2015-12-05-6726825d.pth) in the same cache or --inception-weights; without\n"
+               "them the other metrics are still computed.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", required=True, metavar="RUN",
+                   help="a run directory, a checkpoints/step-N folder or a generator .safetensors file")
+    p.add_argument("--data-root", required=True, metavar="ROOT",
+                   help="the dataset: ROOT/testA (held-out inputs), ROOT/testB and ROOT/trainB for AtoB")
+    p.add_argument("--output", required=True, metavar="DIR", help="folder for the report and images")
+    p.add_argument("--direction", choices=["AtoB", "BtoA"], default="AtoB",
+                   help="AtoB (default): testA through G_A, styles from domain B; BtoA the other way")
+    p.add_argument("--style", nargs="+", metavar="IMG",
+                   help="style image(s) for the gatys-style variant, blended equally (a folder: its average style)")
+    p.add_argument("--collection", type=int, metavar="K",
+                   help="the gatys-collection variant: the average style of the first K training images of the "
+                        "target domain, in sorted order (default 8 when no --style is given)")
+    p.add_argument("--limit", type=int, metavar="N", help="use only the first N held-out images (default: all)")
+    p.add_argument("--paired-truth", metavar="DIR",
+                   help="true translations, matched by file name: DIR/AtoB/ and DIR/BtoA/, or images directly "
+                        "in DIR for A→B")
+    p.add_argument("--size", type=int, metavar="S",
+                   help="resize the short side to S before translating (default: the run's data.crop_size)")
+    p.add_argument("--gatys-steps", type=int, default=300, metavar="N",
+                   help="Gatys optimiser iterations per image (default 300)")
+    p.add_argument("--vgg-weights", metavar="PATH|random",
+                   help="VGG19 weights file (default: torchvision's ImageNet weights from the local cache); "
+                        "'random' for tests and offline demos (the report says so)")
+    p.add_argument("--inception-weights", metavar="PATH",
+                   help="FID InceptionV3 weights file (default: torch hub cache)")
+    p.add_argument("--seed", type=int, default=0, help="Gatys's seed (default 0)")
+    p.add_argument("--device", default=None, help="cpu, cuda … (default: cuda when available)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Imported here so that --help answers without loading torch.
@@ -131,6 +222,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_cli(args)
         if args.command == "evaluate":
             from .evaluate import run_cli
+
+            return run_cli(args)
+        if args.command == "gatys":
+            from .gatys import run_cli
+
+            return run_cli(args)
+        if args.command == "compare":
+            from .compare import run_cli
 
             return run_cli(args)
         if args.command == "toy-data":

@@ -1,0 +1,819 @@
+"""Neural style transfer by optimisation (Gatys et al.), the baseline CycleGAN is compared with.
+
+One image is optimised, pixel by pixel, until its VGG19 features look like the content image's
+and its feature correlations (Gram matrices) look like the style images':
+
+* [G16]  L. Gatys, A. Ecker, M. Bethge, "Image style transfer using convolutional neural
+  networks", CVPR 2016: content at relu4_2, style at relu1_1 … relu5_1, L-BFGS.
+* [G16c] L. Gatys, M. Bethge, A. Hertzmann, E. Shechtman, "Preserving color in neural artistic
+  style transfer", arXiv:1606.05897: luminance-only transfer (``preserve_color``).
+* [G17]  L. Gatys, A. Ecker, M. Bethge, A. Hertzmann, E. Shechtman, "Controlling perceptual
+  factors in neural style transfer", CVPR 2017: coarse-to-fine optimisation for large outputs.
+* [MV15] A. Mahendran, A. Vedaldi, "Understanding deep image representations by inverting
+  them", CVPR 2015: the total-variation regulariser.
+
+Conventions. Images are N×C×H×W float tensors in [0, 1] (C = 3, or 1 for a luminance image;
+uint8 tensors are accepted and divided by 255); VGG sees them normalised with the ImageNet
+mean and std, as torchvision's weights expect. The losses are means rather than [G16]'s sums,
+so that their size does not depend on the image's: content = mean (F − P)², style = Σ_l w_l ·
+mean (G_l − A_l)² with Gram matrices divided by C·H·W, as J. Johnson's neural-style (the
+reference Torch implementation) computes them; with these, on [0, 1] pixels and torchvision's
+weights, the usual weights (content 1, style 1e6, every style layer 1) balance the two.
+Reported losses are the weighted terms, so they add up to the total.
+
+Reading order: configuration, the VGG19 feature extractor and its weights, the losses (pure
+functions), colour, sizes and scales, the optimisation (``stylize``), the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from cyclestyle.data import (
+    IMAGE_EXTENSIONS,
+    DataError,
+    image_to_tensor,
+    list_images,
+    load_image,
+    tensor_to_image,
+    verify_image,
+)
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+
+_VGG19_WIDTHS = (64, 128, 256, 512, 512)  # channels of the five blocks
+_VGG19_CONVS = (2, 2, 4, 4, 4)  # 3×3 convolutions per block (configuration "E")
+
+
+def _vgg19_layer_names() -> tuple[str, ...]:
+    names = []
+    for block, convs in enumerate(_VGG19_CONVS, 1):
+        for conv in range(1, convs + 1):
+            names += [f"conv{block}_{conv}", f"relu{block}_{conv}"]
+        names.append(f"pool{block}")
+    return tuple(names)
+
+
+# Layer i of this tuple is layer i of torchvision's ``vgg19().features``: conv1_1, relu1_1, …
+VGG19_LAYERS: tuple[str, ...] = _vgg19_layer_names()
+LAYER_INDEX: dict[str, int] = {name: i for i, name in enumerate(VGG19_LAYERS)}
+
+CONTENT_LAYER = "relu4_2"  # [G16] section 2
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")  # [G16] section 2
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_WEIGHTS_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"  # VGG19_Weights.IMAGENET1K_V1
+IMAGENET_WEIGHTS_FILE = IMAGENET_WEIGHTS_URL.rsplit("/", 1)[1]
+RANDOM_VGG_SEED = 0  # ``--vgg-weights random`` is always the same network, whatever --seed
+
+# The smallest side VGG can take up to relu5_1: four 2×2 poolings leave it one pixel.
+MIN_SIDE = 16
+
+OPTIMIZERS = ("lbfgs", "adam")
+POOLINGS = ("max", "avg")
+INITS = ("content", "noise", "style")
+
+
+@dataclass(frozen=True)
+class GatysConfig:
+    """Every setting of one style transfer; the defaults are the command line's."""
+
+    size: int = 512  # long side of the output, in pixels
+    steps: int = 500  # loss evaluations at the final scale (one forward and backward pass each)
+    optimizer: str = "lbfgs"  # [G16]; "adam" is the first-order alternative
+    content_weight: float = 1.0
+    style_weight: float = 1e6
+    tv_weight: float = 0.0
+    content_layer: str = CONTENT_LAYER
+    # (layer, weight) pairs; equal weights as [G16] (normalising them to 1/5 only rescales style_weight).
+    style_layer_weights: tuple[tuple[str, float], ...] = tuple((name, 1.0) for name in STYLE_LAYERS)
+    # [G16] prefers average pooling ("slightly more appealing results"); max is the network as trained.
+    pooling: str = "max"
+    init: str = "content"  # content | noise (white noise, as [G16]) | style (stretched to the output)
+    multiscale: bool = True  # coarse to fine [G17]
+    min_size: int = 128  # long side of the coarsest scale, about (scales grow by scale_factor)
+    scale_factor: float = math.sqrt(2.0)
+    # Steps at each coarser scale, as a fraction of the next finer one's. The coarse scales only
+    # settle the large-scale arrangement, which the finer ones keep; with 0.5 (and half the pixels
+    # per scale) all of them together cost a third of the final scale.
+    coarse_steps: float = 0.5
+    preserve_color: bool = False  # luminance-only transfer [G16c]
+    seed: int = 0
+    adam_lr: float = 0.02  # on [0, 1] pixels: about 5 grey levels per step
+    lbfgs_history: int = 100  # torch's default and neural-style's; 2×100 image-sized vectors
+    style_scale: float = 1.0  # style images are resized to style_scale × the current long side
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise ValueError(message)
+
+        need(self.size >= MIN_SIDE, f"size must be at least {MIN_SIDE} pixels (VGG19 pools four times), got {self.size}")
+        need(self.steps >= 1, f"steps must be at least 1, got {self.steps}")
+        need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        need(self.pooling in POOLINGS, f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        need(self.init in INITS, f"init must be one of {', '.join(INITS)}, got {self.init!r}")
+        for name, value in (("content_weight", self.content_weight), ("style_weight", self.style_weight),
+                            ("tv_weight", self.tv_weight)):
+            need(value >= 0 and math.isfinite(value), f"{name} must be a finite number >= 0, got {value}")
+        for layer, weight in self.style_layer_weights:
+            need(layer in LAYER_INDEX, f"unknown VGG19 layer {layer!r} in style_layer_weights")
+            need(weight >= 0, f"style layer weight of {layer} must be >= 0, got {weight}")
+        need(any(weight > 0 for _, weight in self.style_layer_weights), "style_layer_weights are all zero")
+        need(self.content_layer in LAYER_INDEX, f"unknown VGG19 layer {self.content_layer!r}")
+        need(self.min_size >= MIN_SIDE, f"min_size must be at least {MIN_SIDE}, got {self.min_size}")
+        need(self.scale_factor > 1, f"scale_factor must be > 1, got {self.scale_factor}")
+        need(self.coarse_steps > 0, f"coarse_steps must be > 0, got {self.coarse_steps}")
+        need(self.adam_lr > 0 and self.lbfgs_history >= 1 and self.style_scale > 0,
+             "adam_lr, lbfgs_history and style_scale must be positive")
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """The VGG layers this configuration reads."""
+        return (self.content_layer, *(name for name, weight in self.style_layer_weights if weight))
+
+
+# --------------------------------------------------------------------------------------------
+# VGG19 features
+
+
+class VGGWeightsError(DataError):
+    """VGG19 weights that are missing or unreadable; the message says what to do, in one line."""
+
+
+class VGGFeatures(nn.Module):
+    """VGG19's convolutional layers up to the deepest one needed, ImageNet normalisation included.
+
+    ``source`` says where the weights came from: "imagenet", a file path, or "random".
+    """
+
+    def __init__(self, stack: nn.Sequential, source: str, pooling: str):
+        super().__init__()
+        self.stack = stack
+        self.source = source
+        self.pooling = pooling
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    @property
+    def is_random(self) -> bool:
+        return self.source == "random"
+
+    def forward(self, image: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
+        """The activations of ``layers`` for an N×3×H×W (or N×1×H×W luminance) image in [0, 1]."""
+        wanted = {LAYER_INDEX[name]: name for name in layers}
+        last = max(wanted)
+        if last >= len(self.stack):
+            raise ValueError(f"this VGGFeatures stops at {VGG19_LAYERS[len(self.stack) - 1]}, "
+                             f"{VGG19_LAYERS[last]} was asked for")
+        if image.shape[1] == 1:  # a luminance image is grey to VGG [G16c]
+            image = image.expand(-1, 3, -1, -1)
+        x = (image - self.mean) / self.std
+        out = {}
+        for i in range(last + 1):  # nothing past the deepest layer asked for is computed
+            x = self.stack[i](x)
+            if i in wanted:
+                out[wanted[i]] = x
+        return out
+
+
+def _vgg19_stack(depth: int, pooling: str) -> nn.Sequential:
+    """The first ``depth`` layers of torchvision's ``vgg19().features``, with the same indices
+    (so its state dict keys are theirs without the "features." prefix)."""
+    layers: list[nn.Module] = []
+    channels = 3
+    for name in VGG19_LAYERS[:depth]:
+        if name.startswith("conv"):
+            width = _VGG19_WIDTHS[int(name[4]) - 1]
+            layers.append(nn.Conv2d(channels, width, kernel_size=3, padding=1))
+            channels = width
+        elif name.startswith("relu"):
+            layers.append(nn.ReLU())  # not in place: a requested conv output must survive it
+        else:
+            layers.append(nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2))
+    return nn.Sequential(*layers)
+
+
+def load_vgg19(
+    weights: str | Path | None = None,
+    pooling: str = "max",
+    device: str | torch.device = "cpu",
+    layers: Sequence[str] = (CONTENT_LAYER, *STYLE_LAYERS),
+) -> VGGFeatures:
+    """VGG19 features up to the deepest of ``layers``, frozen, on ``device``.
+
+    ``weights``: None for torchvision's ImageNet weights, read from the torch hub cache only
+    (never downloaded: a missing file is a ``VGGWeightsError`` saying where to put it); a path
+    to a state dict (.pth/.pt via ``torch.load(weights_only=True)``, or .safetensors) of the
+    whole ``vgg19`` or of its ``features`` part; or "random" for a fixed He-initialised network,
+    which keeps tests and offline demos running but is not a real style transfer.
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+    depth = max(LAYER_INDEX[name] for name in layers) + 1
+    stack = _vgg19_stack(depth, pooling)
+    if weights is not None and str(weights) == "random":
+        _random_init(stack)
+        source = "random"
+    else:
+        path = _cached_imagenet_weights() if weights is None else Path(weights).expanduser()
+        _load_features(stack, _read_state_dict(path), path)
+        source = "imagenet" if weights is None else str(path)
+    return VGGFeatures(stack, source, pooling).to(device).eval().requires_grad_(False)
+
+
+def imagenet_weights_path() -> Path:
+    """Where torchvision keeps (and ``load_vgg19`` looks for) the ImageNet VGG19 weights."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_WEIGHTS_FILE
+
+
+def _cached_imagenet_weights() -> Path:
+    path = imagenet_weights_path()
+    if not path.is_file():
+        raise VGGWeightsError(
+            f"VGG19 ImageNet weights not found and not downloaded: put torchvision's {IMAGENET_WEIGHTS_FILE} "
+            f"(from {IMAGENET_WEIGHTS_URL}) at {path}, or pass --vgg-weights PATH (or --vgg-weights random for a demo)"
+        )
+    return path
+
+
+def _read_state_dict(path: Path) -> dict[str, Tensor]:
+    if not path.is_file():
+        raise VGGWeightsError(f"VGG19 weights file {path} not found (--vgg-weights)")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise VGGWeightsError(f"cannot read VGG19 weights {path}: {reason}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise VGGWeightsError(f"VGG19 weights {path} is not a state dict (a dict of tensors)")
+    return state
+
+
+def _load_features(stack: nn.Sequential, state: dict[str, Tensor], path: Path) -> None:
+    """Load the first layers of a whole-model ("features.N.weight") or features-only ("N.weight")
+    state dict; classifier weights and deeper layers are ignored."""
+    features = {k.removeprefix("module.").removeprefix("features."): v for k, v in state.items()}
+    wanted = stack.state_dict()
+    missing = [k for k in wanted if k not in features]
+    if missing:
+        raise VGGWeightsError(f"VGG19 weights {path} lack {missing[0]} (of features.{missing[0]}): "
+                              "not a torchvision vgg19 state dict")
+    for key, tensor in wanted.items():
+        if features[key].shape != tensor.shape:
+            raise VGGWeightsError(f"VGG19 weights {path}: features.{key} has shape {tuple(features[key].shape)}, "
+                                  f"vgg19 has {tuple(tensor.shape)}")
+    stack.load_state_dict({k: features[k].float() for k in wanted})
+
+
+def _random_init(stack: nn.Sequential) -> None:
+    """He initialisation (fan-in), so activations neither vanish nor explode with depth, with
+    a gain of √(out/in) where a block widens: the energy per channel then grows with the width,
+    and every style layer's term (∝ energy² / width², see ``gram_matrix``) is of the same order,
+    as with trained weights. Plain He init leaves relu5_1's term 64× smaller than relu1_1's, a
+    network that sees fine texture only."""
+    generator = torch.Generator().manual_seed(RANDOM_VGG_SEED)
+    for layer in stack:
+        if isinstance(layer, nn.Conv2d):
+            nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu", generator=generator)
+            if layer.in_channels > 3:
+                layer.weight.data.mul_(math.sqrt(layer.out_channels / layer.in_channels))
+            nn.init.zeros_(layer.bias)
+
+
+# --------------------------------------------------------------------------------------------
+# Losses: pure functions of activations and images
+
+
+def gram_matrix(features: Tensor) -> Tensor:
+    """Channel correlations N×C×C of N×C×H×W activations [G16 eq. 3], divided by C·H·W so
+    that images of different sizes give comparable values (and a style image need not have the
+    output's size)."""
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w)
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+def content_loss(features: Tensor, target: Tensor) -> Tensor:
+    """Mean squared difference of the content layer's activations [G16 eq. 1]."""
+    return F.mse_loss(features, target)
+
+
+def style_loss(features: dict[str, Tensor], targets: dict[str, Tensor], layer_weights: dict[str, float]) -> Tensor:
+    """Σ_l w_l · mean (G_l − A_l)² over the style layers [G16 eq. 4–5]."""
+    terms = [w * F.mse_loss(gram_matrix(features[name]), targets[name]) for name, w in layer_weights.items() if w]
+    return torch.stack(terms).sum()
+
+
+def tv_loss(image: Tensor) -> Tensor:
+    """Squared total variation [MV15]: mean squared difference of neighbouring pixels."""
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    return dx.pow(2).mean() + dy.pow(2).mean()
+
+
+@dataclass
+class Targets:
+    """What one scale's image is pulled towards: content activations and style Gram matrices."""
+
+    content: Tensor
+    style: dict[str, Tensor]
+
+
+def objective(vgg: VGGFeatures, image: Tensor, targets: Targets, cfg: GatysConfig) -> dict[str, Tensor]:
+    """The weighted terms of the total loss [G16 eq. 7, plus TV], and their sum as "total"."""
+    layer_weights = dict(cfg.style_layer_weights)
+    features = vgg(image, cfg.layers)
+    zero = image.new_zeros(())
+    losses = {
+        "content": cfg.content_weight * content_loss(features[cfg.content_layer], targets.content)
+        if cfg.content_weight else zero,
+        "style": cfg.style_weight * style_loss(features, targets.style, layer_weights) if cfg.style_weight else zero,
+        "tv": cfg.tv_weight * tv_loss(image) if cfg.tv_weight else zero,
+    }
+    losses["total"] = losses["content"] + losses["style"] + losses["tv"]
+    return losses
+
+
+# --------------------------------------------------------------------------------------------
+# Colour: luminance-only transfer [G16c]
+
+# Y of YIQ, which is also the Y of BT.601 YCbCr. Both chroma pairs are differences of R, G and B
+# whose coefficients sum to zero, so adding the same amount to R, G and B changes Y alone.
+LUMA = (0.299, 0.587, 0.114)
+_YIQ = ((0.299, 0.587, 0.114), (0.5959, -0.2746, -0.3213), (0.2115, -0.5227, 0.3112))
+
+
+def luminance(rgb: Tensor) -> Tensor:
+    """N×1×H×W luminance of an N×3×H×W RGB image."""
+    return torch.einsum("c,nchw->nhw", rgb.new_tensor(LUMA), rgb).unsqueeze(1)
+
+
+def rgb_to_yiq(rgb: Tensor) -> Tensor:
+    """N×3×H×W YIQ (NTSC 1953) of an RGB image; I and Q are the chroma [G16c] keeps."""
+    return torch.einsum("dc,nchw->ndhw", rgb.new_tensor(_YIQ), rgb)
+
+
+def match_luminance(style_y: Tensor, content_y: Tensor) -> Tensor:
+    """The style's luminance shifted and scaled to the content's mean and standard deviation,
+    so that the style's overall brightness and contrast are not transferred [G16c section 2]."""
+    s_mean, s_std = style_y.mean(), style_y.std()
+    return (style_y - s_mean) * (content_y.std() / s_std.clamp_min(1e-8)) + content_y.mean()
+
+
+def combine_luminance(content: Tensor, y: Tensor) -> Tensor:
+    """The content image with its luminance replaced by ``y`` and its chroma kept exactly.
+
+    YIQ's inverse turns (new Y, content I, content Q) into content + (new Y − content Y) on each
+    of R, G and B. The shift is rounded to whole 8-bit grey levels and clamped per pixel to the
+    range that keeps every channel in [0, 255]: the result, on the 8-bit grid, is then the 8-bit
+    content plus the same integer in each channel, so its chroma equals the content's exactly,
+    and saving it as an 8-bit image loses nothing.
+    """
+    content8 = (content.clamp(0, 1) * 255).round()
+    shift = (y * 255 - luminance(content8)).round()
+    shift = torch.maximum(shift, -content8.amin(dim=1, keepdim=True))
+    shift = torch.minimum(shift, 255 - content8.amax(dim=1, keepdim=True))
+    return (content8 + shift) / 255
+
+
+# --------------------------------------------------------------------------------------------
+# Sizes and scales
+
+
+def output_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """(H, W) with the aspect ratio of height×width and a long side of ``size``."""
+    if width >= height:
+        return max(1, round(size * height / width)), size
+    return size, max(1, round(size * width / height))
+
+
+def scale_sizes(height: int, width: int, cfg: GatysConfig) -> list[tuple[int, int]]:
+    """The (H, W) of each scale, coarse to fine, ending at the output size [G17 section 5].
+
+    Long sides are size / factor^k, k = K … 0, with K chosen so the coarsest is closest to
+    ``min_size``; scales whose short side would be under VGG's minimum are dropped.
+    """
+    final = output_size(height, width, cfg.size)
+    if min(final) < MIN_SIDE:
+        raise DataError(f"a {width}×{height} image at --size {cfg.size} would be {final[1]}×{final[0]}: "
+                        f"VGG19 needs at least {MIN_SIDE} pixels on each side (raise --size)")
+    if not cfg.multiscale or cfg.size <= cfg.min_size:
+        return [final]
+    n = max(0, round(math.log(cfg.size / cfg.min_size) / math.log(cfg.scale_factor)))
+    sizes = [output_size(height, width, round(cfg.size / cfg.scale_factor**k)) for k in range(n, 0, -1)]
+    return [s for s in sizes if min(s) >= MIN_SIDE and s != final] + [final]
+
+
+def scale_steps(n_scales: int, cfg: GatysConfig) -> list[int]:
+    """Evaluations per scale, coarse to fine: ``steps`` at the last, × ``coarse_steps`` per scale before."""
+    return [max(1, round(cfg.steps * cfg.coarse_steps**k)) for k in range(n_scales - 1, -1, -1)]
+
+
+def resize(image: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bicubic resize to (H, W), antialiased when shrinking, kept in [0, 1]."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return F.interpolate(image, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+
+
+def resize_long_side(image: Tensor, long_side: float) -> Tensor:
+    """Resize keeping the aspect ratio, long side ``long_side`` (the short side at least MIN_SIDE)."""
+    h, w = image.shape[-2:]
+    scale = max(long_side / max(h, w), MIN_SIDE / min(h, w))
+    return resize(image, (max(MIN_SIDE, round(h * scale)), max(MIN_SIDE, round(w * scale))))
+
+
+# --------------------------------------------------------------------------------------------
+# Style targets
+
+
+StyleEntry = Tensor | Sequence[Tensor]  # one image, or a collection whose Gram matrices are averaged
+
+
+def style_targets(
+    vgg: VGGFeatures,
+    style_images: Sequence[StyleEntry],
+    weights: Sequence[float] | None = None,
+    layers: Sequence[str] = STYLE_LAYERS,
+) -> dict[str, Tensor]:
+    """Gram matrix targets per layer: the weighted mean over entries of each entry's Gram matrix,
+    an entry being an image or a collection (the mean of its images' Gram matrices, the "style
+    of a domain"). Images are used at the size they are given; weights are normalised to sum 1.
+    """
+    weights = normalise_weights(weights, len(style_images))
+    targets = {name: 0.0 for name in layers}
+    with torch.no_grad():
+        for entry, weight in zip(style_images, weights):
+            images = [entry] if isinstance(entry, Tensor) else list(entry)
+            for image in images:
+                features = vgg(_as_batch(image), layers)
+                for name in layers:
+                    targets[name] = targets[name] + (weight / len(images)) * gram_matrix(features[name])
+    return targets
+
+
+def normalise_weights(weights: Sequence[float] | None, n: int) -> list[float]:
+    """Blend weights summing to 1 (equal when None); a count mismatch names --style-weights."""
+    if n == 0:
+        raise DataError("no style images")
+    if weights is None:
+        return [1.0 / n] * n
+    weights = [float(w) for w in weights]
+    if len(weights) != n:
+        raise DataError(f"--style-weights has {len(weights)} values but there are {n} --style entries")
+    if any(w < 0 or not math.isfinite(w) for w in weights) or sum(weights) <= 0:
+        raise DataError(f"--style-weights must be >= 0 with a positive sum, got {','.join(map(str, weights))}")
+    return [w / sum(weights) for w in weights]
+
+
+def _as_batch(image: Tensor) -> Tensor:
+    """A 1×C×H×W float tensor in [0, 1] from C×H×W or 1×C×H×W, float or uint8."""
+    if image.dtype == torch.uint8:
+        image = image.float() / 255
+    if image.ndim == 3:
+        image = image.unsqueeze(0)
+    if image.ndim != 4 or image.shape[0] != 1 or image.shape[1] not in (1, 3):
+        raise ValueError(f"expected one C×H×W image with C = 1 or 3, got shape {tuple(image.shape)}")
+    return image.float()
+
+
+# --------------------------------------------------------------------------------------------
+# Optimisation
+
+
+@dataclass
+class GatysResult:
+    """A stylised image (1×3×H×W in [0, 1], on the CPU) and how it was made.
+
+    ``losses``: the weighted loss terms of the returned image at the output size (before the
+    chroma of ``preserve_color`` is put back); ``sizes`` and ``iterations``: (H, W) and
+    optimiser iterations of each scale; ``history``: one record per loss evaluation (scale,
+    size, seconds since the start, losses), the last scale's at the output size.
+    """
+
+    image: Tensor
+    losses: dict[str, float]
+    seconds: float
+    sizes: list[tuple[int, int]]
+    iterations: list[int] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)
+
+
+class _Stop(Exception):
+    """Raised from inside an optimiser step when the callback asks to stop."""
+
+
+class _OutOfSteps(Exception):
+    """Raised from inside an L-BFGS line search that would exceed the evaluation budget."""
+
+
+def stylize(
+    content: Tensor,
+    style_images: Sequence[StyleEntry],
+    cfg: GatysConfig,
+    vgg: VGGFeatures,
+    style_weights: Sequence[float] | None = None,
+    progress: bool = True,
+    style_cache: dict | None = None,
+    callback: Callable[[dict], bool | None] | None = None,
+) -> GatysResult:
+    """Optimise an image with ``content``'s aspect ratio and long side ``cfg.size`` [G16].
+
+    ``content`` and the style images are C×H×W or 1×C×H×W in [0, 1] (or uint8), any size.
+    With ``cfg.multiscale`` the image is optimised coarse to fine [G17], each scale starting
+    from the previous result upsampled, with content and style targets recomputed from the
+    images resized to that scale (style images to the same long side). ``style_cache``, a dict
+    shared between calls with the same style images and weights, saves recomputing targets
+    (not used with ``preserve_color``, where targets depend on the content). ``callback`` is
+    called with each history record; returning True stops there, with the image just evaluated
+    (at the size of the scale it was at).
+    """
+    start = time.perf_counter()
+    device = vgg.mean.device
+    content = _as_batch(content).to(device)
+    styles = [[_as_batch(s).to(device) for s in ([entry] if isinstance(entry, Tensor) else entry)]
+              for entry in style_images]
+    weights = normalise_weights(style_weights, len(styles))
+    sizes = scale_sizes(content.shape[-2], content.shape[-1], cfg)
+    steps = scale_steps(len(sizes), cfg)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    history: list[dict] = []
+    iterations: list[int] = []
+    bar = tqdm(total=sum(steps), disable=not progress, unit="step", dynamic_ncols=True, leave=progress)
+    image = None
+    for k, (size, n) in enumerate(zip(sizes, steps)):
+        bar.set_description(f"{size[1]}×{size[0]}" + (f" (scale {k + 1}/{len(sizes)})" if len(sizes) > 1 else ""))
+        content_k = resize(content, size)
+        if cfg.preserve_color:
+            content_k = luminance(content_k)
+        targets = _scale_targets(vgg, content_k, styles, weights, cfg, None if cfg.preserve_color else style_cache)
+        if image is None:
+            image = _initial_image(content_k, styles, weights, cfg, generator).to(device)
+        else:
+            image = resize(image, size)
+
+        def record(losses: dict[str, Tensor], k: int = k, size: tuple[int, int] = size) -> None:
+            values = {name: float(v.detach()) for name, v in losses.items()}
+            history.append({"scale": k, "size": size, "seconds": time.perf_counter() - start, **values})
+            bar.update(1)
+            bar.set_postfix({name: f"{v:.4g}" for name, v in values.items()}, refresh=False)
+            if callback is not None and callback(history[-1]):
+                raise _Stop
+
+        image, n_iter, stopped = _optimise(image, vgg, targets, cfg, n, record)
+        iterations.append(n_iter)
+        if stopped:
+            break
+    bar.close()
+
+    with torch.no_grad():
+        losses = {name: float(v) for name, v in objective(vgg, image, targets, cfg).items()}
+    if cfg.preserve_color:
+        image = combine_luminance(resize(content, tuple(image.shape[-2:])), image)
+    return GatysResult(image.cpu(), losses, time.perf_counter() - start, sizes, iterations, history)
+
+
+def _scale_targets(
+    vgg: VGGFeatures, content: Tensor, styles: list[list[Tensor]], weights: list[float], cfg: GatysConfig,
+    cache: dict | None,
+) -> Targets:
+    """Content activations and style Grams at this scale; styles resized to its long side."""
+    with torch.no_grad():
+        content_features = vgg(content, [cfg.content_layer])[cfg.content_layer]
+    long_side = max(content.shape[-2:]) * cfg.style_scale
+    style_layers = [name for name, weight in cfg.style_layer_weights if weight]
+    key = (round(long_side), tuple(style_layers))
+    if cache is not None and key in cache:
+        return Targets(content_features, cache[key])
+    entries = []
+    for images in styles:
+        resized = [resize_long_side(image, long_side) for image in images]
+        if cfg.preserve_color:  # luminance only, matched to the content's [G16c]
+            resized = [match_luminance(luminance(image), content) for image in resized]
+        entries.append(resized)
+    grams = style_targets(vgg, entries, weights, style_layers)
+    if cache is not None:
+        cache[key] = grams
+    return Targets(content_features, grams)
+
+
+def _initial_image(
+    content: Tensor, styles: list[list[Tensor]], weights: list[float], cfg: GatysConfig, generator: torch.Generator
+) -> Tensor:
+    """The starting point at the first scale: the content, white noise, or the (most heavily
+    weighted) style image stretched to the output's shape."""
+    if cfg.init == "content":
+        return content.clone()
+    if cfg.init == "noise":
+        return torch.rand(content.shape, generator=generator)
+    style = styles[max(range(len(styles)), key=lambda i: weights[i])][0]
+    style = resize(style, tuple(content.shape[-2:]))
+    if cfg.preserve_color:
+        style = match_luminance(luminance(style), content).clamp(0, 1)
+    return style.clone()
+
+
+def _optimise(
+    image: Tensor, vgg: VGGFeatures, targets: Targets, cfg: GatysConfig, steps: int,
+    record: Callable[[dict[str, Tensor]], None],
+) -> tuple[Tensor, int, bool]:
+    """``steps`` loss evaluations of L-BFGS or Adam from ``image`` (fewer only if L-BFGS converges).
+    Returns the result in [0, 1], the number of iterations, and whether ``record`` stopped the
+    run (by raising ``_Stop``).
+
+    The loss is that of the clamped image, which is what is saved, with the gradient passed
+    straight through the clamp, so that pixels pushed out of range still feel the loss. (Left
+    unconstrained, L-BFGS parks pixels out of range and clamping its result afterwards undid much
+    of the optimisation; clamping in place would break its curvature pairs.) Adam is simply
+    projected back into [0, 1] after each step.
+
+    L-BFGS runs as one ``step`` call, so its curvature history is never cut, with a strong-Wolfe
+    line search: the unit step is usually accepted at once (one evaluation per iteration) and a
+    bad step is shortened rather than taken. It is restarted if it stops early. A line search
+    the budget cuts short is abandoned, and the best image evaluated is returned.
+    """
+    x = image.detach().clone().requires_grad_(True)
+
+    def evaluate() -> Tensor:
+        losses = objective(vgg, x + (x.detach().clamp(0, 1) - x.detach()), targets, cfg)
+        losses["total"].backward()
+        record(losses)
+        return losses["total"]
+
+    if cfg.optimizer == "adam":
+        optimizer = torch.optim.Adam([x], lr=cfg.adam_lr)
+        for i in range(steps):
+            optimizer.zero_grad()
+            try:
+                evaluate()
+            except _Stop:
+                return x.detach().clamp(0, 1), i + 1, True
+            optimizer.step()
+            with torch.no_grad():
+                x.clamp_(0, 1)
+        return x.detach().clamp(0, 1), steps, False
+
+    evaluations, iterations = 0, 0
+    best_loss, best = math.inf, x.detach().clone()
+
+    def closure() -> Tensor:
+        nonlocal evaluations, best_loss, best
+        if evaluations == steps:
+            raise _OutOfSteps
+        evaluations += 1
+        optimizer.zero_grad()
+        total = evaluate()
+        if total.item() < best_loss:
+            best_loss, best = total.item(), x.detach().clone()
+        return total
+
+    while evaluations < steps:
+        optimizer = torch.optim.LBFGS(
+            [x], lr=1.0, max_iter=steps - evaluations, max_eval=steps - evaluations,
+            history_size=cfg.lbfgs_history, line_search_fn="strong_wolfe", tolerance_grad=0.0,
+            tolerance_change=1e-12)
+        before = best_loss
+        try:
+            optimizer.step(closure)
+        except _OutOfSteps:
+            pass
+        except _Stop:  # keep the image the callback has just seen
+            return x.detach().clamp(0, 1), iterations + optimizer.state[x].get("n_iter", 0), True
+        iterations += optimizer.state[x].get("n_iter", 0)
+        if best_loss >= before:
+            break  # a restart that gains nothing: converged
+        # L-BFGS stopped early: its line search found no decrease, typically along a direction made
+        # of out-of-range pixels, which change nothing. Clamping them changes no loss either, so
+        # restart from the best image, clamped, with a fresh history.
+        with torch.no_grad():
+            x.copy_(best.clamp(0, 1))
+    return best.clamp(0, 1), iterations, False
+
+
+# --------------------------------------------------------------------------------------------
+# Command line: ``cyclestyle gatys`` (the options are defined in cli.py)
+
+
+def run_cli(args) -> int:
+    """Stylise every --content image and write the results; errors are ``DataError``s."""
+    try:
+        cfg = GatysConfig(
+            size=args.size, steps=args.steps, optimizer=args.optimizer, content_weight=args.content_weight,
+            style_weight=args.style_weight, tv_weight=args.tv_weight, pooling=args.pooling, init=args.init,
+            multiscale=not args.no_multiscale, preserve_color=args.preserve_color, seed=args.seed)
+    except ValueError as e:  # the message starts with the field: name the option instead
+        field_name, _, rest = str(e).partition(" ")
+        print(f"cyclestyle: error: --{field_name.replace('_', '-')} {rest}", file=sys.stderr)
+        return 2
+    contents = _content_paths(args.content)
+    style_entries = [list_images(p) if Path(p).is_dir() else [Path(p)] for p in args.style]
+    weights = normalise_weights(_parse_weights(args.style_weights), len(style_entries))
+    outputs = _output_paths(contents, Path(args.output))
+    for path in [*contents, *(p for entry in style_entries for p in entry)]:
+        verify_image(path)  # a bad file stops the run now, by name, not after an hour
+
+    # Style images are only ever used at up to style_scale × size: shrink them once, keep uint8.
+    longest = cfg.size * cfg.style_scale
+    styles = [[_load_uint8(p, longest) for p in entry] for entry in style_entries]
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    vgg = load_vgg19(args.vgg_weights, cfg.pooling, device, cfg.layers)
+    if vgg.is_random:
+        print("cyclestyle: note: --vgg-weights random: VGG19 has random weights, the outputs are not real "
+              "style transfers (they are marked cyclestyle.vgg = random)", file=sys.stderr)
+
+    cache: dict = {}
+    for content_path, out in zip(contents, outputs):
+        content = _load_uint8(content_path, None)
+        result = stylize(content, styles, cfg, vgg, weights, progress=True, style_cache=cache)
+        save_result(result.image, out, vgg.source, cfg, contents=str(content_path),
+                    styles=[str(p) for p in args.style], style_weights=weights)
+        h, w = result.image.shape[-2:]
+        terms = ", ".join(f"{name} {result.losses[name]:.4g}" for name in ("content", "style", "tv"))
+        print(f"wrote {out} ({w}×{h}, {result.seconds:.1f} s; loss {result.losses['total']:.4g} = {terms})"
+              + (" [random VGG weights: not a real style transfer]" if vgg.is_random else ""))
+    return 0
+
+
+def _content_paths(items: Sequence[str]) -> list[Path]:
+    paths: list[Path] = []
+    for item in items:
+        paths.extend(list_images(item) if Path(item).is_dir() else [Path(item)])
+    return paths
+
+
+def _parse_weights(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise DataError(f"--style-weights must be comma-separated numbers, e.g. 0.7,0.3; got {text!r}") from None
+
+
+def _output_paths(contents: list[Path], output: Path) -> list[Path]:
+    """One content and an image file name: that file. Otherwise a folder of <stem>.png."""
+    if len(contents) == 1 and output.suffix.lower() in IMAGE_EXTENSIONS and not output.is_dir():
+        return [output]
+    if output.suffix.lower() in IMAGE_EXTENSIONS and not output.is_dir():
+        raise DataError(f"--output {output} must be a folder when there are {len(contents)} content images")
+    if output.exists() and not output.is_dir():
+        raise DataError(f"--output {output} exists and is not a folder")
+    paths = [output / f"{p.stem}.png" for p in contents]
+    seen: dict[Path, Path] = {}
+    for content, path in zip(contents, paths):
+        if path in seen:
+            raise DataError(f"content images {seen[path]} and {content} would both be written to {path}")
+        seen[path] = content
+    return paths
+
+
+def _load_uint8(path: Path, long_side: float | None) -> Tensor:
+    """A 3×H×W uint8 tensor of the image at ``path``, shrunk (never enlarged) to ``long_side``."""
+    from PIL import Image
+
+    img = load_image(path)
+    if long_side is not None and max(img.size) > long_side:
+        scale = long_side / max(img.size)
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                         Image.Resampling.LANCZOS)
+    return ((image_to_tensor(img) + 1) * 127.5).round().to(torch.uint8)
+
+
+def save_result(image: Tensor, path: Path, vgg_source: str, cfg: GatysConfig, **about) -> None:
+    """Write a [0, 1] image; PNGs carry the VGG weights used (``cyclestyle.vgg``) and the settings."""
+    from PIL.PngImagePlugin import PngInfo
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pil = tensor_to_image(_as_batch(image)[0] * 2 - 1)
+    settings = json.dumps({**dataclasses.asdict(cfg), **about}, default=str)
+    if path.suffix.lower() == ".png":
+        info = PngInfo()
+        info.add_text("cyclestyle.vgg", vgg_source)
+        info.add_text("cyclestyle.gatys", settings)
+        pil.save(path, pnginfo=info)
+    elif path.suffix.lower() in (".jpg", ".jpeg"):
+        pil.save(path, quality=95, comment=f"cyclestyle.vgg = {vgg_source}; cyclestyle.gatys = {settings}")
+    else:
+        pil.save(path)
