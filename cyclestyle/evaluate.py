@@ -83,14 +83,14 @@ def unit(x: torch.Tensor) -> torch.Tensor:
     return (x.clamp(-1, 1) + 1) / 2
 
 
-def _name(source: Source, i: int) -> str:
+def output_name(source: Source, i: int) -> str:
     """A file-system-safe output name for item i (the file's stem, or the HF row)."""
     text = source.describe(i)
     stem = Path(text).stem if "row " not in text else "row-" + text.rsplit("row ", 1)[1]
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
 
 
-def _images(source: Source, size: int | None, notes: list[str]) -> Iterator[tuple[int, torch.Tensor]]:
+def readable_images(source: Source, size: int | None, notes: list[str]) -> Iterator[tuple[int, torch.Tensor]]:
     """Every readable image of a held-out domain; an unreadable one is noted and skipped."""
     for i in range(len(source)):
         try:
@@ -99,7 +99,7 @@ def _images(source: Source, size: int | None, notes: list[str]) -> Iterator[tupl
             notes.append(f"skipped {e}")
 
 
-class _FeatureStream:
+class FeatureStream:
     """Features of [0, 1] images fed one at a time, extracted in batches of equal-size images,
     so a large test set is never held in memory as pixels."""
 
@@ -168,7 +168,7 @@ def evaluate_translators(
         count = len(source) if limit is None else min(limit, len(source))
         truth = find_truth(truth_dir, direction)
         m = DirectionMetrics()
-        fakes = _FeatureStream(extractor, batch_size, device) if extractor is not None else None
+        fakes = FeatureStream(extractor, batch_size, device) if extractor is not None else None
         cycle_sum, psnrs, ssims, unmatched = 0.0, [], [], 0
         rows = []
         bar = tqdm(range(count), desc=f"evaluate {direction}", disable=not progress, unit="img")
@@ -185,7 +185,7 @@ def evaluate_translators(
             fake01 = unit(fake).cpu()
             if fakes is not None:
                 fakes.add(fake01)
-            name = _name(source, i)
+            name = output_name(source, i)
             row = {"name": name}
             if output is not None:
                 base = output / "images" / direction
@@ -220,8 +220,8 @@ def evaluate_translators(
             result.notes.append(f"{direction}: {unmatched} images had no ground truth of the same name")
         if extractor is not None:
             if dst not in real_features:
-                reals = _FeatureStream(extractor, batch_size, device)
-                for _, x in _images(sources[dst], size, result.notes):
+                reals = FeatureStream(extractor, batch_size, device)
+                for _, x in readable_images(sources[dst], size, result.notes):
                     reals.add(unit(x))
                 real_features[dst] = reals.result()
             fake_features = fakes.result() if m.n else torch.empty(0, 0)
@@ -390,7 +390,7 @@ def run_cli(args: Any) -> int:
     result = evaluate_translators(
         g_a, g_b, test_a, test_b, output=output, size=size, extractor=extractor, extractor_note=note,
         truth_dir=Path(args.paired_truth) if args.paired_truth else None, limit=args.limit, device=device)
-    result.step = _step_of(path_a)
+    result.step = step_of(path_a)
     result.config_hash = config_hash(cfg) if cfg else None
     if size is not None:
         result.notes.append(f"images resized so the short side is {size} px before translation")
@@ -403,7 +403,7 @@ def run_cli(args: Any) -> int:
     return 0
 
 
-def _step_of(path: Path) -> int | None:
+def step_of(path: Path) -> int | None:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:

@@ -1,0 +1,560 @@
+"""CycleGAN next to the Gatys baseline (and doing nothing) on the same held-out images.
+
+CycleGAN learns one translation from two unpaired collections; Gatys et al. optimise every image
+on its own towards the VGG feature statistics of one painting, or of a collection of them (the
+average Gram matrices of K training images of the target domain). Which is better is a question
+of quality *and* cost, so both are run on the same held-out images at the same size and reported
+side by side: seconds and peak memory per method, FID/KID against the real held-out images of
+the target domain, and PSNR/SSIM against the true translation where one is known, with the
+identity (output = input) as the floor every method has to beat.
+
+Written under the output folder::
+
+    comparison.json             metrics per method (layout in ``run_comparison``)
+    index.html                  the metrics table, then one row of images per held-out image
+    grid.png                    the same rows in one picture: input | cyclegan | gatys-… | truth
+    images/<column>/<name>.png  every image shown; the quality metrics are computed from these
+                                8-bit files, i.e. from exactly what a reader sees
+
+What is measured. ``seconds_per_image``: wall time of the translation or optimisation alone,
+averaged over the images (loading the network, decoding and writing files excluded; CUDA work
+synchronised). ``peak_memory_mib``: the peak increase over the method's start, its network's
+loading included: on a GPU, memory allocated by torch (``max_memory_allocated``, exact); on a
+CPU, the process's resident set, sampled every 5 ms by a thread, after garbage collection and
+handing freed heap pages back to the OS (a shorter spike can be missed, and freed memory the C
+library keeps and this method reuses does not count: a lower bound).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import gc
+import html
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from . import gatys, metrics
+from .checkpoint import find_generator, load_generator
+from .config import DataConfig
+from .data import (
+    DataError,
+    FolderSource,
+    Source,
+    image_to_tensor,
+    list_images,
+    load_image,
+    open_domains,
+    tensor_to_image,
+    verify_image,
+)
+from .evaluate import (
+    FeatureStream,
+    find_truth,
+    output_name,
+    prepare,
+    readable_images,
+    run_config_for,
+    step_of,
+    unit,
+)
+from .translate import translate_tensor
+
+DIRECTIONS = {"AtoB": ("A", "B"), "BtoA": ("B", "A")}  # direction → (source domain, target domain)
+DEFAULT_COLLECTION = 8  # training images of the target domain averaged when no style is chosen
+GRID_MAX_ROWS = 100  # grid.png stays a picture one can open; index.html shows every image
+MEASURES = {
+    "seconds_per_image": "wall time of the translation or optimisation alone, per image (network loading "
+                         "and file input/output excluded)",
+    "peak_memory_mib": "peak increase over the method's start, network loading included: torch's allocated "
+                       "CUDA memory on a GPU; on a CPU the process's resident set sampled every 5 ms (a lower "
+                       "bound: freed memory the C library kept and the method reused is not counted)",
+    "fid/kid/psnr/ssim": "computed from the 8-bit PNGs written under images/",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring a method
+
+
+class _PeakMemory:
+    """Peak memory increase of a ``with`` block, in MiB (``.mib`` after the block); see the
+    module's notes for what is measured on a GPU and on a CPU."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.mib = device, 0.0
+
+    def __enter__(self) -> _PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+        else:
+            _release_freed_memory()
+            process = psutil.Process()
+            self._base = self._peak = process.memory_info().rss
+            self._stop = threading.Event()
+
+            def sample() -> None:
+                while not self._stop.wait(0.005):
+                    self._peak = max(self._peak, process.memory_info().rss)
+
+            self._thread = threading.Thread(target=sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(self.device)
+        else:
+            self._stop.set()
+            self._thread.join()
+            peak = max(self._peak, psutil.Process().memory_info().rss)
+        self.mib = max(0, peak - self._base) / 2**20
+
+
+def _release_freed_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc's ``malloc_trim``), so that
+    the previous method's freed memory neither inflates this one's baseline nor hides its peak."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the measure is then a lower bound, as documented
+        pass
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass
+class _Method:
+    """One translation method. ``load`` builds what it needs (its network, which counts towards
+    its memory) and returns the map from a 1×C×H×W input in [0, 1] to an output of the same size."""
+
+    name: str
+    load: Callable[[], Callable[[Tensor], Tensor]]
+    about: dict[str, Any] = field(default_factory=dict)  # extra comparison.json fields
+    png_text: dict[str, str] = field(default_factory=dict)  # written into each output PNG
+
+
+def _run_method(method: _Method, names: list[str], output: Path, channels: int, device: torch.device,
+                progress: bool) -> dict[str, Any]:
+    """Translate every input with ``method``, write images/<method>/<name>.png, measure time and memory."""
+    folder = output / "images" / method.name
+    folder.mkdir(parents=True, exist_ok=True)
+    seconds = 0.0
+    with _PeakMemory(device) as memory:
+        apply = method.load()
+        for name in tqdm(names, desc=method.name, disable=not progress, unit="img"):
+            x = _read(output / "images" / "input" / f"{name}.png", channels).to(device)
+            _sync(device)
+            start = time.perf_counter()
+            y = apply(x)
+            _sync(device)
+            seconds += time.perf_counter() - start
+            _save(y.detach().cpu(), folder / f"{name}.png", method.png_text)
+    del apply  # free the network before the next method's baseline is taken
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return {"seconds_per_image": seconds / len(names), "peak_memory_mib": memory.mib}
+
+
+def _cyclegan(path: Path, device: torch.device) -> _Method:
+    def load() -> Callable[[Tensor], Tensor]:
+        generator = load_generator(path, device)
+
+        @torch.inference_mode()
+        def apply(x: Tensor) -> Tensor:
+            return unit(translate_tensor(generator, x * 2 - 1))
+
+        return apply
+
+    return _Method("cyclegan", load, {"weights": str(path)})
+
+
+def _gatys(name: str, styles: list[list[Tensor]], cfg: gatys.GatysConfig, vgg_weights: str | None,
+           vgg_source: str, device: torch.device, about: dict[str, Any]) -> _Method:
+    """A Gatys variant: each style entry is one image or a collection (average Gram matrices),
+    entries blended with equal weights; each output has its input's size (``cfg.size`` is replaced
+    by the input's long side)."""
+
+    def load() -> Callable[[Tensor], Tensor]:
+        vgg = gatys.load_vgg19(vgg_weights, cfg.pooling, device, cfg.layers)
+        cache: dict = {}  # style targets depend on the long side only: shared by same-size images
+
+        def apply(x: Tensor) -> Tensor:
+            image_cfg = dataclasses.replace(cfg, size=max(x.shape[-2:]))
+            return gatys.stylize(x, styles, image_cfg, vgg, progress=False, style_cache=cache).image
+
+        return apply
+
+    text = {"cyclestyle.vgg": vgg_source, "cyclestyle.gatys": json.dumps(about, default=str)}
+    return _Method(name, load, about, text)
+
+
+# --------------------------------------------------------------------------------------------
+# Images
+
+
+def _read(path: Path, channels: int) -> Tensor:
+    """A 1×C×H×W tensor in [0, 1] of an image this module wrote."""
+    return unit(image_to_tensor(load_image(path, channels)).unsqueeze(0))
+
+
+def _save(image: Tensor, path: Path, text: dict[str, str] | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(key, value)
+    tensor_to_image(image[0].clamp(0, 1) * 2 - 1).save(path, pnginfo=info)
+
+
+def _style_image(img: Image.Image, long_side: float) -> Tensor:
+    """3×H×W uint8, shrunk (never enlarged) to ``long_side``, as ``gatys`` keeps style images."""
+    if max(img.size) > long_side:
+        scale = long_side / max(img.size)
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                         Image.Resampling.LANCZOS)
+    return metrics.to_uint8(unit(image_to_tensor(img)))
+
+
+def _domain(cfg: DataConfig, split: str, domain: str, channels: int) -> Source:
+    """One domain of a split (for a folder dataset, the other domain's folder need not exist)."""
+    if cfg.format == "folder":
+        return FolderSource(Path(cfg.root).expanduser() / f"{split}{domain}", channels=channels)
+    source_a, source_b = open_domains(cfg, split, channels)
+    return source_a if domain == "A" else source_b
+
+
+def _write_inputs(source: Source, count: int, size: int | None, truth: dict[str, Path], output: Path,
+                  notes: list[str]) -> tuple[list[str], set[str]]:
+    """Read the first ``count`` held-out images once, resized to ``size``, into images/input/ and
+    their true translations, resized to the same size, into images/truth/: every method then reads
+    the same pixels and is judged against the same truth. Returns the names and those with a truth."""
+    names: list[str] = []
+    taken: set[str] = set()
+    with_truth: set[str] = set()
+    for i in range(count):
+        try:
+            x = prepare(source.load(i), size)
+        except DataError as e:
+            notes.append(f"skipped {e}")
+            continue
+        name = output_name(source, i)
+        name = name if name not in taken else f"{name}-{i}"  # two files of the same stem in sub-folders
+        names.append(name)
+        taken.add(name)
+        _save(unit(x), output / "images" / "input" / f"{name}.png")
+        stem = Path(source.describe(i)).stem
+        key = name if name in truth else stem
+        if key in truth:
+            true = unit(prepare(load_image(truth[key], channels=x.shape[1]), None))
+            if true.shape[-2:] != x.shape[-2:]:
+                true = F.interpolate(true, size=x.shape[-2:], mode="bicubic", antialias=True).clamp(0, 1)
+            _save(true, output / "images" / "truth" / f"{name}.png")
+            with_truth.add(name)
+        else:  # an earlier comparison's truth in the same folder is not this one's
+            (output / "images" / "truth" / f"{name}.png").unlink(missing_ok=True)
+    return names, with_truth
+
+
+def _collection(source: Source, k: int, long_side: float, notes: list[str]) -> tuple[list[Tensor], list[str]]:
+    """The first ``k`` readable images of ``source`` as style images, and what they are."""
+    images, described = [], []
+    for i in range(len(source)):
+        if len(images) == k:
+            break
+        try:
+            images.append(_style_image(source.load(i, 3), long_side))
+            described.append(source.describe(i))
+        except DataError as e:
+            notes.append(f"skipped {e}")
+    if not images:
+        raise DataError(f"--collection {k}: no readable image in {source.name}")
+    if len(images) < k:
+        notes.append(f"--collection {k}: only {len(images)} readable images in {source.name}, all of them used")
+    return images, described
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as img:
+        return img.size
+
+
+# --------------------------------------------------------------------------------------------
+# Quality
+
+
+def _quality(column: str, names: list[str], with_truth: set[str], output: Path, channels: int,
+             extractor: nn.Module | None, real: Tensor | None, device: torch.device, notes: list[str]
+             ) -> dict[str, float | None]:
+    """FID/KID of a column's images against the real target-domain features, and mean PSNR/SSIM
+    over the images that have a true translation."""
+    images = output / "images"
+    out: dict[str, float | None] = {"fid": None, "kid": None, "kid_std": None, "psnr": None, "ssim": None}
+    psnrs, ssims = [], []
+    for n in names:
+        if n in with_truth:
+            y, t = _read(images / column / f"{n}.png", channels), _read(images / "truth" / f"{n}.png", channels)
+            psnrs.append(metrics.psnr(y, t))
+            ssims.append(metrics.ssim(y, t))
+    if psnrs:
+        out["psnr"], out["ssim"] = sum(psnrs) / len(psnrs), sum(ssims) / len(ssims)
+    if extractor is not None and real is not None:
+        fakes = FeatureStream(extractor, 16, device)
+        for n in names:
+            fakes.add(_read(images / column / f"{n}.png", channels))
+        fake = fakes.result()
+        try:
+            out["fid"] = metrics.frechet_distance(real, fake)
+            out["kid"], out["kid_std"] = metrics.kernel_inception_distance(real, fake)
+        except ValueError as e:
+            notes.append(f"{column}: fid/kid not computed: {e}")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The comparison
+
+
+def run_comparison(
+    weights: Path, data_root: Path, output: Path, *, direction: str = "AtoB", style: Sequence[Path] = (),
+    collection: int | None = None, limit: int | None = None, paired_truth: Path | None = None,
+    size: int | None = None, vgg_weights: str | None = None, inception_weights: str | None = None,
+    gatys_steps: int = 300, seed: int = 0, device: str | torch.device | None = None, progress: bool = True,
+    extractor: nn.Module | None = None,
+) -> dict[str, Any]:
+    """Translate the held-out images of the source domain with CycleGAN and Gatys, measure both,
+    and write the report; returns what ``comparison.json`` holds::
+
+        {"direction": "AtoB", "n": N, "images": [names], "size": S, "device": "cpu", "step": …,
+         "methods": {"identity": {…}, "cyclegan": {…}, "gatys-style": {…}, "gatys-collection": {…}},
+         "grid_columns": ["input", "cyclegan", "gatys-style", …, "truth"], "vgg_weights": …,
+         "measures": {what each measure is}, "notes": [...]}
+
+    Every method has ``seconds_per_image``, ``peak_memory_mib``, ``fid``, ``kid``, ``kid_std``,
+    ``psnr``, ``ssim`` (``null`` where not computable, the reason in ``notes``) and ``n``, the
+    same for all. ``identity`` (output = input) is there when a true translation matched.
+
+    ``style``: style image files (a folder: the average style of its images), blended equally
+    into one variant, "gatys-style"; ``collection``: K, the "gatys-collection" variant, the
+    average style of the first K training images of the target domain (default 8 when no style
+    is given). ``size``: the short side the held-out images are resized to (default: the run's
+    ``data.crop_size``); Gatys makes its outputs at that size too. ``vgg_weights``: None for the
+    ImageNet weights in torch's cache, a path, or "random" (the outputs then say so).
+    ``extractor``: the FID/KID feature network (default: the FID Inception, if its weights are
+    here). Bad input raises ``DataError`` or ``CheckpointError`` naming it, before any method runs.
+    """
+    output, paired_truth = Path(output), Path(paired_truth) if paired_truth is not None else None
+    if direction not in DIRECTIONS:
+        raise DataError(f"--direction must be AtoB or BtoA, got {direction!r}")
+    for option, value in (("--collection", collection), ("--limit", limit), ("--gatys-steps", gatys_steps),
+                          ("--size", size)):
+        if value is not None and value < 1:
+            raise DataError(f"{option} must be at least 1, got {value}")
+    style = [Path(p).expanduser() for p in style]
+    style_files = [list_images(p) if p.is_dir() else [p] for p in style]
+    for entry in style_files:
+        for p in entry:
+            if not p.is_file():
+                raise DataError(f"--style {p}: no such file")
+            verify_image(p)
+    if not style and collection is None:
+        collection = DEFAULT_COLLECTION
+    vgg_source = gatys.load_vgg19(vgg_weights, layers=("relu1_1",)).source  # missing weights: fail now
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    generator_path = find_generator(weights, direction)
+    cfg = run_config_for(generator_path)
+    data_cfg = dataclasses.replace(cfg.data if cfg else DataConfig(), root=str(data_root))
+    channels = (cfg.model.in_channels if direction == "AtoB" else cfg.model.out_channels) if cfg else 3
+    size = size or (cfg.data.crop_size if cfg else None)
+    src, dst = DIRECTIONS[direction]
+    held_out = _domain(data_cfg, data_cfg.test_split, src, channels)
+    if paired_truth is not None and not paired_truth.is_dir():
+        raise DataError(f"--paired-truth {paired_truth}: no such folder")
+    truth = find_truth(paired_truth, direction)
+    if paired_truth is not None and not truth:
+        raise DataError(f"--paired-truth {paired_truth}: no {direction}/ folder there (or images directly in it, "
+                        "for AtoB)")
+
+    output.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    count = len(held_out) if limit is None else min(limit, len(held_out))
+    names, with_truth = _write_inputs(held_out, count, size, truth, output, notes)
+    if not names:
+        raise DataError(f"no readable held-out image in {held_out.name}")
+    if count < len(held_out):
+        notes.append(f"the first {count} of {len(held_out)} held-out images were used (--limit)")
+    if size is not None:
+        notes.append(f"images resized so the short side is {size} px; every method's output has that size")
+    if truth and not with_truth:
+        notes.append("psnr/ssim not computed: no ground truth matched a held-out image by file name")
+    elif truth and len(with_truth) < len(names):
+        notes.append(f"psnr/ssim over the {len(with_truth)} of {len(names)} images with a ground truth "
+                     "of the same name")
+
+    shapes = {n: _image_size(output / "images" / "input" / f"{n}.png") for n in names}
+    for name, (w, h) in shapes.items():
+        if min(w, h) < gatys.MIN_SIDE:
+            raise DataError(f"held-out image {name} is {w}×{h} px after resizing: Gatys's VGG19 needs at least "
+                            f"{gatys.MIN_SIDE} px a side (raise --size)")
+    long_sides = sorted({max(s) for s in shapes.values()})
+    gatys_cfg = gatys.GatysConfig(size=long_sides[-1], steps=gatys_steps, seed=seed)
+    settings = {**dataclasses.asdict(gatys_cfg), "size": long_sides[0] if len(long_sides) == 1 else long_sides}
+    longest = gatys_cfg.size * gatys_cfg.style_scale  # style images are never used larger than this
+
+    methods = [_cyclegan(generator_path, device)]
+    if style:
+        images = [[gatys._load_uint8(p, longest) for p in entry] for entry in style_files]
+        methods.append(_gatys("gatys-style", images, gatys_cfg, vgg_weights, vgg_source, device,
+                              {"style": [str(p) for p in style], "settings": settings}))
+    if collection is not None:
+        train_target = _domain(data_cfg, data_cfg.train_split, dst, 3)
+        images, described = _collection(train_target, collection, longest, notes)
+        methods.append(_gatys("gatys-collection", [images], gatys_cfg, vgg_weights, vgg_source, device,
+                              {"collection": collection, "style": described, "settings": settings}))
+    if vgg_source == "random":
+        notes.append("Gatys outputs were made with random VGG19 weights (--vgg-weights random): "
+                     "they are not real style transfers")
+
+    results: dict[str, dict[str, Any]] = {}
+    if with_truth:
+        results["identity"] = {"seconds_per_image": 0.0, "peak_memory_mib": 0.0}  # nothing is computed
+    for method in methods:
+        results[method.name] = _run_method(method, names, output, channels, device, progress)
+
+    if extractor is None:
+        try:
+            extractor = metrics.load_inception(inception_weights)
+        except metrics.MissingWeightsError as e:
+            notes.append(f"fid/kid not computed: {e}")
+    real = None
+    if extractor is not None:
+        reals = FeatureStream(extractor, 16, device)
+        try:  # the methods' outputs are written: a missing target domain costs FID/KID only
+            for _, x in readable_images(_domain(data_cfg, data_cfg.test_split, dst, channels), size, notes):
+                reals.add(unit(x))
+            real = reals.result()
+        except DataError as e:
+            notes.append(f"fid/kid not computed: {e}")
+    about = {m.name: m.about for m in methods}
+    for name in results:
+        column = "input" if name == "identity" else name
+        results[name] |= _quality(column, names, with_truth, output, channels, extractor, real, device, notes)
+        results[name] |= {"n": len(names), **about.get(name, {})}
+
+    columns = ["input", *(m.name for m in methods), *(["truth"] if with_truth else [])]
+    if len(names) > GRID_MAX_ROWS:
+        notes.append(f"grid.png shows the first {GRID_MAX_ROWS} of {len(names)} images; index.html shows all")
+    comparison = {
+        "direction": direction, "n": len(names), "images": names, "size": size, "device": str(device),
+        "weights": str(generator_path), "step": step_of(generator_path), "methods": results,
+        "grid_columns": columns, "vgg_weights": vgg_source, "measures": MEASURES, "notes": notes,
+    }
+    text = json.dumps(comparison, indent=2)
+    (output / "comparison.json").write_text(text + "\n")
+    write_grid(output, names[:GRID_MAX_ROWS], columns)
+    write_html(comparison, output)
+    return json.loads(text)  # exactly what the file holds (tuples as lists)
+
+
+# --------------------------------------------------------------------------------------------
+# Reports
+
+
+def write_grid(output: Path, names: list[str], columns: list[str]) -> Path:
+    """grid.png: one row per image, one cell per column, every cell the size of the largest input
+    (images centred on white; a missing truth is a white cell). No header: the columns are
+    comparison.json's ``grid_columns``."""
+    images = output / "images"
+    sizes = [_image_size(images / "input" / f"{n}.png") for n in names]
+    width, height = max(w for w, _ in sizes), max(h for _, h in sizes)
+    grid = Image.new("RGB", (width * len(columns), height * len(names)), "white")
+    for r, name in enumerate(names):
+        for c, column in enumerate(columns):
+            path = images / column / f"{name}.png"
+            if path.is_file():
+                with Image.open(path) as img:
+                    grid.paste(img.convert("RGB"), (c * width + (width - img.width) // 2,
+                                                    r * height + (height - img.height) // 2))
+    grid.save(output / "grid.png")
+    return output / "grid.png"
+
+
+def _fmt(v: Any) -> str:
+    return "—" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+
+
+def write_html(comparison: dict[str, Any], output: Path) -> None:
+    """index.html: the metrics per method first, then one row of images per held-out image."""
+    keys = [("n", "n"), ("seconds_per_image", "s / image"), ("peak_memory_mib", "peak MiB"), ("fid", "FID"),
+            ("kid", "KID"), ("psnr", "PSNR"), ("ssim", "SSIM")]
+    title = f"cyclestyle compare {comparison['direction']}: {comparison['weights']}"
+    parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             "<style>body{font-family:sans-serif}td,th{padding:4px 8px;text-align:center}"
+             "img{width:192px}</style>",
+             f"<h1>{html.escape(title)}</h1>",
+             f"<p>{comparison['n']} held-out images · device {html.escape(comparison['device'])} · "
+             f"VGG19 weights {html.escape(comparison['vgg_weights'])}</p>"]
+    if comparison["vgg_weights"] == "random":
+        parts.append("<p><b>The Gatys outputs were made with random VGG19 weights: they are not real style "
+                     "transfers.</b></p>")
+    parts.append("<table border=1><tr><th>method</th>" + "".join(f"<th>{k}</th>" for _, k in keys) + "</tr>")
+    for name, m in comparison["methods"].items():
+        parts.append(f"<tr><td>{name}</td>" + "".join(f"<td>{_fmt(m[k])}</td>" for k, _ in keys) + "</tr>")
+    parts.append("</table><ul>" + "".join(f"<li>{html.escape(f'{k}: {v}')}</li>"
+                                         for k, v in comparison["measures"].items()) + "</ul>")
+    if comparison["notes"]:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in comparison["notes"]) + "</ul>")
+    columns = comparison["grid_columns"]
+    parts.append("<table><tr><th>image</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>")
+    for name in comparison["images"]:
+        cells = []
+        for column in columns:
+            src = f"images/{column}/{name}.png"
+            present = (output / src).is_file()
+            cells.append(f"<td><img src='{html.escape(src)}' loading='lazy'></td>" if present else "<td></td>")
+        parts.append(f"<tr><td>{html.escape(name)}</td>{''.join(cells)}</tr>")
+    parts.append("</table>")
+    (output / "index.html").write_text("\n".join(parts) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# The command: ``cyclestyle compare`` (the options are defined in cli.py)
+
+
+def run_cli(args: Any) -> int:
+    output = Path(args.output)
+    start = time.perf_counter()
+    result = run_comparison(
+        Path(args.weights), Path(args.data_root), output, direction=args.direction, style=args.style or (),
+        collection=args.collection, limit=args.limit,
+        paired_truth=Path(args.paired_truth) if args.paired_truth else None, size=args.size,
+        vgg_weights=args.vgg_weights, inception_weights=args.inception_weights, gatys_steps=args.gatys_steps,
+        seed=args.seed, device=args.device)
+    keys = {"seconds_per_image": "s/image", "peak_memory_mib": "peak MiB", "fid": "FID", "kid": "KID",
+            "psnr": "PSNR", "ssim": "SSIM"}
+    print(f"{'method':<18}{'n':>5}" + "".join(f"{label:>10}" for label in keys.values()))
+    for name, m in result["methods"].items():
+        print(f"{name:<18}{m['n']:>5}" + "".join(f"{_fmt(m[k]):>10}" for k in keys))
+    for note in result["notes"]:
+        print(f"note: {note}")
+    print(f"wrote {output / 'comparison.json'}, {output / 'index.html'} and {output / 'grid.png'} "
+          f"in {time.perf_counter() - start:.1f} s")
+    return 0

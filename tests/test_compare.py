@@ -1,0 +1,154 @@
+"""cyclestyle compare: CycleGAN, Gatys and the identity side by side on the same held-out images."""
+
+import json
+import os
+import re
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from cyclestyle.cli import main
+from cyclestyle.compare import run_comparison
+from cyclestyle.evaluate import prepare, unit
+from cyclestyle.train import train
+
+from .conftest import cli
+
+SIZE = 32  # configs/tiny.yaml's data.crop_size: the held-out images are compared at 32×32
+
+
+@pytest.fixture
+def tiny_run(tiny_config):
+    return train(tiny_config("train.max_steps=4"))
+
+
+@pytest.fixture
+def truth(toy_root, tmp_path):
+    """Ground truth for A→B for 3 of the 4 held-out images: the input as compared, inverted."""
+    folder = tmp_path / "truth" / "AtoB"
+    folder.mkdir(parents=True)
+    for p in sorted((toy_root / "testA").glob("*.png"))[:3]:
+        x = unit(prepare(Image.open(p).convert("RGB"), SIZE))
+        Image.fromarray(((1 - x[0]).permute(1, 2, 0) * 255).round().byte().numpy()).save(folder / p.name)
+    return tmp_path / "truth"
+
+
+# Offline and fast: an untrained VGG19 (the report must say so) and 3 Gatys iterations per image.
+GATYS = ["--vgg-weights", "random", "--gatys-steps", "3", "--device", "cpu"]
+
+
+def test_compare_reports_every_method_on_the_same_images(tiny_run, toy_root, truth, tmp_path):
+    out = tmp_path / "compare"
+    style = sorted((toy_root / "trainB").glob("*.png"))[0]
+    assert main(["compare", "--weights", str(tiny_run), "--data-root", str(toy_root), "--output", str(out),
+                 "--collection", "2", "--style", str(style), "--paired-truth", str(truth),
+                 *GATYS]) == 0
+    data = json.loads((out / "comparison.json").read_text())
+    names = [p.stem for p in sorted((toy_root / "testA").glob("*.png"))]
+    assert data["direction"] == "AtoB" and data["n"] == 4 and data["images"] == names
+    methods = data["methods"]
+    assert list(methods) == ["identity", "cyclegan", "gatys-style", "gatys-collection"]
+    for name, m in methods.items():
+        assert m["n"] == 4, name
+        assert isinstance(m["psnr"], float) and isinstance(m["ssim"], float), name
+        assert m["fid"] is None and m["kid"] is None, name  # no Inception weights on a test machine
+        assert m["seconds_per_image"] >= 0 and m["peak_memory_mib"] >= 0, name
+        if name != "identity":
+            assert all((out / "images" / name / f"{n}.png").is_file() for n in names), name
+    assert methods["gatys-style"]["style"] == [str(style)]
+    assert methods["gatys-collection"]["collection"] == 2 and len(methods["gatys-collection"]["style"]) == 2
+    assert methods["gatys-style"]["settings"]["size"] == SIZE and methods["gatys-style"]["settings"]["steps"] == 3
+
+    # The identity's PSNR is that of the input against its truth, over the 3 images that have one.
+    psnrs = []
+    for name in names[:3]:
+        x = unit(prepare(Image.open(toy_root / "testA" / f"{name}.png").convert("RGB"), SIZE))
+        true = torch.from_numpy(np.array(Image.open(truth / "AtoB" / f"{name}.png")))
+        true = true.permute(2, 0, 1).unsqueeze(0).double() / 255
+        psnrs.append(10 * torch.log10(1 / (x.double() - true).square().mean()).item())
+    assert methods["identity"]["psnr"] == pytest.approx(sum(psnrs) / 3, abs=1e-4)
+
+    assert any("Inception" in n for n in data["notes"]) and any("random VGG19" in n for n in data["notes"])
+    assert any("3 of 4 images" in n for n in data["notes"])
+    assert data["vgg_weights"] == "random"
+    with Image.open(out / "images" / "gatys-style" / f"{names[0]}.png") as img:
+        assert img.text["cyclestyle.vgg"] == "random"
+
+    columns = data["grid_columns"]
+    assert columns == ["input", "cyclegan", "gatys-style", "gatys-collection", "truth"]
+    with Image.open(out / "grid.png") as grid:
+        assert grid.size == (len(columns) * SIZE, 4 * SIZE)
+    page = (out / "index.html").read_text()
+    sources = re.findall(r"src='([^']+)'", page)
+    assert len(sources) == 4 * 4 + 3  # input, cyclegan and two Gatys variants per image; three truths
+    assert all((out / s).is_file() for s in sources)
+    assert page.index("<table") < page.index("<img") and "random VGG19 weights" in page
+
+
+def test_compare_command_with_the_default_collection_and_a_limit(tiny_run, toy_root, tmp_path):
+    out = tmp_path / "compare"
+    result = subprocess.run(
+        cli("compare", "--weights", str(tiny_run), "--data-root", str(toy_root), "--output", str(out),
+            "--limit", "2", *GATYS),
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TORCH_HOME": str(tmp_path / "torch-home"), "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    data = json.loads((out / "comparison.json").read_text())
+    assert list(data["methods"]) == ["cyclegan", "gatys-collection"]  # no truth: no identity, no PSNR
+    assert data["methods"]["gatys-collection"]["collection"] == 8
+    assert all(m["n"] == 2 and m["psnr"] is None for m in data["methods"].values())
+    assert data["images"] == ["0000", "0001"] and any("first 2 of 4" in n for n in data["notes"])
+    assert "gatys-collection" in result.stdout and "not real style transfers" in result.stdout
+    with Image.open(out / "grid.png") as grid:
+        assert grid.size == (3 * SIZE, 2 * SIZE)
+
+
+class TinyFeatures(nn.Module):
+    """A fixed random conv net standing in for Inception: uint8 images → 16-d features."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Conv2d(3, 16, 5, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    def forward(self, x):
+        return self.net(x.float() / 127.5 - 1)
+
+
+def test_fid_and_kid_with_an_injected_feature_extractor(tiny_run, toy_root, truth, tmp_path):
+    data = run_comparison(tiny_run, toy_root, tmp_path / "compare", collection=1, paired_truth=truth,
+                          vgg_weights="random", gatys_steps=2, device="cpu", progress=False,
+                          extractor=TinyFeatures())
+    assert list(data["methods"]) == ["identity", "cyclegan", "gatys-collection"]
+    for name, m in data["methods"].items():
+        assert m["fid"] > 0 and isinstance(m["kid"], float), name
+    assert not any("fid/kid" in n for n in data["notes"])
+    assert json.loads((tmp_path / "compare" / "comparison.json").read_text()) == data
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--collection", "0", "--collection must be at least 1, got 0"),
+    ("--style", "no-such.png", "no-such.png: no such file"),
+    ("--limit", "-1", "--limit must be at least 1, got -1"),
+])
+def test_bad_values_are_named_in_one_line(option, value, message, toy_root, tmp_path, capsys):
+    out = tmp_path / "compare"
+    code = main(["compare", "--weights", str(tmp_path / "no-run"), "--data-root", str(toy_root), "--output",
+                 str(out), option, value, *GATYS])
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and err.count("\n") == 1
+    assert not out.exists()  # nothing was started
+
+
+def test_missing_vgg_weights_stop_before_any_work(tiny_run, toy_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # an empty cache
+    out = tmp_path / "compare"
+    code = main(["compare", "--weights", str(tiny_run), "--data-root", str(toy_root), "--output", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert "vgg19-dcbb9e9d.pth" in err and str(tmp_path / "hub") in err and "--vgg-weights random" in err
+    assert not out.exists()
