@@ -1,0 +1,321 @@
+"""``cyclestyle demo``: the whole toolkit on built-in data, offline, on a CPU, in minutes.
+
+1. data      photos (A) and paintings of other photos (B) built by ``demo_data``; every held-out
+             photo has its true painting, so quality is measured, not guessed;
+2. train     a small CycleGAN (``configs/demo.yaml``), evaluating itself on the held-out set as it
+             goes; the number of steps is fitted to ``--minutes`` from a short timing run;
+3. evaluate  both directions on every held-out image (``cyclestyle evaluate``);
+4. compare   identity (do nothing), Gatys (one domain-B painting as style) and CycleGAN on the same
+             held-out photos, against the true paintings (``cyclestyle compare``);
+5. report    ``report.html``, ``report.png`` (input | CycleGAN | Gatys | truth) and ``metrics.json``,
+             also logged to the training run's wandb dashboard (offline without credentials).
+
+Whatever ran with reduced settings (random VGG weights offline, fewer steps to fit the time
+budget) is said in the report and in ``metrics.json``'s ``reduced`` list.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import html
+import io
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from PIL import Image, ImageDraw
+
+from . import gatys
+from .checkpoint import find_generator, load_generator, load_state, resolve_checkpoint
+from .compare import run_comparison
+from .config import Config, load_config
+from .data import DataError, FolderSource
+from .demo_data import TRUTH_DIR, ensure_demo_dataset
+from .evaluate import evaluate_translators, write_report
+from .tracking import Panel, open_tracker
+from .train import train
+
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+TRANSLATORS = ("identity", "gatys", "cyclegan")
+CALIBRATION_STEPS = 20  # timed training steps that size the real run to the budget
+REPORT_ROWS = 8  # held-out photos shown in report.png
+REPORT_SCALE = 2  # 64 px images are shown at 128 px
+
+
+@dataclass(frozen=True)
+class DemoData:
+    """The demo dataset's build arguments (``demo_data.build_demo_dataset``)."""
+
+    size: int = 64
+    n_train: int = 400
+    n_test: int = 40
+    seed: int = 0
+
+
+def run_demo(
+    output_dir: Path, *, data_dir: Path = Path("data/demo"), minutes: float = 10.0, data: DemoData = DemoData(),
+    config_path: Path = DEMO_CONFIG, overrides: Sequence[str] = (), gatys_steps: int = 100,
+    gatys_images: int | None = 12, vgg_weights: str | None = None, overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the demo into ``output_dir`` and return what ``metrics.json`` holds.
+
+    ``minutes``: the time budget of the whole demo; training gets what the other stages leave.
+    ``overrides``: ``key=value`` changes to the demo config (as ``train --set``).
+    ``gatys_images``: how many held-out photos Gatys (and so the three-way comparison) uses;
+    None: all of them. Gatys optimises each photo on its own (100 steps at 64 px take about 7 s on
+    2 cores), so by default the comparison takes the first 12; the evaluation of CycleGAN alone
+    covers every held-out photo.
+    """
+    start = time.perf_counter()
+    output_dir = Path(output_dir)
+    _claim(output_dir, overwrite)
+    reduced: list[str] = []
+    timings: dict[str, float] = {}
+
+    # 1. Data
+    _say("1/5", f"building the demo dataset in {data_dir} (photos and their paintings)")
+    began = time.perf_counter()
+    root = ensure_demo_dataset(data_dir, size=data.size, n_train=data.n_train, n_test=data.n_test, seed=data.seed)
+    truth = root / TRUTH_DIR
+    timings["data"] = time.perf_counter() - began
+
+    # 2. Training, sized to the budget
+    run_dir = output_dir / "run"
+    cfg = load_config(config_path, [*overrides, f"data.root={root}", f"output_dir={run_dir}",
+                                    f"eval.paired_truth={truth}"])
+    planned = cfg.train.max_steps
+    began = time.perf_counter()
+    steps_per_second = _training_speed(cfg, output_dir / "calibration")
+    budget = minutes * 60 - (time.perf_counter() - start) - _reserve_seconds(data, gatys_steps, gatys_images)
+    affordable = int(budget * steps_per_second)
+    steps = max(1, min(planned, affordable))
+    if steps < planned:
+        reduced.append(f"training: {steps} of the config's {planned} steps, to fit --minutes {minutes:g} at "
+                       f"{steps_per_second:.2f} steps/s on this machine")
+        cfg = load_config(config_path, [*overrides, f"data.root={root}", f"output_dir={run_dir}",
+                                        f"eval.paired_truth={truth}", f"train.max_steps={steps}"])
+    _say("2/5", f"training CycleGAN for {steps} steps (about {steps / steps_per_second / 60:.1f} min at "
+                f"{steps_per_second:.2f} steps/s)")
+    train(cfg)
+    timings["train"] = time.perf_counter() - began
+
+    # 3. Held-out evaluation of both directions, every test image
+    _say("3/5", "evaluating both generators on every held-out image")
+    began = time.perf_counter()
+    evaluation = _evaluate(run_dir, root, truth, cfg, output_dir / "eval", progress)
+    timings["evaluate"] = time.perf_counter() - began
+
+    # 4. Identity, Gatys and CycleGAN on the same held-out photos
+    why = "--vgg-weights random"
+    if vgg_weights is None and not gatys.imagenet_weights_path().is_file():
+        vgg_weights = "random"
+        why = (f"torchvision's ImageNet weights are not on this machine: put {gatys.IMAGENET_WEIGHTS_FILE} at "
+               f"{gatys.imagenet_weights_path()} for the real baseline")
+    if vgg_weights == "random":
+        reduced.append(f"Gatys: random VGG19 weights ({why}); its outputs are not real style transfers")
+    style = sorted((root / "trainB").glob("*.png"))[0]
+    _say("4/5", f"comparing with Gatys ({gatys_steps} steps per photo, style {style.name}) and doing nothing")
+    began = time.perf_counter()
+    comparison = run_comparison(run_dir, root, output_dir / "compare", style=[style], limit=gatys_images,
+                                paired_truth=truth, vgg_weights=vgg_weights, gatys_steps=gatys_steps,
+                                device="cpu", progress=progress)
+    timings["compare"] = time.perf_counter() - began
+    if gatys_images is not None and gatys_images < data.n_test:
+        reduced.append(f"comparison: the first {comparison['n']} of {data.n_test} held-out photos "
+                       "(Gatys optimises every photo on its own)")
+
+    # 5. Report
+    _say("5/5", "writing the report")
+    methods = {"identity": "identity", "gatys": "gatys-style", "cyclegan": "cyclegan"}
+    scores = {key: {name: comparison["methods"][method][key] for name, method in methods.items()}
+              for key in ("psnr", "ssim")}
+    result = {
+        **scores,
+        "n_images": comparison["n"],
+        "cyclegan_beats_both": all(scores["psnr"]["cyclegan"] > scores["psnr"][other] for other in ("identity", "gatys")),
+        "seconds_per_image": {name: comparison["methods"][method]["seconds_per_image"] for name, method in methods.items()},
+        "held_out": evaluation,
+        "training": {"steps": steps, "config_steps": planned, "steps_per_second": steps_per_second,
+                     "config": str(config_path)},
+        "vgg_weights": comparison["vgg_weights"],
+        "reduced": reduced,
+        "notes": comparison["notes"],
+        "seconds": {**timings, "total": time.perf_counter() - start},
+    }
+    write_report_png(output_dir / "compare", comparison, output_dir / "report.png")
+    (output_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    _write_report_html(result, output_dir)
+    _log_to_dashboard(cfg, run_dir, result, output_dir / "report.png")
+    result["seconds"]["total"] = time.perf_counter() - start
+    (output_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    _print_summary(result, output_dir)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Stages
+
+
+def _claim(output_dir: Path, overwrite: bool) -> None:
+    """Never write over an earlier demo (or anything else) unless asked to."""
+    if output_dir.exists() and any(output_dir.iterdir()):
+        if not overwrite:
+            raise DataError(f"--output-dir {output_dir} already holds files: pass --overwrite to replace them, "
+                            "or choose another folder")
+        if not (output_dir / "metrics.json").is_file() and not (output_dir / "run").is_dir():
+            raise DataError(f"--output-dir {output_dir} holds files that are not a demo's: not overwriting them")
+        shutil.rmtree(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _training_speed(cfg: Config, scratch: Path) -> float:
+    """Steps per second of this config's training on this machine, from a short run whose second
+    half is timed (the first steps pay for start-up); the scratch run is deleted after."""
+    half = CALIBRATION_STEPS // 2
+    config = dataclasses.replace(
+        cfg, output_dir=str(scratch),
+        train=dataclasses.replace(cfg.train, max_steps=CALIBRATION_STEPS, decay_steps=None, log_every=half,
+                                  checkpoint_every=CALIBRATION_STEPS, keep_checkpoints=1),
+        eval=dataclasses.replace(cfg.eval, every=0), log=dataclasses.replace(cfg.log, with_="none"))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            train(config)  # quietly: its bar and "done" line would read as the real run's
+        records = [json.loads(line) for line in (scratch / "log.jsonl").read_text().splitlines()]
+        return records[-1]["it_per_s"]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _reserve_seconds(data: DemoData, gatys_steps: int, gatys_images: int | None) -> float:
+    """Time kept for the stages after training: evaluation, Gatys and the report. Gatys dominates:
+    one VGG19 forward and backward pass on a 64 px image takes about 70 ms on a 2-core CPU."""
+    images = data.n_test if gatys_images is None else min(gatys_images, data.n_test)
+    per_step = 0.07 * (data.size / 64) ** 2
+    return 20 + 2 * data.n_test * 0.05 + images * gatys_steps * per_step
+
+
+def _evaluate(run_dir: Path, root: Path, truth: Path, cfg: Config, output: Path, progress: bool) -> dict[str, Any]:
+    """``cyclestyle evaluate`` on every held-out image, with the true paintings for A→B."""
+    g_a = load_generator(find_generator(run_dir, "AtoB"))
+    g_b = load_generator(find_generator(run_dir, "BtoA"))
+    result = evaluate_translators(g_a, g_b, FolderSource(root / "testA"), FolderSource(root / "testB"),
+                                  output=output, size=cfg.data.crop_size, truth_dir=truth, progress=progress,
+                                  extractor_note="FID/KID are left out of the demo (they need Inception weights "
+                                                 "and many more images than its 40 to mean much)")
+    result.step = cfg.train.max_steps
+    write_report(result, output, title="cyclestyle demo: held-out evaluation")
+    return result.to_json()
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+
+def write_report_png(compare_dir: Path, comparison: dict[str, Any], path: Path) -> Path:
+    """The first held-out photos, one per row: input | CycleGAN | Gatys | true painting, enlarged,
+    under a row of column titles."""
+    columns = [("input", "photo"), ("cyclegan", "CycleGAN"), ("gatys-style", "Gatys"), ("truth", "true painting")]
+    names = comparison["images"][:REPORT_ROWS]
+    with Image.open(compare_dir / "images" / "input" / f"{names[0]}.png") as first:
+        cell_w, cell_h = first.width * REPORT_SCALE, first.height * REPORT_SCALE
+    header = 18
+    grid = Image.new("RGB", (cell_w * len(columns), header + cell_h * len(names)), "white")
+    draw = ImageDraw.Draw(grid)
+    for c, (_, title) in enumerate(columns):
+        draw.text((c * cell_w + 4, 3), title, fill="black")
+    for r, name in enumerate(names):
+        for c, (folder, _) in enumerate(columns):
+            image_path = compare_dir / "images" / folder / f"{name}.png"
+            if image_path.is_file():
+                with Image.open(image_path) as img:
+                    cell = img.convert("RGB").resize((cell_w, cell_h), Image.Resampling.NEAREST)
+                grid.paste(cell, (c * cell_w, header + r * cell_h))
+    grid.save(path)
+    return path
+
+
+def _write_report_html(result: dict[str, Any], output_dir: Path) -> None:
+    def fmt(value: Any, digits: int = 4) -> str:
+        return "—" if value is None else f"{value:.{digits}g}"
+
+    rows = "".join(
+        f"<tr><td>{name}</td><td>{fmt(result['psnr'][name])}</td><td>{fmt(result['ssim'][name], 3)}</td>"
+        f"<td>{fmt(result['seconds_per_image'][name], 3)}</td></tr>" for name in TRANSLATORS)
+    verdict = ("CycleGAN beats both doing nothing and Gatys on PSNR." if result["cyclegan_beats_both"] else
+               "CycleGAN does NOT beat both baselines on PSNR: the demo's training was not good enough.")
+    reduced = "".join(f"<li>{html.escape(r)}</li>" for r in result["reduced"]) or "<li>none</li>"
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result["notes"])
+    held_out = result["held_out"]
+    ab, ba = held_out["AtoB"], held_out["BtoA"]
+    seconds = ", ".join(f"{k} {v:.0f} s" for k, v in result["seconds"].items())
+    page = f"""<!doctype html><meta charset="utf-8"><title>cyclestyle demo</title>
+<style>body{{font-family:sans-serif;max-width:60em}}td,th{{padding:4px 10px;text-align:right}}</style>
+<h1>cyclestyle demo: photos → paintings</h1>
+<p>A CycleGAN trained for {result['training']['steps']} steps on unpaired photos and paintings, judged on
+{result['n_images']} held-out photos against their true paintings, next to doing nothing and Gatys et al.'s
+neural style transfer (one domain-B painting as style).</p>
+<table border=1><tr><th>translator</th><th>PSNR (dB)</th><th>SSIM</th><th>s / image</th></tr>{rows}</table>
+<p><b>{verdict}</b></p>
+<p><img src="report.png" alt="input | CycleGAN | Gatys | truth"></p>
+<h2>Reduced settings</h2><ul>{reduced}</ul>
+<h2>All held-out images</h2>
+<p>A→B on {ab['n']} photos: PSNR {fmt(ab['psnr'])} dB, SSIM {fmt(ab['ssim'], 3)}, cycle L1 {fmt(ab['cycle_l1'], 3)};
+B→A on {ba['n']} paintings: cycle L1 {fmt(ba['cycle_l1'], 3)}.
+Pages: <a href="eval/index.html">evaluation</a> · <a href="compare/index.html">comparison</a> ·
+training log <code>run/log.jsonl</code>, best generators <code>run/checkpoints/best/</code>.</p>
+<h2>Notes</h2><ul>{notes}</ul>
+<p>Time: {seconds}.</p>
+"""
+    (output_dir / "report.html").write_text(page)
+
+
+def _log_to_dashboard(cfg: Config, run_dir: Path, result: dict[str, Any], report_png: Path) -> None:
+    """Add the demo's results and picture to the training run's wandb run (the same run id)."""
+    checkpoint = resolve_checkpoint(run_dir / "checkpoints", "latest")
+    run_id = load_state(checkpoint / "training_state.pt").get("wandb_run_id") if checkpoint else None
+    if run_id is None:  # the dashboard was off
+        return
+    with open_tracker(cfg, run_dir, is_main=True, resume_id=run_id) as tracker:
+        with Image.open(report_png) as img:
+            picture = Panel(img.copy(), "held-out photos: input | CycleGAN | Gatys | true painting")
+        values = {f"demo/{key}/{name}": value for key in ("psnr", "ssim")
+                  for name, value in result[key].items() if value is not None}
+        tracker.log({**values, "demo/report": picture}, result["training"]["steps"])
+        tracker.summarize({**values, "demo/cyclegan_beats_both": result["cyclegan_beats_both"]})
+
+
+def _print_summary(result: dict[str, Any], output_dir: Path) -> None:
+    print(f"\nheld-out PSNR and SSIM against the true paintings ({result['n_images']} photos):")
+    for name in TRANSLATORS:
+        psnr, ssim = result["psnr"][name], result["ssim"][name]
+        print(f"  {name:<9} {psnr:6.2f} dB   SSIM {ssim:.3f}")
+    if result["cyclegan_beats_both"]:
+        print("CycleGAN beats both doing nothing and Gatys on PSNR.")
+    else:
+        print("warning: CycleGAN does not beat both baselines on PSNR", file=sys.stderr)
+    for line in result["reduced"]:
+        print(f"reduced: {line}")
+    print(f"wrote {output_dir / 'report.html'}, {output_dir / 'report.png'} and {output_dir / 'metrics.json'} "
+          f"in {result['seconds']['total'] / 60:.1f} min")
+
+
+def _say(stage: str, message: str) -> None:
+    print(f"[{stage}] {message}", flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The command: ``cyclestyle demo`` (options in cli.py)
+
+
+def run_cli(args: Any) -> int:
+    data = DemoData(size=args.image_size, n_train=args.n_train, n_test=args.n_test)
+    run_demo(Path(args.output_dir), data_dir=Path(args.data_dir), minutes=args.minutes, data=data,
+             overrides=args.overrides, gatys_steps=args.gatys_steps, gatys_images=args.gatys_images,
+             vgg_weights=args.vgg_weights, overwrite=args.overwrite)
+    return 0

@@ -1,0 +1,72 @@
+"""``cyclestyle demo`` end to end, at toy sizes: every output, with values that hang together."""
+
+import json
+import subprocess
+
+import pytest
+import torch
+from PIL import Image
+
+from cyclestyle import metrics
+from cyclestyle.cli import main
+from cyclestyle.data import image_to_tensor, load_image
+
+from .conftest import REPO, cli
+
+QUICK = ["--image-size", "32", "--n-train", "8", "--n-test", "3", "--gatys-steps", "3", "--vgg-weights", "random",
+         "--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "model.n_blocks=1", "--set", "data.load_size=32",
+         "--set", "data.crop_size=32", "--set", "train.max_steps=6", "--set", "train.checkpoint_every=6",
+         "--set", "train.log_every=2", "--set", "eval.every=3"]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """One quick demo, run as a user runs it."""
+    base = tmp_path_factory.mktemp("demo")
+    out, data = base / "out", base / "data"
+    done = subprocess.run(cli("demo", "--output-dir", str(out), "--data-dir", str(data), *QUICK), cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out, data, done.stdout
+
+
+def unit(path):
+    return (image_to_tensor(load_image(path)).unsqueeze(0) + 1) / 2
+
+
+def test_demo_writes_report_png_html_and_metrics(demo):
+    out, data, stdout = demo
+    result = json.loads((out / "metrics.json").read_text())
+    assert result["n_images"] == 3 and result["training"]["steps"] == 6
+    for key in ("psnr", "ssim"):
+        assert set(result[key]) == {"identity", "gatys", "cyclegan"}
+        assert all(isinstance(v, float) for v in result[key].values())
+    assert result["cyclegan_beats_both"] == (result["psnr"]["cyclegan"] > max(result["psnr"]["identity"],
+                                                                                result["psnr"]["gatys"]))
+    # Identity's PSNR is that of the held-out photos against their true paintings.
+    photos = sorted((data / "testA").glob("*.png"))
+    expected = sum(metrics.psnr(unit(p), unit(data / "truth" / "AtoB" / p.name)) for p in photos) / len(photos)
+    assert result["psnr"]["identity"] == pytest.approx(expected, abs=1e-3)
+    # Random VGG weights are a reduced setting, and said so.
+    assert result["vgg_weights"] == "random" and any("random VGG19" in r for r in result["reduced"])
+    # The evaluation of every held-out image, both directions.
+    assert result["held_out"]["AtoB"]["n"] == 3 and result["held_out"]["BtoA"]["n"] == 3
+    assert result["held_out"]["AtoB"]["psnr"] == pytest.approx(result["psnr"]["cyclegan"], abs=0.05)
+    # report.png: a title row, then one row per photo of 4 enlarged cells.
+    with Image.open(out / "report.png") as img:
+        assert img.size == (4 * 64, 18 + 3 * 64)
+    page = (out / "report.html").read_text()
+    assert 'src="report.png"' in page and "random VGG19" in page
+    for link in ("eval/index.html", "compare/index.html"):
+        assert f'href="{link}"' in page and (out / link).is_file()
+    assert "held-out PSNR and SSIM against the true paintings (3 photos)" in stdout
+    assert (out / "run" / "checkpoints" / "best" / "G_A.safetensors").is_file()
+
+
+def test_demo_does_not_write_over_an_earlier_one(demo, capsys):
+    out, data, _ = demo
+    before = (out / "metrics.json").read_text()
+    assert main(["demo", "--output-dir", str(out), "--data-dir", str(data), *QUICK]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--output-dir {out} already holds files" in err
+    assert (out / "metrics.json").read_text() == before
