@@ -38,7 +38,7 @@ from .data import DataError, FolderSource
 from .demo_data import TRUTH_DIR, ensure_demo_dataset
 from .evaluate import evaluate_translators, write_report
 from .tracking import Panel, open_tracker
-from .train import train
+from .train import TrainingInterrupted, train
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 TRANSLATORS = ("identity", "gatys", "cyclegan")
@@ -315,7 +315,15 @@ def _say(stage: str, message: str) -> None:
 
 def run_cli(args: Any) -> int:
     data = DemoData(size=args.image_size, n_train=args.n_train, n_test=args.n_test)
-    run_demo(Path(args.output_dir), data_dir=Path(args.data_dir), minutes=args.minutes, data=data,
-             overrides=args.overrides, gatys_steps=args.gatys_steps, gatys_images=args.gatys_images,
-             vgg_weights=args.vgg_weights, overwrite=args.overwrite)
+    again = f"cyclestyle demo --output-dir {args.output_dir} --overwrite"
+    try:
+        run_demo(Path(args.output_dir), data_dir=Path(args.data_dir), minutes=args.minutes, data=data,
+                 overrides=args.overrides, gatys_steps=args.gatys_steps, gatys_images=args.gatys_images,
+                 vgg_weights=args.vgg_weights, overwrite=args.overwrite)
+    except TrainingInterrupted as e:
+        print(f"cyclestyle: demo stopped: {e}; start it again with: {again}", file=sys.stderr)
+        return 128 + e.signum
+    except KeyboardInterrupt:
+        print(f"cyclestyle: demo stopped by Ctrl-C; start it again with: {again}", file=sys.stderr)
+        return 130
     return 0

@@ -7,7 +7,8 @@ per L-BFGS iteration.
 
 Method. Both runs minimise the same loss at the target size: the same content and style images
 resized the same way, the same VGG19, L-BFGS from the same kind of start (--init).
-  single-scale  --steps loss evaluations at the target size (``--no-multiscale``);
+  single-scale  --steps loss evaluations at the target size (``--no-multiscale``), by default the
+                500 of ``cyclestyle gatys``;
   multi-scale   coarse to fine from a long side of about --min-size, as ``cyclestyle gatys`` does
                 by default, with up to --steps evaluations at the target size, stopped as soon
                 as its loss there reaches the single-scale run's final loss.
@@ -87,7 +88,8 @@ def reached(curve: list[tuple[float, float, float]], level: float) -> tuple[floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=512, help="long side of the output (default 512)")
-    parser.add_argument("--steps", type=int, default=80, help="evaluations at the target size, per run (default 80)")
+    parser.add_argument("--steps", type=int, default=500,
+                        help="evaluations at the target size, per run (default 500, as `cyclestyle gatys`)")
     parser.add_argument("--min-size", type=int, default=128, help="long side of the coarsest scale (default 128)")
     parser.add_argument("--coarse-steps", type=float, default=gatys.GatysConfig.coarse_steps,
                         help="steps of a coarser scale per step of the next finer one")
