@@ -196,7 +196,8 @@ def test_demo_config_reads_a_built_set_whole(tmp_path):
     from cyclestyle.data import open_domains, preprocess
 
     root = build_demo_dataset(tmp_path / "demo", size=64, n_train=2, n_test=1)
-    cfg = load_config(REPO / "configs" / "demo.yaml", [f"data.root={root}", f"output_dir={tmp_path / 'run'}"])
+    cfg = load_config(REPO / "configs" / "demo.yaml", [f"data.root={root}", f"output_dir={tmp_path / 'run'}",
+                                                        f"eval.paired_truth={root / 'truth'}"])
     train_a, train_b = open_domains(cfg.data, cfg.data.train_split)
     assert (len(train_a), len(train_b)) == (2, 2)
     image = train_b.load(0)
