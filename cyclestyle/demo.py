@@ -74,6 +74,9 @@ def run_demo(
     """
     start = time.perf_counter()
     output_dir = Path(output_dir)
+    if not Path(config_path).is_file():
+        raise DataError(f"the demo config {config_path} is missing: run the demo from a clone of the repository "
+                        "(installed with pip install -e .)")
     _claim(output_dir, overwrite)
     reduced: list[str] = []
     timings: dict[str, float] = {}

@@ -448,8 +448,12 @@ def _evaluate_held_out(
     record = {"metric": evaluator.metric, "value": score(result, evaluator.metric), "step": step,
               "evaluation": result.to_json()}
     if is_better(record["value"], best["value"] if best else None, evaluator.metric):
-        write_best(checkpoints_dir, {"G_A": g_a.state_dict(), "G_B": g_b.state_dict()}, record, metadata)
-        best = record
+        try:
+            write_best(checkpoints_dir, {"G_A": g_a.state_dict(), "G_B": g_b.state_dict()}, record, metadata)
+            best = record
+        except OSError as e:  # a full disk costs this best, not the run (the previous best is intact)
+            tqdm.write(f"warning: could not write {checkpoints_dir / BEST} at step {step}: {e.strerror or e}; "
+                       "the previous best is kept", file=sys.stderr)
     values = flat_metrics(result)
     with log_path.open("a") as f:
         f.write(json.dumps({"step": step, "eval": values}) + "\n")

@@ -118,3 +118,32 @@ def test_eval_without_a_test_split_fails_before_training(tiny_config, toy_root, 
     with pytest.raises(ConfigError, match="eval.every=2 needs a held-out split 'test'"):
         train(tiny_config(f"data.root={root}", "eval.every=2"))
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_full_disk_while_keeping_the_best_costs_that_best_only(tiny_config, monkeypatch, capsys):
+    import errno
+    import os
+
+    from cyclestyle import checkpoint as ckpt
+    from cyclestyle import train as train_module
+
+    real_save = ckpt.save_weights
+    attempts = {"n": 0}
+
+    def disk_full_after_the_first_best(path, state_dict, metadata=None):
+        if path.parent.name.startswith(".tmp-best"):
+            attempts["n"] += 1
+            if attempts["n"] > 2:  # the first best's two generators are written, later ones fail
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(path, state_dict, metadata)
+
+    monkeypatch.setattr(ckpt, "save_weights", disk_full_after_the_first_best)
+    monkeypatch.setattr(train_module, "is_better", lambda value, best, metric: True)  # every one tries
+    run = train(tiny_config("train.max_steps=6", "eval.every=2", "eval.metric=cycle_l1"))
+    assert (run / "G_A.safetensors").is_file()  # the run went on to the end
+    assert read_best(run / "checkpoints")["step"] == 2
+    assert sorted(p.name for p in (run / "checkpoints" / "best").iterdir()) == [
+        "G_A.safetensors", "G_B.safetensors", "metrics.json"]
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
+    err = capsys.readouterr().err
+    assert "No space left on device; the previous best is kept" in err and "at step 4" in err
