@@ -137,19 +137,24 @@ def _add_gatys(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, metavar="PATH_or_DIR",
                    help="output file (one content image) or folder (several)")
     p.add_argument("--size", type=int, default=512, metavar="PX", help="long side of the output (default 512)")
-    p.add_argument("--steps", type=int, default=500, metavar="N", help="optimiser iterations at the final scale (default 500)")
+    p.add_argument("--steps", type=int, default=500, metavar="N",
+                   help="loss evaluations at the final scale (default 500); each coarser scale gets 0.35 of the next")
     p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs", help="default lbfgs, as the paper")
     p.add_argument("--vgg-weights", metavar="PATH|random",
                    help="VGG19 weights file (default: torchvision's ImageNet weights from the local cache); "
                         "'random' for tests and offline demos (outputs say so)")
-    p.add_argument("--content-weight", type=float, default=1.0)
-    p.add_argument("--style-weight", type=float, default=1e6)
-    p.add_argument("--tv-weight", type=float, default=0.0)
-    p.add_argument("--pooling", choices=["max", "avg"], default="max")
-    p.add_argument("--init", choices=["content", "noise", "style"], default="content")
+    p.add_argument("--content-weight", type=float, default=1.0, metavar="W", help="content loss weight (default 1)")
+    p.add_argument("--style-weight", type=float, default=1e6, metavar="W",
+                   help="style loss weight (default 1e6; raise it for a stronger style)")
+    p.add_argument("--tv-weight", type=float, default=0.0, metavar="W",
+                   help="total-variation weight, against high-frequency noise (default 0)")
+    p.add_argument("--pooling", choices=["max", "avg"], default="max",
+                   help="VGG pooling: max (as trained, default) or avg (the paper's preference)")
+    p.add_argument("--init", choices=["content", "noise", "style"], default="content",
+                   help="starting image (default content)")
     p.add_argument("--no-multiscale", action="store_true", help="optimise at the final size only")
     p.add_argument("--preserve-color", action="store_true", help="transfer luminance only, keep the content's colours")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise start (default 0)")
     p.add_argument("--device", default=None, help="cpu, cuda … (default: cuda when available)")
 
 
