@@ -70,3 +70,22 @@ def test_demo_does_not_write_over_an_earlier_one(demo, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"--output-dir {out} already holds files" in err
     assert (out / "metrics.json").read_text() == before
+
+
+def test_ctrl_c_during_training_stops_the_demo_in_one_line(tmp_path):
+    import signal
+    import time
+
+    quick = [a if a != "train.max_steps=6" else "train.max_steps=100000" for a in QUICK]
+    command = cli("demo", "--output-dir", str(tmp_path / "out"), "--data-dir", str(tmp_path / "data"), *quick)
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    log = tmp_path / "out" / "run" / "log.jsonl"
+    while not (log.is_file() and log.read_text().strip()) and time.time() < deadline:
+        time.sleep(0.2)  # wait until the real run has logged its first steps
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    lines = [line for line in stderr.splitlines() if line.startswith("cyclestyle:")]
+    assert len(lines) == 1 and "demo stopped" in lines[0] and "--overwrite" in lines[0]
+    assert (tmp_path / "out" / "run" / "checkpoints" / "latest").is_file()  # the step was saved
