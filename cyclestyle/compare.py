@@ -224,15 +224,6 @@ def _save(image: Tensor, path: Path, text: dict[str, str] | None = None) -> None
     tensor_to_image(image[0].clamp(0, 1) * 2 - 1).save(path, pnginfo=info)
 
 
-def _style_image(img: Image.Image, long_side: float) -> Tensor:
-    """3×H×W uint8, shrunk (never enlarged) to ``long_side``, as ``gatys`` keeps style images."""
-    if max(img.size) > long_side:
-        scale = long_side / max(img.size)
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
-                         Image.Resampling.LANCZOS)
-    return metrics.to_uint8(unit(image_to_tensor(img)))
-
-
 def _domain(cfg: DataConfig, split: str, domain: str, channels: int) -> Source:
     """One domain of a split (for a folder dataset, the other domain's folder need not exist)."""
     if cfg.format == "folder":
@@ -280,7 +271,7 @@ def _collection(source: Source, k: int, long_side: float, notes: list[str]) -> t
         if len(images) == k:
             break
         try:
-            images.append(_style_image(source.load(i, 3), long_side))
+            images.append(gatys.image_uint8(source.load(i, 3), long_side))
             described.append(source.describe(i))
         except DataError as e:
             notes.append(f"skipped {e}")
@@ -421,7 +412,7 @@ def run_comparison(
 
     methods = [_cyclegan(generator_path, device)]
     if style:
-        images = [[gatys._load_uint8(p, longest) for p in entry] for entry in style_files]
+        images = [[gatys.load_uint8(p, longest) for p in entry] for entry in style_files]
         methods.append(_gatys("gatys-style", images, gatys_cfg, vgg_weights, vgg_source, device,
                               {"style": [str(p) for p in style], "settings": settings}))
     if collection is not None:

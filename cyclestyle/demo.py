@@ -90,8 +90,8 @@ def run_demo(
 
     # 2. Training, sized to the budget
     run_dir = output_dir / "run"
-    cfg = load_config(config_path, [*overrides, f"data.root={root}", f"output_dir={run_dir}",
-                                    f"eval.paired_truth={truth}"])
+    demo_overrides = [*overrides, f"data.root={root}", f"output_dir={run_dir}", f"eval.paired_truth={truth}"]
+    cfg = load_config(config_path, demo_overrides)
     planned = cfg.train.max_steps
     began = time.perf_counter()
     steps_per_second = _training_speed(cfg, output_dir / "calibration")
@@ -101,8 +101,7 @@ def run_demo(
     if steps < planned:
         reduced.append(f"training: {steps} of the config's {planned} steps, to fit --minutes {minutes:g} at "
                        f"{steps_per_second:.2f} steps/s on this machine")
-        cfg = load_config(config_path, [*overrides, f"data.root={root}", f"output_dir={run_dir}",
-                                        f"eval.paired_truth={truth}", f"train.max_steps={steps}"])
+        cfg = load_config(config_path, [*demo_overrides, f"train.max_steps={steps}"])  # validated again
     _say("2/5", f"training CycleGAN for {steps} steps (about {steps / steps_per_second / 60:.1f} min at "
                 f"{steps_per_second:.2f} steps/s)")
     train(cfg)

@@ -33,7 +33,7 @@ from . import metrics
 from .checkpoint import find_generator, load_generator
 from .config import EVAL_METRICS, Config, ConfigError, DataConfig, config_hash, load_config, split_metric
 from .data import DataError, Source, image_to_tensor, list_images, load_image, open_domains, tensor_to_image
-from .translate import translate_tensor
+from .translate import eval_mode, translate_tensor
 
 DIRECTIONS = (("AtoB", "A", "B"), ("BtoA", "B", "A"))
 
@@ -284,13 +284,14 @@ class HeldOutEvaluator:
         self.size = d.crop_size
         self.truth = Path(e.paired_truth).expanduser() if e.paired_truth else None
         self.extractor, self.extractor_note = None, None
-        if load_extractor and (split_metric(e.metric)[1] in ("fid", "kid") or e.inception_weights):
+        needs_features = split_metric(e.metric)[1] in ("fid", "kid")
+        if load_extractor and (needs_features or e.inception_weights):
             try:
                 self.extractor = metrics.load_inception(e.inception_weights)
             except metrics.MissingWeightsError as error:
                 self.extractor_note = str(error)
         self.notes: list[str] = []
-        if self.extractor is None and split_metric(e.metric)[1] in ("fid", "kid"):
+        if self.extractor is None and needs_features:
             self.notes.append(f"eval.metric {e.metric} cannot be computed ({self.extractor_note}): "
                               "no best checkpoint is kept; the other metrics are still logged")
         self._real_features: dict[str, torch.Tensor] = {}
@@ -298,17 +299,11 @@ class HeldOutEvaluator:
     @torch.inference_mode()
     def __call__(self, g_a: nn.Module, g_b: nn.Module) -> Evaluation:
         """Evaluate the generators in eval mode; their train mode is restored after."""
-        modes = g_a.training, g_b.training
-        g_a.eval()
-        g_b.eval()
-        try:
+        with eval_mode(g_a, g_b):
             return evaluate_translators(
                 g_a, g_b, self.test_a, self.test_b, size=self.size, extractor=self.extractor,
                 extractor_note=self.extractor_note, truth_dir=self.truth, limit=self.limit, device=self.device,
                 progress=False, real_features=self._real_features)
-        finally:
-            g_a.train(modes[0])
-            g_b.train(modes[1])
 
 
 # --------------------------------------------------------------------------------------------

@@ -738,7 +738,7 @@ def run_cli(args) -> int:
 
     # Style images are only ever used at up to style_scale × size: shrink them once, keep uint8.
     longest = cfg.size * cfg.style_scale
-    styles = [[_load_uint8(p, longest) for p in entry] for entry in style_entries]
+    styles = [[load_uint8(p, longest) for p in entry] for entry in style_entries]
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     vgg = load_vgg19(args.vgg_weights, cfg.pooling, device, cfg.layers)
     if vgg.is_random:
@@ -747,7 +747,7 @@ def run_cli(args) -> int:
 
     cache: dict = {}
     for content_path, out in zip(contents, outputs):
-        content = _load_uint8(content_path, None)
+        content = load_uint8(content_path, None)
         result = stylize(content, styles, cfg, vgg, weights, progress=True, style_cache=cache)
         save_result(result.image, out, vgg.source, cfg, contents=str(content_path),
                     styles=[str(p) for p in args.style], style_weights=weights)
@@ -791,11 +791,16 @@ def _output_paths(contents: list[Path], output: Path) -> list[Path]:
     return paths
 
 
-def _load_uint8(path: Path, long_side: float | None) -> Tensor:
+def load_uint8(path: Path, long_side: float | None) -> Tensor:
     """A 3×H×W uint8 tensor of the image at ``path``, shrunk (never enlarged) to ``long_side``."""
+    return image_uint8(load_image(path), long_side)
+
+
+def image_uint8(img, long_side: float | None) -> Tensor:
+    """A 3×H×W uint8 tensor of a PIL image, shrunk (never enlarged) to ``long_side``: style images
+    are only ever used up to the output's size, so they are kept that small, as 8-bit."""
     from PIL import Image
 
-    img = load_image(path)
     if long_side is not None and max(img.size) > long_side:
         scale = long_side / max(img.size)
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),

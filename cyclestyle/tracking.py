@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from .config import Config, config_to_dict
 from .data import DataError, Source, open_domains, preprocess, tensor_to_image
-from .translate import translate_tensor
+from .translate import eval_mode, translate_tensor
 
 STEP_METRIC = "train/step"
 # How long a run with credentials waits for the W&B server before logging offline instead
@@ -305,19 +305,13 @@ class HeldOutPanels:
                ) -> dict[str, Panel]:
         """Both grids, as ``prefix/A`` and ``prefix/B``, with the generators in eval mode (their
         train mode is restored after)."""
-        modes = g_a.training, g_b.training
-        g_a.eval()
-        g_b.eval()
-        try:
+        with eval_mode(g_a, g_b):
             return {
                 f"{prefix}/A": Panel(self._grid(self.images_a, g_a, g_b, device),
-                                  self._caption("A", "B", "G_A", "G_B")),
+                                     self._caption("A", "B", "G_A", "G_B")),
                 f"{prefix}/B": Panel(self._grid(self.images_b, g_b, g_a, device),
-                                  self._caption("B", "A", "G_B", "G_A")),
+                                     self._caption("B", "A", "G_B", "G_A")),
             }
-        finally:
-            g_a.train(modes[0])
-            g_b.train(modes[1])
 
     def _caption(self, x: str, y: str, forward: str, backward: str) -> str:
         columns = [f"real {x}", f"{x}→{y} ({forward})", f"{x}→{y}→{x}"]

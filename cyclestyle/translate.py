@@ -75,6 +75,8 @@ import time
 import warnings
 import weakref
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -128,6 +130,20 @@ _STAT_CHUNK = 1 << 20  # elements per float64 chunk when adding up a tile's stat
 
 class TilingWarning(UserWarning):
     """A tile or overlap was too small for an exact tiled translation and was enlarged."""
+
+
+@contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Run a block with ``modules`` in eval mode and give each its own train/eval mode back after:
+    evaluation in the middle of training must not leave the generators in eval mode."""
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, modes):
+            m.train(mode)
 
 
 def translate_tensor(generator: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -31,7 +31,6 @@ import dataclasses
 import math
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -109,7 +108,7 @@ def main() -> None:
         weights = "random"
     vgg = gatys.load_vgg19(weights, args.pooling, args.device)
     if args.content and args.style:
-        content, style = (gatys._load_uint8(p, None) for p in (args.content, args.style))
+        content, style = (gatys.load_uint8(p, None) for p in (args.content, args.style))
     else:
         content, style = synthetic_pair(args.size)
     cfg = gatys.GatysConfig(size=args.size, steps=args.steps, pooling=args.pooling, min_size=args.min_size,

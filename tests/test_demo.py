@@ -4,7 +4,6 @@ import json
 import subprocess
 
 import pytest
-import torch
 from PIL import Image
 
 from cyclestyle import metrics

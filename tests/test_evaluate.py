@@ -3,7 +3,6 @@
 import json
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +11,6 @@ from torch import nn
 
 from cyclestyle import metrics
 from cyclestyle.checkpoint import load_generator
-from cyclestyle.config import DataConfig
 from cyclestyle.data import FolderSource
 from cyclestyle.evaluate import evaluate_translators, write_report
 from cyclestyle.train import train
