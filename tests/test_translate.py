@@ -69,6 +69,14 @@ def run_dir(tmp_path_factory) -> Path:
     return run
 
 
+def assert_same_up_to_rounding(a: np.ndarray, b: np.ndarray) -> None:
+    """Two 8-bit images from two computations of the same outputs (another batch layout, another
+    code path): float noise may move a value across a rounding boundary, never further."""
+    assert a.shape == b.shape
+    diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (diff.max(), (diff > 0).sum())
+
+
 def scene(height: int, width: int, seed: int = 0) -> np.ndarray:
     """H×W×3 uint8: a dark left third, a bright right part, gradients, stripes and noise, so that
     the statistics of one tile are far from the whole image's."""
@@ -302,9 +310,10 @@ def test_cli_translates_a_folder_and_reports_the_corrupt_file(run_dir, photo_fol
     cmyk = Image.open(out / "sub" / "deeper" / "cmyk.jpg")
     assert cmyk.format == "JPEG" and cmyk.mode == "RGB" and cmyk.size == (44, 36)
     assert Image.open(out / "sub" / "rotated.jpg").size == (32, 48)  # stored 48×32, displayed 32×48
-    # the result is the generator's output (the G_A of the run) for the image load_image sees
+    # the result is the generator's output (the G_A of the run) for the image load_image sees; the
+    # command runs same-size images as one batch, which may round a value to the neighbouring level
     expected = translate_image(make_generator(0), load_image(photo_folder / "plain.png"))
-    assert np.array_equal(np.asarray(Image.open(out / "plain.png")), np.asarray(expected))
+    assert_same_up_to_rounding(np.asarray(Image.open(out / "plain.png")), np.asarray(expected))
 
 
 def test_cli_skips_existing_outputs_unless_overwrite(run_dir, tmp_path, capsys):
@@ -354,7 +363,7 @@ def test_cli_tiles_batches_and_matches_full_frame(run_dir, tmp_path, capsys):
     assert "translated 5" in stdout
     for k in range(5):
         one = np.asarray(Image.open(tmp_path / "one" / f"{k}.png"), dtype=int)
-        assert np.array_equal(one, np.asarray(Image.open(tmp_path / "batch" / f"{k}.png"), dtype=int))
+        assert_same_up_to_rounding(one, np.asarray(Image.open(tmp_path / "batch" / f"{k}.png"), dtype=int))
         assert np.abs(one - np.asarray(Image.open(tmp_path / "tiled" / f"{k}.png"), dtype=int)).max() <= 1
 
 
