@@ -251,35 +251,35 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Imported here so that --help answers without loading torch.
-    from .checkpoint import CheckpointError
     from .config import ConfigError
     from .data import DataError
+    from .models.weights import CheckpointError
 
     try:
         if args.command == "train":
             return _train(args)
         if args.command == "translate":
-            from .translate import run_cli
+            from .inference.command import run_cli
 
             return run_cli(args)
         if args.command == "evaluate":
-            from .evaluate import run_cli
+            from .evaluation.evaluate import run_cli
 
             return run_cli(args)
         if args.command == "gatys":
-            from .gatys import run_cli
+            from .style.gatys import run_cli
 
             return run_cli(args)
         if args.command == "compare":
-            from .compare import run_cli
+            from .evaluation.compare import run_cli
 
             return run_cli(args)
         if args.command == "demo":
-            from .demo import run_cli
+            from .demo.run import run_cli
 
             return run_cli(args)
         if args.command == "toy-data":
-            from .toydata import make_toy_dataset
+            from .demo.toy import make_toy_dataset
 
             root = make_toy_dataset(Path(args.output), args.n_train, args.n_test, args.size, args.seed)
             print(f"wrote {root}/{{trainA,trainB,testA,testB}}")
@@ -295,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .train import LaunchError, NonFiniteLoss, TrainingInterrupted, train
+    from .training.loop import LaunchError, NonFiniteLoss, TrainingInterrupted, train
 
     cfg = load_config(args.config, args.overrides)
     try:

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from cyclestyle.config import DataConfig
+from .config import DataConfig
 
 if TYPE_CHECKING:  # `datasets` is imported only when an HF source is opened: it is slow to import.
     import datasets

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cyclestyle import gatys  # noqa: E402
+from cyclestyle.style import gatys  # noqa: E402
 
 
 def synthetic_pair(size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,8 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from cyclestyle.config import load_config  # noqa: E402
-from cyclestyle.toydata import make_toy_dataset  # noqa: E402
-from cyclestyle.train import train  # noqa: E402
+from cyclestyle.demo.toy import make_toy_dataset  # noqa: E402
+from cyclestyle.training.loop import train  # noqa: E402
 
 
 def main() -> None:

@@ -88,7 +88,7 @@ def synthetic_image(side: int, seed: int = 0):
 def child_speed(args) -> dict:
     import torch
 
-    from cyclestyle.translate import translate_tensor
+    from cyclestyle.inference.translate import translate_tensor
 
     gen, device = build(args)
     x = torch.rand(args.batch, 3, args.size, args.size, device=device) * 2 - 1
@@ -109,7 +109,8 @@ def child_speed(args) -> dict:
 def child_check(args) -> dict:
     import torch
 
-    from cyclestyle.translate import plan_tiles, tiled_translate, translate_tensor
+    from cyclestyle.inference.tiling import plan_tiles, tiled_translate
+    from cyclestyle.inference.translate import translate_tensor
 
     gen, device = build(args)
     img = synthetic_image(args.size, seed=1)
@@ -141,7 +142,8 @@ def child_check(args) -> dict:
 def child_memory(args) -> dict:
     import torch
 
-    from cyclestyle.translate import plan_tiles, translate_image
+    from cyclestyle.inference.tiling import plan_tiles
+    from cyclestyle.inference.translate import translate_image
 
     gen, device = build(args)
     img = synthetic_image(args.size)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from cyclestyle.config import load_config
-from cyclestyle.toydata import make_toy_dataset
+from cyclestyle.demo.toy import make_toy_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 

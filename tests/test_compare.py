@@ -12,9 +12,9 @@ from PIL import Image
 from torch import nn
 
 from cyclestyle.cli import main
-from cyclestyle.compare import run_comparison
-from cyclestyle.evaluate import prepare, unit
-from cyclestyle.train import train
+from cyclestyle.evaluation.compare import run_comparison
+from cyclestyle.evaluation.evaluate import prepare, unit
+from cyclestyle.training.loop import train
 
 from .conftest import cli
 

@@ -6,9 +6,9 @@ import subprocess
 import pytest
 from PIL import Image
 
-from cyclestyle import metrics
 from cyclestyle.cli import main
 from cyclestyle.data import image_to_tensor, load_image
+from cyclestyle.evaluation import metrics
 
 from .conftest import REPO, cli
 

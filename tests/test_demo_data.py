@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cyclestyle import demo_data
 from cyclestyle.config import load_config
-from cyclestyle.demo_data import (
+from cyclestyle.demo import data as demo_data
+from cyclestyle.demo.data import (
     MANIFEST,
     PHOTOS,
     SPLITS,
@@ -23,7 +23,7 @@ from cyclestyle.demo_data import (
     file_digest,
     render_painting,
 )
-from cyclestyle.evaluate import find_truth
+from cyclestyle.evaluation.evaluate import find_truth
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = dict(size=32, n_train=8, n_test=4)

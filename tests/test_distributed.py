@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cyclestyle.checkpoint import read_checkpoint
 from cyclestyle.config import load_config
+from cyclestyle.training.checkpoint import read_checkpoint
 
 from .conftest import REPO
 

@@ -9,11 +9,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from cyclestyle import metrics
-from cyclestyle.checkpoint import load_generator
 from cyclestyle.data import FolderSource
-from cyclestyle.evaluate import evaluate_translators, write_report
-from cyclestyle.train import train
+from cyclestyle.evaluation import metrics
+from cyclestyle.evaluation.evaluate import evaluate_translators, write_report
+from cyclestyle.models.weights import load_generator
+from cyclestyle.training.loop import train
 
 from .conftest import cli
 

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from cyclestyle import gatys
 from cyclestyle.cli import main
-from cyclestyle.gatys import (
+from cyclestyle.style import gatys
+from cyclestyle.style.gatys import (
     GatysConfig,
     VGGWeightsError,
     gram_matrix,

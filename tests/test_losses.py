@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from cyclestyle import losses
+from cyclestyle.training import losses
 
 
 def test_lsgan_values():

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from cyclestyle.pool import ImagePool
-from cyclestyle.sampling import ShardedBatchSampler, epoch_order, steps_per_epoch
-from cyclestyle.schedule import epoch_lr_factor, step_lr_factor
+from cyclestyle.training.pool import ImagePool
+from cyclestyle.training.sampling import ShardedBatchSampler, epoch_order, steps_per_epoch
+from cyclestyle.training.schedule import epoch_lr_factor, step_lr_factor
 
 
 def img(value: float) -> torch.Tensor:

@@ -19,11 +19,11 @@ from PIL import Image
 from safetensors.torch import load_file
 from wandb.proto import wandb_internal_pb2
 
-from cyclestyle import checkpoint as ckpt
-from cyclestyle import tracking
-from cyclestyle.checkpoint import read_best, read_checkpoint
 from cyclestyle.models import build_generator
-from cyclestyle.train import TrainingInterrupted, train
+from cyclestyle.training import checkpoint as ckpt
+from cyclestyle.training import tracking
+from cyclestyle.training.checkpoint import read_best, read_checkpoint
+from cyclestyle.training.loop import TrainingInterrupted, train
 
 LOSSES = {"G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B"}
 
@@ -224,7 +224,7 @@ def held_out_crop(cfg, domain: str, index: int) -> Image.Image:
 def test_resume_continues_the_same_wandb_run_and_training_bitwise(tiny_config, tmp_path, monkeypatch):
     """Ctrl-C at step 4, --resume latest: one wandb run id in two offline folders (both sync into
     that run), steps going on from 4, and the weights of a run that never stopped nor logged."""
-    from cyclestyle import train as train_module
+    from cyclestyle.training import loop as train_module
 
     straight = train(tiny_config(f"output_dir={tmp_path / 'straight'}", "train.max_steps=8", "log.with=none"))
     assert not (straight / "wandb").exists()

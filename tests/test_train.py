@@ -13,11 +13,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cyclestyle import checkpoint as ckpt
-from cyclestyle import losses
-from cyclestyle.checkpoint import CheckpointError, load_generator, read_checkpoint
 from cyclestyle.config import ConfigError
-from cyclestyle.train import NonFiniteLoss, TrainingInterrupted, train
+from cyclestyle.models.weights import CheckpointError, load_generator
+from cyclestyle.training import checkpoint as ckpt
+from cyclestyle.training import losses
+from cyclestyle.training.checkpoint import read_checkpoint
+from cyclestyle.training.loop import NonFiniteLoss, TrainingInterrupted, train
 
 from .conftest import REPO, cli
 
@@ -59,7 +60,7 @@ def test_tiny_run_writes_outputs_and_cycle_loss_falls(toy_root, tmp_path):
 
 def test_generator_step_computes_no_discriminator_gradients(tiny_config, monkeypatch):
     """The discriminators are frozen while the generators learn (paper's alternating updates)."""
-    from cyclestyle import train as train_module
+    from cyclestyle.training import loop as train_module
 
     seen = []
     real_cycle_losses = train_module.cycle_losses
@@ -108,7 +109,7 @@ def test_kill_and_resume_equals_uninterrupted(tiny_config, tiny_overrides, tmp_p
 def test_ctrl_c_mid_epoch_with_full_pools_resumes_bitwise(tiny_config, tmp_path, monkeypatch):
     """Ctrl-C at step 8 (inside the first 12-image epoch, history pools of 3 already full), then
     --resume latest: bitwise the same as never stopping, two epochs later."""
-    from cyclestyle import train as train_module
+    from cyclestyle.training import loop as train_module
 
     straight = train(tiny_config(f"output_dir={tmp_path / 'a'}", "train.max_steps=20", "train.pool_size=3"))
 
@@ -241,7 +242,7 @@ def test_cycle_losses_sum_to_the_papers_full_objective():
     import torch.nn.functional as F
 
     from cyclestyle.models import PatchDiscriminator, ResnetGenerator
-    from cyclestyle.train import cycle_losses
+    from cyclestyle.training.loop import cycle_losses
 
     torch.manual_seed(0)
     g_a, g_b = ResnetGenerator(ngf=4, n_blocks=1), ResnetGenerator(ngf=4, n_blocks=1)

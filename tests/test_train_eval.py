@@ -6,11 +6,13 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
-from cyclestyle.checkpoint import find_generator, load_generator, read_best
 from cyclestyle.config import ConfigError
 from cyclestyle.data import FolderSource
-from cyclestyle.evaluate import evaluate_translators, flat_metrics, is_better, score
-from cyclestyle.train import train
+from cyclestyle.evaluation.evaluate import evaluate_translators, flat_metrics, is_better, score
+from cyclestyle.inference.run import find_generator
+from cyclestyle.models.weights import load_generator
+from cyclestyle.training.checkpoint import read_best
+from cyclestyle.training.loop import train
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +88,7 @@ def test_a_resumed_run_keeps_the_best_of_its_first_part(tiny_config, truth_dir):
 
 
 def test_score_and_direction_of_better():
-    from cyclestyle.evaluate import DirectionMetrics, Evaluation
+    from cyclestyle.evaluation.evaluate import DirectionMetrics, Evaluation
 
     result = Evaluation(directions={"AtoB": DirectionMetrics(n=2, psnr=20.0, fid=5.0),
                                     "BtoA": DirectionMetrics(n=2, psnr=30.0, fid=None)})
@@ -124,8 +126,8 @@ def test_a_full_disk_while_keeping_the_best_costs_that_best_only(tiny_config, mo
     import errno
     import os
 
-    from cyclestyle import checkpoint as ckpt
-    from cyclestyle import train as train_module
+    from cyclestyle.training import checkpoint as ckpt
+    from cyclestyle.training import loop as train_module
 
     real_save = ckpt.save_weights
     attempts = {"n": 0}

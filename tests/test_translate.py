@@ -15,23 +15,23 @@ import torch
 from PIL import Image
 from torch import nn
 
-from cyclestyle import cli, translate
-from cyclestyle.checkpoint import save_weights, weights_metadata
+from cyclestyle import cli
 from cyclestyle.config import ModelConfig
 from cyclestyle.data import DataError, image_to_tensor, load_image
-from cyclestyle.models import ResnetGenerator
-from cyclestyle.translate import (
+from cyclestyle.inference import translate
+from cyclestyle.inference.command import collect_inputs
+from cyclestyle.inference.tiling import (
     TilingWarning,
     _GlobalNorm,
     _layout,
     _partition,
-    collect_inputs,
     plan_tiles,
     receptive_radius,
     tiled_translate,
-    translate_image,
-    translate_tensor,
 )
+from cyclestyle.inference.translate import translate_image, translate_tensor
+from cyclestyle.models import ResnetGenerator
+from cyclestyle.models.weights import save_weights, weights_metadata
 
 from .conftest import REPO
 

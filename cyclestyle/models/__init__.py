@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..config import ModelConfig
-from .discriminator import PatchDiscriminator
-from .generator import ResnetBlock, ResnetGenerator
+from .patchgan import PatchDiscriminator
+from .resnet import ResnetBlock, ResnetGenerator
 
 __all__ = ["PatchDiscriminator", "ResnetBlock", "ResnetGenerator", "build_generator", "build_discriminator"]
 

@@ -28,37 +28,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
-from torch import nn
 
-from .config import ModelConfig
-from .models import build_generator
+from ..models.weights import CheckpointError, load_weights, save_weights
 
 NETWORKS = ("G_A", "G_B", "D_A", "D_B")
 _STEP_DIR = re.compile(r"^step-(\d+)$")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, incomplete or unreadable, named in one line."""
-
-
-# --------------------------------------------------------------------------------------------
-# Weights
-
-
-def save_weights(path: Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    save_file(tensors, str(path), metadata=metadata)
-
-
-def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(str(path))
-    except FileNotFoundError:
-        raise CheckpointError(f"missing weights file {path}") from None
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"corrupt weights file {path}: {e}") from None
 
 
 def load_state(path: Path) -> dict[str, Any]:
@@ -228,58 +202,3 @@ def _write_text_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)
-
-
-def weights_metadata(model_config: dict[str, Any], step: int) -> dict[str, str]:
-    """safetensors metadata (str → str) that lets a generator file be rebuilt on its own."""
-    return {"format": "pt", "cyclestyle.model": json.dumps(model_config), "cyclestyle.step": str(step)}
-
-
-def load_generator(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a generator from a ``G_A``/``G_B`` ``.safetensors`` file, in eval mode, from the
-    model config stored in the file's metadata (or, failing that, the ``config.yaml`` beside it)."""
-    path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except FileNotFoundError:
-        raise CheckpointError(f"missing weights file {path}") from None
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"corrupt weights file {path}: {e}") from None
-    if "cyclestyle.model" in meta:
-        model_cfg = ModelConfig(**json.loads(meta["cyclestyle.model"]))
-    elif (path.parent / "config.yaml").is_file():
-        from .config import load_config
-
-        model_cfg = load_config(path.parent / "config.yaml", check_paths=False).model
-    else:
-        raise CheckpointError(f"{path} carries no cyclestyle model metadata and has no config.yaml beside it")
-    net = build_generator(model_cfg, reverse=path.stem.startswith("G_B"))
-    try:
-        net.load_state_dict(load_weights(path))
-    except RuntimeError as e:
-        raise CheckpointError(f"{path} does not match its own model metadata: {str(e).splitlines()[0]}") from None
-    return net.to(device).eval()
-
-
-DIRECTIONS = {"AtoB": "G_A", "BtoA": "G_B"}
-
-
-def find_generator(weights: str | Path, direction: str) -> Path:
-    """The generator file for ``direction`` ("AtoB" → G_A, "BtoA" → G_B) in what a user points at:
-    a run directory (its final generators, or its latest checkpoint while it is still training),
-    a ``checkpoints/step-N`` folder, or a generator ``.safetensors`` file itself."""
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be AtoB or BtoA, not {direction!r}")
-    name = f"{DIRECTIONS[direction]}.safetensors"
-    path = Path(weights).expanduser()
-    if path.is_file():
-        return path
-    if not path.is_dir():
-        raise CheckpointError(f"--weights {weights}: no such file or folder")
-    if (path / name).is_file():
-        return path / name
-    latest = resolve_checkpoint(path / "checkpoints", "latest")
-    if latest is not None and (latest / name).is_file():
-        return latest / name
-    raise CheckpointError(f"--weights {weights}: no {name} there, nor in a checkpoints/ folder under it")

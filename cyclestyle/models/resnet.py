@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import conv_bias, init_weights, norm_layer
+from cyclestyle.models.layers import conv_bias, init_weights, norm_layer
 
 
 class ResnetBlock(nn.Module):

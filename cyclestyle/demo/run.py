@@ -30,17 +30,19 @@ from typing import Any, Sequence
 
 from PIL import Image, ImageDraw
 
-from . import gatys
-from .checkpoint import find_generator, load_generator, load_state, resolve_checkpoint
-from .compare import run_comparison
-from .config import Config, load_config
-from .data import DataError, FolderSource
-from .demo_data import TRUTH_DIR, ensure_demo_dataset
-from .evaluate import evaluate_translators, write_report
-from .tracking import Panel, open_tracker
-from .train import TrainingInterrupted, train
+from ..config import Config, load_config
+from ..data import DataError, FolderSource
+from ..evaluation.compare import run_comparison
+from ..evaluation.evaluate import evaluate_translators, write_report
+from ..inference.run import find_generator
+from ..models.weights import load_generator
+from ..style import gatys
+from ..training.checkpoint import load_state, resolve_checkpoint
+from ..training.loop import TrainingInterrupted, train
+from ..training.tracking import Panel, open_tracker
+from .data import TRUTH_DIR, ensure_demo_dataset
 
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 TRANSLATORS = ("identity", "gatys", "cyclegan")
 CALIBRATION_STEPS = 20  # timed training steps that size the real run to the budget
 REPORT_ROWS = 8  # held-out photos shown in report.png

@@ -31,9 +31,9 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import Config, config_to_dict
-from .data import DataError, Source, open_domains, preprocess, tensor_to_image
-from .translate import eval_mode, translate_tensor
+from ..config import Config, config_to_dict
+from ..data import DataError, Source, open_domains, preprocess, tensor_to_image
+from ..inference.translate import eval_mode, translate_tensor
 
 STEP_METRIC = "train/step"
 # How long a run with credentials waits for the W&B server before logging offline instead

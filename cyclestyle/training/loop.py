@@ -35,25 +35,23 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..config import Config, ConfigError, config_hash, config_to_dict, dump_config
+from ..data import UnalignedDataset, open_domains
+from ..evaluation.evaluate import HeldOutEvaluator, flat_metrics, is_better, score
+from ..models import build_discriminator, build_generator
+from ..models.weights import CheckpointError, save_weights, weights_metadata
 from . import losses
 from .checkpoint import (
     BEST,
-    CheckpointError,
     capture_rng_state,
     list_checkpoints,
     read_best,
     read_checkpoint,
     resolve_checkpoint,
     restore_rng_state,
-    save_weights,
-    weights_metadata,
     write_best,
     write_checkpoint,
 )
-from .config import Config, ConfigError, config_hash, config_to_dict, dump_config
-from .data import UnalignedDataset, open_domains
-from .evaluate import HeldOutEvaluator, flat_metrics, is_better, score
-from .models import build_discriminator, build_generator
 from .pool import ImagePool
 from .sampling import ShardedBatchSampler, epoch_order, steps_per_epoch
 from .schedule import epoch_lr_factor, step_lr_factor

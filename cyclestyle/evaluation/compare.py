@@ -47,10 +47,8 @@ from PIL.PngImagePlugin import PngInfo
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from . import gatys, metrics
-from .checkpoint import find_generator, load_generator
-from .config import DataConfig
-from .data import (
+from ..config import DataConfig
+from ..data import (
     DataError,
     FolderSource,
     Source,
@@ -61,6 +59,11 @@ from .data import (
     tensor_to_image,
     verify_image,
 )
+from ..inference.run import find_generator
+from ..inference.translate import translate_tensor
+from ..models.weights import load_generator
+from ..style import gatys
+from . import metrics
 from .evaluate import (
     FeatureStream,
     find_truth,
@@ -71,7 +74,6 @@ from .evaluate import (
     step_of,
     unit,
 )
-from .translate import translate_tensor
 
 DIRECTIONS = {"AtoB": ("A", "B"), "BtoA": ("B", "A")}  # direction → (source domain, target domain)
 DEFAULT_COLLECTION = 8  # training images of the target domain averaged when no style is chosen

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from cyclestyle.data import (
+from ..data import (
     IMAGE_EXTENSIONS,
     DataError,
     image_to_tensor,

@@ -29,11 +29,12 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..config import EVAL_METRICS, Config, ConfigError, DataConfig, config_hash, load_config, split_metric
+from ..data import DataError, Source, image_to_tensor, list_images, load_image, open_domains, tensor_to_image
+from ..inference.run import find_generator
+from ..inference.translate import eval_mode, translate_tensor
+from ..models.weights import load_generator
 from . import metrics
-from .checkpoint import find_generator, load_generator
-from .config import EVAL_METRICS, Config, ConfigError, DataConfig, config_hash, load_config, split_metric
-from .data import DataError, Source, image_to_tensor, list_images, load_image, open_domains, tensor_to_image
-from .translate import eval_mode, translate_tensor
 
 DIRECTIONS = (("AtoB", "A", "B"), ("BtoA", "B", "A"))
 

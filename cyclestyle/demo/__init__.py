@@ -1,0 +1,1 @@
+"""The built-in demo (``cyclestyle demo``), its dataset, and the synthetic toy dataset of quick checks."""

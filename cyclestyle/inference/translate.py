@@ -1,0 +1,167 @@
+"""Translating images with a trained generator: tensors and PIL images of any size and mode.
+
+Full frame
+    ``translate_tensor`` reflect-pads a batch to sides that are multiples of 4 (the generator
+    halves twice) and crops the output back, so every output has its input's exact size.
+
+Automatic tiling
+    ``translate_image`` (and the ``translate`` command) translate full-frame up to
+    ``AUTO_TILE_PIXELS`` pixels (1536 × 1536 after padding) and in ``DEFAULT_TILE`` (1024-px) tiles
+    above that, unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from ..data import (
+    _to_mode,  # the very conversion load_image applies (alpha composited over white)
+    image_to_tensor,
+    tensor_to_image,
+)
+from .tiling import (
+    DEFAULT_TILE,
+    TilePlan,
+    TilingWarning,
+    _ceil4,
+    _in_channels,
+    _layout,
+    _run_tiled,
+    _source_index,
+    plan_tiles,
+)
+
+AUTO_TILE_PIXELS = 1536 * 1536
+"""Images with more pixels than this (after padding to multiples of 4) are tiled automatically."""
+
+
+@contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Run a block with ``modules`` in eval mode and give each its own train/eval mode back after:
+    evaluation in the middle of training must not leave the generators in eval mode."""
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, modes):
+            m.train(mode)
+
+
+def translate_tensor(generator: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Translate a batch N×C×H×W in [-1, 1] of any height and width, full-frame.
+
+    The generator needs sides that are multiples of 4 (two stride-2 stages): the batch is
+    reflect-padded on the right and bottom and the output cropped back to H×W.
+    """
+    h, w = x.shape[-2:]
+    pad_h, pad_w = -h % 4, -w % 4
+    if pad_h or pad_w:
+        mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+    return generator(x)[..., :h, :w]
+
+
+# --------------------------------------------------------------------------------------------
+# PIL images
+
+
+def _alpha_of(img: Image.Image) -> Image.Image | None:
+    if not img.has_transparency_data:
+        return None
+    return (img if img.mode == "RGBA" else img.convert("RGBA")).getchannel("A")
+
+
+def _wants_tiles(height: int, width: int, tile: int | None) -> bool:
+    if tile is None:
+        return _ceil4(height) * _ceil4(width) > AUTO_TILE_PIXELS
+    return tile > 0
+
+
+def _to_uint8(values: torch.Tensor) -> np.ndarray:
+    """C×H×W float in [-1, 1] → H×W(×C) uint8, rounding as ``tensor_to_image`` does."""
+    v = ((values.to("cpu", torch.float32).clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
+    array = np.ascontiguousarray(v.permute(1, 2, 0).numpy())
+    return array[:, :, 0] if values.shape[0] == 1 else array
+
+
+def _translate_pixels(generator: nn.Module, img: Image.Image, plan: TilePlan | None, device) -> Image.Image:
+    """``img`` already in the generator's input mode ("L" or "RGB"); ``plan`` None = full frame."""
+    if plan is None:
+        x = image_to_tensor(img).unsqueeze(0).to(device, next(generator.parameters()).dtype)
+        return tensor_to_image(translate_tensor(generator, x)[0])
+    layout = _layout(generator)
+    width, height = img.size
+    hp, wp = _ceil4(height), _ceil4(width)
+    reflect = (hp - height) < height and (wp - width) < width
+    param = next(generator.parameters())
+    out = Image.new("L" if layout.out_channels == 1 else "RGB", (width, height))
+
+    def read(y0, y1, x0, x1):
+        rows = _source_index(y0, y1, height, reflect)
+        cols = _source_index(x0, x1, width, reflect)
+        r0, c0 = int(rows.min()), int(cols.min())
+        a = np.array(img.crop((c0, r0, int(cols.max()) + 1, int(rows.max()) + 1)))
+        if len(rows) != a.shape[0] or len(cols) != a.shape[1]:
+            a = a[rows - r0][:, cols - c0]
+        t = torch.from_numpy(np.ascontiguousarray(a)).to(param.device)
+        t = t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
+        return t.to(torch.float32).div(127.5).sub(1.0).unsqueeze(0).to(param.dtype)  # as image_to_tensor
+
+    def emit(y0, rows):
+        y1 = min(height, y0 + rows.shape[1])
+        if y1 > y0:
+            out.paste(Image.fromarray(_to_uint8(rows[:, : y1 - y0, :width])), (0, y0))
+
+    _run_tiled(generator, layout, plan, hp, wp, read, emit)
+    return out
+
+
+def translate_image(generator: nn.Module, img: Image.Image, tile: int | None = None, overlap: int | None = None,
+                    device: str | torch.device | None = None) -> Image.Image:
+    """Translate a PIL image of any size and mode; the result has the same size.
+
+    The pixels are converted as ``load_image`` converts them (alpha composited over white; CMYK,
+    palette, 16-bit … to "RGB", or "L" for a one-channel generator), translated, and the original
+    alpha channel, if any, is put back ("RGBA"/"LA" out). ``tile``: None = full frame up to
+    ``AUTO_TILE_PIXELS`` and ``DEFAULT_TILE`` tiles above; 0 = always full frame; N = N-pixel
+    tiles (see ``tiled_translate`` for ``overlap``). ``device``: where to translate (the
+    generator is moved there); by default where the generator is. EXIF orientation is the
+    caller's business (``load_image`` applies it).
+    """
+    device = torch.device(device) if device is not None else next(generator.parameters()).device
+    if device != next(generator.parameters()).device:
+        generator = generator.to(device)
+    alpha = _alpha_of(img)
+    pixels = _to_mode(img, "L" if _in_channels(generator) == 1 else "RGB")
+    plan = None
+    if _wants_tiles(img.height, img.width, tile):
+        plan = plan_tiles(generator, tile or DEFAULT_TILE, overlap)
+        for note in plan.notes:
+            warnings.warn(note, TilingWarning, stacklevel=2)
+    with torch.inference_mode():
+        out = _translate_pixels(generator, pixels, plan, device)
+    if alpha is not None:
+        out.putalpha(alpha)
+    return out
+
+
+def resize_short_side(img: Image.Image, size: int) -> Image.Image:
+    """Resize (bicubic, aspect kept) so that the shorter side is ``size`` pixels."""
+    w, h = img.size
+    if min(w, h) == size:
+        return img
+    scale = size / min(w, h)
+    new = (size, max(1, round(h * scale))) if w <= h else (max(1, round(w * scale)), size)
+    return img.resize(new, Image.Resampling.BICUBIC)
+
+
