@@ -58,12 +58,17 @@ class DataConfig:
 class ModelConfig:
     """The two ResNet generators and two PatchGAN discriminators."""
 
+    # Architectures by name (cyclestyle.models.registry): "resnet" takes n_blocks (default 9);
+    # the paper's presets "resnet_9blocks" and "resnet_6blocks" fix it. "n_layers" takes
+    # n_layers_d (default 3, the 70×70 PatchGAN); the preset "basic" fixes it at 3.
+    generator: str = "resnet"
+    discriminator: str = "n_layers"
     in_channels: int = 3
     out_channels: int = 3
     ngf: int = 64
     ndf: int = 64
-    n_blocks: int = 9
-    n_layers_d: int = 3
+    n_blocks: int | None = None  # None: the architecture's own
+    n_layers_d: int | None = None  # None: the architecture's own
     norm: Literal["instance", "batch", "none"] = "instance"
     dropout: bool = False
     upsample: Literal["transpose", "resize_conv"] = "transpose"
@@ -321,7 +326,6 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
         "data.crop_size": d.crop_size,
         "model.ngf": m.ngf,
         "model.ndf": m.ndf,
-        "model.n_layers_d": m.n_layers_d,
         "model.in_channels": m.in_channels,
         "model.out_channels": m.out_channels,
         "train.batch_size": t.batch_size,
@@ -336,7 +340,6 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
         if value <= 0:
             raise ConfigError(f"{key} must be positive; got {value}")
     non_negative = {
-        "model.n_blocks": m.n_blocks,
         "data.num_workers": d.num_workers,
         "train.n_epochs": t.n_epochs,
         "train.n_epochs_decay": t.n_epochs_decay,
@@ -349,6 +352,7 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{key} must not be negative; got {value}")
+    _validate_architectures(m)
     if t.max_steps is not None and t.max_steps <= 0:
         raise ConfigError(f"train.max_steps must be positive; got {t.max_steps}")
     if t.decay_steps is not None:
@@ -384,6 +388,25 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
         for sub in (f"{d.train_split}A", f"{d.train_split}B"):
             if not (root / sub).is_dir():
                 raise ConfigError(f"data.root {d.root} has no {sub}/ folder (expected {d.train_split}A/ and {d.train_split}B/)")
+
+
+def _validate_architectures(m: ModelConfig) -> None:
+    """Registered names, and settings the architectures can take (imported here: the registry
+    brings torch with it, which ``--help`` does without)."""
+    from .models import ArchitectureError, discriminator_spec, generator_spec
+
+    if m.n_blocks is not None and m.n_blocks < 0:
+        raise ConfigError(f"model.n_blocks must not be negative; got {m.n_blocks}")
+    if m.n_layers_d is not None and m.n_layers_d <= 0:
+        raise ConfigError(f"model.n_layers_d must be positive; got {m.n_layers_d}")
+    try:
+        generator_spec(m)
+    except ArchitectureError as e:
+        raise ConfigError(f"model.generator: {e}") from None
+    try:
+        discriminator_spec(m, m.in_channels)
+    except ArchitectureError as e:
+        raise ConfigError(f"model.discriminator: {e}") from None
 
 
 def split_metric(metric: str) -> tuple[str | None, str]:

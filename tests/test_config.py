@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from cyclestyle.config import Config, ConfigError, config_hash, dump_config, load_config
+from cyclestyle.models import discriminator_spec, generator_spec
 
 
 @pytest.fixture
@@ -24,7 +25,10 @@ def test_defaults_are_the_papers(root):
     assert (cfg.train.lr, cfg.train.beta1, cfg.train.beta2) == (2e-4, 0.5, 0.999)
     assert (cfg.train.n_epochs, cfg.train.n_epochs_decay, cfg.train.pool_size, cfg.train.batch_size) == (100, 100, 50, 1)
     assert (cfg.loss.gan_mode, cfg.loss.lambda_a, cfg.loss.lambda_b, cfg.loss.lambda_identity) == ("lsgan", 10.0, 10.0, 0.5)
-    assert (cfg.model.ngf, cfg.model.ndf, cfg.model.n_blocks, cfg.model.norm) == (64, 64, 9, "instance")
+    assert (cfg.model.ngf, cfg.model.ndf, cfg.model.norm) == (64, 64, "instance")
+    # 9 residual blocks and the 70×70 PatchGAN (3 layers), as the architectures' own defaults
+    assert generator_spec(cfg.model).arguments["n_blocks"] == 9
+    assert discriminator_spec(cfg.model, 3).arguments["n_layers_d"] == 3
     assert (cfg.data.load_size, cfg.data.crop_size) == (286, 256)
 
 

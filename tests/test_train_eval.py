@@ -9,8 +9,7 @@ from PIL import Image, ImageOps
 from cyclestyle.config import ConfigError
 from cyclestyle.data import FolderSource
 from cyclestyle.evaluation.evaluate import evaluate_translators, flat_metrics, is_better, score
-from cyclestyle.inference.run import find_generator
-from cyclestyle.models.weights import load_generator
+from cyclestyle.inference.run import open_run
 from cyclestyle.training.checkpoint import read_best
 from cyclestyle.training.loop import train
 
@@ -52,8 +51,8 @@ def test_evaluations_are_logged_and_the_best_generators_kept(tiny_config, truth_
     test_a, test_b = FolderSource(toy_root / "testA"), FolderSource(toy_root / "testB")
 
     def psnr_of(weights: Path) -> float:
-        g_a = load_generator(find_generator(weights, "AtoB"))
-        g_b = load_generator(find_generator(weights, "BtoA"))
+        run = open_run(weights)
+        g_a, g_b = run.generator("AtoB", "cpu"), run.generator("BtoA", "cpu")
         result = evaluate_translators(g_a, g_b, test_a, test_b, size=32, truth_dir=truth_dir, limit=3,
                                       progress=False)
         return result.directions["AtoB"].psnr

@@ -127,7 +127,7 @@ def test_receptive_radius_bounds_the_dependence_exactly():
 def test_partition_cores_cover_the_side_and_windows_fit_the_tile():
     for length in range(4, 1200, 4):
         for (tile, halo), shrink in itertools.product(((112, 36), (512, 92), (224, 92), (512, 4)), (True, False)):
-            cores, side = _partition(length, tile, halo, shrink)
+            cores, side = _partition(length, tile, halo, 4, shrink)
             assert shrink or side == min(length, tile)
             assert cores[0][0] == 0 and cores[-1][1] == length
             assert all(b == c for (_, b), (c, _) in zip(cores, cores[1:]))
@@ -160,7 +160,7 @@ def test_tiled_equals_full_frame_and_naive_tiles_do_not(generator):
     with torch.inference_mode():
         full = translate_tensor(generator, x)
     plan = plan_tiles(generator, 112)
-    assert len(_partition(200, plan.tile, plan.overlap)[0]) * len(_partition(264, plan.tile, plan.overlap)[0]) >= 12
+    assert len(_partition(200, plan.tile, plan.overlap, 4)[0]) * len(_partition(264, plan.tile, plan.overlap, 4)[0]) >= 12
     tiled = tiled_translate(generator, x, 112)
     diff = (tiled - full).abs() / 2  # on the [0, 1] scale
     assert diff.mean() < 1 / 255 and diff.max() < 8 / 255  # the requirement

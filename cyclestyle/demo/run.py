@@ -34,8 +34,7 @@ from ..config import Config, load_config
 from ..data import DataError, FolderSource
 from ..evaluation.compare import run_comparison
 from ..evaluation.evaluate import evaluate_translators, write_report
-from ..inference.run import find_generator
-from ..models.weights import load_generator
+from ..inference.run import open_run
 from ..style import gatys
 from ..training.checkpoint import load_state, resolve_checkpoint
 from ..training.loop import TrainingInterrupted, train
@@ -206,8 +205,8 @@ def _reserve_seconds(data: DemoData, gatys_steps: int, gatys_images: int | None)
 
 def _evaluate(run_dir: Path, root: Path, truth: Path, cfg: Config, output: Path, progress: bool) -> dict[str, Any]:
     """``cyclestyle evaluate`` on every held-out image, with the true paintings for A→B."""
-    g_a = load_generator(find_generator(run_dir, "AtoB"))
-    g_b = load_generator(find_generator(run_dir, "BtoA"))
+    run = open_run(run_dir)
+    g_a, g_b = run.generator("AtoB", "cpu"), run.generator("BtoA", "cpu")
     result = evaluate_translators(g_a, g_b, FolderSource(root / "testA"), FolderSource(root / "testB"),
                                   output=output, size=cfg.data.crop_size, truth_dir=truth, progress=progress,
                                   extractor_note="FID/KID are left out of the demo (they need Inception weights "

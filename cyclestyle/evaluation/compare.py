@@ -59,9 +59,9 @@ from ..data import (
     tensor_to_image,
     verify_image,
 )
-from ..inference.run import find_generator
+from ..devices import default_device
+from ..inference.run import DIRECTIONS, TrainedRun, open_run
 from ..inference.translate import translate_tensor
-from ..models.weights import load_generator
 from ..style import gatys
 from . import metrics
 from .evaluate import (
@@ -70,12 +70,9 @@ from .evaluate import (
     output_name,
     prepare,
     readable_images,
-    run_config_for,
-    step_of,
     unit,
 )
 
-DIRECTIONS = {"AtoB": ("A", "B"), "BtoA": ("B", "A")}  # direction → (source domain, target domain)
 DEFAULT_COLLECTION = 8  # training images of the target domain averaged when no style is chosen
 GRID_MAX_ROWS = 100  # grid.png stays a picture one can open; index.html shows every image
 MEASURES = {
@@ -176,9 +173,9 @@ def _run_method(method: _Method, names: list[str], output: Path, channels: int, 
     return {"seconds_per_image": seconds / len(names), "peak_memory_mib": memory.mib}
 
 
-def _cyclegan(path: Path, device: torch.device) -> _Method:
+def _cyclegan(run: TrainedRun, direction: str, device: torch.device) -> _Method:
     def load() -> Callable[[Tensor], Tensor]:
-        generator = load_generator(path, device)
+        generator = run.generator(direction, device)
 
         @torch.inference_mode()
         def apply(x: Tensor) -> Tensor:
@@ -186,7 +183,7 @@ def _cyclegan(path: Path, device: torch.device) -> _Method:
 
         return apply
 
-    return _Method("cyclegan", load, {"weights": str(path)})
+    return _Method("cyclegan", load, {"weights": str(run.file(direction))})
 
 
 def _gatys(name: str, styles: list[list[Tensor]], cfg: gatys.GatysConfig, vgg_weights: str | None,
@@ -370,14 +367,14 @@ def run_comparison(
     if not style and collection is None:
         collection = DEFAULT_COLLECTION
     vgg_source = gatys.load_vgg19(vgg_weights, layers=("relu1_1",)).source  # missing weights: fail now
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = default_device(device)
 
-    generator_path = find_generator(weights, direction)
-    cfg = run_config_for(generator_path)
+    run = open_run(weights)
+    generator_path, cfg = run.file(direction), run.config
     data_cfg = dataclasses.replace(cfg.data if cfg else DataConfig(), root=str(data_root))
     channels = (cfg.model.in_channels if direction == "AtoB" else cfg.model.out_channels) if cfg else 3
     size = size or (cfg.data.crop_size if cfg else None)
-    src, dst = DIRECTIONS[direction]
+    src, dst = DIRECTIONS[direction].source, DIRECTIONS[direction].target
     held_out = _domain(data_cfg, data_cfg.test_split, src, channels)
     if paired_truth is not None and not paired_truth.is_dir():
         raise DataError(f"--paired-truth {paired_truth}: no such folder")
@@ -412,7 +409,7 @@ def run_comparison(
     settings = {**dataclasses.asdict(gatys_cfg), "size": long_sides[0] if len(long_sides) == 1 else long_sides}
     longest = gatys_cfg.size * gatys_cfg.style_scale  # style images are never used larger than this
 
-    methods = [_cyclegan(generator_path, device)]
+    methods = [_cyclegan(run, direction, device)]
     if style:
         images = [[gatys.load_uint8(p, longest) for p in entry] for entry in style_files]
         methods.append(_gatys("gatys-style", images, gatys_cfg, vgg_weights, vgg_source, device,
@@ -457,7 +454,7 @@ def run_comparison(
         notes.append(f"grid.png shows the first {GRID_MAX_ROWS} of {len(names)} images; index.html shows all")
     comparison = {
         "direction": direction, "n": len(names), "images": names, "size": size, "device": str(device),
-        "weights": str(generator_path), "step": step_of(generator_path), "methods": results,
+        "weights": str(generator_path), "step": run.step, "methods": results,
         "grid_columns": columns, "vgg_weights": vgg_source, "measures": MEASURES, "notes": notes,
     }
     text = json.dumps(comparison, indent=2)

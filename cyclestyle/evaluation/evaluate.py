@@ -29,11 +29,11 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..config import EVAL_METRICS, Config, ConfigError, DataConfig, config_hash, load_config, split_metric
+from ..config import EVAL_METRICS, Config, ConfigError, DataConfig, config_hash, split_metric
 from ..data import DataError, Source, image_to_tensor, list_images, load_image, open_domains, tensor_to_image
-from ..inference.run import find_generator
+from ..devices import default_device
+from ..inference.run import open_run
 from ..inference.translate import eval_mode, translate_tensor
-from ..models.weights import load_generator
 from . import metrics
 
 DIRECTIONS = (("AtoB", "A", "B"), ("BtoA", "B", "A"))
@@ -349,23 +349,11 @@ def write_report(result: Evaluation, output: Path, title: str) -> None:
 # The command
 
 
-def run_config_for(weights: Path) -> Config | None:
-    """The run's resolved config, found beside the weights or in the run directory above them."""
-    for folder in (weights.parent, weights.parent.parent, weights.parent.parent.parent):
-        path = folder / "config.yaml"
-        if path.is_file():
-            try:
-                return load_config(path, check_paths=False)  # the data location is given separately
-            except ConfigError:
-                return None
-    return None
-
-
 def run_cli(args: Any) -> int:
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    path_a, path_b = find_generator(args.weights, "AtoB"), find_generator(args.weights, "BtoA")
-    g_a, g_b = load_generator(path_a, device), load_generator(path_b, device)
-    cfg = run_config_for(path_a)
+    device = default_device(args.device)
+    run = open_run(args.weights)
+    g_a, g_b = run.generator("AtoB", device), run.generator("BtoA", device)
+    cfg = run.config
     data_cfg = dataclasses.replace(cfg.data if cfg else DataConfig(), root=str(args.data_root),
                                    format=args.data_format or (cfg.data.format if cfg else "folder"))
     if args.split:
@@ -386,7 +374,7 @@ def run_cli(args: Any) -> int:
     result = evaluate_translators(
         g_a, g_b, test_a, test_b, output=output, size=size, extractor=extractor, extractor_note=note,
         truth_dir=Path(args.paired_truth) if args.paired_truth else None, limit=args.limit, device=device)
-    result.step = step_of(path_a)
+    result.step = run.step
     result.config_hash = config_hash(cfg) if cfg else None
     if size is not None:
         result.notes.append(f"images resized so the short side is {size} px before translation")
@@ -397,12 +385,3 @@ def run_cli(args: Any) -> int:
         print(f"{direction}: {values}")
     print(f"wrote {output / 'metrics.json'} and {output / 'index.html'} in {time.perf_counter() - start:.1f} s")
     return 0
-
-
-def step_of(path: Path) -> int | None:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        step = (f.metadata() or {}).get("cyclestyle.step")
-    return int(step) if step is not None and step.isdigit() else None
-

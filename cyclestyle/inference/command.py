@@ -23,9 +23,9 @@ from ..data import (
     load_image,
     tensor_to_image,
 )
-from ..models.weights import load_generator
-from .run import find_generator
-from .tiling import DEFAULT_TILE, TilePlan, _ceil4, _in_channels, plan_tiles
+from ..devices import default_device
+from .run import open_run
+from .tiling import DEFAULT_TILE, TilePlan, ceil_to, plan_tiles, size_multiple
 from .translate import AUTO_TILE_PIXELS, _alpha_of, _translate_pixels, _wants_tiles, resize_short_side, translate_tensor
 
 # --------------------------------------------------------------------------------------------
@@ -149,10 +149,6 @@ def _save(img: Image.Image, dst: Path) -> None:
 # The command
 
 
-def _default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def run_cli(args) -> int:
     """``cyclestyle translate``: 0 when every image was translated or skipped, 1 when any failed."""
     started = time.perf_counter()
@@ -162,9 +158,10 @@ def run_cli(args) -> int:
             option = "--" + name.replace("_", "-")
             print(f"cyclestyle: error: {option} must be at least {least}, got {value}", file=sys.stderr)
             return 2
-    device = torch.device(args.device) if args.device else _default_device()
-    weights = find_generator(args.weights, args.direction)
-    generator = load_generator(weights, device)
+    device = default_device(args.device)
+    run = open_run(args.weights)
+    generator = run.generator(args.direction, device)
+    channels, multiple = run.in_channels(args.direction), size_multiple(generator)
     out_root = Path(args.output).expanduser()
     jobs = collect_inputs(args.inputs, exclude=out_root)
 
@@ -189,7 +186,7 @@ def run_cli(args) -> int:
             key: tuple = ("alone", i)
         else:
             w, h = _target_size(size, args.size)
-            key = ("tiled", i) if _wants_tiles(h, w, args.tile) else ("full", w, h)
+            key = ("tiled", i) if _wants_tiles(h, w, args.tile, multiple) else ("full", w, h)
         groups[key].append((source, dst))
 
     plan_cache: list[TilePlan] = []
@@ -202,12 +199,12 @@ def run_cli(args) -> int:
         return plan_cache[0]
 
     bar = tqdm(total=len(todo), unit="img", desc="translate", file=sys.stderr, disable=None, dynamic_ncols=True)
-    channels = _in_channels(generator)
     with torch.inference_mode():
         for key, items in groups.items():
             step = args.batch_size
             if key[0] == "full":  # a batch holds no more pixels than the largest full-frame image
-                step = max(1, min(step, AUTO_TILE_PIXELS // (_ceil4(key[1]) * _ceil4(key[2]))))
+                padded = ceil_to(key[1], multiple) * ceil_to(key[2], multiple)
+                step = max(1, min(step, AUTO_TILE_PIXELS // padded))
             for start in range(0, len(items), step):
                 loaded = []
                 for source, dst in items[start : start + step]:
@@ -224,7 +221,7 @@ def run_cli(args) -> int:
                     by_size[entry[2].size].append(entry)
                 for (w, h), entries in by_size.items():
                     try:
-                        if _wants_tiles(h, w, args.tile):
+                        if _wants_tiles(h, w, args.tile, multiple):
                             outs = [_translate_pixels(generator, e[2], tile_plan(), device) for e in entries]
                         else:
                             x = torch.stack([image_to_tensor(e[2]) for e in entries]).to(device)

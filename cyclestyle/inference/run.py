@@ -1,30 +1,132 @@
-"""Finding a trained translator in what a user points at: a run folder, a checkpoint or a file."""
+"""Opening a trained translator, whatever the user points at: the inference layer's front door.
+
+``open_run(path)`` takes a run folder (its final generators, or its latest checkpoint while it
+is still training), a ``checkpoints/step-N`` or ``checkpoints/best`` folder, or a single
+generator ``.safetensors`` file, and returns a ``TrainedRun``: the generator file of each
+direction and the run's configuration, read once. ``generator(direction, device)`` rebuilds a
+network from its file (any registered architecture, see ``cyclestyle.models``) and
+``translate(...)`` runs it on a tensor or a PIL image of any size, full frame or tiled. Every
+command that uses a trained translator (``translate``, ``evaluate``, ``compare``, the demo)
+opens it here, as diffusers' pipelines make the run folder the unit (``from_pretrained``).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..models.weights import CheckpointError
+import torch
+from PIL import Image
+from torch import nn
+
+from ..config import Config, ConfigError, load_config
+from ..devices import default_device
+from ..models.weights import CheckpointError, generator_spec_of, load_generator, read_step
 from ..training.checkpoint import resolve_checkpoint
+from .tiling import tiled_translate
+from .translate import translate_image, translate_tensor
 
-DIRECTIONS = {"AtoB": "G_A", "BtoA": "G_B"}
+
+@dataclass(frozen=True)
+class Direction:
+    """One way of translating: the generator that does it and the domains it maps between."""
+
+    name: str  # "AtoB" or "BtoA"
+    generator: str  # the generator's file stem: "G_A" or "G_B"
+    source: str  # domain of the inputs: "A" or "B"
+    target: str  # domain of the outputs
 
 
-def find_generator(weights: str | Path, direction: str) -> Path:
-    """The generator file for ``direction`` ("AtoB" → G_A, "BtoA" → G_B) in what a user points at:
-    a run directory (its final generators, or its latest checkpoint while it is still training),
-    a ``checkpoints/step-N`` folder, or a generator ``.safetensors`` file itself."""
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be AtoB or BtoA, not {direction!r}")
-    name = f"{DIRECTIONS[direction]}.safetensors"
-    path = Path(weights).expanduser()
+DIRECTIONS = {"AtoB": Direction("AtoB", "G_A", "A", "B"), "BtoA": Direction("BtoA", "G_B", "B", "A")}
+
+
+def direction(name: str) -> Direction:
+    try:
+        return DIRECTIONS[name]
+    except KeyError:
+        raise ValueError(f"direction must be AtoB or BtoA, not {name!r}") from None
+
+
+@dataclass
+class TrainedRun:
+    """A trained translator on disk. ``files`` maps each available direction to its generator
+    file; ``config`` is the run's ``config.yaml`` when one was found (None for a lone file)."""
+
+    path: Path
+    files: dict[str, Path]
+    config: Config | None = None
+    _loaded: dict[tuple[str, str], nn.Module] = field(default_factory=dict, repr=False)
+
+    @property
+    def step(self) -> int | None:
+        """The training step the generators were saved at."""
+        return read_step(next(iter(self.files.values())))
+
+    def file(self, name: str) -> Path:
+        """The generator file of direction ``name``, or a ``CheckpointError`` saying what is there."""
+        direction(name)
+        if name not in self.files:
+            raise CheckpointError(f"--weights {self.path}: no {DIRECTIONS[name].generator}.safetensors for {name} "
+                                  f"(it has {', '.join(self.files)})")
+        return self.files[name]
+
+    def generator(self, name: str = "AtoB", device: str | torch.device | None = None) -> nn.Module:
+        """The generator of direction ``name`` on ``device`` (default: cuda when available), in
+        eval mode; built once per direction and device."""
+        device = default_device(device)
+        key = (name, str(device))
+        if key not in self._loaded:
+            self._loaded[key] = load_generator(self.file(name), device)
+        return self._loaded[key]
+
+    def in_channels(self, name: str = "AtoB") -> int:
+        """Channels of the images direction ``name`` takes (1 or 3), from its file's metadata."""
+        return generator_spec_of(self.file(name)).in_channels
+
+    def translate(self, image: Image.Image | torch.Tensor, name: str = "AtoB", *, tile: int | None = None,
+                  overlap: int | None = None, device: str | torch.device | None = None) -> Image.Image | torch.Tensor:
+        """Translate a PIL image (any size and mode, alpha kept; tiled automatically when large) or
+        an N×C×H×W tensor in [-1, 1] (full frame, or in ``tile``-pixel tiles equal to it)."""
+        generator = self.generator(name, device)
+        if isinstance(image, Image.Image):
+            return translate_image(generator, image, tile=tile, overlap=overlap)
+        x = image.to(next(generator.parameters()).device)
+        with torch.inference_mode():
+            if tile:
+                return tiled_translate(generator, x, tile, overlap)
+            return translate_tensor(generator, x)
+
+
+def open_run(path: str | Path) -> TrainedRun:
+    """Open what ``path`` names: a run folder, a checkpoint folder or a generator file."""
+    path = Path(path).expanduser()
     if path.is_file():
-        return path
+        # A lone file is the translator the user chose, whichever direction is asked of it.
+        return TrainedRun(path, {"AtoB": path, "BtoA": path}, _run_config(path.parent))
     if not path.is_dir():
-        raise CheckpointError(f"--weights {weights}: no such file or folder")
-    if (path / name).is_file():
-        return path / name
-    latest = resolve_checkpoint(path / "checkpoints", "latest")
-    if latest is not None and (latest / name).is_file():
-        return latest / name
-    raise CheckpointError(f"--weights {weights}: no {name} there, nor in a checkpoints/ folder under it")
+        raise CheckpointError(f"--weights {path}: no such file or folder")
+    folder = path
+    if not _generator_files(folder):
+        latest = resolve_checkpoint(path / "checkpoints", "latest")
+        folder = latest if latest is not None else path
+    files = _generator_files(folder)
+    if not files:
+        raise CheckpointError(f"--weights {path}: no G_A.safetensors or G_B.safetensors there, "
+                              "nor in a checkpoints/ folder under it")
+    return TrainedRun(path, files, _run_config(folder))
+
+
+def _generator_files(folder: Path) -> dict[str, Path]:
+    return {d.name: folder / f"{d.generator}.safetensors" for d in DIRECTIONS.values()
+            if (folder / f"{d.generator}.safetensors").is_file()}
+
+
+def _run_config(folder: Path) -> Config | None:
+    """The run's resolved config: beside the weights, or in the run folder above a checkpoint."""
+    for candidate in (folder, folder.parent, folder.parent.parent):
+        if (candidate / "config.yaml").is_file():
+            try:
+                return load_config(candidate / "config.yaml", check_paths=False)  # data is given separately
+            except ConfigError:
+                return None
+    return None

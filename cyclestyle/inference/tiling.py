@@ -20,9 +20,10 @@ Tiles whose output equals the full-frame output
        tile's core, widened by a ``blend``-pixel band (8 px) that is blended with the neighbours'
        under a raised-cosine partition of unity, so that float rounding can never show as a seam.
 
-    The image is reflect-padded to a multiple of 4 once, exactly as ``translate_tensor`` does (by
+    The image is reflect-padded to a multiple of the generator's ``size_multiple`` (4 for
+    CycleGAN's) once, exactly as ``translate_tensor`` does (by
     index arithmetic on each tile read, without copying the image), and tiles and cores are
-    aligned to multiples of 4, so the stride-2 grids of the tiles coincide with the full frame's
+    aligned to that multiple, so the stride-2 grids of the tiles coincide with the full frame's
     and the cores map to whole pixels at the 1/2 and 1/4 scales. Pass k needs only the halo of
     layer k's own receptive field, so the early passes run on fewer, larger cores. All windows of
     all passes have one shape (edge windows are shifted inwards, not cut): with one shape per
@@ -87,8 +88,21 @@ class TilingWarning(UserWarning):
 # What a generator's layers look like to the tiler
 
 
-def _ceil4(value: float) -> int:
-    return int(math.ceil(value / 4.0 - 1e-9)) * 4
+def size_multiple(generator: nn.Module) -> int:
+    """The factor the generator's input height and width must be multiples of, as it declares it
+    (every registered generator does; see ``cyclestyle.models.registry``)."""
+    try:
+        multiple = generator.size_multiple
+    except AttributeError:
+        raise ValueError(f"{type(generator).__name__} does not declare its size_multiple") from None
+    if not isinstance(multiple, int) or multiple < 1:
+        raise ValueError(f"{type(generator).__name__}.size_multiple must be a positive int, got {multiple!r}")
+    return multiple
+
+
+def ceil_to(value: float, multiple: int) -> int:
+    """The least multiple of ``multiple`` not below ``value``."""
+    return int(math.ceil(value / multiple - 1e-9)) * multiple
 
 
 def _pair(value) -> tuple[int, int]:
@@ -106,6 +120,7 @@ class _Layout:
     norms: tuple[nn.Module, ...]  # the norm layers that use per-image statistics, in call order
     norm_radius: tuple[float, ...]  # receptive radius (input pixels) of each one's input
     radius: float  # receptive radius of the output
+    multiple: int  # the generator's size multiple: tiles, halos and cores align to it
 
 
 _LAYOUTS: weakref.WeakKeyDictionary[nn.Module, _Layout] = weakref.WeakKeyDictionary()
@@ -187,7 +202,8 @@ def _layout(generator: nn.Module) -> _Layout:
             raise ValueError(f"cannot tile a generator with a {type(m).__name__} layer that resizes its input")
         if not isinstance(m, (nn.ReLU, nn.LeakyReLU, nn.Dropout)):
             pad_top = pad_left = 0  # a pending pad belongs to the convolution right after it
-    layout = _Layout(convs[0].in_channels, int(out.shape[1]), tuple(norms), tuple(norm_radius), radius)
+    layout = _Layout(convs[0].in_channels, int(out.shape[1]), tuple(norms), tuple(norm_radius), radius,
+                     size_multiple(generator))
     _LAYOUTS[generator] = layout
     return layout
 
@@ -201,9 +217,10 @@ def _in_channels(generator: nn.Module) -> int:
 
 
 def receptive_radius(generator: nn.Module) -> int:
-    """How far (input pixels, rounded up to a multiple of 4) an output pixel looks, once the
-    instance-norm statistics are fixed: the halo a tile needs for its core to be exact."""
-    return _ceil4(_layout(generator).radius)
+    """How far (input pixels, rounded up to the generator's size multiple) an output pixel looks,
+    once the instance-norm statistics are fixed: the halo a tile needs for its core to be exact."""
+    layout = _layout(generator)
+    return ceil_to(layout.radius, layout.multiple)
 
 
 # --------------------------------------------------------------------------------------------
@@ -229,42 +246,43 @@ def plan_tiles(generator: nn.Module, tile: int = DEFAULT_TILE, overlap: int | No
 
     The halo (``overlap``, per side) must be at least the receptive radius plus the blend band;
     ``None`` means exactly that, a smaller value is raised to it (with a note), a larger one is
-    kept (rounded up to a multiple of 4). The tile side is rounded down to a multiple of 4 and
-    raised, with a note, when it leaves less than a small core between its two halos.
+    kept (rounded up to the generator's size multiple m). The tile side is rounded down to a
+    multiple of m and raised, with a note, when it leaves less than a small core between its two halos.
     """
     if tile < 1:
         raise ValueError(f"tile must be at least 1 pixel, got {tile}")
     if blend < 0 or blend % 4:
         raise ValueError(f"blend must be a non-negative multiple of 4, got {blend}")
-    radius = receptive_radius(generator)
-    need = radius + blend
+    radius, m = receptive_radius(generator), _layout(generator).multiple
+    need = ceil_to(radius + blend, m)
     notes = []
-    halo = need if overlap is None else max(_ceil4(overlap), need)
+    halo = need if overlap is None else max(ceil_to(overlap, m), need)
     if overlap is not None and overlap < need:
         notes.append(f"overlap {overlap} px is less than the {need} px this generator needs for tiles to match a "
                      f"full-frame translation exactly (receptive field {radius} px + {blend} px blend); using {need}")
-    side = tile // 4 * 4
-    least = 2 * halo + max(16, 4 * blend + 8)  # cores then keep room for a blend band on each side
+    side = tile // m * m
+    least = 2 * halo + ceil_to(max(16, 4 * blend + 8), m)  # cores keep room for a blend band on each side
     if side < least:
         notes.append(f"tile {tile} px leaves no room for a core between two {halo} px overlaps; using {least}")
         side = least
     return TilePlan(side, halo, radius, blend, tuple(notes))
 
 
-def _partition(length: int, tile: int, halo: int, shrink: bool = True) -> tuple[list[tuple[int, int]], int]:
+def _partition(length: int, tile: int, halo: int, multiple: int, shrink: bool = True
+               ) -> tuple[list[tuple[int, int]], int]:
     """Cores [a, b) covering [0, length) and the side of the windows read for them.
 
     As few windows as fit in ``tile`` with ``halo`` pixels beyond each core (none beyond the image
     edge), all of one side: with ``shrink`` the least side that reaches, else ``tile``; cores as
-    even as possible. All values are multiples of 4.
+    even as possible. All values are multiples of ``multiple``.
     """
     if length <= tile:
         return [(0, length)], length
     n = 2 + math.ceil(max(0, length - 2 * (tile - halo)) / (tile - 2 * halo))
-    side = _ceil4((length + 2 * halo * (n - 1)) / n) if shrink else tile
+    side = ceil_to((length + 2 * halo * (n - 1)) / n, multiple) if shrink else tile
     caps = [side - halo] + [side - 2 * halo] * (n - 2) + [side - halo]  # an edge core needs one halo
-    units = (sum(caps) - length) // 4  # what the n cores must give back, in steps of 4 px
-    sizes = [cap - 4 * (units // n + (1 if i < units % n else 0)) for i, cap in enumerate(caps)]
+    units = (sum(caps) - length) // multiple  # what the n cores must give back, in whole steps
+    sizes = [cap - multiple * (units // n + (1 if i < units % n else 0)) for i, cap in enumerate(caps)]
     bounds = [0]
     for size in sizes:
         bounds.append(bounds[-1] + size)
@@ -453,14 +471,15 @@ class _Rows:
 
 def _run_tiled(generator: nn.Module, layout: _Layout, plan: TilePlan, height: int, width: int,
                read: Reader, emit: Emitter, global_stats: bool = True) -> None:
-    """Translate one padded image of ``height``×``width`` (multiples of 4) read tile by tile."""
+    """Translate one padded image of ``height``×``width`` (multiples of the size multiple) read tile by tile."""
     param = next(generator.parameters())
     if height <= plan.tile and width <= plan.tile:  # one tile: that is the full frame
         out = generator(read(0, height, 0, width))[0]
         emit(0, out.to("cpu", torch.float32))
         return
 
-    (rows_final, final_y), (cols_final, final_x) = (_partition(n, plan.tile, plan.overlap) for n in (height, width))
+    m = layout.multiple
+    (rows_final, final_y), (cols_final, final_x) = (_partition(n, plan.tile, plan.overlap, m) for n in (height, width))
 
     def final_pass() -> None:
         rows, side_y, cols, side_x = rows_final, final_y, cols_final, final_x
@@ -480,13 +499,13 @@ def _run_tiled(generator: nn.Module, layout: _Layout, plan: TilePlan, height: in
         return
     with _GlobalNorm(layout.norms) as norm:
         for k, r_k in enumerate(layout.norm_radius):
-            halo = _ceil4(r_k)  # layer k's input at a core pixel depends on this much around it
+            halo = ceil_to(r_k, m)  # layer k's input at a core pixel depends on this much around it
             norm.start(k)
             # Windows of the final pass's shape: a few more pixels computed in the early passes, but
             # one shape per image, so the convolution back end (oneDNN caches kernels and scratch
             # memory per input shape) and the allocator keep reusing the same few blocks of memory.
-            rows, _ = _partition(height, final_y, halo, shrink=False)
-            cols, _ = _partition(width, final_x, halo, shrink=False)
+            rows, _ = _partition(height, final_y, halo, m, shrink=False)
+            cols, _ = _partition(width, final_x, halo, m, shrink=False)
             side_y, side_x = min(height, final_y), min(width, final_x)
             for ya, yb in rows:
                 wy0, wy1 = _window(ya, yb, halo, height, side_y)
@@ -519,7 +538,7 @@ def tiled_translate(generator: nn.Module, x: torch.Tensor, tile: int = DEFAULT_T
     for note in plan.notes:
         warnings.warn(note, TilingWarning, stacklevel=2)
     n, _, height, width = x.shape
-    hp, wp = _ceil4(height), _ceil4(width)
+    hp, wp = ceil_to(height, layout.multiple), ceil_to(width, layout.multiple)
     reflect = (hp - height) < height and (wp - width) < width  # translate_tensor's choice
     param = next(generator.parameters())
     out = torch.empty(n, layout.out_channels, height, width, dtype=torch.float32, device=x.device)

@@ -31,16 +31,17 @@ from .tiling import (
     DEFAULT_TILE,
     TilePlan,
     TilingWarning,
-    _ceil4,
     _in_channels,
     _layout,
     _run_tiled,
     _source_index,
+    ceil_to,
     plan_tiles,
+    size_multiple,
 )
 
 AUTO_TILE_PIXELS = 1536 * 1536
-"""Images with more pixels than this (after padding to multiples of 4) are tiled automatically."""
+"""Images with more pixels than this (after padding to the size multiple) are tiled automatically."""
 
 
 @contextmanager
@@ -60,11 +61,13 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
 def translate_tensor(generator: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Translate a batch N×C×H×W in [-1, 1] of any height and width, full-frame.
 
-    The generator needs sides that are multiples of 4 (two stride-2 stages): the batch is
-    reflect-padded on the right and bottom and the output cropped back to H×W.
+    The generator needs sides that are multiples of its ``size_multiple`` (4 for CycleGAN's: two
+    stride-2 stages): the batch is reflect-padded on the right and bottom and the output cropped
+    back to H×W.
     """
     h, w = x.shape[-2:]
-    pad_h, pad_w = -h % 4, -w % 4
+    multiple = size_multiple(generator)
+    pad_h, pad_w = -h % multiple, -w % multiple
     if pad_h or pad_w:
         mode = "reflect" if pad_h < h and pad_w < w else "replicate"
         x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
@@ -81,9 +84,9 @@ def _alpha_of(img: Image.Image) -> Image.Image | None:
     return (img if img.mode == "RGBA" else img.convert("RGBA")).getchannel("A")
 
 
-def _wants_tiles(height: int, width: int, tile: int | None) -> bool:
+def _wants_tiles(height: int, width: int, tile: int | None, multiple: int) -> bool:
     if tile is None:
-        return _ceil4(height) * _ceil4(width) > AUTO_TILE_PIXELS
+        return ceil_to(height, multiple) * ceil_to(width, multiple) > AUTO_TILE_PIXELS
     return tile > 0
 
 
@@ -101,7 +104,7 @@ def _translate_pixels(generator: nn.Module, img: Image.Image, plan: TilePlan | N
         return tensor_to_image(translate_tensor(generator, x)[0])
     layout = _layout(generator)
     width, height = img.size
-    hp, wp = _ceil4(height), _ceil4(width)
+    hp, wp = ceil_to(height, layout.multiple), ceil_to(width, layout.multiple)
     reflect = (hp - height) < height and (wp - width) < width
     param = next(generator.parameters())
     out = Image.new("L" if layout.out_channels == 1 else "RGB", (width, height))
@@ -144,7 +147,7 @@ def translate_image(generator: nn.Module, img: Image.Image, tile: int | None = N
     alpha = _alpha_of(img)
     pixels = _to_mode(img, "L" if _in_channels(generator) == 1 else "RGB")
     plan = None
-    if _wants_tiles(img.height, img.width, tile):
+    if _wants_tiles(img.height, img.width, tile, size_multiple(generator)):
         plan = plan_tiles(generator, tile or DEFAULT_TILE, overlap)
         for note in plan.notes:
             warnings.warn(note, TilingWarning, stacklevel=2)

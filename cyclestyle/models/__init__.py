@@ -1,19 +1,74 @@
-"""CycleGAN's networks: two ResNet generators and two PatchGAN discriminators."""
+"""The networks: generators and discriminators chosen by name from registries.
+
+``model.generator`` and ``model.discriminator`` name an entry of ``GENERATORS`` and
+``DISCRIMINATORS`` (``registry.py`` says how to add one). CycleGAN has two generators,
+G_A: A→B and G_B: B→A, and two discriminators, D_A judging domain B and D_B domain A.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
 from ..config import ModelConfig
 from .patchgan import PatchDiscriminator
+from .registry import DISCRIMINATORS, GENERATORS, Architecture, ArchitectureError, Registry
 from .resnet import ResnetBlock, ResnetGenerator
 
-__all__ = ["PatchDiscriminator", "ResnetBlock", "ResnetGenerator", "build_generator", "build_discriminator"]
+__all__ = ["DISCRIMINATORS", "GENERATORS", "Architecture", "ArchitectureError", "NetworkSpec", "PatchDiscriminator",
+           "Registry", "ResnetBlock", "ResnetGenerator", "build_discriminator", "build_generator",
+           "discriminator_spec", "generator_spec"]
 
 
-def build_generator(cfg: ModelConfig, reverse: bool = False) -> ResnetGenerator:
+@dataclass(frozen=True)
+class NetworkSpec:
+    """What rebuilds a network: its registered name, channels and builder arguments. Written
+    into every weights file, so that a file is all ``open_run`` needs."""
+
+    kind: str  # "generator" or "discriminator"
+    name: str
+    in_channels: int
+    out_channels: int | None  # None for a discriminator
+    arguments: dict[str, Any]
+
+    def build(self) -> nn.Module:
+        registry = GENERATORS if self.kind == "generator" else DISCRIMINATORS
+        return registry[self.name].build(self.in_channels, self.out_channels, self.arguments)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> NetworkSpec:
+        raw = json.loads(text)
+        if not isinstance(raw, dict) or set(raw) != {f.name for f in dataclasses.fields(cls)}:
+            raise ValueError(f"not a network description: {text[:200]}")
+        return cls(**raw)
+
+
+def _settings(cfg: ModelConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def generator_spec(cfg: ModelConfig, reverse: bool = False) -> NetworkSpec:
     """G: A→B (``reverse=False``) or F: B→A; channels swap for the reverse direction."""
     in_ch, out_ch = (cfg.out_channels, cfg.in_channels) if reverse else (cfg.in_channels, cfg.out_channels)
-    return ResnetGenerator(in_ch, out_ch, cfg.ngf, cfg.n_blocks, cfg.norm, cfg.dropout, cfg.upsample, cfg.init_gain)
+    return NetworkSpec("generator", cfg.generator, in_ch, out_ch, GENERATORS[cfg.generator].arguments(_settings(cfg)))
 
 
-def build_discriminator(cfg: ModelConfig, channels: int) -> PatchDiscriminator:
-    return PatchDiscriminator(channels, cfg.ndf, cfg.n_layers_d, cfg.norm, cfg.init_gain)
+def discriminator_spec(cfg: ModelConfig, channels: int) -> NetworkSpec:
+    """A discriminator of images with ``channels`` channels."""
+    arguments = DISCRIMINATORS[cfg.discriminator].arguments(_settings(cfg))
+    return NetworkSpec("discriminator", cfg.discriminator, channels, None, arguments)
+
+
+def build_generator(cfg: ModelConfig, reverse: bool = False) -> nn.Module:
+    return generator_spec(cfg, reverse).build()
+
+
+def build_discriminator(cfg: ModelConfig, channels: int) -> nn.Module:
+    return discriminator_spec(cfg, channels).build()

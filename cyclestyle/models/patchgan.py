@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cyclestyle.models.layers import conv_bias, init_weights, norm_layer
+from .layers import conv_bias, init_weights, norm_layer
+from .registry import DISCRIMINATORS
 
 
 class PatchDiscriminator(nn.Module):
@@ -41,3 +42,12 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+
+@DISCRIMINATORS.register("n_layers", "PatchGAN with model.n_layers_d convolution layers (default 3: 70×70 patches)")
+def n_layers(in_channels: int, *, ndf: int = 64, n_layers_d: int = 3, norm: str = "instance",
+             init_gain: float = 0.02) -> PatchDiscriminator:
+    return PatchDiscriminator(in_channels, ndf, n_layers_d, norm, init_gain)
+
+
+DISCRIMINATORS.register("basic", "the paper's 70×70 PatchGAN (3 layers)", n_layers_d=3)(n_layers)

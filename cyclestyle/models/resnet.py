@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cyclestyle.models.layers import conv_bias, init_weights, norm_layer
+from .layers import conv_bias, init_weights, norm_layer
+from .registry import GENERATORS
 
 
 class ResnetBlock(nn.Module):
@@ -51,6 +52,8 @@ def _upsample(in_ch: int, out_ch: int, mode: str, bias: bool) -> nn.Module:
 
 class ResnetGenerator(nn.Module):
     """Image-to-image generator; input height and width must be multiples of 4 (two stride-2 stages)."""
+
+    size_multiple = 4
 
     def __init__(
         self,
@@ -93,3 +96,14 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.up(self.blocks(self.down(self.stem(x)))))
+
+
+@GENERATORS.register("resnet", "CycleGAN's ResNet generator with model.n_blocks residual blocks (default 9)")
+def resnet(in_channels: int, out_channels: int, *, ngf: int = 64, n_blocks: int = 9, norm: str = "instance",
+           dropout: bool = False, upsample: str = "transpose", init_gain: float = 0.02) -> ResnetGenerator:
+    return ResnetGenerator(in_channels, out_channels, ngf, n_blocks, norm, dropout, upsample, init_gain)
+
+
+# The paper's two sizes (appendix 7.2), under the official code's names.
+GENERATORS.register("resnet_9blocks", "the paper's generator for 256 px images: 9 residual blocks", n_blocks=9)(resnet)
+GENERATORS.register("resnet_6blocks", "the paper's generator for 128 px images: 6 residual blocks", n_blocks=6)(resnet)

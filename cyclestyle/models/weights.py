@@ -1,7 +1,8 @@
 """Network weights on disk: safetensors files that carry what is needed to rebuild the network.
 
-A generator file (``G_A.safetensors``) holds its tensors and, in the safetensors metadata, the
-model config it was built from, so that it loads without the run folder or the training code.
+A generator file (``G_A.safetensors``) holds its tensors and, in the safetensors metadata, its
+architecture's registered name and arguments (``NetworkSpec``) and the run's model config, so that
+it loads without the run folder or the training code, whatever architecture it is.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..config import ModelConfig
-from . import build_generator
+from ..config import ConfigError, config_from_dict, load_config
+from . import ArchitectureError, NetworkSpec, generator_spec
 
 
 class CheckpointError(RuntimeError):
@@ -37,31 +38,63 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"corrupt weights file {path}: {e}") from None
 
 
-def weights_metadata(model_config: dict[str, Any], step: int) -> dict[str, str]:
-    """safetensors metadata (str → str) that lets a generator file be rebuilt on its own."""
-    return {"format": "pt", "cyclestyle.model": json.dumps(model_config), "cyclestyle.step": str(step)}
+def weights_metadata(model_config: dict[str, Any], step: int, network: NetworkSpec | None = None) -> dict[str, str]:
+    """safetensors metadata (str → str) that lets a network file be rebuilt on its own: the run's
+    model config, the step, and (``network``) the network's own architecture name and arguments."""
+    meta = {"format": "pt", "cyclestyle.model": json.dumps(model_config), "cyclestyle.step": str(step)}
+    if network is not None:
+        meta["cyclestyle.network"] = network.to_json()
+    return meta
 
 
-def load_generator(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a generator from a ``G_A``/``G_B`` ``.safetensors`` file, in eval mode, from the
-    model config stored in the file's metadata (or, failing that, the ``config.yaml`` beside it)."""
-    path = Path(path)
+def read_metadata(path: Path) -> dict[str, str]:
+    """A safetensors file's metadata, without reading its tensors."""
     try:
         with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
+            return f.metadata() or {}
     except FileNotFoundError:
         raise CheckpointError(f"missing weights file {path}") from None
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"corrupt weights file {path}: {e}") from None
-    if "cyclestyle.model" in meta:
-        model_cfg = ModelConfig(**json.loads(meta["cyclestyle.model"]))
-    elif (path.parent / "config.yaml").is_file():
-        from ..config import load_config
 
-        model_cfg = load_config(path.parent / "config.yaml", check_paths=False).model
-    else:
-        raise CheckpointError(f"{path} carries no cyclestyle model metadata and has no config.yaml beside it")
-    net = build_generator(model_cfg, reverse=path.stem.startswith("G_B"))
+
+def read_step(path: Path) -> int | None:
+    """The training step a weights file was saved at, if it says."""
+    step = read_metadata(path).get("cyclestyle.step")
+    return int(step) if step is not None and step.isdigit() else None
+
+
+def generator_spec_of(path: Path) -> NetworkSpec:
+    """What rebuilds the generator in ``path``: its own network description (files since the
+    registry), else the run's model config in its metadata (cyclestyle 0.1 files: G_B is the
+    reverse direction), else the ``config.yaml`` beside it."""
+    meta = read_metadata(path)
+    reverse = path.stem.startswith("G_B")
+    try:
+        if "cyclestyle.network" in meta:
+            spec = NetworkSpec.from_json(meta["cyclestyle.network"])
+            if spec.kind != "generator":
+                raise ValueError(f"it holds a {spec.kind}, not a generator")
+            return spec
+        if "cyclestyle.model" in meta:
+            model = config_from_dict({"model": json.loads(meta["cyclestyle.model"])}).model
+            return generator_spec(model, reverse)
+    except (ValueError, TypeError, ConfigError, ArchitectureError) as e:  # json errors are ValueErrors
+        raise CheckpointError(f"{path}: unusable model metadata: {str(e).splitlines()[0]}") from None
+    if (path.parent / "config.yaml").is_file():
+        return generator_spec(load_config(path.parent / "config.yaml", check_paths=False).model, reverse)
+    raise CheckpointError(f"{path} carries no cyclestyle model metadata and has no config.yaml beside it")
+
+
+def load_generator(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a generator from its ``.safetensors`` file (``generator_spec_of``), in eval mode.
+    Any registered architecture; an unknown name is a ``CheckpointError`` naming the registered ones."""
+    path = Path(path)
+    spec = generator_spec_of(path)
+    try:
+        net = spec.build()
+    except ArchitectureError as e:
+        raise CheckpointError(f"{path}: {e}") from None
     try:
         net.load_state_dict(load_weights(path))
     except RuntimeError as e:
