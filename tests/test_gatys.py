@@ -1,4 +1,4 @@
-"""Tests for cyclestyle.gatys: tiny images, a random-weight VGG19, CPU only, no network."""
+"""Tests for cyclestyle.style.gatys: tiny images, a random-weight VGG19, CPU only, no network."""
 
 from __future__ import annotations
 

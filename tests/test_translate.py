@@ -1,4 +1,4 @@
-"""Tests for cyclestyle.translate: tiny random generators, images made here, CPU, a few seconds."""
+"""Tests for cyclestyle.inference (translate and tiling): tiny random generators, images made here, CPU, a few seconds."""
 
 from __future__ import annotations
 
