@@ -442,13 +442,15 @@ def _load_hf_split(root: str, split: str) -> datasets.Dataset:
 
 
 def preprocess(
-    img: Image.Image, cfg: DataConfig, rng: random.Random, train: bool = True, *, source: str = ""
+    img: Image.Image, cfg: DataConfig, rng: random.Random, train: bool = True, *, source: str = "",
+    size_multiple: int = 4,
 ) -> torch.Tensor:
     """Resize, crop, flip and convert to a [-1, 1] tensor, as the reference's ``get_transform``.
 
     Every random choice comes from ``rng`` (crop offset, then flip), so the same image and seed
     give bitwise the same tensor. With ``train=False`` the crop is centred and there is no flip.
-    ``source`` names the image in warnings.
+    ``source`` names the image in warnings; ``size_multiple`` is what the generator needs of the
+    sides (``preprocess: none`` pads to it).
     """
     if cfg.preprocess == "resize_and_crop":
         img = img.resize((cfg.load_size, cfg.load_size), Image.Resampling.BICUBIC)
@@ -458,7 +460,7 @@ def preprocess(
         img = _crop(img, cfg.crop_size, rng if train else None, source)
     t = image_to_tensor(img)
     if cfg.preprocess == "none":
-        t = _pad_to_multiple(t, 4)
+        t = _pad_to_multiple(t, size_multiple)
     if cfg.flip and train and rng.random() < 0.5:
         t = t.flip(-1)
     return t
@@ -491,7 +493,7 @@ def _crop(img: Image.Image, size: int, rng: random.Random | None, source: str) -
 
 
 def _pad_to_multiple(t: torch.Tensor, base: int) -> torch.Tensor:
-    """Pad right and bottom so H and W are multiples of ``base`` (the generator halves twice).
+    """Pad right and bottom so H and W are multiples of ``base`` (the generator's size multiple).
 
     The reference resizes to a multiple of 4 instead; padding leaves the pixels as they are, and
     the output can be cropped back to the input's size. Reflection needs the pad to be smaller
@@ -520,7 +522,9 @@ class UnalignedDataset(torch.utils.data.Dataset):
     Indices are taken modulo the domain sizes, as the reference does for A.
     """
 
-    def __init__(self, source_a: Source, source_b: Source, cfg: DataConfig, channels: int = 3, *, train: bool = True):
+    def __init__(self, source_a: Source, source_b: Source, cfg: DataConfig, channels: int = 3, *, train: bool = True,
+                 size_multiple: int = 4):
+        self.size_multiple = size_multiple  # what the generators need of a side (``preprocess: none`` pads)
         self.source_a = source_a
         self.source_b = source_b
         self.cfg = cfg
@@ -540,7 +544,7 @@ class UnalignedDataset(torch.utils.data.Dataset):
             ("B", self.source_b, b_index, random.Random(f"{aug_seed}/B")),
         ):
             img, name = self._load(source, index)
-            out[domain] = preprocess(img, self.cfg, rng, self.train, source=name)
+            out[domain] = preprocess(img, self.cfg, rng, self.train, source=name, size_multiple=self.size_multiple)
         return out
 
     def _load(self, source: Source, index: int) -> tuple[Image.Image, str]:
