@@ -9,6 +9,7 @@ whose one-line message names the key.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -214,17 +215,28 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
     return cfg
 
 
+@dataclass(frozen=True)
+class OverrideText:
+    """A ``--set`` value as typed, and as YAML reads it. A string key takes the text as given
+    (``--set output_dir="runs/demo #2"`` must not lose ``#2`` to a YAML comment); any other key
+    takes the YAML value (numbers, booleans, lists, null)."""
+
+    text: str
+    parsed: Any
+
+
 def apply_override(raw: dict[str, Any], item: str) -> dict[str, Any]:
-    """Return a copy of ``raw`` with ``section.key=value`` set; the value is parsed as YAML."""
+    """Return a copy of ``raw`` with ``section.key=value`` set (an ``OverrideText``)."""
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"override {item!r} must look like section.key=value")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        parsed = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError:
-        value = text
-    out = json.loads(json.dumps(raw))  # deep copy of plain data
+        parsed = text
+    value = OverrideText(text, parsed)
+    out = copy.deepcopy(raw)
     node = out
     parts = key.split(".")
     for part in parts[:-1]:
@@ -234,6 +246,19 @@ def apply_override(raw: dict[str, Any], item: str) -> dict[str, Any]:
         node = child
     node[parts[-1]] = value
     return out
+
+
+def _override_value(value: OverrideText, tp: Any) -> Any:
+    """The text for a string key (``null``, ``~`` or nothing still mean None where None is
+    allowed, and a quoted YAML string loses its quotes), the YAML value for any other."""
+    options = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    if str not in options:
+        return value.parsed
+    if type(None) in options and value.parsed is None:
+        return None
+    if isinstance(value.parsed, str) and value.text.strip()[:1] in ("'", '"'):
+        return value.parsed  # a quoted YAML string: its quotes are syntax
+    return value.text
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
@@ -264,6 +289,8 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Check ``value`` against the annotation ``tp``; ints are accepted where floats are expected."""
+    if isinstance(value, OverrideText):
+        value = _override_value(value, tp)
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(tp)

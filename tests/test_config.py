@@ -111,7 +111,9 @@ def test_every_shipped_config_parses(monkeypatch, tmp_path):
         assert isinstance(cfg, Config)
         assert cfg.data.root == raw["data"]["root"]
         if path.stem in PAPER_CONFIGS:
-            assert (cfg.data.crop_size, cfg.model.n_blocks, cfg.train.n_epochs, cfg.train.n_epochs_decay) == (256, 9, 100, 100)
+            assert (cfg.data.crop_size, cfg.train.n_epochs, cfg.train.n_epochs_decay) == (256, 100, 100)
+            assert (cfg.model.generator, cfg.model.discriminator) == ("resnet_9blocks", "basic")
+            assert generator_spec(cfg.model).arguments["n_blocks"] == 9
     paintings = [load_config(p, ["data.format=hf"]) for p in configs if p.stem.endswith("2photo")]
     assert paintings and all(c.loss.lambda_identity == 0.5 for c in paintings)
 
@@ -150,3 +152,11 @@ def test_bad_dashboard_values_name_the_key(root, override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")) as info:
         load_config(None, [f"data.root={root}", override])
     assert "\n" not in str(info.value)
+
+
+def test_a_string_key_takes_the_set_text_as_given(root):
+    """YAML would read ``runs/demo #2`` as ``runs/demo`` and a comment (issue 12)."""
+    cfg = load_config(None, [f"data.root={root}", "output_dir=runs/demo #2", "wandb.name='quoted: yes'",
+                             "wandb.entity=null", "model.ngf=8", "wandb.tags=[a, b]"])
+    assert cfg.output_dir == "runs/demo #2" and cfg.wandb.name == "quoted: yes"
+    assert cfg.wandb.entity is None and cfg.model.ngf == 8 and cfg.wandb.tags == ["a", "b"]
