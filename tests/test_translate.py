@@ -367,15 +367,34 @@ def test_cli_tiles_batches_and_matches_full_frame(run_dir, tmp_path, capsys):
         assert np.abs(one - np.asarray(Image.open(tmp_path / "tiled" / f"{k}.png"), dtype=int)).max() <= 1
 
 
-def test_cli_reports_an_image_too_small_for_the_network_and_goes_on(run_dir, tmp_path, capsys):
+def test_cli_translates_tiny_images_padded(run_dir, tmp_path, capsys):
+    """A 1×1 or 3×3 image is padded up to what the network needs and cropped back (issue 12: it
+    used to fail with torch's "Expected more than 1 spatial element")."""
     Image.fromarray(scene(3, 3)).save(tmp_path / "speck.png")
-    Image.fromarray(scene(20, 24)).save(tmp_path / "fine.png")
+    Image.fromarray(scene(1, 1)).save(tmp_path / "dot.png")
     out = tmp_path / "out"
-    code = translate_cli("--weights", str(run_dir), "--direction", "AtoB", "--output", str(out),
-                         str(tmp_path / "*.png"))
+    assert translate_cli("--weights", str(run_dir), "--direction", "AtoB", "--output", str(out),
+                         str(tmp_path / "*.png")) == 0
+    assert "translated 2, skipped 0, failed 0" in capsys.readouterr().out
+    assert Image.open(out / "speck.png").size == (3, 3) and Image.open(out / "dot.png").size == (1, 1)
+
+
+def test_cli_says_what_it_ignored_and_translates_a_gif_into_a_png(run_dir, tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    frames = [Image.fromarray(scene(24, 32, k)) for k in range(3)]
+    frames[0].save(src / "clip.gif", save_all=True, append_images=frames[1:])
+    (src / "notes.txt").write_text("not an image")
+    (src / ".DS_Store").write_bytes(b"\0")
+    out = tmp_path / "out"
+    assert translate_cli("--weights", str(run_dir), "--direction", "AtoB", "--output", str(out), str(src)) == 0
     stdout, stderr = capsys.readouterr()
-    assert code == 1 and "speck.png (3x3)" in stderr and "failed 1" in stdout
-    assert (out / "fine.png").is_file() and not (out / "speck.png").exists()
+    assert "ignored 1 files that are not images" in stderr and "notes.txt" in stderr and ".DS_Store" not in stderr
+    assert "clip.gif has 3 frames: the first is translated, into clip.png" in stderr
+    assert "translated 1," in stdout and sorted(p.name for p in out.iterdir()) == ["clip.png"]
+    first = Image.open(src / "clip.gif").convert("RGB")
+    assert_same_up_to_rounding(np.asarray(Image.open(out / "clip.png")),
+                               np.asarray(translate_image(make_generator(0), first)))
 
 
 def test_cli_errors_are_one_line(run_dir, tmp_path, capsys):

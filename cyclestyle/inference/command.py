@@ -19,7 +19,6 @@ from ..data import (
     DataError,
     UnreadableImageError,
     image_to_tensor,
-    list_images,
     load_image,
     tensor_to_image,
 )
@@ -46,27 +45,50 @@ def _inside(path: Path, folder: Path | None) -> bool:
         return False
 
 
-def collect_inputs(inputs: Sequence[str], exclude: str | Path | None = None) -> list[tuple[Path, Path]]:
+TRANSLATABLE = (*IMAGE_EXTENSIONS, ".gif")
+"""What the command reads: the dataset formats, and GIF (its first frame, written as PNG:
+a GIF holds only 256 colours)."""
+
+
+def _output_name(path: Path) -> Path:
+    return path.with_suffix(".png") if path.suffix.lower() == ".gif" else path
+
+
+def _folder_images(folder: Path, skip: Path | None, ignored: list[Path]) -> list[Path]:
+    """The translatable files under ``folder`` (recursively, sorted); the other files go to
+    ``ignored`` (hidden ones, such as .DS_Store, are passed over without a word)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not _inside(p, skip))
+    ignored += [p for p in files if p.suffix.lower() not in TRANSLATABLE and not p.name.startswith(".")]
+    images = [p for p in files if p.suffix.lower() in TRANSLATABLE]
+    if not images:
+        raise DataError(f"no images in {folder} (searched recursively for {' '.join(TRANSLATABLE)})")
+    return images
+
+
+def collect_inputs(inputs: Sequence[str], exclude: str | Path | None = None,
+                   ignored: list[Path] | None = None) -> list[tuple[Path, Path]]:
     """(source, output path relative to the output folder) for every image the inputs name.
 
     A folder stands for its images (recursively, by extension) and each keeps its path relative to
-    that folder; a file or a glob match (``**`` recurses) keeps its file name. Images under
-    ``exclude`` (the output folder) are left out of folders and globs. A source named twice is
-    taken once; two sources that would be written to the same place, or an input that names
-    nothing, are a ``DataError``.
+    that folder; a file or a glob match (``**`` recurses) keeps its file name (a GIF's output is a
+    PNG). Images under ``exclude`` (the output folder) are left out of folders and globs; files of
+    a folder that are not images are appended to ``ignored``. A source named twice is taken once;
+    two sources that would be written to the same place, or an input that names nothing, are a
+    ``DataError``.
     """
     skip = Path(exclude).expanduser().resolve() if exclude is not None else None
+    ignored = [] if ignored is None else ignored
     found: list[tuple[Path, Path]] = []
     for item in inputs:
         path = Path(item).expanduser()
         if path.is_dir():
-            found += [(p, p.relative_to(path)) for p in list_images(path) if not _inside(p, skip)]
+            found += [(p, p.relative_to(path)) for p in _folder_images(path, skip, ignored)]
         elif path.is_file():
             found.append((path, Path(path.name)))
         elif _is_pattern(item):
             matches = sorted(Path(p) for p in glob.glob(os.path.expanduser(item), recursive=True))
             images = [p for p in matches
-                      if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not _inside(p, skip)]
+                      if p.suffix.lower() in TRANSLATABLE and p.is_file() and not _inside(p, skip)]
             if not images:
                 raise DataError(f"no image files match {item}")
             found += [(p, Path(p.name)) for p in images]
@@ -80,11 +102,21 @@ def collect_inputs(inputs: Sequence[str], exclude: str | Path | None = None) -> 
         if key in seen_sources:
             continue
         seen_sources.add(key)
+        rel = _output_name(rel)
         if rel in targets:
             raise DataError(f"inputs {targets[rel]} and {source} would both be written to {rel}")
         targets[rel] = source
         result.append((source, rel))
     return result
+
+
+def _frame_count(path: Path) -> int:
+    """Frames of an animated image (GIF, WebP, TIFF …); 1 for a still or unreadable one."""
+    try:
+        with Image.open(path) as im:
+            return int(getattr(im, "n_frames", 1))
+    except Exception:
+        return 1  # reported when the image is loaded
 
 
 def _header_size(path: Path) -> tuple[int, int] | None:
@@ -163,10 +195,19 @@ def run_cli(args) -> int:
     generator = run.generator(args.direction, device)
     channels, multiple = run.in_channels(args.direction), size_multiple(generator)
     out_root = Path(args.output).expanduser()
-    jobs = collect_inputs(args.inputs, exclude=out_root)
+    ignored: list[Path] = []
+    jobs = collect_inputs(args.inputs, exclude=out_root, ignored=ignored)
 
     def note(message: str) -> None:
         tqdm.write(f"cyclestyle: {message}", file=sys.stderr)
+
+    if ignored:
+        shown = ", ".join(str(p) for p in ignored[:5]) + (f" and {len(ignored) - 5} more" if len(ignored) > 5 else "")
+        note(f"ignored {len(ignored)} files that are not images ({' '.join(TRANSLATABLE)}): {shown}")
+    for source, rel in jobs:
+        frames = _frame_count(source)
+        if frames > 1:
+            note(f"{source} has {frames} frames: the first is translated, into {rel.name}")
 
     translated = skipped = failed = 0
     todo: list[tuple[Path, Path]] = []

@@ -62,12 +62,14 @@ def translate_tensor(generator: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Translate a batch N×C×H×W in [-1, 1] of any height and width, full-frame.
 
     The generator needs sides that are multiples of its ``size_multiple`` (4 for CycleGAN's: two
-    stride-2 stages): the batch is reflect-padded on the right and bottom and the output cropped
-    back to H×W.
+    stride-2 stages), and at least twice that: the batch is reflect-padded (edge-replicated when
+    tiny) on the right and bottom and the output cropped back to H×W.
     """
     h, w = x.shape[-2:]
     multiple = size_multiple(generator)
-    pad_h, pad_w = -h % multiple, -w % multiple
+    # At least two multiples a side: a network's deepest instance norm needs more than one pixel,
+    # so a tiny image (1×1, 3×3) is translated padded rather than refused.
+    pad_h, pad_w = max(ceil_to(h, multiple), 2 * multiple) - h, max(ceil_to(w, multiple), 2 * multiple) - w
     if pad_h or pad_w:
         mode = "reflect" if pad_h < h and pad_w < w else "replicate"
         x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
