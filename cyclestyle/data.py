@@ -353,8 +353,10 @@ def _scan(source: Source, strict: bool) -> Source:
     return source
 
 
-# A Hugging Face Hub dataset id: "name" or "owner/name".
-_HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
+# A Hugging Face Hub dataset id: "name" or "owner/name", neither part starting with a dot. A
+# root that starts with ".", "/" or "~", or has more parts, is a path: a missing one is an error,
+# never a download.
+_HUB_ID = re.compile(r"^[\w-][\w.-]*(/[\w-][\w.-]*)?$")
 
 
 def _open_hf(cfg: DataConfig, split: str, channels: int) -> tuple[HFSource, HFSource]:
@@ -420,8 +422,10 @@ def _load_hf_split(root: str, split: str) -> datasets.Dataset:
         except Exception as e:
             raise DataError(f"cannot load data.root {root} as a {kind}: {_first_line(e)}") from None
     elif path.exists() or not _HUB_ID.match(root):
-        raise DataError(f"data.root {root} is neither a local folder nor a Hugging Face Hub dataset id")
+        what = "is not a folder" if path.exists() else "does not exist (and is a path, not a Hub id)"
+        raise DataError(f"data.root {root} {what}")
     else:
+        _warn(f"data.root {root}: no local folder of that name, so the Hugging Face Hub dataset {root} is used")
         try:
             splits = datasets.load_dataset(root)
         except Exception as e:

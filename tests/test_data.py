@@ -534,6 +534,17 @@ def test_hf_unreachable_hub_id_is_one_line(hf, monkeypatch):
     assert "could not fetch" in message and "save_to_disk" in message and "data.root" in message
 
 
-def test_hf_root_that_is_neither_folder_nor_id(tmp_path, hf):
-    with pytest.raises(DataError, match="neither a local folder nor"):
-        open_domains(small_cfg(tmp_path / "nowhere", format="hf"), "train")
+@pytest.mark.parametrize("root", ["./horse2zebra", "../data/horse2zebra", "~/horse2zebra", "data/sets/horse2zebra",
+                                  ".hidden/horse2zebra"])
+def test_a_missing_path_that_looks_local_is_an_error_never_a_download(root, hf, monkeypatch):
+    """A typo in a local path must not turn into a Hub download (issue 12)."""
+    monkeypatch.setattr(hf, "load_dataset", lambda *a, **k: pytest.fail(f"fetched {a} from the Hub"))
+    with pytest.raises(DataError, match=f"data.root {root} does not exist \\(and is a path, not a Hub id\\)"):
+        open_domains(small_cfg(root, format="hf"), "train")
+
+
+def test_a_hub_id_says_that_the_hub_is_used(hf, monkeypatch):
+    monkeypatch.setattr(hf, "load_dataset", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    with pytest.warns(UserWarning, match="the Hugging Face Hub dataset huggan/horse2zebra is used"):
+        with pytest.raises(DataError, match="could not fetch"):
+            open_domains(small_cfg("huggan/horse2zebra", format="hf"), "train")
