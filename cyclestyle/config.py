@@ -379,7 +379,10 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{key} must not be negative; got {value}")
-    _validate_architectures(m)
+    multiple = _validate_architectures(m)
+    if d.preprocess != "none" and d.crop_size % multiple:  # "none" pads every image to the multiple
+        raise ConfigError(f"data.crop_size={d.crop_size} must be a multiple of {multiple}, which model.generator "
+                          f"{m.generator} needs of its input's sides")
     if t.max_steps is not None and t.max_steps <= 0:
         raise ConfigError(f"train.max_steps must be positive; got {t.max_steps}")
     if t.decay_steps is not None:
@@ -417,9 +420,11 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
                 raise ConfigError(f"data.root {d.root} has no {sub}/ folder (expected {d.train_split}A/ and {d.train_split}B/)")
 
 
-def _validate_architectures(m: ModelConfig) -> None:
-    """Registered names, and settings the architectures can take (imported here: the registry
-    brings torch with it, which ``--help`` does without)."""
+def _validate_architectures(m: ModelConfig) -> int:
+    """Registered names and settings the architectures can take; returns the generator's size
+    multiple. (Imported here: the registry brings torch with it, which ``--help`` does without.)"""
+    import torch
+
     from .models import ArchitectureError, discriminator_spec, generator_spec
 
     if m.n_blocks is not None and m.n_blocks < 0:
@@ -427,13 +432,15 @@ def _validate_architectures(m: ModelConfig) -> None:
     if m.n_layers_d is not None and m.n_layers_d <= 0:
         raise ConfigError(f"model.n_layers_d must be positive; got {m.n_layers_d}")
     try:
-        generator_spec(m)
+        with torch.device("meta"):  # shapes only: a huge model.ngf allocates nothing here
+            multiple = generator_spec(m).build().size_multiple
     except ArchitectureError as e:
         raise ConfigError(f"model.generator: {e}") from None
     try:
         discriminator_spec(m, m.in_channels)
     except ArchitectureError as e:
         raise ConfigError(f"model.discriminator: {e}") from None
+    return multiple
 
 
 def split_metric(metric: str) -> tuple[str | None, str]:

@@ -164,3 +164,27 @@ def test_open_run_takes_every_kind_of_path_and_names_what_is_missing(tmp_path):
         open_run(tmp_path / "empty")
     with pytest.raises(ValueError, match="direction must be AtoB or BtoA"):
         open_run(run_dir).generator("sideways", "cpu")
+
+
+@pytest.mark.parametrize("metadata, message", [
+    ({"cyclestyle.model": "{not json"}, "unusable model metadata"),
+    ({"cyclestyle.model": '{"ngf": 4, "colour": "blue"}'}, "unknown config key model.colour"),
+    ({"cyclestyle.network": '{"kind": "generator"}'}, "not a network description"),
+    # a header that asks for a network of 1e5 channels is refused from the shapes alone, allocating nothing
+    ({"cyclestyle.model": '{"ngf": 100000, "n_blocks": 1}'}, "does not match its own model metadata"),
+])
+def test_bad_metadata_is_one_line_naming_the_file(tmp_path, metadata, message):
+    cfg = load_config(None, ["model.ngf=4", "model.n_blocks=1"], check_paths=False)
+    path = tmp_path / "G_A.safetensors"
+    save_weights(path, build_generator(cfg.model).state_dict(), {"format": "pt", **metadata})
+    with pytest.raises(CheckpointError) as error:
+        open_run(path).generator("AtoB", "cpu")
+    assert message in str(error.value) and str(path) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_crop_size_must_suit_the_generator(registered):
+    with pytest.raises(ConfigError, match="data.crop_size=66 must be a multiple of 4, which model.generator resnet"):
+        load_config(None, ["data.crop_size=66"], check_paths=False)
+    with pytest.raises(ConfigError, match="data.crop_size=36 must be a multiple of 8, which model.generator three_stage"):
+        load_config(None, ["data.crop_size=36", "data.load_size=40", "model.generator=three_stage"], check_paths=False)
+    load_config(None, ["data.crop_size=66", "data.preprocess=none"], check_paths=False)  # padded to the multiple

@@ -92,11 +92,20 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> nn.M
     path = Path(path)
     spec = generator_spec_of(path)
     try:
-        net = spec.build()
-    except ArchitectureError as e:
-        raise CheckpointError(f"{path}: {e}") from None
-    try:
-        net.load_state_dict(load_weights(path))
-    except RuntimeError as e:
-        raise CheckpointError(f"{path} does not match its own model metadata: {str(e).splitlines()[0]}") from None
+        with torch.device("meta"):  # shapes first: metadata that asks for a huge network allocates nothing
+            expected = {k: tuple(v.shape) for k, v in spec.build().state_dict().items()}
+    except (ArchitectureError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: {str(e).splitlines()[0]}") from None
+    stored = _tensor_shapes(path)
+    if stored != expected:
+        wrong = sorted(set(stored) ^ set(expected)) or sorted(k for k in stored if stored[k] != expected[k])
+        raise CheckpointError(f"{path} does not match its own model metadata ({spec.name}: {', '.join(wrong[:3])} …)")
+    net = spec.build()
+    net.load_state_dict(load_weights(path))
     return net.to(device).eval()
+
+
+def _tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Each tensor's shape, from the file's header."""
+    with safe_open(str(path), framework="pt") as f:
+        return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
