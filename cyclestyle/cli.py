@@ -155,6 +155,7 @@ def _add_gatys(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-multiscale", action="store_true", help="optimise at the final size only")
     p.add_argument("--preserve-color", action="store_true", help="transfer luminance only, keep the content's colours")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise start (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that exist (default: skip them)")
     p.add_argument("--device", default=None, help="cpu, cuda … (default: cuda when available)")
 
 

@@ -290,3 +290,23 @@ def test_cli_offline_without_weights(images, tmp_path):
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1
     assert str(tmp_path / "torch" / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth") in done.stderr
+
+
+def test_cli_never_writes_over_an_input_and_keeps_outputs_unless_overwrite(images, tmp_path, capsys):
+    """Issue 12: ``--content photos/ --output photos/`` replaced the photos; outputs were replaced
+    silently and not atomically."""
+    photos = images["content"].parent
+    common = ["--style", str(images["style_a"]), "--vgg-weights", "random", "--size", "32", "--steps", "2",
+              "--device", "cpu"]
+    code = main(["gatys", "--content", str(photos), "--output", str(photos), *common])
+    assert code == 1 and "is the input" in capsys.readouterr().err
+    out = tmp_path / "out"
+    assert main(["gatys", "--content", str(images["content"]), "--output", str(out), *common]) == 0
+    written = out / f"{images['content'].stem}.png"
+    written.write_bytes(b"keep me")
+    capsys.readouterr()
+    assert main(["gatys", "--content", str(images["content"]), "--output", str(out), *common]) == 0
+    assert "skipped" in capsys.readouterr().err and written.read_bytes() == b"keep me"
+    assert main(["gatys", "--content", str(images["content"]), "--output", str(out), *common, "--overwrite"]) == 0
+    assert Image.open(written).size == (32, 21)
+    assert sorted(p.name for p in out.iterdir()) == [written.name]  # no temporary file left behind

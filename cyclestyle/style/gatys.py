@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -733,8 +734,15 @@ def run_cli(args) -> int:
     style_entries = [list_images(p) if Path(p).is_dir() else [Path(p)] for p in args.style]
     weights = normalise_weights(_parse_weights(args.style_weights), len(style_entries))
     outputs = _output_paths(contents, Path(args.output))
-    for path in [*contents, *(p for entry in style_entries for p in entry)]:
+    inputs = [*contents, *(p for entry in style_entries for p in entry)]
+    _refuse_writing_over_inputs(outputs, inputs)
+    for path in inputs:
         verify_image(path)  # a bad file stops the run now, by name, not after an hour
+    todo = [(c, out) for c, out in zip(contents, outputs) if args.overwrite or not out.exists()]
+    for out in sorted(set(outputs) - {out for _, out in todo}):
+        print(f"cyclestyle: skipped {out}: it exists (--overwrite replaces it)", file=sys.stderr)
+    if not todo:
+        return 0
 
     # Style images are only ever used at up to style_scale × size: shrink them once, keep uint8.
     longest = cfg.size * cfg.style_scale
@@ -746,7 +754,7 @@ def run_cli(args) -> int:
               "style transfers (they are marked cyclestyle.vgg = random)", file=sys.stderr)
 
     cache: dict = {}
-    for content_path, out in zip(contents, outputs):
+    for content_path, out in todo:
         content = load_uint8(content_path, None)
         result = stylize(content, styles, cfg, vgg, weights, progress=True, style_cache=cache)
         save_result(result.image, out, vgg.source, cfg, contents=str(content_path),
@@ -791,6 +799,14 @@ def _output_paths(contents: list[Path], output: Path) -> list[Path]:
     return paths
 
 
+def _refuse_writing_over_inputs(outputs: list[Path], inputs: list[Path]) -> None:
+    """``--content photos/ --output photos/`` must not replace a photo with its stylisation."""
+    sources = {p.resolve(): p for p in inputs}
+    for out in outputs:
+        if out.resolve() in sources:
+            raise DataError(f"--output {out} is the input {sources[out.resolve()]}: choose another --output")
+
+
 def load_uint8(path: Path, long_side: float | None) -> Tensor:
     """A 3×H×W uint8 tensor of the image at ``path``, shrunk (never enlarged) to ``long_side``."""
     return image_uint8(load_image(path), long_side)
@@ -809,18 +825,26 @@ def image_uint8(img, long_side: float | None) -> Tensor:
 
 
 def save_result(image: Tensor, path: Path, vgg_source: str, cfg: GatysConfig, **about) -> None:
-    """Write a [0, 1] image; PNGs carry the VGG weights used (``cyclestyle.vgg``) and the settings."""
+    """Write a [0, 1] image atomically (aside, then renamed: a crash never leaves half a file under
+    the real name); PNGs carry the VGG weights used (``cyclestyle.vgg``) and the settings."""
+    from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
     path.parent.mkdir(parents=True, exist_ok=True)
     pil = tensor_to_image(_as_batch(image)[0] * 2 - 1)
     settings = json.dumps({**dataclasses.asdict(cfg), **about}, default=str)
-    if path.suffix.lower() == ".png":
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    options: dict = {}
+    if fmt == "PNG":
         info = PngInfo()
         info.add_text("cyclestyle.vgg", vgg_source)
         info.add_text("cyclestyle.gatys", settings)
-        pil.save(path, pnginfo=info)
-    elif path.suffix.lower() in (".jpg", ".jpeg"):
-        pil.save(path, quality=95, comment=f"cyclestyle.vgg = {vgg_source}; cyclestyle.gatys = {settings}")
-    else:
-        pil.save(path)
+        options = {"pnginfo": info}
+    elif fmt == "JPEG":
+        options = {"quality": 95, "comment": f"cyclestyle.vgg = {vgg_source}; cyclestyle.gatys = {settings}"}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        pil.save(tmp, format=fmt, **options)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
