@@ -67,7 +67,7 @@ def test_demo_does_not_write_over_an_earlier_one(demo, capsys):
     before = (out / "metrics.json").read_text()
     assert main(["demo", "--output-dir", str(out), "--data-dir", str(data), *QUICK]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"--output-dir {out} already holds files" in err
+    assert err.count("\n") == 1 and f"--output-dir {out} already holds a demo" in err
     assert (out / "metrics.json").read_text() == before
 
 
@@ -88,3 +88,25 @@ def test_ctrl_c_during_training_stops_the_demo_in_one_line(tmp_path):
     lines = [line for line in stderr.splitlines() if line.startswith("cyclestyle:")]
     assert len(lines) == 1 and "demo stopped" in lines[0] and "--overwrite" in lines[0]
     assert (tmp_path / "out" / "run" / "checkpoints" / "latest").is_file()  # the step was saved
+
+
+def test_overwrite_removes_only_what_a_demo_wrote(tmp_path, capsys):
+    """Issue 12: ``--output-dir . --overwrite`` in a project with a metrics.json deleted the project."""
+    from cyclestyle.demo.run import MARKER, WRITTEN, _claim
+
+    project = tmp_path / "project"
+    (project / "run").mkdir(parents=True)
+    (project / "metrics.json").write_text("{}")
+    (project / "train.py").write_text("precious")
+    assert main(["demo", "--output-dir", str(project), "--overwrite", *QUICK]) == 1
+    assert "a demo did not make" in capsys.readouterr().err
+    assert sorted(p.name for p in project.iterdir()) == ["metrics.json", "run", "train.py"]
+
+    earlier = tmp_path / "demo"
+    earlier.mkdir()
+    (earlier / MARKER).write_text("")
+    for name in WRITTEN:
+        (earlier / name).mkdir() if "." not in name else (earlier / name).write_text("old")
+    (earlier / "notes.txt").write_text("mine")
+    _claim(earlier, overwrite=True)
+    assert sorted(p.name for p in earlier.iterdir()) == sorted([MARKER, "notes.txt"])

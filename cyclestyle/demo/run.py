@@ -165,16 +165,29 @@ def run_demo(
 # Stages
 
 
+MARKER = ".cyclestyle-demo"  # left in every output folder the demo made: --overwrite needs it
+WRITTEN = ("calibration", "run", "eval", "compare", "report.png", "report.html", "metrics.json")  # what a demo writes
+
+
 def _claim(output_dir: Path, overwrite: bool) -> None:
-    """Never write over an earlier demo (or anything else) unless asked to."""
+    """Never write over an earlier demo unless asked to, and never over anything else: with
+    ``--overwrite`` only what a demo wrote goes, and only from a folder that a demo made (its
+    marker file says so). ``--output-dir . --overwrite`` in a project deletes nothing of it."""
     if output_dir.exists() and any(output_dir.iterdir()):
+        if not (output_dir / MARKER).is_file():
+            raise DataError(f"--output-dir {output_dir} holds files that a demo did not make: choose another "
+                            "folder (or remove it yourself)")
         if not overwrite:
-            raise DataError(f"--output-dir {output_dir} already holds files: pass --overwrite to replace them, "
+            raise DataError(f"--output-dir {output_dir} already holds a demo: pass --overwrite to replace it, "
                             "or choose another folder")
-        if not (output_dir / "metrics.json").is_file() and not (output_dir / "run").is_dir():
-            raise DataError(f"--output-dir {output_dir} holds files that are not a demo's: not overwriting them")
-        shutil.rmtree(output_dir)
+        for name in WRITTEN:
+            path = output_dir / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
     output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / MARKER).write_text("made by `cyclestyle demo`: --overwrite replaces only what the demo wrote\n")
 
 
 def _training_speed(cfg: Config, scratch: Path) -> float:
