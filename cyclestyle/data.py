@@ -64,6 +64,35 @@ class UnreadableImageError(DataError):
         return type(self), (str(self), self.source)
 
 
+class ImageSizeError(UnreadableImageError):
+    """An image whose resized size would pass the caps below; skipped like an unreadable one."""
+
+
+MAX_RESIZED_PIXELS = 8192 * 8192
+"""Resizing by the short side never makes an image larger than this (a 1×65535 strip at 256 px would
+be 256×16.7M pixels, about 13 GB as floats)."""
+
+MAX_ASPECT = 64
+"""Nor does it take an image more elongated than this: no translator was trained on such a strip."""
+
+
+def short_side_size(width: int, height: int, size: int, source: str = "") -> tuple[int, int]:
+    """(width, height) with the shorter side ``size``, aspect kept; an ``ImageSizeError`` naming
+    ``source`` when the image is more elongated than ``MAX_ASPECT`` or the result would pass
+    ``MAX_RESIZED_PIXELS``."""
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise ImageSizeError(f"image {source} is {width}x{height}: more elongated than {MAX_ASPECT}:1, "
+                             "not resized", source)
+    if min(width, height) == size:
+        return width, height
+    scale = size / min(width, height)
+    new = (size, max(1, round(height * scale))) if width <= height else (max(1, round(width * scale)), size)
+    if new[0] * new[1] > MAX_RESIZED_PIXELS:
+        raise ImageSizeError(f"image {source} is {width}x{height}: at short side {size} it would be "
+                             f"{new[0]}x{new[1]}, over the {MAX_RESIZED_PIXELS // 10**6} Mpx cap", source)
+    return new
+
+
 class DataWarning(UserWarning):
     """An image was skipped, replaced or resized; filter this category to silence them."""
 

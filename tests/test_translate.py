@@ -420,3 +420,25 @@ def test_cli_end_to_end_in_a_subprocess(run_dir, tmp_path):
     assert "translated 2, skipped 0, failed 0" in done.stdout
     assert Image.open(out / "set1" / "a.png").size == (48, 40)
     assert Image.open(out / "set1" / "b.webp").format == "WEBP"
+
+
+def test_cli_skips_an_image_that_resizing_would_make_huge(run_dir, tmp_path, capsys):
+    """Issue 12: a 1×65535 strip at --size 256 would be 256×16.7M pixels; it is skipped by name."""
+    Image.new("RGB", (2, 400), (90, 120, 200)).save(tmp_path / "strip.png")  # 200:1
+    Image.fromarray(scene(20, 24)).save(tmp_path / "fine.png")
+    out = tmp_path / "out"
+    code = translate_cli("--weights", str(run_dir), "--direction", "AtoB", "--output", str(out), "--size", "16",
+                         str(tmp_path / "*.png"))
+    stdout, stderr = capsys.readouterr()
+    assert code == 1 and "failed 1" in stdout and "translated 1" in stdout
+    assert "strip.png is 2x400: more elongated than 64:1" in stderr and stderr.count("strip.png") == 1
+    assert Image.open(out / "fine.png").size == (19, 16)
+
+
+def test_resizing_is_capped():
+    from cyclestyle.data import MAX_RESIZED_PIXELS, ImageSizeError, short_side_size
+
+    assert short_side_size(300, 200, 100) == (150, 100)
+    with pytest.raises(ImageSizeError, match="over the 67 Mpx cap"):
+        short_side_size(1000, 20_000, 8192)  # 8192×163840
+    assert short_side_size(8192, 8192, 8192)[0] ** 2 == MAX_RESIZED_PIXELS

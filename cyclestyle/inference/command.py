@@ -17,9 +17,11 @@ from tqdm import tqdm
 from ..data import (
     IMAGE_EXTENSIONS,
     DataError,
+    ImageSizeError,
     UnreadableImageError,
     image_to_tensor,
     load_image,
+    short_side_size,
     tensor_to_image,
 )
 from ..devices import default_device
@@ -131,12 +133,14 @@ def _header_size(path: Path) -> tuple[int, int] | None:
         return None  # reported properly when the image is loaded
 
 
-def _target_size(size: tuple[int, int], short_side: int | None) -> tuple[int, int]:
-    w, h = size
-    if short_side is None or min(w, h) == short_side:
-        return w, h
-    scale = short_side / min(w, h)
-    return (short_side, max(1, round(h * scale))) if w <= h else (max(1, round(w * scale)), short_side)
+def _target_size(size: tuple[int, int], short_side: int | None) -> tuple[int, int] | None:
+    """The size the image is translated at; None past the caps (reported when it is loaded)."""
+    if short_side is None:
+        return size
+    try:
+        return short_side_size(*size, short_side)
+    except ImageSizeError:
+        return None
 
 
 def _load(path: Path, channels: int, short_side: int | None) -> tuple[Image.Image, Image.Image | None]:
@@ -151,9 +155,9 @@ def _load(path: Path, channels: int, short_side: int | None) -> tuple[Image.Imag
         reason = str(e).strip() or type(e).__name__
         raise UnreadableImageError(f"unreadable image {path}: {reason}", str(path)) from None
     if short_side is not None:
-        img = resize_short_side(img, short_side)
+        img = resize_short_side(img, short_side, str(path))
         if alpha is not None:
-            alpha = resize_short_side(alpha, short_side)
+            alpha = resize_short_side(alpha, short_side, str(path))
     return img, alpha
 
 
@@ -226,8 +230,12 @@ def run_cli(args) -> int:
         if size is None:
             key: tuple = ("alone", i)
         else:
-            w, h = _target_size(size, args.size)
-            key = ("tiled", i) if _wants_tiles(h, w, args.tile, multiple) else ("full", w, h)
+            target = _target_size(size, args.size)
+            if target is None:
+                key = ("alone", i)
+            else:
+                w, h = target
+                key = ("tiled", i) if _wants_tiles(h, w, args.tile, multiple) else ("full", w, h)
         groups[key].append((source, dst))
 
     plan_cache: list[TilePlan] = []

@@ -25,6 +25,7 @@ from torch import nn
 from ..data import (
     _to_mode,  # the very conversion load_image applies (alpha composited over white)
     image_to_tensor,
+    short_side_size,
     tensor_to_image,
 )
 from .tiling import (
@@ -160,13 +161,10 @@ def translate_image(generator: nn.Module, img: Image.Image, tile: int | None = N
     return out
 
 
-def resize_short_side(img: Image.Image, size: int) -> Image.Image:
-    """Resize (bicubic, aspect kept) so that the shorter side is ``size`` pixels."""
-    w, h = img.size
-    if min(w, h) == size:
-        return img
-    scale = size / min(w, h)
-    new = (size, max(1, round(h * scale))) if w <= h else (max(1, round(w * scale)), size)
-    return img.resize(new, Image.Resampling.BICUBIC)
+def resize_short_side(img: Image.Image, size: int, source: str = "") -> Image.Image:
+    """Resize (bicubic, aspect kept) so that the shorter side is ``size`` pixels; an
+    ``ImageSizeError`` naming ``source`` past the size and aspect caps (``data.short_side_size``)."""
+    new = short_side_size(img.width, img.height, size, source)
+    return img if new == img.size else img.resize(new, Image.Resampling.BICUBIC)
 
 
