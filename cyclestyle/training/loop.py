@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import signal
 import sys
 import threading
@@ -52,6 +51,7 @@ from .checkpoint import (
     write_best,
     write_checkpoint,
 )
+from .launch import LaunchError, any_process, gather_objects, make_accelerator  # noqa: F401 (LaunchError: for cli)
 from .pool import ImagePool
 from .sampling import ShardedBatchSampler, epoch_order, steps_per_epoch
 from .schedule import epoch_lr_factor, step_lr_factor
@@ -65,10 +65,6 @@ class TrainingInterrupted(Exception):
         self.signum, self.step, self.checkpoint = signum, step, checkpoint
         name = signal.Signals(signum).name
         super().__init__(f"stopped by {name} after step {step}; checkpoint saved to {checkpoint}")
-
-
-class LaunchError(RuntimeError):
-    """The processes that started are not the processes the launcher was asked for."""
 
 
 class NonFiniteLoss(RuntimeError):
@@ -161,7 +157,7 @@ def train(cfg: Config, resume: str | None = None) -> Path:
     t, d = cfg.train, cfg.data
     run_dir = Path(cfg.output_dir).expanduser()
     checkpoints_dir = run_dir / "checkpoints"
-    accelerator = _make_accelerator(t.mixed_precision)
+    accelerator = make_accelerator(t.mixed_precision)
     is_main = accelerator.is_main_process
     rank, world = accelerator.process_index, accelerator.num_processes
 
@@ -255,7 +251,7 @@ def train(cfg: Config, resume: str | None = None) -> Path:
         """Gather every process's RNG and pools; the main process writes the checkpoint."""
         own_state = {"rng": capture_rng_state(), "pools": {k: p.state_dict() for k, p in pools.items()},
                       "weights_digest": _weights_digest((g_a, g_b, d_a, d_b))}
-        states = _gather_objects(accelerator, own_state)
+        states = gather_objects(accelerator, own_state)
         if len({s["weights_digest"] for s in states}) > 1:
             # Synchronised gradients and identical starts keep every replica identical; if they
             # are not, something (a non-deterministic op, a bad launch) broke data parallelism.
@@ -394,7 +390,7 @@ def train(cfg: Config, resume: str | None = None) -> Path:
                     if progress.step % t.checkpoint_every == 0 or progress.step == total_steps:
                         save("periodic" if progress.step < total_steps else "final")
                         last_saved_step = progress.step
-                    if _any_process(accelerator, stop.signum is not None):
+                    if any_process(accelerator, stop.signum is not None):
                         path = checkpoints_dir / f"step-{progress.step}"
                         if last_saved_step != progress.step:
                             path = save("interrupted")
@@ -490,54 +486,6 @@ def _report_evaluations(last: dict[str, Any], best: dict[str, Any] | None, metri
 # Helpers of the loop
 
 
-def _make_accelerator(mixed_precision: str) -> Accelerator:
-    """An Accelerator that also joins a multi-process launch on a machine without GPUs.
-
-    Under ``torchrun`` or ``accelerate launch --multi_gpu`` with no CUDA device, accelerate only
-    forms a (gloo) process group when told ``cpu=True``; otherwise every process would run alone,
-    believe it is the main one, and all would write the same files.
-    """
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    accelerator = Accelerator(mixed_precision=mixed_precision,
-                              cpu=launched > 1 and not torch.cuda.is_available())
-    if accelerator.num_processes != launched:
-        raise LaunchError(
-            f"launched as {launched} processes (WORLD_SIZE={launched}) but accelerate joined "
-            f"{accelerator.num_processes}; check the launcher and `accelerate config`")
-    requested = _requested_processes()
-    if requested is not None and requested > accelerator.num_processes:
-        accelerator.print(
-            f"\n{'!' * 78}\n! The launch asked for {requested} processes, but this run has "
-            f"{accelerator.num_processes}.\n! `accelerate launch --cpu --num_processes N` starts one process "
-            "unless MPI is set up.\n! For N CPU processes use `accelerate launch --multi_gpu --num_processes N` "
-            f"or `torchrun --nproc_per_node N`.\n{'!' * 78}\n")
-    return accelerator
-
-
-def _requested_processes() -> int | None:
-    """The process count given to ``accelerate launch`` on its command line, if it was.
-
-    ``accelerate launch --cpu --num_processes 2`` starts a single process and passes the count on
-    to nobody, so the only place it can be read is the launcher's own command line (Linux /proc).
-    """
-    try:
-        argv = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return None
-    by_script = len(argv) > 2 and Path(argv[1]).name == "accelerate" and argv[2] == "launch"  # python .../accelerate launch
-    by_binary = len(argv) > 1 and Path(argv[0]).name == "accelerate" and argv[1] == "launch"
-    by_module = "accelerate.commands.launch" in argv  # python -m accelerate.commands.launch
-    if not (by_script or by_binary or by_module):
-        return None
-    for i, arg in enumerate(argv):
-        for flag in ("--num_processes", "--num-processes"):
-            value = argv[i + 1] if arg == flag and i + 1 < len(argv) else arg.partition("=")[2] \
-                if arg.startswith(flag + "=") else None
-            if value is not None and value.isdigit():
-                return int(value)
-    return None
-
-
 def _backward(accelerator: Accelerator, terms: dict[str, torch.Tensor], scaler: torch.amp.GradScaler,
               which: str, step: int, checkpoints_dir: Path) -> None:
     """Back-propagate the sum of ``terms``, after checking that it is finite on every process."""
@@ -557,17 +505,9 @@ def _step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> Non
         optimizer.step()
 
 
-def _any_process(accelerator: Accelerator, flag: bool) -> bool:
-    """True if ``flag`` is set on any process, so all processes stop at the same step."""
-    if accelerator.num_processes == 1:
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
-    return bool(accelerator.reduce(value, reduction="sum").item() > 0)
-
-
 def _stop_if_not_finite(accelerator: Accelerator, loss: torch.Tensor, which: str, step: int,
                         checkpoints_dir: Path) -> None:
-    if not _any_process(accelerator, not bool(torch.isfinite(loss.detach()).all())):
+    if not any_process(accelerator, not bool(torch.isfinite(loss.detach()).all())):
         return
     previous = list_checkpoints(checkpoints_dir)
     last = previous[-1] if previous else "none (no checkpoint was written yet)"
@@ -600,14 +540,6 @@ def _weights_digest(nets: Iterable[nn.Module]) -> str:
         for t in net.state_dict().values():
             h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-def _gather_objects(accelerator: Accelerator, obj: Any) -> list[Any]:
-    if accelerator.num_processes == 1:
-        return [obj]
-    gathered: list[Any] = [None] * accelerator.num_processes
-    torch.distributed.all_gather_object(gathered, obj)
-    return gathered
 
 
 def _write_config(run_dir: Path, cfg: Config, accelerator: Accelerator) -> None:
