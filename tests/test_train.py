@@ -4,6 +4,7 @@ import errno
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -198,6 +199,31 @@ def test_full_disk_during_checkpoint_keeps_previous_one(tiny_config, monkeypatch
     checkpoints = Path(cfg.output_dir) / "checkpoints"
     assert sorted(p.name for p in checkpoints.iterdir()) == ["latest", "step-4"]
     read_checkpoint(checkpoints / "step-4")
+
+
+def test_checkpoint_files_keep_their_keys_and_older_ones_resume(tiny_config):
+    """TrainingState and ProcessState write exactly the keys the loop always wrote; a checkpoint
+    from before wandb_run_id existed still resumes."""
+    cfg = tiny_config("train.max_steps=4", "train.checkpoint_every=2")
+    run = train(cfg)
+    folder = run / "checkpoints" / "step-2"
+    state = ckpt.load_state(folder / "training_state.pt")
+    assert list(state) == ["progress", "optimizers", "scalers", "data", "lr_factor", "num_processes",
+                           "config_hash", "reason", "wandb_run_id"]
+    assert list(state["progress"]) == ["step", "epoch", "position"]
+    assert list(state["data"]) == ["n_a", "n_b", "seed", "order"]
+    assert list(ckpt.load_state(folder / "process-0.pt")) == ["rng", "pools", "weights_digest"]
+    again = ckpt.TrainingState.from_dict(state).to_dict()
+    assert list(again) == list(state) and again["progress"] == state["progress"]
+    assert torch.equal(again["data"]["order"], state["data"]["order"])
+
+    straight = final_weights(run, 4)
+    del state["wandb_run_id"]
+    torch.save(state, folder / "training_state.pt")
+    shutil.rmtree(run / "checkpoints" / "step-4")
+    (run / "checkpoints" / "latest").write_text("step-2\n")
+    train(cfg, resume="latest")
+    assert_bitwise_equal(straight, final_weights(run, 4))
 
 
 def test_refuses_to_overwrite_a_run_and_rejects_corrupt_checkpoints(tiny_config):

@@ -38,18 +38,23 @@ from ..config import Config, ConfigError, config_hash, config_to_dict, dump_conf
 from ..data import UnalignedDataset, open_domains
 from ..evaluation.evaluate import HeldOutEvaluator, flat_metrics, is_better, score
 from ..models import build_discriminator, build_generator
-from ..models.weights import CheckpointError, save_weights, weights_metadata
+from ..models.weights import save_weights, weights_metadata
 from . import losses
 from .checkpoint import (
     BEST,
+    Checkpoint,
+    DataState,
+    ProcessState,
+    Progress,
+    TrainingState,
     capture_rng_state,
     list_checkpoints,
+    load_checkpoint,
     read_best,
-    read_checkpoint,
     resolve_checkpoint,
     restore_rng_state,
+    save_checkpoint,
     write_best,
-    write_checkpoint,
 )
 from .launch import LaunchError, any_process, gather_objects, make_accelerator  # noqa: F401 (LaunchError: for cli)
 from .pool import ImagePool
@@ -143,15 +148,6 @@ class StopRequest:
 # The run
 
 
-@dataclasses.dataclass
-class Progress:
-    """Where the run is: optimizer steps taken, current epoch and rows of its order consumed."""
-
-    step: int = 0
-    epoch: int = 0
-    position: int = 0
-
-
 def train(cfg: Config, resume: str | None = None) -> Path:
     """Train both generators as ``cfg`` says; returns the run directory."""
     t, d = cfg.train, cfg.data
@@ -198,15 +194,9 @@ def train(cfg: Config, resume: str | None = None) -> Path:
     progress = Progress()
     wandb_run_id = None
 
-    saved = read_checkpoint(checkpoint) if checkpoint else None
+    saved = load_checkpoint(checkpoint) if checkpoint else None
     if saved:
-        saved_nets, training_state, process_states = saved
-        for name, net in nets.items():
-            try:
-                net.load_state_dict(saved_nets[name])
-            except RuntimeError as e:
-                raise CheckpointError(
-                    f"{checkpoint / (name + '.safetensors')} does not fit model config: {str(e).splitlines()[0]}") from None
+        saved.load_networks(nets)
 
     g_a, g_b, d_a, d_b = accelerator.prepare(g_a, g_b, d_a, d_b)
     # The generator step runs the discriminators frozen; calling their plain modules skips DDP's
@@ -221,21 +211,21 @@ def train(cfg: Config, resume: str | None = None) -> Path:
     scaler_d = torch.amp.GradScaler(accelerator.device.type, enabled=use_scaler)
 
     if saved:
-        _check_same_data(training_state, source_a, source_b, checkpoint)
-        opt_g.load_state_dict(training_state["optimizers"]["G"])
-        opt_d.load_state_dict(training_state["optimizers"]["D"])
-        scaler_g.load_state_dict(training_state["scalers"]["G"])
-        scaler_d.load_state_dict(training_state["scalers"]["D"])
-        progress = Progress(**training_state["progress"])
-        wandb_run_id = training_state.get("wandb_run_id")  # absent in checkpoints of older versions
+        saved.check_data(len(source_a), len(source_b))
+        opt_g.load_state_dict(saved.state.optimizers["G"])
+        opt_d.load_state_dict(saved.state.optimizers["D"])
+        scaler_g.load_state_dict(saved.state.scalers["G"])
+        scaler_d.load_state_dict(saved.state.scalers["D"])
+        progress = dataclasses.replace(saved.state.progress)  # a copy: the saved one tells _order_for its epoch
+        wandb_run_id = saved.state.wandb_run_id
         if progress.position % global_batch:
             accelerator.print(f"warning: resuming with {world} processes × batch {t.batch_size}; "
                               f"{progress.position % global_batch} images of the current batch are drawn again")
         # Each process takes back its own RNG and pools; extra processes start from process 0's pools.
-        own = process_states[rank] if rank < len(process_states) else process_states[0]
-        restore_rng_state(own["rng"])
+        own = saved.process(rank)
+        restore_rng_state(own.rng)
         for name, pool in pools.items():
-            pool.load_state_dict(own["pools"][name], accelerator.device)
+            pool.load_state_dict(own.pools[name], accelerator.device)
         accelerator.print(f"resumed from {checkpoint} at step {progress.step} (epoch {progress.epoch})")
     else:
         set_seed(cfg.seed + rank)  # different dropout / pool draws per process, same weights
@@ -249,39 +239,33 @@ def train(cfg: Config, resume: str | None = None) -> Path:
 
     def save(step_reason: str) -> Path:
         """Gather every process's RNG and pools; the main process writes the checkpoint."""
-        own_state = {"rng": capture_rng_state(), "pools": {k: p.state_dict() for k, p in pools.items()},
-                      "weights_digest": _weights_digest((g_a, g_b, d_a, d_b))}
+        own_state = ProcessState(capture_rng_state(), {k: p.state_dict() for k, p in pools.items()},
+                                 _weights_digest((g_a, g_b, d_a, d_b)))
         states = gather_objects(accelerator, own_state)
-        if len({s["weights_digest"] for s in states}) > 1:
+        if len({s.weights_digest for s in states}) > 1:
             # Synchronised gradients and identical starts keep every replica identical; if they
             # are not, something (a non-deterministic op, a bad launch) broke data parallelism.
             accelerator.print(f"warning: the processes' weights differ at step {progress.step} "
                               "(checkpointing process 0's)")
         path = checkpoints_dir / f"step-{progress.step}"
         if is_main:
-            training_state = {
-                "progress": dataclasses.asdict(progress),
-                "optimizers": {"G": opt_g.state_dict(), "D": opt_d.state_dict()},
-                "scalers": {"G": scaler_g.state_dict(), "D": scaler_d.state_dict()},
-                "data": {"n_a": dataset.n_a, "n_b": dataset.n_b, "seed": cfg.seed,
-                         "order": epoch_order(dataset.n_a, dataset.n_b, cfg.seed, progress.epoch)},
-                "lr_factor": lr_factor(progress.step) if progress.step < total_steps else 0.0,
-                "num_processes": world,
-                "config_hash": config_hash(cfg),
-                "reason": step_reason,
+            training_state = TrainingState(
+                progress=progress,
+                optimizers={"G": opt_g.state_dict(), "D": opt_d.state_dict()},
+                scalers={"G": scaler_g.state_dict(), "D": scaler_d.state_dict()},
+                data=DataState(dataset.n_a, dataset.n_b, cfg.seed,
+                               epoch_order(dataset.n_a, dataset.n_b, cfg.seed, progress.epoch)),
+                lr_factor=lr_factor(progress.step) if progress.step < total_steps else 0.0,
+                num_processes=world,
+                config_hash=config_hash(cfg),
+                reason=step_reason,
                 # The dashboard run --resume continues (the checkpoint's own when none is open now).
-                "wandb_run_id": tracker.run_id or wandb_run_id,
-            }
+                wandb_run_id=tracker.run_id or wandb_run_id,
+            )
             weights = {name: accelerator.unwrap_model(net).state_dict() for name, net in
                        zip(("G_A", "G_B", "D_A", "D_B"), (g_a, g_b, d_a, d_b))}
-            try:
-                path = write_checkpoint(checkpoints_dir, progress.step, weights, training_state, states,
-                                        keep=t.keep_checkpoints, metadata=metadata())
-            except OSError as e:
-                previous = list_checkpoints(checkpoints_dir)
-                last = previous[-1] if previous else "none"
-                raise CheckpointError(
-                    f"could not write checkpoint {path}: {e.strerror or e}; last complete checkpoint: {last}") from None
+            path = save_checkpoint(checkpoints_dir, weights, training_state, states, keep=t.keep_checkpoints,
+                                   metadata=metadata())
         accelerator.wait_for_everyone()
         return path
 
@@ -516,21 +500,11 @@ def _stop_if_not_finite(accelerator: Accelerator, loss: torch.Tensor, which: str
         f"Last good checkpoint: {last}")
 
 
-def _order_for(epoch: int, saved: Any, dataset: UnalignedDataset, seed: int) -> torch.Tensor:
+def _order_for(epoch: int, saved: Checkpoint | None, dataset: UnalignedDataset, seed: int) -> torch.Tensor:
     """The epoch's data order: the checkpoint's own copy when resuming inside that epoch."""
-    if saved:
-        training_state = saved[1]
-        if training_state["progress"]["epoch"] == epoch:
-            return training_state["data"]["order"]
+    if saved and saved.state.progress.epoch == epoch:
+        return saved.state.data.order
     return epoch_order(dataset.n_a, dataset.n_b, seed, epoch)
-
-
-def _check_same_data(training_state: dict[str, Any], source_a: Any, source_b: Any, checkpoint: Path) -> None:
-    data = training_state["data"]
-    if (data["n_a"], data["n_b"]) != (len(source_a), len(source_b)):
-        raise CheckpointError(
-            f"checkpoint {checkpoint} was trained on {data['n_a']} A and {data['n_b']} B images, "
-            f"but the data now has {len(source_a)} and {len(source_b)}; resume needs the same data")
 
 
 def _weights_digest(nets: Iterable[nn.Module]) -> str:
