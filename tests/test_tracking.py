@@ -224,13 +224,13 @@ def held_out_crop(cfg, domain: str, index: int) -> Image.Image:
 def test_resume_continues_the_same_wandb_run_and_training_bitwise(tiny_config, tmp_path, monkeypatch):
     """Ctrl-C at step 4, --resume latest: one wandb run id in two offline folders (both sync into
     that run), steps going on from 4, and the weights of a run that never stopped nor logged."""
-    from cyclestyle.training import loop as train_module
+    from cyclestyle.training import step as step_module
 
     straight = train(tiny_config(f"output_dir={tmp_path / 'straight'}", "train.max_steps=8", "log.with=none"))
     assert not (straight / "wandb").exists()
 
     cfg = tiny_config(f"output_dir={tmp_path / 'resumed'}", "train.max_steps=8", "log.images_every=2")
-    real_discriminator_losses = train_module.discriminator_losses
+    real_discriminator_losses = step_module.discriminator_losses
     calls = {"n": 0}
 
     def ctrl_c_at_step_4(*args):
@@ -239,10 +239,10 @@ def test_resume_continues_the_same_wandb_run_and_training_bitwise(tiny_config, t
             os.kill(os.getpid(), signal.SIGINT)
         return real_discriminator_losses(*args)
 
-    monkeypatch.setattr(train_module, "discriminator_losses", ctrl_c_at_step_4)
+    monkeypatch.setattr(step_module, "discriminator_losses", ctrl_c_at_step_4)
     with pytest.raises(TrainingInterrupted):
         train(cfg)
-    monkeypatch.setattr(train_module, "discriminator_losses", real_discriminator_losses)
+    monkeypatch.setattr(step_module, "discriminator_losses", real_discriminator_losses)
     resumed = train(cfg, resume="latest")
 
     first, second = offline_runs(resumed)

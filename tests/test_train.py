@@ -4,6 +4,7 @@ import errno
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -60,10 +61,10 @@ def test_tiny_run_writes_outputs_and_cycle_loss_falls(toy_root, tmp_path):
 
 def test_generator_step_computes_no_discriminator_gradients(tiny_config, monkeypatch):
     """The discriminators are frozen while the generators learn (paper's alternating updates)."""
-    from cyclestyle.training import loop as train_module
+    from cyclestyle.training import step as step_module
 
     seen = []
-    real_cycle_losses = train_module.cycle_losses
+    real_cycle_losses = step_module.cycle_losses
 
     def spy(real, forward, backward, judge, *args):
         for p in judge.parameters():
@@ -76,7 +77,7 @@ def test_generator_step_computes_no_discriminator_gradients(tiny_config, monkeyp
             p.grad = None
         return terms, fake
 
-    monkeypatch.setattr(train_module, "cycle_losses", spy)
+    monkeypatch.setattr(step_module, "cycle_losses", spy)
     train(tiny_config("train.max_steps=2"))
     assert seen == [True] * 8
 
@@ -109,12 +110,12 @@ def test_kill_and_resume_equals_uninterrupted(tiny_config, tiny_overrides, tmp_p
 def test_ctrl_c_mid_epoch_with_full_pools_resumes_bitwise(tiny_config, tmp_path, monkeypatch):
     """Ctrl-C at step 8 (inside the first 12-image epoch, history pools of 3 already full), then
     --resume latest: bitwise the same as never stopping, two epochs later."""
-    from cyclestyle.training import loop as train_module
+    from cyclestyle.training import step as step_module
 
     straight = train(tiny_config(f"output_dir={tmp_path / 'a'}", "train.max_steps=20", "train.pool_size=3"))
 
     cfg = tiny_config(f"output_dir={tmp_path / 'b'}", "train.max_steps=20", "train.pool_size=3")
-    real_discriminator_losses = train_module.discriminator_losses
+    real_discriminator_losses = step_module.discriminator_losses
     calls = {"n": 0}
 
     def press_ctrl_c_at_step_8(*args):
@@ -123,7 +124,7 @@ def test_ctrl_c_mid_epoch_with_full_pools_resumes_bitwise(tiny_config, tmp_path,
             os.kill(os.getpid(), signal.SIGINT)
         return real_discriminator_losses(*args)
 
-    monkeypatch.setattr(train_module, "discriminator_losses", press_ctrl_c_at_step_8)
+    monkeypatch.setattr(step_module, "discriminator_losses", press_ctrl_c_at_step_8)
     with pytest.raises(TrainingInterrupted) as info:
         train(cfg)
     assert info.value.step == 8 and info.value.signum == signal.SIGINT
@@ -131,7 +132,7 @@ def test_ctrl_c_mid_epoch_with_full_pools_resumes_bitwise(tiny_config, tmp_path,
     assert state["progress"] == {"step": 8, "epoch": 0, "position": 8}
     assert len(processes[0]["pools"]["A"]["images"]) == 3
 
-    monkeypatch.setattr(train_module, "discriminator_losses", real_discriminator_losses)
+    monkeypatch.setattr(step_module, "discriminator_losses", real_discriminator_losses)
     resumed = train(cfg, resume="latest")
     _, state20, _ = read_checkpoint(resumed / "checkpoints" / "step-20")
     assert state20["progress"] == {"step": 20, "epoch": 1, "position": 8}
@@ -200,6 +201,31 @@ def test_full_disk_during_checkpoint_keeps_previous_one(tiny_config, monkeypatch
     read_checkpoint(checkpoints / "step-4")
 
 
+def test_checkpoint_files_keep_their_keys_and_older_ones_resume(tiny_config):
+    """TrainingState and ProcessState write exactly the keys the loop always wrote; a checkpoint
+    from before wandb_run_id existed still resumes."""
+    cfg = tiny_config("train.max_steps=4", "train.checkpoint_every=2")
+    run = train(cfg)
+    folder = run / "checkpoints" / "step-2"
+    state = ckpt.load_state(folder / "training_state.pt")
+    assert list(state) == ["progress", "optimizers", "scalers", "data", "lr_factor", "num_processes",
+                           "config_hash", "reason", "wandb_run_id"]
+    assert list(state["progress"]) == ["step", "epoch", "position"]
+    assert list(state["data"]) == ["n_a", "n_b", "seed", "order"]
+    assert list(ckpt.load_state(folder / "process-0.pt")) == ["rng", "pools", "weights_digest"]
+    again = ckpt.TrainingState.from_dict(state).to_dict()
+    assert list(again) == list(state) and again["progress"] == state["progress"]
+    assert torch.equal(again["data"]["order"], state["data"]["order"])
+
+    straight = final_weights(run, 4)
+    del state["wandb_run_id"]
+    torch.save(state, folder / "training_state.pt")
+    shutil.rmtree(run / "checkpoints" / "step-4")
+    (run / "checkpoints" / "latest").write_text("step-2\n")
+    train(cfg, resume="latest")
+    assert_bitwise_equal(straight, final_weights(run, 4))
+
+
 def test_refuses_to_overwrite_a_run_and_rejects_corrupt_checkpoints(tiny_config):
     cfg = tiny_config("train.max_steps=4")
     run = train(cfg)
@@ -242,7 +268,7 @@ def test_cycle_losses_sum_to_the_papers_full_objective():
     import torch.nn.functional as F
 
     from cyclestyle.models import PatchDiscriminator, ResnetGenerator
-    from cyclestyle.training.loop import cycle_losses
+    from cyclestyle.training.step import cycle_losses
 
     torch.manual_seed(0)
     g_a, g_b = ResnetGenerator(ngf=4, n_blocks=1), ResnetGenerator(ngf=4, n_blocks=1)

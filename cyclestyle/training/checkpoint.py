@@ -3,8 +3,8 @@
 Layout of ``OUTPUT_DIR/checkpoints/step-N/``::
 
     G_A.safetensors G_B.safetensors D_A.safetensors D_B.safetensors   network weights
-    training_state.pt      optimizers, LR schedulers, grad scalers, step, epoch, data order
-    process-R.pt           per process R: its RNG states and its two image pools
+    training_state.pt      optimizers, grad scalers, step, epoch, data order (``TrainingState``)
+    process-R.pt           per process R: its RNG states and its two image pools (``ProcessState``)
 
 and, when the run evaluates itself (``eval.every``), ``checkpoints/best/``: the generators of
 the best held-out evaluation so far and that evaluation (``metrics.json``).
@@ -18,6 +18,7 @@ code.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -29,19 +30,125 @@ from typing import Any
 import numpy as np
 import torch
 
+from torch import nn
+
 from ..models.weights import CheckpointError, load_weights, save_weights
 
 NETWORKS = ("G_A", "G_B", "D_A", "D_B")
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
-def load_state(path: Path) -> dict[str, Any]:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"missing checkpoint file {path}") from None
-    except Exception as e:  # unpickling errors come in many types
-        raise CheckpointError(f"corrupt checkpoint file {path}: {str(e).splitlines()[0]}") from None
+# --------------------------------------------------------------------------------------------
+# What a checkpoint holds: the one definition of training_state.pt and process-R.pt
+
+
+@dataclasses.dataclass
+class Progress:
+    """Where the run is: optimizer steps taken, current epoch and rows of its order consumed."""
+
+    step: int = 0
+    epoch: int = 0
+    position: int = 0
+
+
+@dataclasses.dataclass
+class DataState:
+    """The data a run trains on: the domains' sizes (a resume needs the same data), the seed that
+    every epoch's order derives from, and the current epoch's order itself."""
+
+    n_a: int
+    n_b: int
+    seed: int
+    order: torch.Tensor
+
+
+@dataclasses.dataclass
+class TrainingState:
+    """``training_state.pt``: all that a resumed run needs besides weights and per-process state.
+
+    ``to_dict`` writes, and ``from_dict`` reads, the keys that every version of the loop has
+    written, so that checkpoints of earlier versions resume too.
+    """
+
+    progress: Progress
+    optimizers: dict[str, dict[str, Any]]  # "G", "D": Adam state dicts
+    scalers: dict[str, dict[str, Any]]  # "G", "D": grad scaler state dicts
+    data: DataState
+    lr_factor: float  # the schedule's factor at progress.step; 0 once the run is done
+    num_processes: int
+    config_hash: str
+    reason: str  # "periodic", "interrupted" or "final"
+    wandb_run_id: str | None = None  # the dashboard run a resume continues; absent in older versions
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.data
+        return {
+            "progress": dataclasses.asdict(self.progress),
+            "optimizers": self.optimizers,
+            "scalers": self.scalers,
+            "data": {"n_a": d.n_a, "n_b": d.n_b, "seed": d.seed, "order": d.order},
+            "lr_factor": self.lr_factor,
+            "num_processes": self.num_processes,
+            "config_hash": self.config_hash,
+            "reason": self.reason,
+            "wandb_run_id": self.wandb_run_id,
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> TrainingState:
+        return cls(
+            progress=Progress(**state["progress"]), optimizers=state["optimizers"], scalers=state["scalers"],
+            data=DataState(**state["data"]), lr_factor=state["lr_factor"], num_processes=state["num_processes"],
+            config_hash=state["config_hash"], reason=state["reason"], wandb_run_id=state.get("wandb_run_id"))
+
+
+@dataclasses.dataclass
+class ProcessState:
+    """``process-R.pt``: one process's random streams and history pools, which differ between
+    processes, and a digest of its weights, which must not (older versions wrote none)."""
+
+    rng: dict[str, Any]
+    pools: dict[str, dict[str, Any]]
+    weights_digest: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng, "pools": self.pools, "weights_digest": self.weights_digest}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> ProcessState:
+        return cls(rng=state["rng"], pools=state["pools"], weights_digest=state.get("weights_digest"))
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """A ``step-N`` folder as ``load_checkpoint`` reads it back."""
+
+    path: Path
+    networks: dict[str, dict[str, torch.Tensor]]
+    state: TrainingState
+    processes: list[ProcessState]
+
+    def load_networks(self, networks: dict[str, nn.Module]) -> None:
+        """Load the saved weights into ``networks``, which must be built from the same model config."""
+        for name, net in networks.items():
+            try:
+                net.load_state_dict(self.networks[name])
+            except RuntimeError as e:
+                raise CheckpointError(
+                    f"{self.path / (name + '.safetensors')} does not fit model config: {str(e).splitlines()[0]}"
+                ) from None
+
+    def check_data(self, n_a: int, n_b: int) -> None:
+        """Resuming replays the saved data order, which only means something for the same images."""
+        data = self.state.data
+        if (data.n_a, data.n_b) != (n_a, n_b):
+            raise CheckpointError(
+                f"checkpoint {self.path} was trained on {data.n_a} A and {data.n_b} B images, "
+                f"but the data now has {n_a} and {n_b}; resume needs the same data")
+
+    def process(self, rank: int) -> ProcessState:
+        """Process ``rank``'s state; processes beyond the saved ones start from process 0's."""
+        return self.processes[rank] if rank < len(self.processes) else self.processes[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,6 +288,15 @@ def resolve_checkpoint(checkpoints_dir: Path, which: str) -> Path | None:
     return path
 
 
+def load_state(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"missing checkpoint file {path}") from None
+    except Exception as e:  # unpickling errors come in many types
+        raise CheckpointError(f"corrupt checkpoint file {path}: {str(e).splitlines()[0]}") from None
+
+
 def read_checkpoint(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any], list[dict[str, Any]]]:
     """Networks, training state and every process's state from a ``step-N`` folder."""
     networks = {name: load_weights(path / f"{name}.safetensors") for name in NETWORKS}
@@ -190,6 +306,28 @@ def read_checkpoint(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dic
         raise CheckpointError(f"checkpoint {path} has no process-*.pt file")
     process_states = [load_state(path / f"process-{r}.pt") for r in ranks]
     return networks, training_state, process_states
+
+
+def save_checkpoint(
+    checkpoints_dir: Path, networks: dict[str, dict[str, torch.Tensor]], state: TrainingState,
+    processes: list[ProcessState], keep: int, metadata: dict[str, str] | None = None,
+) -> Path:
+    """``write_checkpoint`` for ``step-{state.progress.step}``; a failed write names the last good one."""
+    step = state.progress.step
+    try:
+        return write_checkpoint(checkpoints_dir, step, networks, state.to_dict(), [p.to_dict() for p in processes],
+                                keep=keep, metadata=metadata)
+    except OSError as e:
+        previous = list_checkpoints(checkpoints_dir)
+        last = previous[-1] if previous else "none"
+        raise CheckpointError(f"could not write checkpoint {checkpoints_dir / f'step-{step}'}: {e.strerror or e}; "
+                              f"last complete checkpoint: {last}") from None
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """``read_checkpoint``, typed."""
+    networks, state, processes = read_checkpoint(path)
+    return Checkpoint(path, networks, TrainingState.from_dict(state), [ProcessState.from_dict(p) for p in processes])
 
 
 def _fsync_tree(folder: Path) -> None:

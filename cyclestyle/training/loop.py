@@ -1,17 +1,13 @@
-"""CycleGAN training, one readable loop, run through accelerate.
+"""CycleGAN training: the run around the paper's step, through accelerate.
 
-Each step is the paper's algorithm (Zhu et al. 2017, sections 3–4):
+``train`` opens a run (the checkpoint it resumes from, the data, the schedule, the networks),
+then takes the steps of the paper's algorithm (``step.train_step``) until the schedule ends.
+After each step it does what is due, in this order: the log record and dashboard, image panels,
+the held-out evaluation, a checkpoint (``checkpoint``), and stopping when asked to.
 
-1. Generators. With both discriminators frozen, translate each real image, translate it back,
-   and minimise adversarial + λ·cycle + λ_idt·λ·identity losses over G_A (A→B) and G_B (B→A)
-   (``cycle_losses``, once from real A and once from real B).
-2. Discriminators. D_A learns to tell real B from G_A's fakes and D_B real A from G_B's, each
-   shown fakes drawn from a 50-image history pool; their loss is halved.
-
-Names follow the reference implementation: D_A judges G_A's outputs (domain B), D_B judges
-G_B's (domain A). The same command runs on a CPU, one GPU, or many processes under
-``accelerate launch``; only the main process writes files. The main process also keeps the
-run's dashboard (``tracking``): losses, learning rates, speed, memory and image panels in wandb.
+The same command runs on a CPU, one GPU, or many processes under ``accelerate launch``
+(``launch``); only the main process writes files. The main process also keeps the run's
+dashboard (``tracking``): losses, learning rates, speed, memory and image panels in wandb.
 """
 
 from __future__ import annotations
@@ -19,14 +15,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import signal
 import sys
 import threading
 import time
-from itertools import chain
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, NoReturn
 
 import torch
 from accelerate import Accelerator
@@ -35,27 +29,35 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..config import Config, ConfigError, config_hash, config_to_dict, dump_config
-from ..data import UnalignedDataset, open_domains
+from ..config import Config, ConfigError, TrainConfig, config_hash, config_to_dict, dump_config
+from ..data import Source, UnalignedDataset, open_domains
 from ..evaluation.evaluate import HeldOutEvaluator, flat_metrics, is_better, score
 from ..models import build_discriminator, build_generator
-from ..models.weights import CheckpointError, save_weights, weights_metadata
-from . import losses
+from ..models.weights import save_weights, weights_metadata
 from .checkpoint import (
     BEST,
+    Checkpoint,
+    DataState,
+    ProcessState,
+    Progress,
+    TrainingState,
     capture_rng_state,
     list_checkpoints,
+    load_checkpoint,
     read_best,
-    read_checkpoint,
     resolve_checkpoint,
     restore_rng_state,
+    save_checkpoint,
     write_best,
-    write_checkpoint,
 )
+from .launch import LaunchError, any_process, gather_objects, make_accelerator  # noqa: F401 (LaunchError: for cli)
 from .pool import ImagePool
 from .sampling import ShardedBatchSampler, epoch_order, steps_per_epoch
 from .schedule import epoch_lr_factor, step_lr_factor
+from .step import CycleGAN, NonFiniteLoss, train_step  # noqa: F401 (NonFiniteLoss: for cli)
 from .tracking import HeldOutPanels, Tracker, memory_metrics, open_tracker
+
+FINAL_GRID_IMAGES = 16  # held-out images per domain in the dashboard's grid at the end of a run
 
 
 class TrainingInterrupted(Exception):
@@ -65,58 +67,6 @@ class TrainingInterrupted(Exception):
         self.signum, self.step, self.checkpoint = signum, step, checkpoint
         name = signal.Signals(signum).name
         super().__init__(f"stopped by {name} after step {step}; checkpoint saved to {checkpoint}")
-
-
-class LaunchError(RuntimeError):
-    """The processes that started are not the processes the launcher was asked for."""
-
-
-class NonFiniteLoss(RuntimeError):
-    """A loss became NaN or infinite; training stops before the weights are touched."""
-
-
-# --------------------------------------------------------------------------------------------
-# The two halves of a training step
-
-
-def cycle_losses(
-    real: torch.Tensor, forward: nn.Module, backward: nn.Module, judge: nn.Module,
-    cycle_weight: float, identity_weight: float, gan_mode: str,
-) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """The generator terms that start from real images x of one domain X (paper eq. 1–3, §5.2).
-
-    ``forward``: X→Y and ``backward``: Y→X; ``judge`` is the discriminator of domain Y. Returns
-    ``({"adversarial", "cycle", "identity"}, forward(x))``: forward(x) should fool the judge,
-    backward(forward(x)) should give x back, and backward(x) should leave x, already in X, alone.
-    """
-    fake = forward(real)
-    terms = {
-        "adversarial": losses.generator_adversarial_loss(judge(fake), gan_mode),
-        "cycle": losses.cycle_consistency_loss(backward(fake), real, cycle_weight),
-    }
-    if identity_weight > 0:
-        terms["identity"] = losses.identity_loss(backward(real), real, identity_weight)
-    return terms, fake
-
-
-def discriminator_losses(
-    d_a: nn.Module, d_b: nn.Module, real_a: torch.Tensor, real_b: torch.Tensor,
-    pooled_fake_a: torch.Tensor, pooled_fake_b: torch.Tensor, gan_mode: str,
-) -> dict[str, torch.Tensor]:
-    return {
-        "D_A": losses.discriminator_loss(d_a(real_b), d_a(pooled_fake_b.detach()), gan_mode),
-        "D_B": losses.discriminator_loss(d_b(real_a), d_b(pooled_fake_a.detach()), gan_mode),
-    }
-
-
-def set_requires_grad(modules: Iterable[nn.Module], flag: bool) -> None:
-    for module in modules:
-        for p in module.parameters():
-            p.requires_grad_(flag)
-
-
-# --------------------------------------------------------------------------------------------
-# Signals: finish the step, save, exit
 
 
 class StopRequest:
@@ -148,23 +98,130 @@ class StopRequest:
 
 
 @dataclasses.dataclass
-class Progress:
-    """Where the run is: optimizer steps taken, current epoch and rows of its order consumed."""
+class LogWindow:
+    """The loss terms summed since the last log record and the time their steps took: one
+    image's losses are noisy, so each record shows the mean over its window."""
 
-    step: int = 0
-    epoch: int = 0
-    position: int = 0
+    start: float = dataclasses.field(default_factory=time.perf_counter)
+    steps: int = 0
+    sums: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+
+    def add(self, terms: dict[str, torch.Tensor]) -> None:
+        self.steps += 1
+        for name, value in terms.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value.detach()
+
+    def exclude_since(self, began: float) -> None:
+        """Leave the time since ``began`` (drawing, evaluating: not training) out of the speed."""
+        self.start += time.perf_counter() - began
+
+    def close(self) -> tuple[dict[str, float], float]:
+        """(each term's mean, steps per second) over the window, which starts afresh."""
+        values = {k: (v / self.steps).item() for k, v in self.sums.items()}
+        it_per_s = self.steps / (time.perf_counter() - self.start)
+        self.start, self.steps, self.sums = time.perf_counter(), 0, {}
+        return values, it_per_s
+
+
+@dataclasses.dataclass
+class Run:
+    """One training run: what ``_open_run`` set up, and how far the loop has taken it."""
+
+    cfg: Config
+    accelerator: Accelerator
+    run_dir: Path
+    sources: tuple[Source, Source]
+    dataset: UnalignedDataset
+    evaluator: HeldOutEvaluator | None
+    total_steps: int
+    lr_factor: Callable[[int], float]  # of the step about to be taken (0-based)
+    gan: CycleGAN
+    pools: dict[str, ImagePool]
+    progress: Progress = dataclasses.field(default_factory=Progress)
+    # (epoch, order) of the checkpoint resumed from: that epoch goes on in the order it began with.
+    resumed_order: tuple[int, torch.Tensor] | None = None
+    wandb_run_id: str | None = None  # the dashboard run that this one continues
+    tracker: Tracker = dataclasses.field(default_factory=Tracker)
+    panels: HeldOutPanels | None = None
+    best: dict[str, Any] | None = None  # the best held-out evaluation so far
+    last_eval: dict[str, Any] | None = None
+    last_saved_step: int = -1
+    window: LogWindow = dataclasses.field(default_factory=LogWindow)
+    bar: Any = None  # the progress bar (tqdm)
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / "log.jsonl"
+
+    @property
+    def global_batch(self) -> int:
+        return self.cfg.train.batch_size * self.accelerator.num_processes
+
+    def due(self, every: int) -> bool:
+        """Whether something done every ``every`` steps, and after the last, is due now."""
+        return self.progress.step % every == 0 or self.progress.step == self.total_steps
+
+    def generators(self) -> tuple[nn.Module, nn.Module]:
+        """G_A and G_B without accelerate's wrappers, as panels, evaluation and files take them."""
+        return self.accelerator.unwrap_model(self.gan.g_a), self.accelerator.unwrap_model(self.gan.g_b)
 
 
 def train(cfg: Config, resume: str | None = None) -> Path:
     """Train both generators as ``cfg`` says; returns the run directory."""
-    t, d = cfg.train, cfg.data
-    run_dir = Path(cfg.output_dir).expanduser()
-    checkpoints_dir = run_dir / "checkpoints"
-    accelerator = _make_accelerator(t.mixed_precision)
-    is_main = accelerator.is_main_process
-    rank, world = accelerator.process_index, accelerator.num_processes
+    run = _open_run(cfg, resume)
+    with run.tracker:  # finishes the dashboard run however training ends
+        # The held-out images that every image panel of the run shows (main process only).
+        run.panels = HeldOutPanels.load(cfg, run.sources) if run.tracker.enabled else None
+        with StopRequest() as stop:
+            _train_until_done(run, stop)
+        run.bar.close()
+        if run.last_saved_step != run.progress.step:
+            _save(run, "final")
+        if run.accelerator.is_main_process:
+            _finish(run)
+    run.accelerator.wait_for_everyone()
+    run.accelerator.end_training()
+    return run.run_dir
 
+
+# --------------------------------------------------------------------------------------------
+# Opening a run: what can fail cheaply fails first
+
+
+def _open_run(cfg: Config, resume: str | None) -> Run:
+    """The checkpoint to resume from, the data, the schedule, then the networks and the state."""
+    accelerator = make_accelerator(cfg.train.mixed_precision)
+    run_dir = Path(cfg.output_dir).expanduser()
+    checkpoint = _checkpoint_to_resume(run_dir, resume, accelerator)
+    # Data first: a bad folder should fail before any model is built.
+    sources = open_domains(cfg.data, cfg.data.train_split, channels=cfg.model.in_channels)
+    dataset = UnalignedDataset(*sources, cfg.data, channels=cfg.model.in_channels)
+    evaluator = HeldOutEvaluator(cfg, accelerator.device, load_extractor=accelerator.is_main_process) \
+        if cfg.eval.every else None
+    total_steps, lr_factor = _schedule(cfg.train, len(dataset), accelerator.num_processes)
+
+    set_seed(cfg.seed)  # the same initial weights on every process
+    networks = _build_networks(cfg)
+    saved = load_checkpoint(checkpoint) if checkpoint else None
+    if saved:
+        saved.load_networks(networks)
+    run = Run(cfg, accelerator, run_dir, sources, dataset, evaluator, total_steps, lr_factor,
+              CycleGAN.prepare(accelerator, networks, cfg.train), _new_pools(cfg, accelerator.process_index))
+    if saved:
+        _resume(run, saved)
+    else:
+        set_seed(cfg.seed + accelerator.process_index)  # different dropout / pool draws per process, same weights
+    _open_outputs(run, resumed=saved is not None)
+    return run
+
+
+def _checkpoint_to_resume(run_dir: Path, resume: str | None, accelerator: Accelerator) -> Path | None:
+    """The checkpoint ``resume`` names; a new run refuses an output_dir that holds checkpoints."""
+    checkpoints_dir = run_dir / "checkpoints"
     checkpoint = resolve_checkpoint(checkpoints_dir, resume) if resume else None
     if resume and checkpoint is None:
         accelerator.print(f"no checkpoint under {checkpoints_dir} yet: starting a new run")
@@ -172,294 +229,261 @@ def train(cfg: Config, resume: str | None = None) -> Path:
         raise ConfigError(
             f"output_dir {run_dir} already holds checkpoints; pass --resume latest to continue it, "
             "or choose another output_dir")
+    return checkpoint
 
-    # Data first: a bad folder should fail before any model is built.
-    channels = cfg.model.in_channels
-    source_a, source_b = open_domains(d, d.train_split, channels=cfg.model.in_channels)
-    dataset = UnalignedDataset(source_a, source_b, d, channels=channels)
-    evaluator = HeldOutEvaluator(cfg, accelerator.device, load_extractor=is_main) if cfg.eval.every else None
-    length = len(dataset)
-    global_batch = t.batch_size * world
-    per_epoch = steps_per_epoch(length, t.batch_size, world)
+
+def _schedule(t: TrainConfig, images: int, processes: int) -> tuple[int, Callable[[int], float]]:
+    """(total steps, learning-rate factor of each step): in steps when ``max_steps`` is set, else
+    the paper's epochs (§4: constant, then decaying linearly to zero)."""
+    per_epoch = steps_per_epoch(images, t.batch_size, processes)
     if per_epoch == 0:
         raise ConfigError(
-            f"train.batch_size={t.batch_size} × {world} processes exceeds the {length} images per epoch")
+            f"train.batch_size={t.batch_size} × {processes} processes exceeds the {images} images per epoch")
     if t.max_steps is not None:
-        total_steps = t.max_steps
-        lr_factor = step_lr_factor(t.max_steps, t.decay_steps if t.decay_steps is not None else t.max_steps // 2)
-    else:
-        total_steps = (t.n_epochs + t.n_epochs_decay) * per_epoch
-        lr_factor = epoch_lr_factor(t.n_epochs, t.n_epochs_decay, per_epoch)
+        decay = t.decay_steps if t.decay_steps is not None else t.max_steps // 2
+        return t.max_steps, step_lr_factor(t.max_steps, decay)
+    return (t.n_epochs + t.n_epochs_decay) * per_epoch, epoch_lr_factor(t.n_epochs, t.n_epochs_decay, per_epoch)
 
-    # Networks: the same initial weights on every process.
-    set_seed(cfg.seed)
+
+def _build_networks(cfg: Config) -> dict[str, nn.Module]:
+    """G_A (A→B), G_B (B→A), and D_A, D_B judging domains B and A, built in this order."""
     g_a, g_b = build_generator(cfg.model), build_generator(cfg.model, reverse=True)
     d_a = build_discriminator(cfg.model, cfg.model.out_channels)
     d_b = build_discriminator(cfg.model, cfg.model.in_channels)
-    nets = {"G_A": g_a, "G_B": g_b, "D_A": d_a, "D_B": d_b}
-    pools = {"A": ImagePool(t.pool_size, seed=cfg.seed * 1000 + 2 * rank),
-             "B": ImagePool(t.pool_size, seed=cfg.seed * 1000 + 2 * rank + 1)}
-    progress = Progress()
-    wandb_run_id = None
+    return {"G_A": g_a, "G_B": g_b, "D_A": d_a, "D_B": d_b}
 
-    saved = read_checkpoint(checkpoint) if checkpoint else None
-    if saved:
-        saved_nets, training_state, process_states = saved
-        for name, net in nets.items():
-            try:
-                net.load_state_dict(saved_nets[name])
-            except RuntimeError as e:
-                raise CheckpointError(
-                    f"{checkpoint / (name + '.safetensors')} does not fit model config: {str(e).splitlines()[0]}") from None
 
-    g_a, g_b, d_a, d_b = accelerator.prepare(g_a, g_b, d_a, d_b)
-    # The generator step runs the discriminators frozen; calling their plain modules skips DDP's
-    # gradient hooks, which would otherwise wait for weight gradients that are never computed.
-    frozen_d_a, frozen_d_b = accelerator.unwrap_model(d_a), accelerator.unwrap_model(d_b)
-    betas = (t.beta1, t.beta2)
-    opt_g = torch.optim.Adam(chain(g_a.parameters(), g_b.parameters()), lr=t.lr, betas=betas)
-    opt_d = torch.optim.Adam(chain(d_a.parameters(), d_b.parameters()), lr=t.lr, betas=betas)
-    # One scaler per optimizer: generator and discriminator losses overflow at different scales.
-    use_scaler = t.mixed_precision == "fp16"
-    scaler_g = torch.amp.GradScaler(accelerator.device.type, enabled=use_scaler)
-    scaler_d = torch.amp.GradScaler(accelerator.device.type, enabled=use_scaler)
+def _new_pools(cfg: Config, rank: int) -> dict[str, ImagePool]:
+    """This process's history pools of fakes of A and of B, each with its own random stream."""
+    seed = cfg.seed * 1000 + 2 * rank
+    return {"A": ImagePool(cfg.train.pool_size, seed=seed), "B": ImagePool(cfg.train.pool_size, seed=seed + 1)}
 
-    if saved:
-        _check_same_data(training_state, source_a, source_b, checkpoint)
-        opt_g.load_state_dict(training_state["optimizers"]["G"])
-        opt_d.load_state_dict(training_state["optimizers"]["D"])
-        scaler_g.load_state_dict(training_state["scalers"]["G"])
-        scaler_d.load_state_dict(training_state["scalers"]["D"])
-        progress = Progress(**training_state["progress"])
-        wandb_run_id = training_state.get("wandb_run_id")  # absent in checkpoints of older versions
-        if progress.position % global_batch:
-            accelerator.print(f"warning: resuming with {world} processes × batch {t.batch_size}; "
-                              f"{progress.position % global_batch} images of the current batch are drawn again")
-        # Each process takes back its own RNG and pools; extra processes start from process 0's pools.
-        own = process_states[rank] if rank < len(process_states) else process_states[0]
-        restore_rng_state(own["rng"])
-        for name, pool in pools.items():
-            pool.load_state_dict(own["pools"][name], accelerator.device)
-        accelerator.print(f"resumed from {checkpoint} at step {progress.step} (epoch {progress.epoch})")
-    else:
-        set_seed(cfg.seed + rank)  # different dropout / pool draws per process, same weights
 
+def _resume(run: Run, saved: Checkpoint) -> None:
+    """Take up where ``saved`` left off: optimizers, progress, and this process's RNG and pools."""
+    state, accelerator = saved.state, run.accelerator
+    saved.check_data(len(run.sources[0]), len(run.sources[1]))
+    run.gan.load_optimizer_states(state.optimizers, state.scalers)
+    run.progress = state.progress
+    run.resumed_order = (state.progress.epoch, state.data.order)
+    run.wandb_run_id = state.wandb_run_id
+    if run.progress.position % run.global_batch:
+        accelerator.print(f"warning: resuming with {accelerator.num_processes} processes × batch "
+                          f"{run.cfg.train.batch_size}; {run.progress.position % run.global_batch} images "
+                          "of the current batch are drawn again")
+    # Each process takes back its own RNG and pools; extra processes start from process 0's pools.
+    own = saved.process(accelerator.process_index)
+    restore_rng_state(own.rng)
+    for name, pool in run.pools.items():
+        pool.load_state_dict(own.pools[name], accelerator.device)
+    accelerator.print(f"resumed from {saved.path} at step {run.progress.step} (epoch {run.progress.epoch})")
+
+
+def _open_outputs(run: Run, resumed: bool) -> None:
+    """The run folder and its config, the dashboard, the best evaluation so far, the progress bar."""
+    cfg, accelerator, is_main = run.cfg, run.accelerator, run.accelerator.is_main_process
     if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_config(run_dir, cfg, accelerator)
-    # The dashboard; a finished run that is resumed has nothing to show.
-    tracker = open_tracker(cfg, run_dir, is_main=is_main, resume_id=wandb_run_id) \
-        if progress.step < total_steps else Tracker()
-
-    def save(step_reason: str) -> Path:
-        """Gather every process's RNG and pools; the main process writes the checkpoint."""
-        own_state = {"rng": capture_rng_state(), "pools": {k: p.state_dict() for k, p in pools.items()},
-                      "weights_digest": _weights_digest((g_a, g_b, d_a, d_b))}
-        states = _gather_objects(accelerator, own_state)
-        if len({s["weights_digest"] for s in states}) > 1:
-            # Synchronised gradients and identical starts keep every replica identical; if they
-            # are not, something (a non-deterministic op, a bad launch) broke data parallelism.
-            accelerator.print(f"warning: the processes' weights differ at step {progress.step} "
-                              "(checkpointing process 0's)")
-        path = checkpoints_dir / f"step-{progress.step}"
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        _write_config(run.run_dir, cfg, accelerator)
+    if run.progress.step < run.total_steps:  # a finished run that is resumed has nothing to show
+        run.tracker = open_tracker(cfg, run.run_dir, is_main=is_main, resume_id=run.wandb_run_id)
+    if run.evaluator:
+        run.best = _previous_best(run.checkpoints_dir, cfg.eval.metric, accelerator)
         if is_main:
-            training_state = {
-                "progress": dataclasses.asdict(progress),
-                "optimizers": {"G": opt_g.state_dict(), "D": opt_d.state_dict()},
-                "scalers": {"G": scaler_g.state_dict(), "D": scaler_d.state_dict()},
-                "data": {"n_a": dataset.n_a, "n_b": dataset.n_b, "seed": cfg.seed,
-                         "order": epoch_order(dataset.n_a, dataset.n_b, cfg.seed, progress.epoch)},
-                "lr_factor": lr_factor(progress.step) if progress.step < total_steps else 0.0,
-                "num_processes": world,
-                "config_hash": config_hash(cfg),
-                "reason": step_reason,
-                # The dashboard run --resume continues (the checkpoint's own when none is open now).
-                "wandb_run_id": tracker.run_id or wandb_run_id,
-            }
-            weights = {name: accelerator.unwrap_model(net).state_dict() for name, net in
-                       zip(("G_A", "G_B", "D_A", "D_B"), (g_a, g_b, d_a, d_b))}
-            try:
-                path = write_checkpoint(checkpoints_dir, progress.step, weights, training_state, states,
-                                        keep=t.keep_checkpoints, metadata=metadata())
-            except OSError as e:
-                previous = list_checkpoints(checkpoints_dir)
-                last = previous[-1] if previous else "none"
-                raise CheckpointError(
-                    f"could not write checkpoint {path}: {e.strerror or e}; last complete checkpoint: {last}") from None
-        accelerator.wait_for_everyone()
-        return path
+            for note in run.evaluator.notes:
+                tqdm.write(f"note: {note}", file=sys.stderr)
+    run.bar = tqdm(total=run.total_steps, initial=run.progress.step, disable=not is_main, desc="train",
+                   unit="step", dynamic_ncols=True)
+    run.last_saved_step = run.progress.step if resumed else -1
+    run.window = LogWindow()
 
-    log_path = run_dir / "log.jsonl"
-    metadata = lambda: weights_metadata(config_to_dict(cfg)["model"], progress.step)  # noqa: E731
-    best = _previous_best(checkpoints_dir, cfg.eval.metric, accelerator) if evaluator else None
-    last_eval = None
-    if evaluator and is_main:
-        for note in evaluator.notes:
-            tqdm.write(f"note: {note}", file=sys.stderr)
-    bar = tqdm(total=total_steps, initial=progress.step, disable=not is_main, desc="train", unit="step",
-               dynamic_ncols=True)
-    last_saved_step = progress.step if saved else -1
-    window_start, window_steps, window_sums = time.perf_counter(), 0, {}
-    with tracker:  # finishes the dashboard run however training ends
-        # The held-out images that every image panel of the run shows (main process only).
-        panels = HeldOutPanels.load(cfg, (source_a, source_b)) if tracker.enabled else None
-        with StopRequest() as stop:
-            while progress.step < total_steps:
-                order = _order_for(progress.epoch, saved, dataset, cfg.seed)
-                sampler = ShardedBatchSampler(order, t.batch_size, rank, world,
-                                              start_step=progress.position // global_batch)
-                # A private generator keeps DataLoader from drawing its worker seed from the global
-                # RNG, which would make a resumed run's random stream differ from an uninterrupted one.
-                loader = DataLoader(dataset, batch_sampler=sampler, num_workers=d.num_workers,
-                                    pin_memory=accelerator.device.type == "cuda",
-                                    generator=torch.Generator().manual_seed(cfg.seed))
-                for batch in loader:
-                    real_a = batch["A"].to(accelerator.device, non_blocking=True)
-                    real_b = batch["B"].to(accelerator.device, non_blocking=True)
-                    for opt in (opt_g, opt_d):
-                        for group in opt.param_groups:
-                            group["lr"] = t.lr * lr_factor(progress.step)
 
-                    # 1. Generators, with both discriminators frozen. The terms that start from real A
-                    #    and those that start from real B are back-propagated one after the other: the
-                    #    gradient is their sum either way, and only one half's activations are alive at
-                    #    a time, which halves the step's peak memory. Processes sync once, at the end.
-                    set_requires_grad((d_a, d_b), False)
-                    opt_g.zero_grad(set_to_none=True)
-                    lo = cfg.loss
-                    with accelerator.no_sync(g_a), accelerator.no_sync(g_b):
-                        with accelerator.autocast():
-                            from_a, fake_b = cycle_losses(real_a, g_a, g_b, frozen_d_a, lo.lambda_a,
-                                                          lo.lambda_a * lo.lambda_identity, lo.gan_mode)
-                        _backward(accelerator, from_a, scaler_g, "generator", progress.step + 1, checkpoints_dir)
-                    with accelerator.autocast():
-                        from_b, fake_a = cycle_losses(real_b, g_b, g_a, frozen_d_b, lo.lambda_b,
-                                                      lo.lambda_b * lo.lambda_identity, lo.gan_mode)
-                    _backward(accelerator, from_b, scaler_g, "generator", progress.step + 1, checkpoints_dir)
-                    _step(opt_g, scaler_g)
-                    # Reference names: G_A/G_B adversarial, cycle_A/B, and idt_A = ‖G_A(b) − b‖ (from B).
-                    g_terms = {"G_A": from_a["adversarial"], "G_B": from_b["adversarial"],
-                               "cycle_A": from_a["cycle"], "cycle_B": from_b["cycle"]}
-                    if "identity" in from_a:
-                        g_terms |= {"idt_A": from_b["identity"], "idt_B": from_a["identity"]}
+# --------------------------------------------------------------------------------------------
+# Steps, and what follows each
 
-                    # 2. Discriminators, on fakes drawn from the history pools.
-                    set_requires_grad((d_a, d_b), True)
-                    with accelerator.autocast():
-                        d_terms = discriminator_losses(d_a, d_b, real_a, real_b, pools["A"].query(fake_a),
-                                                       pools["B"].query(fake_b), cfg.loss.gan_mode)
-                    opt_d.zero_grad(set_to_none=True)
-                    _backward(accelerator, d_terms, scaler_d, "discriminator", progress.step + 1, checkpoints_dir)
-                    _step(opt_d, scaler_d)
 
-                    progress.step += 1
-                    progress.position += global_batch
-                    window_steps += 1
-                    bar.update(1)
+def _train_until_done(run: Run, stop: StopRequest) -> None:
+    """Epoch after epoch of steps until the schedule's last, each followed by what is due."""
+    while run.progress.step < run.total_steps:
+        for batch in _epoch_batches(run):
+            _take_step(run, batch)
+            _after_step(run, stop)
+            if run.progress.step >= run.total_steps:
+                return
+        run.progress.epoch += 1  # the epoch's batches are exhausted
+        run.progress.position = 0
 
-                    for name, value in {**g_terms, **d_terms}.items():
-                        window_sums[name] = window_sums.get(name, 0.0) + value.detach()
-                    if progress.step % t.log_every == 0 or progress.step == total_steps:
-                        # Mean over the steps since the last record: single-image losses are noisy.
-                        values = {k: (v / window_steps).item() for k, v in window_sums.items()}
-                        elapsed = time.perf_counter() - window_start
-                        record = {"step": progress.step, "epoch": progress.epoch,
-                                  "lr": t.lr * lr_factor(progress.step - 1),
-                                  "it_per_s": window_steps / elapsed, **values}
-                        window_start, window_steps, window_sums = time.perf_counter(), 0, {}
-                        if is_main:
-                            bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
-                            with log_path.open("a") as f:
-                                f.write(json.dumps(record) + "\n")
-                        tracker.log({**{f"loss/{k}": v for k, v in values.items()},
-                                     "lr/G": opt_g.param_groups[0]["lr"], "lr/D": opt_d.param_groups[0]["lr"],
-                                     "perf/it_per_s": record["it_per_s"],
-                                     "perf/images_per_s": record["it_per_s"] * global_batch,  # of each domain
-                                     "epoch": progress.epoch, **memory_metrics(accelerator.device)}, progress.step)
-                    if panels is not None and (progress.step % cfg.log.images_every == 0
-                                               or progress.step == total_steps):
-                        began = time.perf_counter()
-                        tracker.log(panels.render(accelerator.unwrap_model(g_a), accelerator.unwrap_model(g_b),
-                                                  accelerator.device), progress.step)
-                        window_start += time.perf_counter() - began  # drawing is not training: keep it out of it/s
-                    if evaluator and (progress.step % cfg.eval.every == 0 or progress.step == total_steps):
-                        began = time.perf_counter()
-                        if is_main:
-                            last_eval, best = _evaluate_held_out(
-                                evaluator, accelerator.unwrap_model(g_a), accelerator.unwrap_model(g_b),
-                                progress.step, best, checkpoints_dir, metadata(), tracker, log_path)
-                        accelerator.wait_for_everyone()
-                        window_start += time.perf_counter() - began
 
-                    if progress.step % t.checkpoint_every == 0 or progress.step == total_steps:
-                        save("periodic" if progress.step < total_steps else "final")
-                        last_saved_step = progress.step
-                    if _any_process(accelerator, stop.signum is not None):
-                        path = checkpoints_dir / f"step-{progress.step}"
-                        if last_saved_step != progress.step:
-                            path = save("interrupted")
-                        bar.close()
-                        raise TrainingInterrupted(stop.signum or signal.SIGTERM, progress.step, path)
-                    if progress.step >= total_steps:
-                        break
-                else:  # the epoch's batches are exhausted
-                    progress.epoch += 1
-                    progress.position = 0
-                    continue
-                break
-        bar.close()
-        if last_saved_step != progress.step:
-            save("final")
-        if is_main:
-            _write_final_generators(run_dir, accelerator.unwrap_model(g_a), accelerator.unwrap_model(g_b), cfg,
-                                    progress.step)
-            if tracker.enabled:  # the final held-out grid, larger than the periodic panels
-                final = HeldOutPanels.load(cfg, (source_a, source_b), count=FINAL_GRID_IMAGES)
-                tracker.log(final.render(accelerator.unwrap_model(g_a), accelerator.unwrap_model(g_b),
-                                         accelerator.device, prefix="final"), progress.step)
-            if last_eval is not None:
-                _report_evaluations(last_eval, best, cfg.eval.metric, checkpoints_dir, tracker)
-            if cfg.wandb.log_model:
-                tracker.log_model([run_dir / "G_A.safetensors", run_dir / "G_B.safetensors", run_dir / "config.yaml"],
-                                  progress.step)
-            accelerator.print(f"done: {progress.step} steps; generators in "
-                              f"{run_dir}/G_A.safetensors and G_B.safetensors")
+def _epoch_batches(run: Run) -> DataLoader:
+    """This process's batches of the current epoch, from where the run stands in it."""
+    cfg, accelerator = run.cfg, run.accelerator
+    sampler = ShardedBatchSampler(_epoch_order(run), cfg.train.batch_size, accelerator.process_index,
+                                  accelerator.num_processes, start_step=run.progress.position // run.global_batch)
+    # A private generator keeps DataLoader from drawing its worker seed from the global
+    # RNG, which would make a resumed run's random stream differ from an uninterrupted one.
+    return DataLoader(run.dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers,
+                      pin_memory=accelerator.device.type == "cuda",
+                      generator=torch.Generator().manual_seed(cfg.seed))
+
+
+def _epoch_order(run: Run) -> torch.Tensor:
+    """The epoch's data order: the checkpoint's own copy when resuming inside that epoch."""
+    epoch = run.progress.epoch
+    if run.resumed_order is not None and run.resumed_order[0] == epoch:
+        return run.resumed_order[1]
+    return epoch_order(run.dataset.n_a, run.dataset.n_b, run.cfg.seed, epoch)
+
+
+def _take_step(run: Run, batch: dict[str, torch.Tensor]) -> None:
+    """One step of the paper's algorithm at the schedule's learning rate."""
+    device = run.accelerator.device
+    real_a = batch["A"].to(device, non_blocking=True)
+    real_b = batch["B"].to(device, non_blocking=True)
+    run.gan.set_lr(run.cfg.train.lr * run.lr_factor(run.progress.step))
+    terms = train_step(run.accelerator, run.gan, run.pools, real_a, real_b, run.cfg.loss, run.progress.step + 1,
+                       run.checkpoints_dir)
+    run.progress.step += 1
+    run.progress.position += run.global_batch
+    run.window.add(terms)
+    run.bar.update(1)
+
+
+def _after_step(run: Run, stop: StopRequest) -> None:
+    """What is due after a step: the log record, image panels, the held-out evaluation, a
+    checkpoint; then stop if any process was asked to."""
+    cfg = run.cfg
+    if run.due(cfg.train.log_every):
+        _log_record(run)
+    if run.panels is not None and run.due(cfg.log.images_every):
+        _log_panels(run)
+    if run.evaluator and run.due(cfg.eval.every):
+        _evaluate(run)
+    if run.due(cfg.train.checkpoint_every):
+        _save(run, "periodic" if run.progress.step < run.total_steps else "final")
+        run.last_saved_step = run.progress.step
+    if any_process(run.accelerator, stop.signum is not None):
+        _stop(run, stop.signum)
+
+
+def _log_record(run: Run) -> None:
+    """The window's mean losses, learning rate and speed: a line of ``log.jsonl`` and the bar
+    (main process), and the dashboard with the memory in use."""
+    progress, gan, device = run.progress, run.gan, run.accelerator.device
+    values, it_per_s = run.window.close()
+    record = {"step": progress.step, "epoch": progress.epoch, "lr": run.cfg.train.lr * run.lr_factor(progress.step - 1),
+              "it_per_s": it_per_s, **values}
+    if run.accelerator.is_main_process:
+        run.bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
+        with run.log_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+    run.tracker.log({**{f"loss/{k}": v for k, v in values.items()},
+                     "lr/G": gan.opt_g.param_groups[0]["lr"], "lr/D": gan.opt_d.param_groups[0]["lr"],
+                     "perf/it_per_s": it_per_s,
+                     "perf/images_per_s": it_per_s * run.global_batch,  # of each domain
+                     "epoch": progress.epoch, **memory_metrics(device)}, progress.step)
+
+
+def _log_panels(run: Run) -> None:
+    """The held-out images as the generators translate them now, on the dashboard."""
+    began = time.perf_counter()
+    run.tracker.log(run.panels.render(*run.generators(), run.accelerator.device), run.progress.step)
+    run.window.exclude_since(began)  # drawing is not training: keep it out of it/s
+
+
+def _evaluate(run: Run) -> None:
+    """The held-out evaluation, on the main process while the others wait."""
+    began = time.perf_counter()
+    if run.accelerator.is_main_process:
+        _evaluate_held_out(run)
+    run.accelerator.wait_for_everyone()
+    run.window.exclude_since(began)
+
+
+def _save(run: Run, reason: str) -> Path:
+    """Gather every process's RNG and pools; the main process writes the checkpoint."""
+    accelerator, step = run.accelerator, run.progress.step
+    own = ProcessState(capture_rng_state(), {k: p.state_dict() for k, p in run.pools.items()},
+                       _weights_digest(run.gan.networks.values()))
+    states = gather_objects(accelerator, own)
+    if len({s.weights_digest for s in states}) > 1:
+        # Synchronised gradients and identical starts keep every replica identical; if they
+        # are not, something (a non-deterministic op, a bad launch) broke data parallelism.
+        accelerator.print(f"warning: the processes' weights differ at step {step} (checkpointing process 0's)")
+    path = run.checkpoints_dir / f"step-{step}"
+    if accelerator.is_main_process:
+        weights = {name: accelerator.unwrap_model(net).state_dict() for name, net in run.gan.networks.items()}
+        path = save_checkpoint(run.checkpoints_dir, weights, _training_state(run, reason), states,
+                               keep=run.cfg.train.keep_checkpoints, metadata=_generator_metadata(run.cfg, step))
     accelerator.wait_for_everyone()
-    accelerator.end_training()
-    return run_dir
+    return path
+
+
+def _training_state(run: Run, reason: str) -> TrainingState:
+    """What ``training_state.pt`` keeps of the run now."""
+    progress, dataset, seed = run.progress, run.dataset, run.cfg.seed
+    optimizers, scalers = run.gan.optimizer_states()
+    return TrainingState(
+        progress=progress, optimizers=optimizers, scalers=scalers,
+        data=DataState(dataset.n_a, dataset.n_b, seed, epoch_order(dataset.n_a, dataset.n_b, seed, progress.epoch)),
+        lr_factor=run.lr_factor(progress.step) if progress.step < run.total_steps else 0.0,
+        num_processes=run.accelerator.num_processes, config_hash=config_hash(run.cfg), reason=reason,
+        # The dashboard run --resume continues (the checkpoint's own when none is open now).
+        wandb_run_id=run.tracker.run_id or run.wandb_run_id)
+
+
+def _stop(run: Run, signum: int | None) -> NoReturn:
+    """Save the step just taken, unless it is saved already, and raise ``TrainingInterrupted``."""
+    path = run.checkpoints_dir / f"step-{run.progress.step}"
+    if run.last_saved_step != run.progress.step:
+        path = _save(run, "interrupted")
+    run.bar.close()
+    raise TrainingInterrupted(signum or signal.SIGTERM, run.progress.step, path)
+
+
+def _finish(run: Run) -> None:
+    """The final generators, the dashboard's last grid, evaluations and model, and a last line."""
+    cfg, step, run_dir = run.cfg, run.progress.step, run.run_dir
+    g_a, g_b = run.generators()
+    _write_final_generators(run_dir, g_a, g_b, _generator_metadata(cfg, step))
+    if run.tracker.enabled:  # the final held-out grid, larger than the periodic panels
+        final = HeldOutPanels.load(cfg, run.sources, count=FINAL_GRID_IMAGES)
+        run.tracker.log(final.render(g_a, g_b, run.accelerator.device, prefix="final"), step)
+    if run.last_eval is not None:
+        _report_evaluations(run.last_eval, run.best, cfg.eval.metric, run.checkpoints_dir, run.tracker)
+    if cfg.wandb.log_model:
+        run.tracker.log_model([run_dir / "G_A.safetensors", run_dir / "G_B.safetensors", run_dir / "config.yaml"],
+                              step)
+    run.accelerator.print(f"done: {step} steps; generators in {run_dir}/G_A.safetensors and G_B.safetensors")
 
 
 # --------------------------------------------------------------------------------------------
 # Held-out evaluation and the best generators
 
-FINAL_GRID_IMAGES = 16  # held-out images per domain in the dashboard's grid at the end of a run
 
-
-def _evaluate_held_out(
-    evaluator: HeldOutEvaluator, g_a: nn.Module, g_b: nn.Module, step: int, best: dict[str, Any] | None,
-    checkpoints_dir: Path, metadata: dict[str, str], tracker: Tracker, log_path: Path,
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Evaluate on the held-out subset, log it, and keep the generators if they are the best yet.
-    Returns (this evaluation's record, the best record)."""
+def _evaluate_held_out(run: Run) -> None:
+    """Evaluate on the held-out subset, log it, and keep the generators if they are the best yet."""
+    evaluator, step = run.evaluator, run.progress.step
+    g_a, g_b = run.generators()
     result = evaluator(g_a, g_b)
     result.step = step
     record = {"metric": evaluator.metric, "value": score(result, evaluator.metric), "step": step,
               "evaluation": result.to_json()}
-    if is_better(record["value"], best["value"] if best else None, evaluator.metric):
+    if is_better(record["value"], run.best["value"] if run.best else None, evaluator.metric):
         try:
-            write_best(checkpoints_dir, {"G_A": g_a.state_dict(), "G_B": g_b.state_dict()}, record, metadata)
-            best = record
+            write_best(run.checkpoints_dir, {"G_A": g_a.state_dict(), "G_B": g_b.state_dict()}, record,
+                       _generator_metadata(run.cfg, step))
+            run.best = record
         except OSError as e:  # a full disk costs this best, not the run (the previous best is intact)
-            tqdm.write(f"warning: could not write {checkpoints_dir / BEST} at step {step}: {e.strerror or e}; "
+            tqdm.write(f"warning: could not write {run.checkpoints_dir / BEST} at step {step}: {e.strerror or e}; "
                        "the previous best is kept", file=sys.stderr)
     values = flat_metrics(result)
-    with log_path.open("a") as f:
+    with run.log_path.open("a") as f:
         f.write(json.dumps({"step": step, "eval": values}) + "\n")
     logged: dict[str, Any] = {f"eval/{k}": v for k, v in values.items()}
-    if best is not None:
-        logged[f"eval/best_{evaluator.metric}"] = best["value"]
-    tracker.log(logged, step)
-    return record, best
+    if run.best is not None:
+        logged[f"eval/best_{evaluator.metric}"] = run.best["value"]
+    run.tracker.log(logged, step)
+    run.last_eval = record
 
 
 def _previous_best(checkpoints_dir: Path, metric: str, accelerator: Accelerator) -> dict[str, Any] | None:
@@ -487,110 +511,12 @@ def _report_evaluations(last: dict[str, Any], best: dict[str, Any] | None, metri
 
 
 # --------------------------------------------------------------------------------------------
-# Helpers of the loop
+# Files of the run
 
 
-def _make_accelerator(mixed_precision: str) -> Accelerator:
-    """An Accelerator that also joins a multi-process launch on a machine without GPUs.
-
-    Under ``torchrun`` or ``accelerate launch --multi_gpu`` with no CUDA device, accelerate only
-    forms a (gloo) process group when told ``cpu=True``; otherwise every process would run alone,
-    believe it is the main one, and all would write the same files.
-    """
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    accelerator = Accelerator(mixed_precision=mixed_precision,
-                              cpu=launched > 1 and not torch.cuda.is_available())
-    if accelerator.num_processes != launched:
-        raise LaunchError(
-            f"launched as {launched} processes (WORLD_SIZE={launched}) but accelerate joined "
-            f"{accelerator.num_processes}; check the launcher and `accelerate config`")
-    requested = _requested_processes()
-    if requested is not None and requested > accelerator.num_processes:
-        accelerator.print(
-            f"\n{'!' * 78}\n! The launch asked for {requested} processes, but this run has "
-            f"{accelerator.num_processes}.\n! `accelerate launch --cpu --num_processes N` starts one process "
-            "unless MPI is set up.\n! For N CPU processes use `accelerate launch --multi_gpu --num_processes N` "
-            f"or `torchrun --nproc_per_node N`.\n{'!' * 78}\n")
-    return accelerator
-
-
-def _requested_processes() -> int | None:
-    """The process count given to ``accelerate launch`` on its command line, if it was.
-
-    ``accelerate launch --cpu --num_processes 2`` starts a single process and passes the count on
-    to nobody, so the only place it can be read is the launcher's own command line (Linux /proc).
-    """
-    try:
-        argv = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return None
-    by_script = len(argv) > 2 and Path(argv[1]).name == "accelerate" and argv[2] == "launch"  # python .../accelerate launch
-    by_binary = len(argv) > 1 and Path(argv[0]).name == "accelerate" and argv[1] == "launch"
-    by_module = "accelerate.commands.launch" in argv  # python -m accelerate.commands.launch
-    if not (by_script or by_binary or by_module):
-        return None
-    for i, arg in enumerate(argv):
-        for flag in ("--num_processes", "--num-processes"):
-            value = argv[i + 1] if arg == flag and i + 1 < len(argv) else arg.partition("=")[2] \
-                if arg.startswith(flag + "=") else None
-            if value is not None and value.isdigit():
-                return int(value)
-    return None
-
-
-def _backward(accelerator: Accelerator, terms: dict[str, torch.Tensor], scaler: torch.amp.GradScaler,
-              which: str, step: int, checkpoints_dir: Path) -> None:
-    """Back-propagate the sum of ``terms``, after checking that it is finite on every process."""
-    loss = sum(terms.values())
-    _stop_if_not_finite(accelerator, loss, which, step, checkpoints_dir)
-    if scaler.is_enabled():
-        scaler.scale(loss).backward()
-    else:
-        accelerator.backward(loss)
-
-
-def _step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
-    if scaler.is_enabled():
-        scaler.step(optimizer)  # skipped when the scaled gradients overflowed
-        scaler.update()
-    else:
-        optimizer.step()
-
-
-def _any_process(accelerator: Accelerator, flag: bool) -> bool:
-    """True if ``flag`` is set on any process, so all processes stop at the same step."""
-    if accelerator.num_processes == 1:
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
-    return bool(accelerator.reduce(value, reduction="sum").item() > 0)
-
-
-def _stop_if_not_finite(accelerator: Accelerator, loss: torch.Tensor, which: str, step: int,
-                        checkpoints_dir: Path) -> None:
-    if not _any_process(accelerator, not bool(torch.isfinite(loss.detach()).all())):
-        return
-    previous = list_checkpoints(checkpoints_dir)
-    last = previous[-1] if previous else "none (no checkpoint was written yet)"
-    raise NonFiniteLoss(
-        f"the {which} loss is {loss.item()} at step {step}; stopped before updating the weights. "
-        f"Last good checkpoint: {last}")
-
-
-def _order_for(epoch: int, saved: Any, dataset: UnalignedDataset, seed: int) -> torch.Tensor:
-    """The epoch's data order: the checkpoint's own copy when resuming inside that epoch."""
-    if saved:
-        training_state = saved[1]
-        if training_state["progress"]["epoch"] == epoch:
-            return training_state["data"]["order"]
-    return epoch_order(dataset.n_a, dataset.n_b, seed, epoch)
-
-
-def _check_same_data(training_state: dict[str, Any], source_a: Any, source_b: Any, checkpoint: Path) -> None:
-    data = training_state["data"]
-    if (data["n_a"], data["n_b"]) != (len(source_a), len(source_b)):
-        raise CheckpointError(
-            f"checkpoint {checkpoint} was trained on {data['n_a']} A and {data['n_b']} B images, "
-            f"but the data now has {len(source_a)} and {len(source_b)}; resume needs the same data")
+def _generator_metadata(cfg: Config, step: int) -> dict[str, str]:
+    """The metadata of every weights file the run writes: checkpoints, the best and the final generators."""
+    return weights_metadata(config_to_dict(cfg)["model"], step)
 
 
 def _weights_digest(nets: Iterable[nn.Module]) -> str:
@@ -600,14 +526,6 @@ def _weights_digest(nets: Iterable[nn.Module]) -> str:
         for t in net.state_dict().values():
             h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-def _gather_objects(accelerator: Accelerator, obj: Any) -> list[Any]:
-    if accelerator.num_processes == 1:
-        return [obj]
-    gathered: list[Any] = [None] * accelerator.num_processes
-    torch.distributed.all_gather_object(gathered, obj)
-    return gathered
 
 
 def _write_config(run_dir: Path, cfg: Config, accelerator: Accelerator) -> None:
@@ -620,9 +538,8 @@ def _write_config(run_dir: Path, cfg: Config, accelerator: Accelerator) -> None:
     path.write_text(text)
 
 
-def _write_final_generators(run_dir: Path, g_a: nn.Module, g_b: nn.Module, cfg: Config, step: int) -> None:
+def _write_final_generators(run_dir: Path, g_a: nn.Module, g_b: nn.Module, metadata: dict[str, str]) -> None:
     """``G_A.safetensors`` and ``G_B.safetensors`` beside ``config.yaml``: all that translation needs."""
-    metadata = weights_metadata(config_to_dict(cfg)["model"], step)
     for name, net in (("G_A", g_a), ("G_B", g_b)):
         tmp = run_dir / f".{name}.safetensors.tmp"
         save_weights(tmp, net.state_dict(), metadata)
