@@ -423,17 +423,14 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
 def _validate_architectures(m: ModelConfig) -> int:
     """Registered names and settings the architectures can take; returns the generator's size
     multiple. (Imported here: the registry brings torch with it, which ``--help`` does without.)"""
-    import torch
-
-    from .models import ArchitectureError, discriminator_spec, generator_spec
+    from .models import ArchitectureError, discriminator_spec, generator_size_multiple
 
     if m.n_blocks is not None and m.n_blocks < 0:
         raise ConfigError(f"model.n_blocks must not be negative; got {m.n_blocks}")
     if m.n_layers_d is not None and m.n_layers_d <= 0:
         raise ConfigError(f"model.n_layers_d must be positive; got {m.n_layers_d}")
     try:
-        with torch.device("meta"):  # shapes only: a huge model.ngf allocates nothing here
-            multiple = generator_spec(m).build().size_multiple
+        multiple = generator_size_multiple(m)  # a shape-only build: a huge model.ngf allocates nothing
     except ArchitectureError as e:
         raise ConfigError(f"model.generator: {e}") from None
     try:

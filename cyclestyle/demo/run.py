@@ -36,7 +36,7 @@ from ..evaluation.compare import run_comparison
 from ..evaluation.evaluate import evaluate_translators, write_report
 from ..inference.run import open_run
 from ..style import gatys
-from ..training.checkpoint import load_state, resolve_checkpoint
+from ..training.checkpoint import TrainingState, load_state, resolve_checkpoint
 from ..training.loop import TrainingInterrupted, train
 from ..training.tracking import Panel, open_tracker
 from .data import TRUTH_DIR, ensure_demo_dataset
@@ -294,7 +294,7 @@ training log <code>run/log.jsonl</code>, best generators <code>run/checkpoints/b
 def _log_to_dashboard(cfg: Config, run_dir: Path, result: dict[str, Any], report_png: Path) -> None:
     """Add the demo's results and picture to the training run's wandb run (the same run id)."""
     checkpoint = resolve_checkpoint(run_dir / "checkpoints", "latest")
-    run_id = load_state(checkpoint / "training_state.pt").get("wandb_run_id") if checkpoint else None
+    run_id = TrainingState.from_dict(load_state(checkpoint / "training_state.pt")).wandb_run_id if checkpoint else None
     if run_id is None:  # the dashboard was off
         return
     with open_tracker(cfg, run_dir, is_main=True, resume_id=run_id) as tracker:

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..config import ModelConfig
@@ -21,7 +22,7 @@ from .resnet import ResnetBlock, ResnetGenerator
 
 __all__ = ["DISCRIMINATORS", "GENERATORS", "Architecture", "ArchitectureError", "NetworkSpec", "PatchDiscriminator",
            "Registry", "ResnetBlock", "ResnetGenerator", "build_discriminator", "build_generator",
-           "discriminator_spec", "generator_spec"]
+           "discriminator_spec", "generator_size_multiple", "generator_spec"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,12 @@ def discriminator_spec(cfg: ModelConfig, channels: int) -> NetworkSpec:
     """A discriminator of images with ``channels`` channels."""
     arguments = DISCRIMINATORS[cfg.discriminator].arguments(_settings(cfg))
     return NetworkSpec("discriminator", cfg.discriminator, channels, None, arguments)
+
+
+def generator_size_multiple(cfg: ModelConfig) -> int:
+    """What the generator needs of an input's sides, from a shape-only build (nothing allocated)."""
+    with torch.device("meta"):
+        return build_generator(cfg).size_multiple
 
 
 def build_generator(cfg: ModelConfig, reverse: bool = False) -> nn.Module:

@@ -24,12 +24,12 @@ import os
 import random
 import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-
 from torch import nn
 
 from ..models.weights import CheckpointError, load_weights, save_weights
@@ -195,7 +195,7 @@ def write_checkpoint(
     training_state: dict[str, Any],
     process_states: list[dict[str, Any]],
     keep: int,
-    metadata: dict[str, str] | None = None,
+    metadata: Mapping[str, dict[str, str]] | None = None,
 ) -> Path:
     """Write ``step-N`` atomically, point ``latest`` at it, and prune to the newest ``keep``."""
     checkpoints_dir.mkdir(parents=True, exist_ok=True)
@@ -206,7 +206,7 @@ def write_checkpoint(
     try:
         tmp.mkdir()
         for name, state_dict in networks.items():
-            save_weights(tmp / f"{name}.safetensors", state_dict, metadata)
+            save_weights(tmp / f"{name}.safetensors", state_dict, (metadata or {}).get(name))
         torch.save(training_state, tmp / "training_state.pt")
         for rank, process_state in enumerate(process_states):
             torch.save(process_state, tmp / f"process-{rank}.pt")
@@ -227,7 +227,7 @@ BEST = "best"
 
 
 def write_best(checkpoints_dir: Path, generators: dict[str, dict[str, torch.Tensor]], record: dict[str, Any],
-               metadata: dict[str, str] | None = None) -> Path:
+               metadata: Mapping[str, dict[str, str]] | None = None) -> Path:
     """Replace ``checkpoints/best/`` with these generators and ``record`` (the evaluation that
     chose them, as ``metrics.json``). Written aside and renamed into place, like a checkpoint."""
     checkpoints_dir.mkdir(parents=True, exist_ok=True)
@@ -238,7 +238,7 @@ def write_best(checkpoints_dir: Path, generators: dict[str, dict[str, torch.Tens
     try:
         tmp.mkdir()
         for name, state_dict in generators.items():
-            save_weights(tmp / f"{name}.safetensors", state_dict, metadata)
+            save_weights(tmp / f"{name}.safetensors", state_dict, (metadata or {}).get(name))
         (tmp / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
         _fsync_tree(tmp)
         if final.exists():
@@ -310,7 +310,7 @@ def read_checkpoint(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dic
 
 def save_checkpoint(
     checkpoints_dir: Path, networks: dict[str, dict[str, torch.Tensor]], state: TrainingState,
-    processes: list[ProcessState], keep: int, metadata: dict[str, str] | None = None,
+    processes: list[ProcessState], keep: int, metadata: Mapping[str, dict[str, str]] | None = None,
 ) -> Path:
     """``write_checkpoint`` for ``step-{state.progress.step}``; a failed write names the last good one."""
     step = state.progress.step

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -32,7 +33,13 @@ from tqdm.auto import tqdm
 from ..config import Config, ConfigError, TrainConfig, config_hash, config_to_dict, dump_config
 from ..data import Source, UnalignedDataset, open_domains
 from ..evaluation.evaluate import HeldOutEvaluator, flat_metrics, is_better, score
-from ..models import build_discriminator, build_generator
+from ..models import (
+    build_discriminator,
+    build_generator,
+    discriminator_spec,
+    generator_size_multiple,
+    generator_spec,
+)
 from ..models.weights import save_weights, weights_metadata
 from .checkpoint import (
     BEST,
@@ -199,7 +206,8 @@ def _open_run(cfg: Config, resume: str | None) -> Run:
     checkpoint = _checkpoint_to_resume(run_dir, resume, accelerator)
     # Data first: a bad folder should fail before any model is built.
     sources = open_domains(cfg.data, cfg.data.train_split, channels=cfg.model.in_channels)
-    dataset = UnalignedDataset(*sources, cfg.data, channels=cfg.model.in_channels)
+    dataset = UnalignedDataset(*sources, cfg.data, channels=cfg.model.in_channels,
+                               size_multiple=generator_size_multiple(cfg.model))
     evaluator = HeldOutEvaluator(cfg, accelerator.device, load_extractor=accelerator.is_main_process) \
         if cfg.eval.every else None
     total_steps, lr_factor = _schedule(cfg.train, len(dataset), accelerator.num_processes)
@@ -514,9 +522,14 @@ def _report_evaluations(last: dict[str, Any], best: dict[str, Any] | None, metri
 # Files of the run
 
 
-def _generator_metadata(cfg: Config, step: int) -> dict[str, str]:
-    """The metadata of every weights file the run writes: checkpoints, the best and the final generators."""
-    return weights_metadata(config_to_dict(cfg)["model"], step)
+def _generator_metadata(cfg: Config, step: int) -> dict[str, dict[str, str]]:
+    """The metadata of each network's weights file (by name: G_A …), in checkpoints, the best and
+    the final generators: the run's model config, the step, and the network's own architecture
+    name and arguments, so that any file rebuilds its network alone."""
+    model, m = config_to_dict(cfg)["model"], cfg.model
+    specs = {"G_A": generator_spec(m), "G_B": generator_spec(m, reverse=True),
+             "D_A": discriminator_spec(m, m.out_channels), "D_B": discriminator_spec(m, m.in_channels)}
+    return {name: weights_metadata(model, step, spec) for name, spec in specs.items()}
 
 
 def _weights_digest(nets: Iterable[nn.Module]) -> str:
@@ -538,9 +551,11 @@ def _write_config(run_dir: Path, cfg: Config, accelerator: Accelerator) -> None:
     path.write_text(text)
 
 
-def _write_final_generators(run_dir: Path, g_a: nn.Module, g_b: nn.Module, metadata: dict[str, str]) -> None:
-    """``G_A.safetensors`` and ``G_B.safetensors`` beside ``config.yaml``: all that translation needs."""
+def _write_final_generators(run_dir: Path, g_a: nn.Module, g_b: nn.Module,
+                            metadata: dict[str, dict[str, str]]) -> None:
+    """``G_A.safetensors`` and ``G_B.safetensors`` beside ``config.yaml``: all that translation needs.
+    Written aside under a name of this process's own, then renamed into place."""
     for name, net in (("G_A", g_a), ("G_B", g_b)):
-        tmp = run_dir / f".{name}.safetensors.tmp"
-        save_weights(tmp, net.state_dict(), metadata)
+        tmp = run_dir / f".{name}.safetensors.{os.getpid()}.tmp"
+        save_weights(tmp, net.state_dict(), metadata[name])
         tmp.replace(run_dir / f"{name}.safetensors")

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from ..config import Config, config_to_dict
 from ..data import DataError, Source, open_domains, preprocess, tensor_to_image
 from ..inference.translate import eval_mode, translate_tensor
+from ..models import generator_size_multiple
 
 STEP_METRIC = "train/step"
 # How long a run with credentials waits for the W&B server before logging offline instead
@@ -294,10 +295,11 @@ class HeldOutPanels:
             sources, split = train_sources, d.train_split
             _say("note", f"image panels: no usable '{d.test_split}' split ({e}); they show the first "
                          f"{count} '{split}' images instead")
-        images = []
+        images, multiple = [], generator_size_multiple(m)
         for source, channels in zip(sources, (m.in_channels, m.out_channels)):
             images.append([preprocess(source.load(i, channels), d, random.Random(0), train=False,
-                                      source=source.describe(i)) for i in range(min(count, len(source)))])
+                                      source=source.describe(i), size_multiple=multiple)
+                           for i in range(min(count, len(source)))])
         return cls(images[0], images[1], identity=m.in_channels == m.out_channels, source=split)
 
     @torch.inference_mode()
