@@ -59,6 +59,7 @@ from ..data import (
     tensor_to_image,
     verify_image,
 )
+from ..devices import default_device
 from ..inference.run import find_generator
 from ..inference.translate import translate_tensor
 from ..models.weights import load_generator
@@ -370,7 +371,7 @@ def run_comparison(
     if not style and collection is None:
         collection = DEFAULT_COLLECTION
     vgg_source = gatys.load_vgg19(vgg_weights, layers=("relu1_1",)).source  # missing weights: fail now
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = default_device(device)
 
     generator_path = find_generator(weights, direction)
     cfg = run_config_for(generator_path)

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from ..config import EVAL_METRICS, Config, ConfigError, DataConfig, config_hash, load_config, split_metric
 from ..data import DataError, Source, image_to_tensor, list_images, load_image, open_domains, tensor_to_image
+from ..devices import default_device
 from ..inference.run import find_generator
 from ..inference.translate import eval_mode, translate_tensor
 from ..models.weights import load_generator
@@ -362,7 +363,7 @@ def run_config_for(weights: Path) -> Config | None:
 
 
 def run_cli(args: Any) -> int:
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = default_device(args.device)
     path_a, path_b = find_generator(args.weights, "AtoB"), find_generator(args.weights, "BtoA")
     g_a, g_b = load_generator(path_a, device), load_generator(path_b, device)
     cfg = run_config_for(path_a)

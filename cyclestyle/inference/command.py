@@ -23,6 +23,7 @@ from ..data import (
     load_image,
     tensor_to_image,
 )
+from ..devices import default_device
 from ..models.weights import load_generator
 from .run import find_generator
 from .tiling import DEFAULT_TILE, TilePlan, _ceil4, _in_channels, plan_tiles
@@ -149,10 +150,6 @@ def _save(img: Image.Image, dst: Path) -> None:
 # The command
 
 
-def _default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def run_cli(args) -> int:
     """``cyclestyle translate``: 0 when every image was translated or skipped, 1 when any failed."""
     started = time.perf_counter()
@@ -162,7 +159,7 @@ def run_cli(args) -> int:
             option = "--" + name.replace("_", "-")
             print(f"cyclestyle: error: {option} must be at least {least}, got {value}", file=sys.stderr)
             return 2
-    device = torch.device(args.device) if args.device else _default_device()
+    device = default_device(args.device)
     weights = find_generator(args.weights, args.direction)
     generator = load_generator(weights, device)
     out_root = Path(args.output).expanduser()
