@@ -64,7 +64,7 @@ from ..inference.run import find_generator
 from ..inference.translate import translate_tensor
 from ..models.weights import load_generator
 from ..style import gatys
-from . import metrics
+from . import metrics, registry
 from .evaluate import (
     FeatureStream,
     find_truth,
@@ -79,14 +79,24 @@ from .evaluate import (
 DIRECTIONS = {"AtoB": ("A", "B"), "BtoA": ("B", "A")}  # direction → (source domain, target domain)
 DEFAULT_COLLECTION = 8  # training images of the target domain averaged when no style is chosen
 GRID_MAX_ROWS = 100  # grid.png stays a picture one can open; index.html shows every image
-MEASURES = {
+MEASURES = {  # the costs; the quality metrics are the registered ones (``quality_metrics``)
     "seconds_per_image": "wall time of the translation or optimisation alone, per image (network loading "
                          "and file input/output excluded)",
     "peak_memory_mib": "peak increase over the method's start, network loading included: torch's allocated "
                        "CUDA memory on a GPU; on a CPU the process's resident set sampled every 5 ms (a lower "
                        "bound: freed memory the C library kept and the method reused is not counted)",
-    "fid/kid/psnr/ssim": "computed from the 8-bit PNGs written under images/",
 }
+
+
+def quality_metrics() -> tuple[registry.Metric, ...]:
+    """The registered metrics a comparison can compute: every one but those that need a
+    reconstruction (Gatys and the identity have no way back)."""
+    return registry.registered(["truth", "input", "features"])
+
+
+def measures() -> dict[str, str]:
+    """comparison.json's ``measures``: what each measure is."""
+    return {**MEASURES, registry.group_name(quality_metrics()): "computed from the 8-bit PNGs written under images/"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,28 +307,29 @@ def _image_size(path: Path) -> tuple[int, int]:
 def _quality(column: str, names: list[str], with_truth: set[str], output: Path, channels: int,
              extractor: nn.Module | None, real: Tensor | None, device: torch.device, notes: list[str]
              ) -> dict[str, float | None]:
-    """FID/KID of a column's images against the real target-domain features, and mean PSNR/SSIM
-    over the images that have a true translation."""
+    """The quality metrics of a column's images: the per-image ones averaged over the images
+    (those with a truth, for the metrics that need one), the feature ones against the real
+    target-domain features."""
     images = output / "images"
-    out: dict[str, float | None] = {"fid": None, "kid": None, "kid_std": None, "psnr": None, "ssim": None}
-    psnrs, ssims = [], []
+    chosen = quality_metrics()
+    wants_input = any(m.needs == "input" for m in chosen)
+    fakes = FeatureStream(extractor, 16, device) if extractor is not None and real is not None else None
+    per_image = []
     for n in names:
-        if n in with_truth:
-            y, t = _read(images / column / f"{n}.png", channels), _read(images / "truth" / f"{n}.png", channels)
-            psnrs.append(metrics.psnr(y, t))
-            ssims.append(metrics.ssim(y, t))
-    if psnrs:
-        out["psnr"], out["ssim"] = sum(psnrs) / len(psnrs), sum(ssims) / len(ssims)
-    if extractor is not None and real is not None:
-        fakes = FeatureStream(extractor, 16, device)
-        for n in names:
-            fakes.add(_read(images / column / f"{n}.png", channels))
-        fake = fakes.result()
-        try:
-            out["fid"] = metrics.frechet_distance(real, fake)
-            out["kid"], out["kid_std"] = metrics.kernel_inception_distance(real, fake)
-        except ValueError as e:
-            notes.append(f"{column}: fid/kid not computed: {e}")
+        translated = _read(images / column / f"{n}.png", channels)
+        if fakes is not None:
+            fakes.add(translated)
+        sample = registry.Images(
+            input=_read(images / "input" / f"{n}.png", channels) if wants_input else translated,
+            translated=translated,
+            truth=_read(images / "truth" / f"{n}.png", channels) if n in with_truth else None)
+        per_image.append(registry.measure_image(chosen, sample))
+    out: dict[str, float | None] = dict.fromkeys(registry.outputs(chosen)) | registry.means(per_image)
+    if fakes is not None:
+        measured, failed = registry.measure_sets(chosen, real, fakes.result())
+        out |= measured
+        if failed:
+            notes.append(f"{column}: {registry.failure_note(failed)}")
     return out
 
 
@@ -341,9 +352,9 @@ def run_comparison(
          "grid_columns": ["input", "cyclegan", "gatys-style", …, "truth"], "vgg_weights": …,
          "measures": {what each measure is}, "notes": [...]}
 
-    Every method has ``seconds_per_image``, ``peak_memory_mib``, ``fid``, ``kid``, ``kid_std``,
-    ``psnr``, ``ssim`` (``null`` where not computable, the reason in ``notes``) and ``n``, the
-    same for all. ``identity`` (output = input) is there when a true translation matched.
+    Every method has ``seconds_per_image``, ``peak_memory_mib``, the outputs of the quality metrics
+    (``fid``, ``kid``, ``kid_std``, ``psnr``, ``ssim``: ``null`` where not computable, the reason
+    in ``notes``) and ``n``, the same for all. ``identity`` (output = input) is there when a true translation matched.
 
     ``style``: style image files (a folder: the average style of its images), blended equally
     into one variant, "gatys-style"; ``collection``: K, the "gatys-collection" variant, the
@@ -397,10 +408,11 @@ def run_comparison(
         notes.append(f"the first {count} of {len(held_out)} held-out images were used (--limit)")
     if size is not None:
         notes.append(f"images resized so the short side is {size} px; every method's output has that size")
-    if truth and not with_truth:
-        notes.append("psnr/ssim not computed: no ground truth matched a held-out image by file name")
-    elif truth and len(with_truth) < len(names):
-        notes.append(f"psnr/ssim over the {len(with_truth)} of {len(names)} images with a ground truth "
+    on_truth = registry.group_name(m for m in quality_metrics() if m.needs == "truth")
+    if truth and on_truth and not with_truth:
+        notes.append(f"{on_truth} not computed: no ground truth matched a held-out image by file name")
+    elif truth and on_truth and len(with_truth) < len(names):
+        notes.append(f"{on_truth} over the {len(with_truth)} of {len(names)} images with a ground truth "
                      "of the same name")
 
     shapes = {n: _image_size(output / "images" / "input" / f"{n}.png") for n in names}
@@ -433,20 +445,21 @@ def run_comparison(
     for method in methods:
         results[method.name] = _run_method(method, names, output, channels, device, progress)
 
-    if extractor is None:
+    on_features = registry.group_name(m for m in quality_metrics() if m.needs == "features")
+    if extractor is None and on_features:
         try:
             extractor = metrics.load_inception(inception_weights)
         except metrics.MissingWeightsError as e:
-            notes.append(f"fid/kid not computed: {e}")
+            notes.append(f"{on_features} not computed: {e}")
     real = None
-    if extractor is not None:
+    if extractor is not None and on_features:
         reals = FeatureStream(extractor, 16, device)
         try:  # the methods' outputs are written: a missing target domain costs FID/KID only
             for _, x in readable_images(_domain(data_cfg, data_cfg.test_split, dst, channels), size, notes):
                 reals.add(unit(x))
             real = reals.result()
         except DataError as e:
-            notes.append(f"fid/kid not computed: {e}")
+            notes.append(f"{on_features} not computed: {e}")
     about = {m.name: m.about for m in methods}
     for name in results:
         column = "input" if name == "identity" else name
@@ -459,7 +472,7 @@ def run_comparison(
     comparison = {
         "direction": direction, "n": len(names), "images": names, "size": size, "device": str(device),
         "weights": str(generator_path), "step": step_of(generator_path), "methods": results,
-        "grid_columns": columns, "vgg_weights": vgg_source, "measures": MEASURES, "notes": notes,
+        "grid_columns": columns, "vgg_weights": vgg_source, "measures": measures(), "notes": notes,
     }
     text = json.dumps(comparison, indent=2)
     (output / "comparison.json").write_text(text + "\n")
@@ -497,8 +510,8 @@ def _fmt(v: Any) -> str:
 
 def write_html(comparison: dict[str, Any], output: Path) -> None:
     """index.html: the metrics per method first, then one row of images per held-out image."""
-    keys = [("n", "n"), ("seconds_per_image", "s / image"), ("peak_memory_mib", "peak MiB"), ("fid", "FID"),
-            ("kid", "KID"), ("psnr", "PSNR"), ("ssim", "SSIM")]
+    keys = [("n", "n"), ("seconds_per_image", "s / image"), ("peak_memory_mib", "peak MiB"),
+            *((m.name, m.label) for m in quality_metrics())]
     title = f"cyclestyle compare {comparison['direction']}: {comparison['weights']}"
     parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif}td,th{padding:4px 8px;text-align:center}"
@@ -511,7 +524,7 @@ def write_html(comparison: dict[str, Any], output: Path) -> None:
                      "transfers.</b></p>")
     parts.append("<table border=1><tr><th>method</th>" + "".join(f"<th>{k}</th>" for _, k in keys) + "</tr>")
     for name, m in comparison["methods"].items():
-        parts.append(f"<tr><td>{name}</td>" + "".join(f"<td>{_fmt(m[k])}</td>" for k, _ in keys) + "</tr>")
+        parts.append(f"<tr><td>{name}</td>" + "".join(f"<td>{_fmt(m.get(k))}</td>" for k, _ in keys) + "</tr>")
     parts.append("</table><ul>" + "".join(f"<li>{html.escape(f'{k}: {v}')}</li>"
                                          for k, v in comparison["measures"].items()) + "</ul>")
     if comparison["notes"]:
@@ -542,11 +555,11 @@ def run_cli(args: Any) -> int:
         paired_truth=Path(args.paired_truth) if args.paired_truth else None, size=args.size,
         vgg_weights=args.vgg_weights, inception_weights=args.inception_weights, gatys_steps=args.gatys_steps,
         seed=args.seed, device=args.device)
-    keys = {"seconds_per_image": "s/image", "peak_memory_mib": "peak MiB", "fid": "FID", "kid": "KID",
-            "psnr": "PSNR", "ssim": "SSIM"}
+    keys = {"seconds_per_image": "s/image", "peak_memory_mib": "peak MiB",
+            **{m.name: m.label for m in quality_metrics()}}
     print(f"{'method':<18}{'n':>5}" + "".join(f"{label:>10}" for label in keys.values()))
     for name, m in result["methods"].items():
-        print(f"{name:<18}{m['n']:>5}" + "".join(f"{_fmt(m[k]):>10}" for k in keys))
+        print(f"{name:<18}{m['n']:>5}" + "".join(f"{_fmt(m.get(k)):>10}" for k in keys))
     for note in result["notes"]:
         print(f"note: {note}")
     print(f"wrote {output / 'comparison.json'}, {output / 'index.html'} and {output / 'grid.png'} "
