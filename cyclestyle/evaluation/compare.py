@@ -30,7 +30,6 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import gc
-import html
 import json
 import threading
 import time
@@ -64,7 +63,7 @@ from ..inference.run import find_generator
 from ..inference.translate import translate_tensor
 from ..models.weights import load_generator
 from ..style import gatys
-from . import metrics, registry
+from . import metrics, registry, reports
 from .evaluate import (
     FeatureStream,
     find_truth,
@@ -79,6 +78,7 @@ from .evaluate import (
 DIRECTIONS = {"AtoB": ("A", "B"), "BtoA": ("B", "A")}  # direction → (source domain, target domain)
 DEFAULT_COLLECTION = 8  # training images of the target domain averaged when no style is chosen
 GRID_MAX_ROWS = 100  # grid.png stays a picture one can open; index.html shows every image
+COST_COLUMNS = (("seconds_per_image", "s / image"), ("peak_memory_mib", "peak MiB"))
 MEASURES = {  # the costs; the quality metrics are the registered ones (``quality_metrics``)
     "seconds_per_image": "wall time of the translation or optimisation alone, per image (network loading "
                          "and file input/output excluded)",
@@ -476,8 +476,10 @@ def run_comparison(
     }
     text = json.dumps(comparison, indent=2)
     (output / "comparison.json").write_text(text + "\n")
-    write_grid(output, names[:GRID_MAX_ROWS], columns)
-    write_html(comparison, output)
+    reports.write_grid(output / "grid.png", [[output / "images" / column / f"{name}.png" for column in columns]
+                                             for name in names[:GRID_MAX_ROWS]])
+    title = f"cyclestyle compare {direction}: {generator_path}"
+    reports.write_page(output / "index.html", title, report_blocks(comparison, output))
     return json.loads(text)  # exactly what the file holds (tuples as lists)
 
 
@@ -485,61 +487,27 @@ def run_comparison(
 # Reports
 
 
-def write_grid(output: Path, names: list[str], columns: list[str]) -> Path:
-    """grid.png: one row per image, one cell per column, every cell the size of the largest input
-    (images centred on white; a missing truth is a white cell). No header: the columns are
-    comparison.json's ``grid_columns``."""
-    images = output / "images"
-    sizes = [_image_size(images / "input" / f"{n}.png") for n in names]
-    width, height = max(w for w, _ in sizes), max(h for _, h in sizes)
-    grid = Image.new("RGB", (width * len(columns), height * len(names)), "white")
-    for r, name in enumerate(names):
-        for c, column in enumerate(columns):
-            path = images / column / f"{name}.png"
-            if path.is_file():
-                with Image.open(path) as img:
-                    grid.paste(img.convert("RGB"), (c * width + (width - img.width) // 2,
-                                                    r * height + (height - img.height) // 2))
-    grid.save(output / "grid.png")
-    return output / "grid.png"
-
-
-def _fmt(v: Any) -> str:
-    return "—" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
-
-
-def write_html(comparison: dict[str, Any], output: Path) -> None:
+def report_blocks(comparison: dict[str, Any], output: Path) -> list[reports.Block]:
     """index.html: the metrics per method first, then one row of images per held-out image."""
-    keys = [("n", "n"), ("seconds_per_image", "s / image"), ("peak_memory_mib", "peak MiB"),
-            *((m.name, m.label) for m in quality_metrics())]
-    title = f"cyclestyle compare {comparison['direction']}: {comparison['weights']}"
-    parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif}td,th{padding:4px 8px;text-align:center}"
-             "img{width:192px}</style>",
-             f"<h1>{html.escape(title)}</h1>",
-             f"<p>{comparison['n']} held-out images · device {html.escape(comparison['device'])} · "
-             f"VGG19 weights {html.escape(comparison['vgg_weights'])}</p>"]
+    columns = tuple(comparison["grid_columns"])
+    table_columns = [("n", "n"), *COST_COLUMNS, *reports.metric_columns(quality_metrics())]
+
+    def shown(name: str, column: str) -> str | None:  # a missing truth is an empty cell
+        src = f"images/{column}/{name}.png"
+        return src if (output / src).is_file() else None
+
+    blocks: list[reports.Block] = [reports.Paragraph(
+        f"{comparison['n']} held-out images · device {comparison['device']} · "
+        f"VGG19 weights {comparison['vgg_weights']}")]
     if comparison["vgg_weights"] == "random":
-        parts.append("<p><b>The Gatys outputs were made with random VGG19 weights: they are not real style "
-                     "transfers.</b></p>")
-    parts.append("<table border=1><tr><th>method</th>" + "".join(f"<th>{k}</th>" for _, k in keys) + "</tr>")
-    for name, m in comparison["methods"].items():
-        parts.append(f"<tr><td>{name}</td>" + "".join(f"<td>{_fmt(m.get(k))}</td>" for k, _ in keys) + "</tr>")
-    parts.append("</table><ul>" + "".join(f"<li>{html.escape(f'{k}: {v}')}</li>"
-                                         for k, v in comparison["measures"].items()) + "</ul>")
-    if comparison["notes"]:
-        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in comparison["notes"]) + "</ul>")
-    columns = comparison["grid_columns"]
-    parts.append("<table><tr><th>image</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>")
-    for name in comparison["images"]:
-        cells = []
-        for column in columns:
-            src = f"images/{column}/{name}.png"
-            present = (output / src).is_file()
-            cells.append(f"<td><img src='{html.escape(src)}' loading='lazy'></td>" if present else "<td></td>")
-        parts.append(f"<tr><td>{html.escape(name)}</td>{''.join(cells)}</tr>")
-    parts.append("</table>")
-    (output / "index.html").write_text("\n".join(parts) + "\n")
+        blocks.append(reports.Paragraph("The Gatys outputs were made with random VGG19 weights: they are not real "
+                                        "style transfers.", strong=True))
+    return [*blocks,
+            reports.metrics_table("method", comparison["methods"], table_columns),
+            reports.Notes(tuple(f"{k}: {v}" for k, v in comparison["measures"].items())),
+            reports.Notes(tuple(comparison["notes"])),
+            reports.ImageRows(columns, tuple((name, tuple(shown(name, c) for c in columns))
+                                             for name in comparison["images"]))]
 
 
 # --------------------------------------------------------------------------------------------
@@ -555,11 +523,10 @@ def run_cli(args: Any) -> int:
         paired_truth=Path(args.paired_truth) if args.paired_truth else None, size=args.size,
         vgg_weights=args.vgg_weights, inception_weights=args.inception_weights, gatys_steps=args.gatys_steps,
         seed=args.seed, device=args.device)
-    keys = {"seconds_per_image": "s/image", "peak_memory_mib": "peak MiB",
-            **{m.name: m.label for m in quality_metrics()}}
-    print(f"{'method':<18}{'n':>5}" + "".join(f"{label:>10}" for label in keys.values()))
+    keys = [*COST_COLUMNS, *reports.metric_columns(quality_metrics())]
+    print(f"{'method':<18}{'n':>5}" + "".join(f"{label:>10}" for _, label in keys))
     for name, m in result["methods"].items():
-        print(f"{name:<18}{m['n']:>5}" + "".join(f"{_fmt(m.get(k)):>10}" for k in keys))
+        print(f"{name:<18}{m['n']:>5}" + "".join(f"{reports.fmt(m.get(k)):>10}" for k, _ in keys))
     for note in result["notes"]:
         print(f"note: {note}")
     print(f"wrote {output / 'comparison.json'}, {output / 'index.html'} and {output / 'grid.png'} "

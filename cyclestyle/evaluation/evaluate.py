@@ -16,7 +16,6 @@ in ``notes``) and an HTML page of real | translated | reconstructed (| truth) ro
 from __future__ import annotations
 
 import dataclasses
-import html
 import json
 import math
 import time
@@ -36,7 +35,7 @@ from ..devices import default_device
 from ..inference.run import find_generator
 from ..inference.translate import eval_mode, translate_tensor
 from ..models.weights import load_generator
-from . import metrics, registry
+from . import metrics, registry, reports
 
 DIRECTIONS = (("AtoB", "A", "B"), ("BtoA", "B", "A"))
 
@@ -325,35 +324,22 @@ def write_report(result: Evaluation, output: Path, title: str) -> None:
     """``metrics.json`` and ``index.html`` (metrics table first, then one row per image)."""
     output.mkdir(parents=True, exist_ok=True)
     (output / "metrics.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
-    columns = {"n": "n", **{m.name: m.label for m in registry.registered()}}
+    reports.write_page(output / "index.html", title, report_blocks(result))
 
-    def fmt(v: Any) -> str:
-        return "—" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
 
-    parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif}td,th{padding:4px 8px;text-align:center}"
-             "img{width:192px;image-rendering:auto}</style>",
-             f"<h1>{html.escape(title)}</h1>",
-             f"<p>step {fmt(result.step)} · config {fmt(result.config_hash)}</p>",
-             "<table border=1><tr><th>direction</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns.values())
-             + "</tr>"]
-    for name, m in result.directions.items():
-        values = m.to_json()
-        parts.append(f"<tr><td>{name}</td>" + "".join(f"<td>{fmt(values.get(k))}</td>" for k in columns) + "</tr>")
-    parts.append("</table>")
-    if result.notes:
-        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in result.notes) + "</ul>")
+def report_blocks(result: Evaluation) -> list[reports.Block]:
+    """The page of an evaluation: step and config, a row of metrics per direction, the notes,
+    then per direction one row per image: real | translated | reconstructed (| truth)."""
+    columns = [("n", "n"), *reports.metric_columns(registry.registered())]
+    blocks: list[reports.Block] = [
+        reports.Paragraph(f"step {reports.fmt(result.step)} · config {reports.fmt(result.config_hash)}"),
+        reports.metrics_table("direction", {d: m.to_json() for d, m in result.directions.items()}, columns),
+        reports.Notes(tuple(result.notes))]
     for direction, rows in result.rows.items():
-        has_truth = any("truth" in r for r in rows)
-        columns = ["real", "translated", "reconstructed"] + (["truth"] if has_truth else [])
-        parts.append(f"<h2>{direction}</h2><table><tr><th>image</th>"
-                     + "".join(f"<th>{c}</th>" for c in columns) + "</tr>")
-        for r in rows:
-            cells = "".join(f"<td><img src='{html.escape(r[c])}' loading='lazy'></td>" if c in r else "<td></td>"
-                            for c in columns)
-            parts.append(f"<tr><td>{html.escape(r['name'])}</td>{cells}</tr>")
-        parts.append("</table>")
-    (output / "index.html").write_text("\n".join(parts) + "\n")
+        kinds = ("real", "translated", "reconstructed", *(("truth",) if any("truth" in r for r in rows) else ()))
+        blocks += [reports.Heading(direction),
+                   reports.ImageRows(kinds, tuple((r["name"], tuple(r.get(k) for k in kinds)) for r in rows))]
+    return blocks
 
 
 # --------------------------------------------------------------------------------------------
