@@ -2,6 +2,8 @@
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -78,3 +80,10 @@ def test_a_metric_cannot_take_a_name_in_use():
         registry.register(registry.Metric(name="kid_std", better="min", needs="features",
                                           compute=lambda real, fake: 0.0, label="x", description="x"))
     assert [m.name for m in registry.registered()] == ["fid", "kid", "cycle_l1", "psnr", "ssim"]
+
+
+def test_config_validates_metrics_without_importing_torch():
+    """A command that only loads a config must not pay for torch: the registry is read torch-free."""
+    code = "import sys, cyclestyle.config; assert 'torch' not in sys.modules, 'config imported torch'"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
