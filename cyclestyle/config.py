@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 import yaml
 
+from .evaluation import registry
+
 
 class ConfigError(ValueError):
     """A configuration problem, reported in one line that names the key."""
@@ -135,10 +137,6 @@ class LogConfig:
     with_: Literal["wandb", "none"] = "wandb"
     images_every: int = 1000
     num_images: int = 4
-
-
-# Held-out metrics that can choose the best checkpoint, and which way is better.
-EVAL_METRICS = {"fid": "min", "kid": "min", "cycle_l1": "min", "psnr": "max", "ssim": "max"}
 
 
 @dataclass(frozen=True)
@@ -450,10 +448,12 @@ def _validate_eval(e: EvalConfig) -> None:
     if e.every < 0 or e.num_images < 0:
         raise ConfigError(f"eval.every and eval.num_images must not be negative; got {e.every} and {e.num_images}")
     direction, name = split_metric(e.metric)
-    if name not in EVAL_METRICS or direction not in (None, "AtoB", "BtoA"):
-        raise ConfigError(f"eval.metric must be one of {', '.join(EVAL_METRICS)}, optionally prefixed by "
-                          f"AtoB/ or BtoA/; got {e.metric!r}")
-    if name in ("psnr", "ssim") and e.paired_truth is None:
+    metric = registry.get(name)  # the held-out metrics, and which way is better, are registered there
+    if metric is None or direction not in (None, "AtoB", "BtoA"):
+        choices = ", ".join(m.name for m in registry.registered())
+        raise ConfigError(f"eval.metric must be one of {choices}, optionally prefixed by AtoB/ or BtoA/; "
+                          f"got {e.metric!r}")
+    if metric.needs == "truth" and e.paired_truth is None:
         raise ConfigError(f"eval.metric {e.metric} needs eval.paired_truth (a folder of true translations)")
 
 

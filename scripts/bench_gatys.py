@@ -39,6 +39,7 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from cyclestyle.devices import default_device  # noqa: E402
 from cyclestyle.style import gatys  # noqa: E402
 
 
@@ -97,9 +98,10 @@ def main() -> None:
     parser.add_argument("--vgg-weights", help="PATH or random (default: ImageNet from the cache, else random)")
     parser.add_argument("--pooling", choices=gatys.POOLINGS, default="max")
     parser.add_argument("--init", choices=gatys.INITS, default="content", help="starting image (default content)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default=None, help="cpu, cuda … (default: cuda when available)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     args = parser.parse_args()
+    args.device = str(default_device(args.device))
     if args.threads:
         torch.set_num_threads(args.threads)
 

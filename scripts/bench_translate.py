@@ -195,9 +195,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.device is None:
-        import torch
+        from cyclestyle.devices import default_device
 
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+        args.device = str(default_device())
 
     if args.child:
         fn = {"speed": child_speed, "check": child_check, "memory": child_memory}[args.child]

@@ -83,7 +83,7 @@ def test_compare_reports_every_method_on_the_same_images(tiny_run, toy_root, tru
     with Image.open(out / "grid.png") as grid:
         assert grid.size == (len(columns) * SIZE, 4 * SIZE)
     page = (out / "index.html").read_text()
-    sources = re.findall(r"src='([^']+)'", page)
+    sources = re.findall(r'src="([^"]+)"', page)
     assert len(sources) == 4 * 4 + 3  # input, cyclegan and two Gatys variants per image; three truths
     assert all((out / s).is_file() for s in sources)
     assert page.index("<table") < page.index("<img") and "random VGG19 weights" in page

@@ -114,7 +114,7 @@ def test_evaluate_uses_every_image_and_writes_a_consistent_report(tiny_run, toy_
     assert data["AtoB"]["psnr"] is not None and data["BtoA"]["psnr"] is None
     assert any("1 images had no ground truth" in n for n in data["notes"])
     page = (out / "index.html").read_text()
-    sources = re.findall(r"src='([^']+)'", page)
+    sources = re.findall(r'src="([^"]+)"', page)
     assert len(sources) == 2 * 4 * 3 + 3  # real, translated, reconstructed; 3 A→B truths
     assert all((out / s).is_file() for s in sources)
     assert page.index("<table") < page.index("<img")  # the metrics table comes first

@@ -55,7 +55,7 @@ def test_evaluations_are_logged_and_the_best_generators_kept(tiny_config, truth_
         g_a, g_b = run.generator("AtoB", "cpu"), run.generator("BtoA", "cpu")
         result = evaluate_translators(g_a, g_b, test_a, test_b, size=32, truth_dir=truth_dir, limit=3,
                                       progress=False)
-        return result.directions["AtoB"].psnr
+        return result.directions["AtoB"].values["psnr"]
 
     assert psnr_of(run / "checkpoints" / "best") == pytest.approx(best["value"], abs=1e-4)
     assert psnr_of(run) == pytest.approx(psnrs[12], abs=1e-4)
@@ -89,8 +89,8 @@ def test_a_resumed_run_keeps_the_best_of_its_first_part(tiny_config, truth_dir):
 def test_score_and_direction_of_better():
     from cyclestyle.evaluation.evaluate import DirectionMetrics, Evaluation
 
-    result = Evaluation(directions={"AtoB": DirectionMetrics(n=2, psnr=20.0, fid=5.0),
-                                    "BtoA": DirectionMetrics(n=2, psnr=30.0, fid=None)})
+    result = Evaluation(directions={"AtoB": DirectionMetrics(n=2, values={"psnr": 20.0, "fid": 5.0}),
+                                    "BtoA": DirectionMetrics(n=2, values={"psnr": 30.0, "fid": None})})
     assert score(result, "psnr") == 25.0 and score(result, "BtoA/psnr") == 30.0
     assert score(result, "fid") == 5.0 and score(result, "BtoA/fid") is None
     assert flat_metrics(result)["BtoA/psnr"] == 30.0 and "BtoA/fid" not in flat_metrics(result)

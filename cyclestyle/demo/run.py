@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import html
 import io
 import json
 import shutil
@@ -28,10 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from ..config import Config, load_config
 from ..data import DataError, FolderSource
+from ..evaluation import registry, reports
 from ..evaluation.compare import run_comparison
 from ..evaluation.evaluate import evaluate_translators, write_report
 from ..inference.run import open_run
@@ -43,6 +43,7 @@ from .data import TRUTH_DIR, ensure_demo_dataset
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 TRANSLATORS = ("identity", "gatys", "cyclegan")
+SCORES = ("psnr", "ssim")  # the metrics the demo reports per translator (against the true paintings)
 CALIBRATION_STEPS = 20  # timed training steps that size the real run to the budget
 REPORT_ROWS = 8  # held-out photos shown in report.png
 REPORT_SCALE = 2  # 64 px images are shown at 128 px
@@ -137,7 +138,7 @@ def run_demo(
     _say("5/5", "writing the report")
     methods = {"identity": "identity", "gatys": "gatys-style", "cyclegan": "cyclegan"}
     scores = {key: {name: comparison["methods"][method][key] for name, method in methods.items()}
-              for key in ("psnr", "ssim")}
+              for key in SCORES}
     result = {
         **scores,
         "n_images": comparison["n"],
@@ -153,7 +154,7 @@ def run_demo(
     }
     write_report_png(output_dir / "compare", comparison, output_dir / "report.png")
     (output_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-    _write_report_html(result, output_dir)
+    reports.write_page(output_dir / "report.html", "cyclestyle demo: photos → paintings", report_blocks(result))
     _log_to_dashboard(cfg, run_dir, result, output_dir / "report.png")
     result["seconds"]["total"] = time.perf_counter() - start
     (output_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -237,58 +238,40 @@ def write_report_png(compare_dir: Path, comparison: dict[str, Any], path: Path) 
     """The first held-out photos, one per row: input | CycleGAN | Gatys | true painting, enlarged,
     under a row of column titles."""
     columns = [("input", "photo"), ("cyclegan", "CycleGAN"), ("gatys-style", "Gatys"), ("truth", "true painting")]
-    names = comparison["images"][:REPORT_ROWS]
-    with Image.open(compare_dir / "images" / "input" / f"{names[0]}.png") as first:
-        cell_w, cell_h = first.width * REPORT_SCALE, first.height * REPORT_SCALE
-    header = 18
-    grid = Image.new("RGB", (cell_w * len(columns), header + cell_h * len(names)), "white")
-    draw = ImageDraw.Draw(grid)
-    for c, (_, title) in enumerate(columns):
-        draw.text((c * cell_w + 4, 3), title, fill="black")
-    for r, name in enumerate(names):
-        for c, (folder, _) in enumerate(columns):
-            image_path = compare_dir / "images" / folder / f"{name}.png"
-            if image_path.is_file():
-                with Image.open(image_path) as img:
-                    cell = img.convert("RGB").resize((cell_w, cell_h), Image.Resampling.NEAREST)
-                grid.paste(cell, (c * cell_w, header + r * cell_h))
-    grid.save(path)
-    return path
+    rows = [[compare_dir / "images" / folder / f"{name}.png" for folder, _ in columns]
+            for name in comparison["images"][:REPORT_ROWS]]
+    return reports.write_grid(path, rows, titles=[title for _, title in columns], scale=REPORT_SCALE)
 
 
-def _write_report_html(result: dict[str, Any], output_dir: Path) -> None:
-    def fmt(value: Any, digits: int = 4) -> str:
-        return "—" if value is None else f"{value:.{digits}g}"
-
-    rows = "".join(
-        f"<tr><td>{name}</td><td>{fmt(result['psnr'][name])}</td><td>{fmt(result['ssim'][name], 3)}</td>"
-        f"<td>{fmt(result['seconds_per_image'][name], 3)}</td></tr>" for name in TRANSLATORS)
+def report_blocks(result: dict[str, Any]) -> list[reports.Block]:
+    """report.html: the three translators on the compared photos, the verdict and picture, what
+    was reduced, the evaluation of every held-out image, the notes and the time taken."""
+    translators = {name: {**{key: result[key][name] for key in SCORES},
+                          "seconds_per_image": result["seconds_per_image"][name]} for name in TRANSLATORS}
+    scores = reports.metric_columns(registry.get(key) for key in SCORES)
     verdict = ("CycleGAN beats both doing nothing and Gatys on PSNR." if result["cyclegan_beats_both"] else
                "CycleGAN does NOT beat both baselines on PSNR: the demo's training was not good enough.")
-    reduced = "".join(f"<li>{html.escape(r)}</li>" for r in result["reduced"]) or "<li>none</li>"
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result["notes"])
-    held_out = result["held_out"]
-    ab, ba = held_out["AtoB"], held_out["BtoA"]
+    held_out = {direction: result["held_out"][direction] for direction in ("AtoB", "BtoA")}
     seconds = ", ".join(f"{k} {v:.0f} s" for k, v in result["seconds"].items())
-    page = f"""<!doctype html><meta charset="utf-8"><title>cyclestyle demo</title>
-<style>body{{font-family:sans-serif;max-width:60em}}td,th{{padding:4px 10px;text-align:right}}</style>
-<h1>cyclestyle demo: photos → paintings</h1>
-<p>A CycleGAN trained for {result['training']['steps']} steps on unpaired photos and paintings, judged on
-{result['n_images']} held-out photos against their true paintings, next to doing nothing and Gatys et al.'s
-neural style transfer (one domain-B painting as style).</p>
-<table border=1><tr><th>translator</th><th>PSNR (dB)</th><th>SSIM</th><th>s / image</th></tr>{rows}</table>
-<p><b>{verdict}</b></p>
-<p><img src="report.png" alt="input | CycleGAN | Gatys | truth"></p>
-<h2>Reduced settings</h2><ul>{reduced}</ul>
-<h2>All held-out images</h2>
-<p>A→B on {ab['n']} photos: PSNR {fmt(ab['psnr'])} dB, SSIM {fmt(ab['ssim'], 3)}, cycle L1 {fmt(ab['cycle_l1'], 3)};
-B→A on {ba['n']} paintings: cycle L1 {fmt(ba['cycle_l1'], 3)}.
-Pages: <a href="eval/index.html">evaluation</a> · <a href="compare/index.html">comparison</a> ·
-training log <code>run/log.jsonl</code>, best generators <code>run/checkpoints/best/</code>.</p>
-<h2>Notes</h2><ul>{notes}</ul>
-<p>Time: {seconds}.</p>
-"""
-    (output_dir / "report.html").write_text(page)
+    return [
+        reports.Paragraph(f"A CycleGAN trained for {result['training']['steps']} steps on unpaired photos and "
+                          f"paintings, judged on {result['n_images']} held-out photos against their true "
+                          "paintings, next to doing nothing and Gatys et al.'s neural style transfer (one "
+                          "domain-B painting as style)."),
+        reports.metrics_table("translator", translators, [*scores, ("seconds_per_image", "s / image")]),
+        reports.Paragraph(verdict, strong=True),
+        reports.Picture("report.png", "input | CycleGAN | Gatys | truth"),
+        reports.Heading("Reduced settings"),
+        reports.Notes(tuple(result["reduced"]), empty="none"),
+        reports.Heading("All held-out images"),
+        reports.metrics_table("direction", held_out,
+                              [("n", "n"), *reports.metric_columns(registry.registered())]),
+        reports.Paragraph("Pages:", links=(("evaluation", "eval/index.html"), ("comparison", "compare/index.html"))),
+        reports.Paragraph("Training log run/log.jsonl; best generators run/checkpoints/best/."),
+        reports.Heading("Notes"),
+        reports.Notes(tuple(result["notes"]), empty="none"),
+        reports.Paragraph(f"Time: {seconds}."),
+    ]
 
 
 def _log_to_dashboard(cfg: Config, run_dir: Path, result: dict[str, Any], report_png: Path) -> None:
@@ -300,7 +283,7 @@ def _log_to_dashboard(cfg: Config, run_dir: Path, result: dict[str, Any], report
     with open_tracker(cfg, run_dir, is_main=True, resume_id=run_id) as tracker:
         with Image.open(report_png) as img:
             picture = Panel(img.copy(), "held-out photos: input | CycleGAN | Gatys | true painting")
-        values = {f"demo/{key}/{name}": value for key in ("psnr", "ssim")
+        values = {f"demo/{key}/{name}": value for key in SCORES
                   for name, value in result[key].items() if value is not None}
         tracker.log({**values, "demo/report": picture}, result["training"]["steps"])
         tracker.summarize({**values, "demo/cyclegan_beats_both": result["cyclegan_beats_both"]})

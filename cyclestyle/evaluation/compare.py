@@ -30,7 +30,6 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import gc
-import html
 import json
 import threading
 import time
@@ -63,7 +62,7 @@ from ..devices import default_device
 from ..inference.run import DIRECTIONS, TrainedRun, open_run
 from ..inference.translate import translate_tensor
 from ..style import gatys
-from . import metrics
+from . import metrics, registry, reports
 from .evaluate import (
     FeatureStream,
     find_truth,
@@ -75,14 +74,25 @@ from .evaluate import (
 
 DEFAULT_COLLECTION = 8  # training images of the target domain averaged when no style is chosen
 GRID_MAX_ROWS = 100  # grid.png stays a picture one can open; index.html shows every image
-MEASURES = {
+COST_COLUMNS = (("seconds_per_image", "s / image"), ("peak_memory_mib", "peak MiB"))
+MEASURES = {  # the costs; the quality metrics are the registered ones (``quality_metrics``)
     "seconds_per_image": "wall time of the translation or optimisation alone, per image (network loading "
                          "and file input/output excluded)",
     "peak_memory_mib": "peak increase over the method's start, network loading included: torch's allocated "
                        "CUDA memory on a GPU; on a CPU the process's resident set sampled every 5 ms (a lower "
                        "bound: freed memory the C library kept and the method reused is not counted)",
-    "fid/kid/psnr/ssim": "computed from the 8-bit PNGs written under images/",
 }
+
+
+def quality_metrics() -> tuple[registry.Metric, ...]:
+    """The registered metrics a comparison can compute: every one but those that need a
+    reconstruction (Gatys and the identity have no way back)."""
+    return registry.registered(["truth", "input", "features"])
+
+
+def measures() -> dict[str, str]:
+    """comparison.json's ``measures``: what each measure is."""
+    return {**MEASURES, registry.group_name(quality_metrics()): "computed from the 8-bit PNGs written under images/"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,28 +303,29 @@ def _image_size(path: Path) -> tuple[int, int]:
 def _quality(column: str, names: list[str], with_truth: set[str], output: Path, channels: int,
              extractor: nn.Module | None, real: Tensor | None, device: torch.device, notes: list[str]
              ) -> dict[str, float | None]:
-    """FID/KID of a column's images against the real target-domain features, and mean PSNR/SSIM
-    over the images that have a true translation."""
+    """The quality metrics of a column's images: the per-image ones averaged over the images
+    (those with a truth, for the metrics that need one), the feature ones against the real
+    target-domain features."""
     images = output / "images"
-    out: dict[str, float | None] = {"fid": None, "kid": None, "kid_std": None, "psnr": None, "ssim": None}
-    psnrs, ssims = [], []
+    chosen = quality_metrics()
+    wants_input = any(m.needs == "input" for m in chosen)
+    fakes = FeatureStream(extractor, 16, device) if extractor is not None and real is not None else None
+    per_image = []
     for n in names:
-        if n in with_truth:
-            y, t = _read(images / column / f"{n}.png", channels), _read(images / "truth" / f"{n}.png", channels)
-            psnrs.append(metrics.psnr(y, t))
-            ssims.append(metrics.ssim(y, t))
-    if psnrs:
-        out["psnr"], out["ssim"] = sum(psnrs) / len(psnrs), sum(ssims) / len(ssims)
-    if extractor is not None and real is not None:
-        fakes = FeatureStream(extractor, 16, device)
-        for n in names:
-            fakes.add(_read(images / column / f"{n}.png", channels))
-        fake = fakes.result()
-        try:
-            out["fid"] = metrics.frechet_distance(real, fake)
-            out["kid"], out["kid_std"] = metrics.kernel_inception_distance(real, fake)
-        except ValueError as e:
-            notes.append(f"{column}: fid/kid not computed: {e}")
+        translated = _read(images / column / f"{n}.png", channels)
+        if fakes is not None:
+            fakes.add(translated)
+        sample = registry.Images(
+            input=_read(images / "input" / f"{n}.png", channels) if wants_input else translated,
+            translated=translated,
+            truth=_read(images / "truth" / f"{n}.png", channels) if n in with_truth else None)
+        per_image.append(registry.measure_image(chosen, sample))
+    out: dict[str, float | None] = dict.fromkeys(registry.outputs(chosen)) | registry.means(per_image)
+    if fakes is not None:
+        measured, failed = registry.measure_sets(chosen, real, fakes.result())
+        out |= measured
+        if failed:
+            notes.append(f"{column}: {registry.failure_note(failed)}")
     return out
 
 
@@ -337,9 +348,9 @@ def run_comparison(
          "grid_columns": ["input", "cyclegan", "gatys-style", …, "truth"], "vgg_weights": …,
          "measures": {what each measure is}, "notes": [...]}
 
-    Every method has ``seconds_per_image``, ``peak_memory_mib``, ``fid``, ``kid``, ``kid_std``,
-    ``psnr``, ``ssim`` (``null`` where not computable, the reason in ``notes``) and ``n``, the
-    same for all. ``identity`` (output = input) is there when a true translation matched.
+    Every method has ``seconds_per_image``, ``peak_memory_mib``, the outputs of the quality metrics
+    (``fid``, ``kid``, ``kid_std``, ``psnr``, ``ssim``: ``null`` where not computable, the reason
+    in ``notes``) and ``n``, the same for all. ``identity`` (output = input) is there when a true translation matched.
 
     ``style``: style image files (a folder: the average style of its images), blended equally
     into one variant, "gatys-style"; ``collection``: K, the "gatys-collection" variant, the
@@ -393,10 +404,11 @@ def run_comparison(
         notes.append(f"the first {count} of {len(held_out)} held-out images were used (--limit)")
     if size is not None:
         notes.append(f"images resized so the short side is {size} px; every method's output has that size")
-    if truth and not with_truth:
-        notes.append("psnr/ssim not computed: no ground truth matched a held-out image by file name")
-    elif truth and len(with_truth) < len(names):
-        notes.append(f"psnr/ssim over the {len(with_truth)} of {len(names)} images with a ground truth "
+    on_truth = registry.group_name(m for m in quality_metrics() if m.needs == "truth")
+    if truth and on_truth and not with_truth:
+        notes.append(f"{on_truth} not computed: no ground truth matched a held-out image by file name")
+    elif truth and on_truth and len(with_truth) < len(names):
+        notes.append(f"{on_truth} over the {len(with_truth)} of {len(names)} images with a ground truth "
                      "of the same name")
 
     shapes = {n: _image_size(output / "images" / "input" / f"{n}.png") for n in names}
@@ -429,20 +441,21 @@ def run_comparison(
     for method in methods:
         results[method.name] = _run_method(method, names, output, channels, device, progress)
 
-    if extractor is None:
+    on_features = registry.group_name(m for m in quality_metrics() if m.needs == "features")
+    if extractor is None and on_features:
         try:
             extractor = metrics.load_inception(inception_weights)
         except metrics.MissingWeightsError as e:
-            notes.append(f"fid/kid not computed: {e}")
+            notes.append(f"{on_features} not computed: {e}")
     real = None
-    if extractor is not None:
+    if extractor is not None and on_features:
         reals = FeatureStream(extractor, 16, device)
         try:  # the methods' outputs are written: a missing target domain costs FID/KID only
             for _, x in readable_images(_domain(data_cfg, data_cfg.test_split, dst, channels), size, notes):
                 reals.add(unit(x))
             real = reals.result()
         except DataError as e:
-            notes.append(f"fid/kid not computed: {e}")
+            notes.append(f"{on_features} not computed: {e}")
     about = {m.name: m.about for m in methods}
     for name in results:
         column = "input" if name == "identity" else name
@@ -455,12 +468,14 @@ def run_comparison(
     comparison = {
         "direction": direction, "n": len(names), "images": names, "size": size, "device": str(device),
         "weights": str(generator_path), "step": run.step, "methods": results,
-        "grid_columns": columns, "vgg_weights": vgg_source, "measures": MEASURES, "notes": notes,
+        "grid_columns": columns, "vgg_weights": vgg_source, "measures": measures(), "notes": notes,
     }
     text = json.dumps(comparison, indent=2)
     (output / "comparison.json").write_text(text + "\n")
-    write_grid(output, names[:GRID_MAX_ROWS], columns)
-    write_html(comparison, output)
+    reports.write_grid(output / "grid.png", [[output / "images" / column / f"{name}.png" for column in columns]
+                                             for name in names[:GRID_MAX_ROWS]])
+    title = f"cyclestyle compare {direction}: {generator_path}"
+    reports.write_page(output / "index.html", title, report_blocks(comparison, output))
     return json.loads(text)  # exactly what the file holds (tuples as lists)
 
 
@@ -468,61 +483,27 @@ def run_comparison(
 # Reports
 
 
-def write_grid(output: Path, names: list[str], columns: list[str]) -> Path:
-    """grid.png: one row per image, one cell per column, every cell the size of the largest input
-    (images centred on white; a missing truth is a white cell). No header: the columns are
-    comparison.json's ``grid_columns``."""
-    images = output / "images"
-    sizes = [_image_size(images / "input" / f"{n}.png") for n in names]
-    width, height = max(w for w, _ in sizes), max(h for _, h in sizes)
-    grid = Image.new("RGB", (width * len(columns), height * len(names)), "white")
-    for r, name in enumerate(names):
-        for c, column in enumerate(columns):
-            path = images / column / f"{name}.png"
-            if path.is_file():
-                with Image.open(path) as img:
-                    grid.paste(img.convert("RGB"), (c * width + (width - img.width) // 2,
-                                                    r * height + (height - img.height) // 2))
-    grid.save(output / "grid.png")
-    return output / "grid.png"
-
-
-def _fmt(v: Any) -> str:
-    return "—" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
-
-
-def write_html(comparison: dict[str, Any], output: Path) -> None:
+def report_blocks(comparison: dict[str, Any], output: Path) -> list[reports.Block]:
     """index.html: the metrics per method first, then one row of images per held-out image."""
-    keys = [("n", "n"), ("seconds_per_image", "s / image"), ("peak_memory_mib", "peak MiB"), ("fid", "FID"),
-            ("kid", "KID"), ("psnr", "PSNR"), ("ssim", "SSIM")]
-    title = f"cyclestyle compare {comparison['direction']}: {comparison['weights']}"
-    parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif}td,th{padding:4px 8px;text-align:center}"
-             "img{width:192px}</style>",
-             f"<h1>{html.escape(title)}</h1>",
-             f"<p>{comparison['n']} held-out images · device {html.escape(comparison['device'])} · "
-             f"VGG19 weights {html.escape(comparison['vgg_weights'])}</p>"]
+    columns = tuple(comparison["grid_columns"])
+    table_columns = [("n", "n"), *COST_COLUMNS, *reports.metric_columns(quality_metrics())]
+
+    def shown(name: str, column: str) -> str | None:  # a missing truth is an empty cell
+        src = f"images/{column}/{name}.png"
+        return src if (output / src).is_file() else None
+
+    blocks: list[reports.Block] = [reports.Paragraph(
+        f"{comparison['n']} held-out images · device {comparison['device']} · "
+        f"VGG19 weights {comparison['vgg_weights']}")]
     if comparison["vgg_weights"] == "random":
-        parts.append("<p><b>The Gatys outputs were made with random VGG19 weights: they are not real style "
-                     "transfers.</b></p>")
-    parts.append("<table border=1><tr><th>method</th>" + "".join(f"<th>{k}</th>" for _, k in keys) + "</tr>")
-    for name, m in comparison["methods"].items():
-        parts.append(f"<tr><td>{name}</td>" + "".join(f"<td>{_fmt(m[k])}</td>" for k, _ in keys) + "</tr>")
-    parts.append("</table><ul>" + "".join(f"<li>{html.escape(f'{k}: {v}')}</li>"
-                                         for k, v in comparison["measures"].items()) + "</ul>")
-    if comparison["notes"]:
-        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in comparison["notes"]) + "</ul>")
-    columns = comparison["grid_columns"]
-    parts.append("<table><tr><th>image</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>")
-    for name in comparison["images"]:
-        cells = []
-        for column in columns:
-            src = f"images/{column}/{name}.png"
-            present = (output / src).is_file()
-            cells.append(f"<td><img src='{html.escape(src)}' loading='lazy'></td>" if present else "<td></td>")
-        parts.append(f"<tr><td>{html.escape(name)}</td>{''.join(cells)}</tr>")
-    parts.append("</table>")
-    (output / "index.html").write_text("\n".join(parts) + "\n")
+        blocks.append(reports.Paragraph("The Gatys outputs were made with random VGG19 weights: they are not real "
+                                        "style transfers.", strong=True))
+    return [*blocks,
+            reports.metrics_table("method", comparison["methods"], table_columns),
+            reports.Notes(tuple(f"{k}: {v}" for k, v in comparison["measures"].items())),
+            reports.Notes(tuple(comparison["notes"])),
+            reports.ImageRows(columns, tuple((name, tuple(shown(name, c) for c in columns))
+                                             for name in comparison["images"]))]
 
 
 # --------------------------------------------------------------------------------------------
@@ -538,11 +519,10 @@ def run_cli(args: Any) -> int:
         paired_truth=Path(args.paired_truth) if args.paired_truth else None, size=args.size,
         vgg_weights=args.vgg_weights, inception_weights=args.inception_weights, gatys_steps=args.gatys_steps,
         seed=args.seed, device=args.device)
-    keys = {"seconds_per_image": "s/image", "peak_memory_mib": "peak MiB", "fid": "FID", "kid": "KID",
-            "psnr": "PSNR", "ssim": "SSIM"}
-    print(f"{'method':<18}{'n':>5}" + "".join(f"{label:>10}" for label in keys.values()))
+    keys = [*COST_COLUMNS, *reports.metric_columns(quality_metrics())]
+    print(f"{'method':<18}{'n':>5}" + "".join(f"{label:>10}" for _, label in keys))
     for name, m in result["methods"].items():
-        print(f"{name:<18}{m['n']:>5}" + "".join(f"{_fmt(m[k]):>10}" for k in keys))
+        print(f"{name:<18}{m['n']:>5}" + "".join(f"{reports.fmt(m.get(k)):>10}" for k, _ in keys))
     for note in result["notes"]:
         print(f"note: {note}")
     print(f"wrote {output / 'comparison.json'}, {output / 'index.html'} and {output / 'grid.png'} "

@@ -1,7 +1,8 @@
 """Judging trained translators on held-out images: every test image, both directions.
 
 For each direction (A→B with G_A, B→A with G_B) and every held-out image x, the translation
-G(x) and the reconstruction F(G(x)) are written to disk and measured:
+G(x) and the reconstruction F(G(x)) are written to disk and measured with every registered
+metric (``registry.py``):
 
 - ``fid`` and ``kid``: translated images against the real held-out images of the target domain;
 - ``cycle_l1``: mean |F(G(x)) − x| on the [0, 1] pixel scale;
@@ -15,7 +16,6 @@ in ``notes``) and an HTML page of real | translated | reconstructed (| truth) ro
 from __future__ import annotations
 
 import dataclasses
-import html
 import json
 import math
 import time
@@ -29,25 +29,26 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..config import EVAL_METRICS, Config, ConfigError, DataConfig, config_hash, split_metric
+from ..config import Config, ConfigError, DataConfig, config_hash, split_metric
 from ..data import DataError, Source, image_to_tensor, list_images, load_image, open_domains, tensor_to_image
 from ..devices import default_device
 from ..inference.run import open_run
 from ..inference.translate import eval_mode, translate_tensor
-from . import metrics
+from . import metrics, registry, reports
 
 DIRECTIONS = (("AtoB", "A", "B"), ("BtoA", "B", "A"))
 
 
-@dataclass
+@dataclass(frozen=True)
 class DirectionMetrics:
+    """One direction's images counted and its metrics: every registered output, in registration
+    order, None where it could not be computed (the reason is in ``Evaluation.notes``)."""
+
     n: int = 0
-    fid: float | None = None
-    kid: float | None = None
-    kid_std: float | None = None
-    cycle_l1: float | None = None
-    psnr: float | None = None
-    ssim: float | None = None
+    values: dict[str, float | None] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"n": self.n, **self.values}
 
 
 @dataclass
@@ -61,7 +62,7 @@ class Evaluation:
     rows: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # for the HTML page
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {name: dataclasses.asdict(m) for name, m in self.directions.items()}
+        out: dict[str, Any] = {name: m.to_json() for name, m in self.directions.items()}
         out |= {"step": self.step, "config_hash": self.config_hash, "notes": self.notes}
         return out
 
@@ -153,14 +154,18 @@ def evaluate_translators(
 ) -> Evaluation:
     """Translate and measure every held-out image (or the first ``limit``), both directions.
 
-    ``extractor`` maps uint8 N×3×H×W images to features for FID/KID; None skips them (with
+    Every registered metric is measured. ``extractor`` maps uint8 N×3×H×W images to the features
+    that FID/KID (the metrics that need "features") compare; None skips those (with
     ``extractor_note`` as the reason). With ``output``, images are written under
     ``output/images/<direction>/{translated,reconstructed}/``. ``real_features``, a dict kept
     between calls on the same test sets, saves extracting the real images' features again.
     """
     result = Evaluation()
-    if extractor is None:
-        result.notes.append(f"fid/kid not computed: {extractor_note or 'no feature extractor'}")
+    chosen = registry.registered()
+    on_features, on_truth = registry.registered(["features"]), registry.registered(["truth"])
+    if extractor is None and on_features:
+        result.notes.append(f"{registry.group_name(on_features)} not computed: "
+                            f"{extractor_note or 'no feature extractor'}")
     sources = {"A": test_a, "B": test_b}
     real_features = {} if real_features is None else real_features
     for direction, src, dst in DIRECTIONS:
@@ -168,9 +173,10 @@ def evaluate_translators(
         source = sources[src]
         count = len(source) if limit is None else min(limit, len(source))
         truth = find_truth(truth_dir, direction)
-        m = DirectionMetrics()
-        fakes = FeatureStream(extractor, batch_size, device) if extractor is not None else None
-        cycle_sum, psnrs, ssims, unmatched = 0.0, [], [], 0
+        n = 0
+        fakes = FeatureStream(extractor, batch_size, device) if extractor is not None and on_features else None
+        per_image: list[dict[str, float]] = []
+        unmatched = 0
         rows = []
         bar = tqdm(range(count), desc=f"evaluate {direction}", disable=not progress, unit="img")
         for i in bar:
@@ -181,8 +187,7 @@ def evaluate_translators(
                 continue
             fake = translate_tensor(forward, x)
             rec = translate_tensor(backward, fake)
-            m.n += 1
-            cycle_sum += metrics.mean_absolute_error(unit(rec), unit(x))
+            n += 1
             fake01 = unit(fake).cpu()
             if fakes is not None:
                 fakes.add(fake01)
@@ -195,13 +200,12 @@ def evaluate_translators(
                     path.parent.mkdir(parents=True, exist_ok=True)
                     tensor_to_image(img[0]).save(path)
                     row[kind] = str(path.relative_to(output))
+            true = None
             if name in truth or Path(source.describe(i)).stem in truth:
                 true = unit(prepare(load_image(truth.get(name) or truth[Path(source.describe(i)).stem],
                                                channels=x.shape[1]), None))
                 if true.shape[-2:] != fake01.shape[-2:]:
                     true = F.interpolate(true, size=fake01.shape[-2:], mode="bicubic", antialias=True).clamp(0, 1)
-                psnrs.append(metrics.psnr(fake01, true))
-                ssims.append(metrics.ssim(fake01, true))
                 if output is not None:
                     path = output / "images" / direction / "truth" / f"{name}.png"
                     path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,28 +214,27 @@ def evaluate_translators(
             elif truth:
                 unmatched += 1
             rows.append(row)
+            images = registry.Images(input=unit(x).cpu(), translated=fake01, reconstructed=unit(rec).cpu(), truth=true)
+            per_image.append(registry.measure_image(chosen, images))
         result.rows[direction] = rows
-        if m.n:
-            m.cycle_l1 = cycle_sum / m.n
-        if psnrs:
-            m.psnr, m.ssim = sum(psnrs) / len(psnrs), sum(ssims) / len(ssims)
-        elif truth_dir is not None:
-            result.notes.append(f"{direction}: psnr/ssim not computed: no ground truth matched by file name")
+        values = dict.fromkeys(registry.outputs(chosen)) | registry.means(per_image)
+        if on_truth and truth_dir is not None and all(values[m.name] is None for m in on_truth):
+            result.notes.append(f"{direction}: {registry.group_name(on_truth)} not computed: "
+                                "no ground truth matched by file name")
         if unmatched:
             result.notes.append(f"{direction}: {unmatched} images had no ground truth of the same name")
-        if extractor is not None:
+        if fakes is not None:
             if dst not in real_features:
                 reals = FeatureStream(extractor, batch_size, device)
                 for _, x in readable_images(sources[dst], size, result.notes):
                     reals.add(unit(x))
                 real_features[dst] = reals.result()
-            fake_features = fakes.result() if m.n else torch.empty(0, 0)
-            try:
-                m.fid = metrics.frechet_distance(real_features[dst], fake_features)
-                m.kid, m.kid_std = metrics.kernel_inception_distance(real_features[dst], fake_features)
-            except ValueError as e:
-                result.notes.append(f"{direction}: fid/kid not computed: {e}")
-        result.directions[direction] = m
+            fake_features = fakes.result() if n else torch.empty(0, 0)
+            measured, failed = registry.measure_sets(on_features, real_features[dst], fake_features)
+            values |= measured
+            if failed:
+                result.notes.append(f"{direction}: {registry.failure_note(failed)}")
+        result.directions[direction] = DirectionMetrics(n=n, values=values)
         if count < len(source):
             result.notes.append(f"{direction}: the first {count} of {len(source)} held-out images were used")
     return result
@@ -244,24 +247,28 @@ def evaluate_translators(
 def flat_metrics(result: Evaluation) -> dict[str, float]:
     """``{"AtoB/fid": …, "BtoA/psnr": …}``: the metrics that were computed, for logs and dashboards."""
     return {f"{direction}/{name}": value for direction, m in result.directions.items()
-            for name, value in dataclasses.asdict(m).items() if value is not None}
+            for name, value in m.to_json().items() if value is not None}
 
 
 def score(result: Evaluation, metric: str) -> float | None:
     """The value of ``metric`` ("psnr": mean over the directions that have it; "AtoB/psnr": one
     direction's), or None where it was not computed."""
     direction, name = split_metric(metric)
-    values = [dataclasses.asdict(m)[name] for d, m in result.directions.items() if direction in (None, d)]
+    values = [m.values.get(name) for d, m in result.directions.items() if direction in (None, d)]
     values = [v for v in values if v is not None and math.isfinite(v)]
     return sum(values) / len(values) if values else None
 
 
 def is_better(value: float | None, best: float | None, metric: str) -> bool:
+    """Whether ``value`` of ``metric`` ("psnr", "AtoB/fid") beats ``best``, the way its registration says."""
     if value is None:
         return False
     if best is None:
         return True
-    return value < best if EVAL_METRICS[split_metric(metric)[1]] == "min" else value > best
+    better = registry.get(split_metric(metric)[1])
+    if better is None:
+        raise KeyError(f"no metric {metric!r} is registered")
+    return value < best if better.better == "min" else value > best
 
 
 class HeldOutEvaluator:
@@ -285,7 +292,8 @@ class HeldOutEvaluator:
         self.size = d.crop_size
         self.truth = Path(e.paired_truth).expanduser() if e.paired_truth else None
         self.extractor, self.extractor_note = None, None
-        needs_features = split_metric(e.metric)[1] in ("fid", "kid")
+        chosen = registry.get(split_metric(e.metric)[1])  # validated with the config
+        needs_features = chosen is not None and chosen.needs == "features"
         if load_extractor and (needs_features or e.inception_weights):
             try:
                 self.extractor = metrics.load_inception(e.inception_weights)
@@ -315,34 +323,22 @@ def write_report(result: Evaluation, output: Path, title: str) -> None:
     """``metrics.json`` and ``index.html`` (metrics table first, then one row per image)."""
     output.mkdir(parents=True, exist_ok=True)
     (output / "metrics.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
-    keys = ["n", "fid", "kid", "cycle_l1", "psnr", "ssim"]
+    reports.write_page(output / "index.html", title, report_blocks(result))
 
-    def fmt(v: Any) -> str:
-        return "—" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
 
-    parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif}td,th{padding:4px 8px;text-align:center}"
-             "img{width:192px;image-rendering:auto}</style>",
-             f"<h1>{html.escape(title)}</h1>",
-             f"<p>step {fmt(result.step)} · config {fmt(result.config_hash)}</p>",
-             "<table border=1><tr><th>direction</th>" + "".join(f"<th>{k}</th>" for k in keys) + "</tr>"]
-    for name, m in result.directions.items():
-        values = dataclasses.asdict(m)
-        parts.append(f"<tr><td>{name}</td>" + "".join(f"<td>{fmt(values[k])}</td>" for k in keys) + "</tr>")
-    parts.append("</table>")
-    if result.notes:
-        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in result.notes) + "</ul>")
+def report_blocks(result: Evaluation) -> list[reports.Block]:
+    """The page of an evaluation: step and config, a row of metrics per direction, the notes,
+    then per direction one row per image: real | translated | reconstructed (| truth)."""
+    columns = [("n", "n"), *reports.metric_columns(registry.registered())]
+    blocks: list[reports.Block] = [
+        reports.Paragraph(f"step {reports.fmt(result.step)} · config {reports.fmt(result.config_hash)}"),
+        reports.metrics_table("direction", {d: m.to_json() for d, m in result.directions.items()}, columns),
+        reports.Notes(tuple(result.notes))]
     for direction, rows in result.rows.items():
-        has_truth = any("truth" in r for r in rows)
-        columns = ["real", "translated", "reconstructed"] + (["truth"] if has_truth else [])
-        parts.append(f"<h2>{direction}</h2><table><tr><th>image</th>"
-                     + "".join(f"<th>{c}</th>" for c in columns) + "</tr>")
-        for r in rows:
-            cells = "".join(f"<td><img src='{html.escape(r[c])}' loading='lazy'></td>" if c in r else "<td></td>"
-                            for c in columns)
-            parts.append(f"<tr><td>{html.escape(r['name'])}</td>{cells}</tr>")
-        parts.append("</table>")
-    (output / "index.html").write_text("\n".join(parts) + "\n")
+        kinds = ("real", "translated", "reconstructed", *(("truth",) if any("truth" in r for r in rows) else ()))
+        blocks += [reports.Heading(direction),
+                   reports.ImageRows(kinds, tuple((r["name"], tuple(r.get(k) for k in kinds)) for r in rows))]
+    return blocks
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,7 +377,7 @@ def run_cli(args: Any) -> int:
     write_report(result, output, title=f"cyclestyle evaluation of {args.weights}")
     for direction, m in result.directions.items():
         values = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                           for k, v in dataclasses.asdict(m).items() if v is not None)
+                           for k, v in m.to_json().items() if v is not None)
         print(f"{direction}: {values}")
     print(f"wrote {output / 'metrics.json'} and {output / 'index.html'} in {time.perf_counter() - start:.1f} s")
     return 0

@@ -12,16 +12,21 @@
 - PSNR and SSIM (via torchmetrics) measure paired fidelity when the true translation is known.
 
 Images are float tensors in [0, 1] unless said otherwise.
+
+torch and torchmetrics are imported inside the functions: the metric registry (``registry.py``)
+refers to these functions and ``config`` reads the registry, so importing this module must stay
+cheap (no torch) for a command that only loads a config.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 
@@ -36,6 +41,8 @@ class MissingWeightsError(RuntimeError):
 
 def default_inception_path() -> Path:
     """Where torch-fidelity (and so torchmetrics) caches the FID Inception weights."""
+    import torch
+
     return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
 
 
@@ -59,16 +66,18 @@ def load_inception(weights: str | Path | None = None) -> nn.Module:
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """[0, 1] floats to the uint8 images Inception-style extractors take."""
-    return (images.clamp(0, 1) * 255).round().to(torch.uint8)
+    return (images.clamp(0, 1) * 255).round().byte()
 
 
-@torch.inference_mode()
 def extract_features(extractor: nn.Module, batches: Iterable[torch.Tensor], device: torch.device | str = "cpu"
                      ) -> torch.Tensor:
     """Stack the extractor's features (float64, for stable covariances) of [0, 1] image batches."""
-    extractor = extractor.to(device)
-    feats = [extractor(to_uint8(b).to(device)).reshape(b.shape[0], -1).double().cpu() for b in batches]
-    return torch.cat(feats) if feats else torch.empty(0, 0, dtype=torch.float64)
+    import torch
+
+    with torch.inference_mode():
+        extractor = extractor.to(device)
+        feats = [extractor(to_uint8(b).to(device)).reshape(b.shape[0], -1).double().cpu() for b in batches]
+        return torch.cat(feats) if feats else torch.empty(0, 0, dtype=torch.float64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -81,6 +90,8 @@ def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
     tr((Σ_r Σ_f)^½) is the sum of the square roots of the eigenvalues of Σ_r Σ_f (real and
     non-negative in theory; tiny imaginary or negative parts are numerical noise).
     """
+    import torch
+
     if real.shape[0] < 2 or fake.shape[0] < 2:
         raise ValueError("FID needs at least 2 images per set")
     real, fake = real.double(), fake.double()
@@ -96,6 +107,8 @@ def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subset_siz
                               subsets: int = 100, seed: int = 0) -> tuple[float, float]:
     """KID: the unbiased MMD² with the cubic kernel k(x, y) = (x·y / d + 1)³, averaged over
     random subsets; returns (mean, std). The subset size shrinks to the smaller set's size."""
+    import torch
+
     n = min(real.shape[0], fake.shape[0], subset_size)
     if n < 2:
         raise ValueError("KID needs at least 2 images per set")
@@ -122,12 +135,16 @@ def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subset_siz
 
 def psnr(prediction: torch.Tensor, target: torch.Tensor) -> float:
     """Peak signal-to-noise ratio in dB of [0, 1] images, averaged over the batch."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
     per_image = peak_signal_noise_ratio(prediction, target, data_range=1.0, reduction="none", dim=(1, 2, 3))
     return float(per_image.mean())
 
 
 def ssim(prediction: torch.Tensor, target: torch.Tensor) -> float:
     """Structural similarity (Gaussian window 11, σ 1.5) of [0, 1] images, averaged over the batch."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
     return float(structural_similarity_index_measure(prediction, target, data_range=1.0))
 
 

@@ -51,6 +51,7 @@ from ..data import (
     tensor_to_image,
     verify_image,
 )
+from ..devices import default_device
 
 # --------------------------------------------------------------------------------------------
 # Configuration
@@ -747,7 +748,7 @@ def run_cli(args) -> int:
     # Style images are only ever used at up to style_scale × size: shrink them once, keep uint8.
     longest = cfg.size * cfg.style_scale
     styles = [[load_uint8(p, longest) for p in entry] for entry in style_entries]
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = default_device(args.device)
     vgg = load_vgg19(args.vgg_weights, cfg.pooling, device, cfg.layers)
     if vgg.is_random:
         print("cyclestyle: note: --vgg-weights random: VGG19 has random weights, the outputs are not real "

@@ -132,7 +132,7 @@ class LogWindow:
 
 @dataclasses.dataclass
 class Run:
-    """One training run: what ``_open_run`` set up, and how far the loop has taken it."""
+    """One training run: what ``_start_run`` set up, and how far the loop has taken it."""
 
     cfg: Config
     accelerator: Accelerator
@@ -179,7 +179,7 @@ class Run:
 
 def train(cfg: Config, resume: str | None = None) -> Path:
     """Train both generators as ``cfg`` says; returns the run directory."""
-    run = _open_run(cfg, resume)
+    run = _start_run(cfg, resume)
     with run.tracker:  # finishes the dashboard run however training ends
         # The held-out images that every image panel of the run shows (main process only).
         run.panels = HeldOutPanels.load(cfg, run.sources) if run.tracker.enabled else None
@@ -199,7 +199,7 @@ def train(cfg: Config, resume: str | None = None) -> Path:
 # Opening a run: what can fail cheaply fails first
 
 
-def _open_run(cfg: Config, resume: str | None) -> Run:
+def _start_run(cfg: Config, resume: str | None) -> Run:
     """The checkpoint to resume from, the data, the schedule, then the networks and the state."""
     accelerator = make_accelerator(cfg.train.mixed_precision)
     run_dir = Path(cfg.output_dir).expanduser()
