@@ -83,7 +83,8 @@ def test_a_metric_cannot_take_a_name_in_use():
 
 
 def test_config_validates_metrics_without_importing_torch():
-    """A command that only loads a config must not pay for torch: the registry is read torch-free."""
+    """Importing the config module must not pay for torch (--help answers at once): the metric
+    registry is read torch-free, and the architectures are imported only to validate a config."""
     code = "import sys, cyclestyle.config; assert 'torch' not in sys.modules, 'config imported torch'"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

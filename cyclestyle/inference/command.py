@@ -7,11 +7,13 @@ import os
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from PIL import Image, ImageOps
+from torch import nn
 from tqdm import tqdm
 
 from ..data import (
@@ -185,26 +187,80 @@ def _save(img: Image.Image, dst: Path) -> None:
 # The command
 
 
+def note(message: str) -> None:
+    """One line on stderr that does not break the progress bar."""
+    tqdm.write(f"cyclestyle: {message}", file=sys.stderr)
+
+
+@dataclass
+class _Tally:
+    translated: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+@dataclass
+class _Translator:
+    """The generator and how this command runs it: full frame in batches of equal-size images,
+    or tile by tile with one plan for the whole run (its notes said once)."""
+
+    generator: nn.Module
+    device: torch.device
+    channels: int
+    multiple: int
+    tile: int | None
+    overlap: int | None
+    _plan: TilePlan | None = None
+
+    def wants_tiles(self, width: int, height: int) -> bool:
+        return _wants_tiles(height, width, self.tile, self.multiple)
+
+    def plan(self) -> TilePlan:
+        if self._plan is None:
+            self._plan = plan_tiles(self.generator, self.tile or DEFAULT_TILE, self.overlap if self.tile else None)
+            for text in self._plan.notes:
+                note(text)
+        return self._plan
+
+    def __call__(self, images: list[Image.Image]) -> list[Image.Image]:
+        """Translate images of one size."""
+        if self.wants_tiles(*images[0].size):
+            return [_translate_pixels(self.generator, img, self.plan(), self.device) for img in images]
+        x = torch.stack([image_to_tensor(img) for img in images]).to(self.device)
+        return [tensor_to_image(t) for t in translate_tensor(self.generator, x)]
+
+
 def run_cli(args) -> int:
     """``cyclestyle translate``: 0 when every image was translated or skipped, 1 when any failed."""
     started = time.perf_counter()
-    for name, least in (("batch_size", 1), ("size", 1), ("tile", 0), ("overlap", 0)):  # --tile 0: never tile
-        value = getattr(args, name, None)
+    for name, value, least in (("--batch-size", args.batch_size, 1), ("--size", args.size, 1),
+                               ("--tile", args.tile, 0), ("--overlap", args.overlap, 0)):  # --tile 0: never tile
         if value is not None and value < least:
-            option = "--" + name.replace("_", "-")
-            print(f"cyclestyle: error: {option} must be at least {least}, got {value}", file=sys.stderr)
+            print(f"cyclestyle: error: {name} must be at least {least}, got {value}", file=sys.stderr)
             return 2
     device = default_device(args.device)
     run = open_run(args.weights)
     generator = run.generator(args.direction, device)
-    channels, multiple = run.in_channels(args.direction), size_multiple(generator)
+    translator = _Translator(generator, device, run.in_channels(args.direction), size_multiple(generator),
+                             args.tile, args.overlap)
     out_root = Path(args.output).expanduser()
+    tally = _Tally()
+    todo = _outputs_to_write(_collect(args.inputs, out_root), out_root, args.overwrite, tally)
+    bar = tqdm(total=len(todo), unit="img", desc="translate", file=sys.stderr, disable=None, dynamic_ncols=True)
+    with torch.inference_mode():
+        for batch in _batches(todo, translator, args.size, args.batch_size):
+            _translate_batch(batch, translator, args.size, tally)
+            bar.update(len(batch))
+    bar.close()
+    print(f"translated {tally.translated}, skipped {tally.skipped}, failed {tally.failed} in "
+          f"{time.perf_counter() - started:.1f} s -> {out_root}")
+    return 0 if tally.failed == 0 else 1
+
+
+def _collect(inputs: Sequence[str], out_root: Path) -> list[tuple[Path, Path]]:
+    """``collect_inputs``, saying what it ignored and which animations lose frames."""
     ignored: list[Path] = []
-    jobs = collect_inputs(args.inputs, exclude=out_root, ignored=ignored)
-
-    def note(message: str) -> None:
-        tqdm.write(f"cyclestyle: {message}", file=sys.stderr)
-
+    jobs = collect_inputs(inputs, exclude=out_root, ignored=ignored)
     if ignored:
         shown = ", ".join(str(p) for p in ignored[:5]) + (f" and {len(ignored) - 5} more" if len(ignored) > 5 else "")
         note(f"ignored {len(ignored)} files that are not images ({' '.join(TRANSLATABLE)}): {shown}")
@@ -212,90 +268,73 @@ def run_cli(args) -> int:
         frames = _frame_count(source)
         if frames > 1:
             note(f"{source} has {frames} frames: the first is translated, into {rel.name}")
+    return jobs
 
-    translated = skipped = failed = 0
-    todo: list[tuple[Path, Path]] = []
+
+def _outputs_to_write(jobs: list[tuple[Path, Path]], out_root: Path, overwrite: bool, tally: _Tally
+                      ) -> list[tuple[Path, Path]]:
+    """(source, destination) of every job whose output is to be written; existing ones are kept
+    unless ``overwrite``."""
+    todo = []
     for source, rel in jobs:
         dst = out_root / rel
-        if dst.exists() and not args.overwrite:
+        if dst.exists() and not overwrite:
             note(f"skipped {dst}: it exists (--overwrite replaces it)")
-            skipped += 1
+            tally.skipped += 1
         else:
             todo.append((source, dst))
+    return todo
 
-    # Same-size images go through the network together; images to tile go one by one.
+
+def _batches(todo: list[tuple[Path, Path]], translator: _Translator, short_side: int | None, batch_size: int
+             ) -> Iterator[list[tuple[Path, Path]]]:
+    """Images of one size (as their headers say) go through the network together, in batches of
+    no more pixels than the largest full-frame image; images to tile, or of unknown size, alone."""
     groups: dict[tuple, list[tuple[Path, Path]]] = defaultdict(list)
     for i, (source, dst) in enumerate(todo):
         size = _header_size(source)
-        if size is None:
-            key: tuple = ("alone", i)
+        target = _target_size(size, short_side) if size is not None else None
+        if target is None or translator.wants_tiles(*target):
+            groups[("alone", i)].append((source, dst))
         else:
-            target = _target_size(size, args.size)
-            if target is None:
-                key = ("alone", i)
-            else:
-                w, h = target
-                key = ("tiled", i) if _wants_tiles(h, w, args.tile, multiple) else ("full", w, h)
-        groups[key].append((source, dst))
+            groups[("full", *target)].append((source, dst))
+    for key, items in groups.items():
+        step = batch_size
+        if key[0] == "full":
+            padded = ceil_to(key[1], translator.multiple) * ceil_to(key[2], translator.multiple)
+            step = max(1, min(step, AUTO_TILE_PIXELS // padded))
+        for start in range(0, len(items), step):
+            yield items[start : start + step]
 
-    plan_cache: list[TilePlan] = []
 
-    def tile_plan() -> TilePlan:
-        if not plan_cache:
-            plan_cache.append(plan_tiles(generator, args.tile or DEFAULT_TILE, args.overlap if args.tile else None))
-            for text in plan_cache[0].notes:
-                note(text)
-        return plan_cache[0]
-
-    bar = tqdm(total=len(todo), unit="img", desc="translate", file=sys.stderr, disable=None, dynamic_ncols=True)
-    with torch.inference_mode():
-        for key, items in groups.items():
-            step = args.batch_size
-            if key[0] == "full":  # a batch holds no more pixels than the largest full-frame image
-                padded = ceil_to(key[1], multiple) * ceil_to(key[2], multiple)
-                step = max(1, min(step, AUTO_TILE_PIXELS // padded))
-            for start in range(0, len(items), step):
-                loaded = []
-                for source, dst in items[start : start + step]:
-                    try:
-                        img, alpha = _load(source, channels, args.size)
-                    except UnreadableImageError as e:
-                        note(str(e))
-                        failed += 1
-                        bar.update(1)
-                        continue
-                    loaded.append((source, dst, img, alpha))
-                by_size: dict[tuple[int, int], list] = defaultdict(list)  # the header can mislead
-                for entry in loaded:
-                    by_size[entry[2].size].append(entry)
-                for (w, h), entries in by_size.items():
-                    try:
-                        if _wants_tiles(h, w, args.tile, multiple):
-                            outs = [_translate_pixels(generator, e[2], tile_plan(), device) for e in entries]
-                        else:
-                            x = torch.stack([image_to_tensor(e[2]) for e in entries]).to(device)
-                            y = translate_tensor(generator, x)
-                            outs = [tensor_to_image(t) for t in y]
-                    except (RuntimeError, ValueError) as error:  # out of memory, an image too small for the network
-                        oom = isinstance(error, torch.OutOfMemoryError)
-                        hint = "; try --tile or a smaller --batch-size" if oom else ""
-                        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-                        for e in entries:
-                            note(f"cannot translate {e[0]} ({w}x{h}): {reason}{hint}")
-                        failed += len(entries)
-                        bar.update(len(entries))
-                        continue
-                    for (source, dst, _, alpha), out in zip(entries, outs):
-                        if alpha is not None:
-                            out.putalpha(alpha)
-                        try:
-                            _save(out, dst)
-                            translated += 1
-                        except (OSError, ValueError) as e:
-                            note(f"cannot write {dst} (from {source}): {str(e).strip() or type(e).__name__}")
-                            failed += 1
-                        bar.update(1)
-    bar.close()
-    print(f"translated {translated}, skipped {skipped}, failed {failed} in {time.perf_counter() - started:.1f} s "
-          f"-> {out_root}")
-    return 0 if failed == 0 else 1
+def _translate_batch(batch: list[tuple[Path, Path]], translator: _Translator, short_side: int | None,
+                     tally: _Tally) -> None:
+    """Load, translate and write one batch; each failure is one line naming the image."""
+    by_size: dict[tuple[int, int], list] = defaultdict(list)  # the header can mislead
+    for source, dst in batch:
+        try:
+            img, alpha = _load(source, translator.channels, short_side)
+        except UnreadableImageError as e:
+            note(str(e))
+            tally.failed += 1
+            continue
+        by_size[img.size].append((source, dst, img, alpha))
+    for (w, h), entries in by_size.items():
+        try:
+            outs = translator([img for _, _, img, _ in entries])
+        except (RuntimeError, ValueError) as error:  # out of memory, an image the network cannot take
+            hint = "; try --tile or a smaller --batch-size" if isinstance(error, torch.OutOfMemoryError) else ""
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            for source, *_ in entries:
+                note(f"cannot translate {source} ({w}x{h}): {reason}{hint}")
+            tally.failed += len(entries)
+            continue
+        for (source, dst, _, alpha), out in zip(entries, outs):
+            if alpha is not None:
+                out.putalpha(alpha)
+            try:
+                _save(out, dst)
+                tally.translated += 1
+            except (OSError, ValueError) as e:
+                note(f"cannot write {dst} (from {source}): {str(e).strip() or type(e).__name__}")
+                tally.failed += 1
