@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+import os
 import random
 import re
 import warnings
@@ -219,6 +220,22 @@ def tensor_to_image(t: torch.Tensor) -> Image.Image:
     values = ((t.detach().to("cpu", torch.float32).clamp(-1.0, 1.0) + 1.0) * 127.5).round()
     array = np.ascontiguousarray(values.to(torch.uint8).permute(1, 2, 0).numpy())
     return Image.fromarray(array[:, :, 0] if t.shape[0] == 1 else array)
+
+
+def save_image(img: Image.Image, path: Path, **options) -> None:
+    """Write ``img`` in the format ``path``'s suffix names, atomically: aside under a name of this
+    process's own, then renamed, so a crash or a full disk never leaves half a file under the real
+    name. ``options`` go to PIL's ``save`` (quality, pnginfo …)."""
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise OSError(f"unknown image format for {path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        img.save(tmp, format=fmt, **options)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------------------------

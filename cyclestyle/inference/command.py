@@ -23,6 +23,7 @@ from ..data import (
     UnreadableImageError,
     image_to_tensor,
     load_image,
+    save_image,
     short_side_size,
     tensor_to_image,
 )
@@ -169,18 +170,9 @@ _NO_ALPHA = {"JPEG", "MPEG", "PCX", "PPM", "EPS"}
 def _save(img: Image.Image, dst: Path) -> None:
     """Write atomically, in the format the file name says, keeping alpha where the format can."""
     fmt = Image.registered_extensions().get(dst.suffix.lower())
-    if fmt is None:
-        raise OSError(f"unknown image format for {dst.name}")
     if fmt in _NO_ALPHA and img.mode in ("RGBA", "LA"):
         img = img.convert(img.mode[:-1])
-    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.part")
-    try:
-        img.save(tmp, format=fmt, **options)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
+    save_image(img, dst, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -48,6 +47,7 @@ from ..data import (
     image_to_tensor,
     list_images,
     load_image,
+    save_image,
     tensor_to_image,
     verify_image,
 )
@@ -826,12 +826,11 @@ def image_uint8(img, long_side: float | None) -> Tensor:
 
 
 def save_result(image: Tensor, path: Path, vgg_source: str, cfg: GatysConfig, **about) -> None:
-    """Write a [0, 1] image atomically (aside, then renamed: a crash never leaves half a file under
-    the real name); PNGs carry the VGG weights used (``cyclestyle.vgg``) and the settings."""
+    """Write a [0, 1] image atomically (``data.save_image``); PNGs carry the VGG weights used
+    (``cyclestyle.vgg``) and the settings."""
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     pil = tensor_to_image(_as_batch(image)[0] * 2 - 1)
     settings = json.dumps({**dataclasses.asdict(cfg), **about}, default=str)
     fmt = Image.registered_extensions().get(path.suffix.lower())
@@ -843,9 +842,4 @@ def save_result(image: Tensor, path: Path, vgg_source: str, cfg: GatysConfig, **
         options = {"pnginfo": info}
     elif fmt == "JPEG":
         options = {"quality": 95, "comment": f"cyclestyle.vgg = {vgg_source}; cyclestyle.gatys = {settings}"}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        pil.save(tmp, format=fmt, **options)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    save_image(pil, path, **options)
