@@ -35,7 +35,8 @@ from torch import nn
 from ..models.weights import CheckpointError, load_weights, save_weights
 
 NETWORKS = ("G_A", "G_B", "D_A", "D_B")
-_STEP_DIR = re.compile(r"^step-(\d+)$")
+LATEST = "latest"  # the pointer file: one line naming the newest checkpoint of the run
+_STEP_DIR = re.compile(r"step-([0-9]+)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,7 +215,7 @@ def write_checkpoint(
         if final.exists():  # a re-save of the same step (e.g. interrupted right after a periodic save)
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _write_text_atomically(checkpoints_dir / "latest", final.name + "\n")
+        _write_text_atomically(checkpoints_dir / LATEST, final.name + "\n")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -265,27 +266,36 @@ def list_checkpoints(checkpoints_dir: Path) -> list[Path]:
     """Complete ``step-N`` folders, oldest first."""
     if not checkpoints_dir.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in checkpoints_dir.iterdir() if (m := _STEP_DIR.match(p.name)) and p.is_dir()]
+    found = [(int(m.group(1)), p) for p in checkpoints_dir.iterdir()
+             if (m := _STEP_DIR.fullmatch(p.name)) and p.is_dir()]
     return [p for _, p in sorted(found)]
 
 
 def resolve_checkpoint(checkpoints_dir: Path, which: str) -> Path | None:
-    """``latest`` → the folder ``latest`` names (None when the run has no checkpoint yet);
+    """``latest`` → the folder ``latest`` names, or the newest complete one when the pointer is
+    missing or names anything but a ``step-N`` folder here (None when the run has none yet);
     anything else is a path to a ``step-N`` folder."""
     if which == "latest":
-        pointer = checkpoints_dir / "latest"
-        if pointer.is_file():
-            target = checkpoints_dir / pointer.read_text().strip()
-            if target.is_dir():
-                return target
-        found = list_checkpoints(checkpoints_dir)  # pointer lost: fall back to the newest complete one
-        return found[-1] if found else None
+        found = list_checkpoints(checkpoints_dir)
+        return read_latest(checkpoints_dir) or (found[-1] if found else None)
     path = Path(which).expanduser()
     if (path / "checkpoints").is_dir():  # a run directory
         return resolve_checkpoint(path / "checkpoints", "latest")
     if not path.is_dir():
         raise CheckpointError(f"--resume {which}: no such checkpoint folder")
     return path
+
+
+def read_latest(checkpoints_dir: Path) -> Path | None:
+    """The ``step-N`` folder that the ``latest`` pointer names, or None. An empty, unreadable or
+    garbage pointer (``best``, ``..``, a path elsewhere, a folder since removed) names nothing:
+    joined to the folder as it is, an empty name would be ``checkpoints/`` itself."""
+    try:
+        name = (checkpoints_dir / LATEST).read_bytes().decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    target = checkpoints_dir / name
+    return target if _STEP_DIR.fullmatch(name) and target.is_dir() else None
 
 
 def load_state(path: Path) -> dict[str, Any]:
@@ -337,6 +347,25 @@ def _fsync_tree(folder: Path) -> None:
 
 
 def _write_text_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` in one rename, the text on disk first: a rename that reaches
+    the disk before the data would leave an empty file after a power cut."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the renames inside ``folder`` durable (its entries are the directory's data)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
