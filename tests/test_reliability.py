@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cyclestyle.training import checkpoint as ckpt
+from cyclestyle.training.loop import train
 
 
 def write_tiny_checkpoint(checkpoints_dir: Path, step: int, keep: int = 10, **kwargs) -> Path:
@@ -65,3 +66,32 @@ def test_the_latest_pointer_reaches_the_disk_before_its_rename(tmp_path, monkeyp
     temporary = events[pointer_rename][1].split(" -> ")[0]
     assert ("fsync", temporary) in events[:pointer_rename]
     assert (checkpoints / "latest").read_text() == "step-4\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Pruning by the run's own history
+
+
+@pytest.mark.parametrize("keep, steps, kept", [(1, 6, {"step-6"}), (2, 10, {"step-8", "step-10"})])
+def test_a_run_resumed_from_an_older_checkpoint_prunes_by_its_own_history(tiny_config, keep, steps, kept):
+    """Resumed from step 4 of a run that went on to 12: steps 8 and 12 are a branch left behind.
+    Counting them as the newest used to prune the new checkpoints (with keep 1, the one just
+    written, and `latest` then fell back to the abandoned step 12)."""
+    run = train(tiny_config())  # checkpoints 4, 8, 12
+    cfg = tiny_config(f"train.keep_checkpoints={keep}", "train.checkpoint_every=2", f"train.max_steps={steps}")
+    train(cfg, resume=str(run / "checkpoints" / "step-4"))
+    checkpoints = run / "checkpoints"
+    assert {p.name for p in ckpt.list_checkpoints(checkpoints)} == kept
+    assert (checkpoints / "latest").read_text() == f"step-{steps}\n"
+    assert ckpt.resolve_checkpoint(checkpoints, "latest") == checkpoints / f"step-{steps}"
+    assert ckpt.load_state(checkpoints / f"step-{steps}" / "training_state.pt")["progress"]["step"] == steps
+
+
+def test_pruning_never_removes_the_checkpoint_just_written(tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    for step in (4, 8, 12):
+        write_tiny_checkpoint(checkpoints, step, keep=5)
+    written = write_tiny_checkpoint(checkpoints, 6, keep=1, branched_from=4)
+    assert ckpt.list_checkpoints(checkpoints) == [written]
+    write_tiny_checkpoint(checkpoints, 10, keep=2)
+    assert [p.name for p in ckpt.list_checkpoints(checkpoints)] == ["step-6", "step-10"]

@@ -11,7 +11,8 @@ the best held-out evaluation so far and that evaluation (``metrics.json``).
 
 A checkpoint is written into a temporary folder and renamed into place, so a crash or a full disk
 mid-write never leaves a half checkpoint under a real name; then ``latest`` (a one-line text file)
-is replaced atomically and the oldest checkpoints beyond ``keep`` are removed. Only ``.pt`` files
+is replaced atomically and the oldest checkpoints of the run's lineage beyond ``keep`` are removed
+(``prune``). Only ``.pt`` files
 hold non-tensor state, and they are read with ``torch.load(weights_only=True)``, which executes no
 code.
 """
@@ -197,8 +198,10 @@ def write_checkpoint(
     process_states: list[dict[str, Any]],
     keep: int,
     metadata: Mapping[str, dict[str, str]] | None = None,
+    branched_from: int | None = None,
 ) -> Path:
-    """Write ``step-N`` atomically, point ``latest`` at it, and prune to the newest ``keep``."""
+    """Write ``step-N`` atomically, point ``latest`` at it, and prune to the newest ``keep`` of
+    the run's own lineage (``prune``; ``branched_from``: the step a resumed run went on from)."""
     checkpoints_dir.mkdir(parents=True, exist_ok=True)
     final = checkpoints_dir / f"step-{step}"
     tmp = checkpoints_dir / f".tmp-step-{step}-{os.getpid()}"
@@ -219,9 +222,30 @@ def write_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for old in list_checkpoints(checkpoints_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    prune(checkpoints_dir, final, keep, branched_from)
     return final
+
+
+def prune(checkpoints_dir: Path, written: Path, keep: int, branched_from: int | None = None) -> None:
+    """Keep the newest ``keep`` checkpoints of the lineage that ``written`` ends, never ``written``.
+
+    A run resumed from an older checkpoint (step ``branched_from``) leaves the checkpoints above
+    it behind: they are another history, and counting them as newest would prune the checkpoints
+    of this one (with keep 1, the one just written). They go with the new lineage's first write.
+    """
+    found = list_checkpoints(checkpoints_dir)
+    left_behind = [p for p in found if branched_from is not None and p != written and step_of(p) > branched_from]
+    lineage = [p for p in found if p not in left_behind]
+    for old in left_behind + [p for p in lineage[:-keep] if p != written]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def step_of(checkpoint: Path) -> int:
+    """N of a ``step-N`` folder."""
+    match = _STEP_DIR.fullmatch(checkpoint.name)
+    if match is None:
+        raise ValueError(f"{checkpoint} is not a step-N checkpoint folder")
+    return int(match.group(1))
 
 
 BEST = "best"
@@ -321,12 +345,13 @@ def read_checkpoint(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dic
 def save_checkpoint(
     checkpoints_dir: Path, networks: dict[str, dict[str, torch.Tensor]], state: TrainingState,
     processes: list[ProcessState], keep: int, metadata: Mapping[str, dict[str, str]] | None = None,
+    branched_from: int | None = None,
 ) -> Path:
     """``write_checkpoint`` for ``step-{state.progress.step}``; a failed write names the last good one."""
     step = state.progress.step
     try:
         return write_checkpoint(checkpoints_dir, step, networks, state.to_dict(), [p.to_dict() for p in processes],
-                                keep=keep, metadata=metadata)
+                                keep=keep, metadata=metadata, branched_from=branched_from)
     except OSError as e:
         previous = list_checkpoints(checkpoints_dir)
         last = previous[-1] if previous else "none"

@@ -153,6 +153,9 @@ class Run:
     best: dict[str, Any] | None = None  # the best held-out evaluation so far
     last_eval: dict[str, Any] | None = None
     last_saved_step: int = -1
+    # The step resumed from, until the first checkpoint: checkpoints above it are of a branch
+    # that this run leaves behind, removed by that first write (``checkpoint.prune``).
+    branched_from: int | None = None
     window: LogWindow = dataclasses.field(default_factory=LogWindow)
     bar: Any = None  # the progress bar (tqdm)
 
@@ -273,6 +276,7 @@ def _resume(run: Run, saved: Checkpoint) -> None:
     saved.check_data(len(run.sources[0]), len(run.sources[1]))
     run.gan.load_optimizer_states(state.optimizers, state.scalers)
     run.progress = state.progress
+    run.branched_from = state.progress.step
     run.resumed_order = (state.progress.epoch, state.data.order)
     run.wandb_run_id = state.wandb_run_id
     if run.progress.position % run.global_batch:
@@ -421,7 +425,9 @@ def _save(run: Run, reason: str) -> Path:
     if accelerator.is_main_process:
         weights = {name: accelerator.unwrap_model(net).state_dict() for name, net in run.gan.networks.items()}
         path = save_checkpoint(run.checkpoints_dir, weights, _training_state(run, reason), states,
-                               keep=run.cfg.train.keep_checkpoints, metadata=_generator_metadata(run.cfg, step))
+                               keep=run.cfg.train.keep_checkpoints, metadata=_generator_metadata(run.cfg, step),
+                               branched_from=run.branched_from)
+    run.branched_from = None  # the branch left behind is gone with this first checkpoint
     accelerator.wait_for_everyone()
     return path
 
