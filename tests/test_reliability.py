@@ -3,13 +3,21 @@ after a resume from an older checkpoint, one run per folder, final generators, a
 loss weights (issue 12)."""
 
 import os
+import socket
+import subprocess
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 
+from cyclestyle.config import ConfigError
 from cyclestyle.training import checkpoint as ckpt
+from cyclestyle.training.lock import OutputDirBusy, OutputDirLock
 from cyclestyle.training.loop import train
+
+from .conftest import REPO, cli
 
 
 def write_tiny_checkpoint(checkpoints_dir: Path, step: int, keep: int = 10, **kwargs) -> Path:
@@ -95,3 +103,63 @@ def test_pruning_never_removes_the_checkpoint_just_written(tmp_path):
     assert ckpt.list_checkpoints(checkpoints) == [written]
     write_tiny_checkpoint(checkpoints, 10, keep=2)
     assert [p.name for p in ckpt.list_checkpoints(checkpoints)] == ["step-6", "step-10"]
+
+
+# --------------------------------------------------------------------------------------------
+# One run per output folder
+
+
+def train_command(tiny_overrides: list[str], *extra: str) -> list[str]:
+    sets = [*tiny_overrides, *extra]
+    return cli("train", "--config", str(REPO / "configs" / "tiny.yaml"), *sum([["--set", s] for s in sets], []))
+
+
+def test_a_second_run_in_a_locked_folder_refuses_in_one_line_naming_the_holder(tiny_config, tiny_overrides):
+    cfg = tiny_config("train.max_steps=2")
+    run_dir = Path(cfg.output_dir)
+    with OutputDirLock.acquire(run_dir):  # this test process plays the first run
+        with pytest.raises(OutputDirBusy, match=rf"pid {os.getpid()} on host {socket.gethostname()}"):
+            train(cfg)
+        second = subprocess.run(train_command(tiny_overrides, "train.max_steps=2"), capture_output=True, text=True,
+                                timeout=300)
+        assert second.returncode == 2
+        assert second.stderr.strip().count("\n") == 0, second.stderr
+        assert f"pid {os.getpid()} on host {socket.gethostname()}" in second.stderr
+        assert not (run_dir / "checkpoints").exists()
+    train(cfg)  # released: the folder is free again
+    assert ckpt.list_checkpoints(run_dir / "checkpoints")
+
+
+def test_the_lock_is_released_however_a_run_ends(tiny_config):
+    cfg = tiny_config("train.max_steps=2")
+    run_dir = train(cfg)
+    with pytest.raises(ConfigError, match="already holds checkpoints"):
+        train(cfg)  # refused after taking the lock
+    OutputDirLock.acquire(run_dir).release()
+
+
+def test_a_killed_run_frees_its_folder_at_once_though_its_data_workers_linger(tiny_overrides, tmp_path):
+    """The kernel drops the lock with its process; DataLoader workers, forked while it was held,
+    must not keep it (they notice their parent's death only seconds later)."""
+    run_dir = tmp_path / "run"  # tiny_overrides' output_dir
+    proc = subprocess.Popen(train_command(tiny_overrides, "data.num_workers=2", "train.max_steps=100000"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while not (run_dir / "log.jsonl").exists():
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read().decode()
+        time.sleep(0.01)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    assert workers, "the run has no DataLoader workers"
+    proc.kill()
+    proc.wait()
+    try:
+        OutputDirLock.acquire(run_dir).release()
+    finally:
+        for worker in workers:
+            if worker.is_running():
+                worker.kill()
+
+
+def test_temporary_names_are_the_process_own_on_this_host(tmp_path):
+    name = ckpt.aside(tmp_path / "latest").name
+    assert name.startswith(".tmp-latest-") and name.endswith(f"-{socket.gethostname()}-{os.getpid()}")

@@ -25,6 +25,7 @@ import os
 import random
 import re
 import shutil
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -204,8 +205,8 @@ def write_checkpoint(
     the run's own lineage (``prune``; ``branched_from``: the step a resumed run went on from)."""
     checkpoints_dir.mkdir(parents=True, exist_ok=True)
     final = checkpoints_dir / f"step-{step}"
-    tmp = checkpoints_dir / f".tmp-step-{step}-{os.getpid()}"
-    if tmp.exists():
+    tmp = aside(final)
+    if tmp.exists():  # left by a process of the same pid on this host, long dead
         shutil.rmtree(tmp)
     try:
         tmp.mkdir()
@@ -257,8 +258,7 @@ def write_best(checkpoints_dir: Path, generators: dict[str, dict[str, torch.Tens
     chose them, as ``metrics.json``). Written aside and renamed into place, like a checkpoint."""
     checkpoints_dir.mkdir(parents=True, exist_ok=True)
     final = checkpoints_dir / BEST
-    tmp = checkpoints_dir / f".tmp-{BEST}-{os.getpid()}"
-    old = checkpoints_dir / f".old-{BEST}-{os.getpid()}"
+    tmp, old = aside(final), aside(final, "old")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir()
@@ -365,6 +365,13 @@ def load_checkpoint(path: Path) -> Checkpoint:
     return Checkpoint(path, networks, TrainingState.from_dict(state), [ProcessState.from_dict(p) for p in processes])
 
 
+def aside(path: Path, kind: str = "tmp") -> Path:
+    """A hidden name beside ``path`` that is this process's own: written there, then renamed into
+    place. The host is in it as well as the pid, for folders that several machines share (where
+    pids repeat, and where a lock may be only local: NFS with ``local_lock``)."""
+    return path.with_name(f".{kind}-{path.name}-{socket.gethostname()}-{os.getpid()}")
+
+
 def _fsync_tree(folder: Path) -> None:
     for p in folder.iterdir():
         with open(p, "rb") as f:
@@ -374,7 +381,7 @@ def _fsync_tree(folder: Path) -> None:
 def _write_text_atomically(path: Path, text: str) -> None:
     """Replace ``path`` by ``text`` in one rename, the text on disk first: a rename that reaches
     the disk before the data would leave an empty file after a power cut."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = aside(path)
     try:
         with open(tmp, "w") as f:
             f.write(text)

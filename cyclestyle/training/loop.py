@@ -12,16 +12,16 @@ dashboard (``tracking``): losses, learning rates, speed, memory and image panels
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
-import os
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, NoReturn
+from typing import Any, Callable, Iterable, Iterator, NoReturn
 
 import torch
 from accelerate import Accelerator
@@ -48,6 +48,7 @@ from .checkpoint import (
     ProcessState,
     Progress,
     TrainingState,
+    aside,
     capture_rng_state,
     list_checkpoints,
     load_checkpoint,
@@ -58,6 +59,7 @@ from .checkpoint import (
     write_best,
 )
 from .launch import LaunchError, any_process, gather_objects, make_accelerator  # noqa: F401 (LaunchError: for cli)
+from .lock import OutputDirBusy, OutputDirLock, busy_message
 from .pool import ImagePool
 from .sampling import ShardedBatchSampler, epoch_order, steps_per_epoch
 from .schedule import epoch_lr_factor, step_lr_factor
@@ -182,19 +184,22 @@ class Run:
 
 def train(cfg: Config, resume: str | None = None) -> Path:
     """Train both generators as ``cfg`` says; returns the run directory."""
-    run = _start_run(cfg, resume)
-    with run.tracker:  # finishes the dashboard run however training ends
-        # The held-out images that every image panel of the run shows (main process only).
-        run.panels = HeldOutPanels.load(cfg, run.sources) if run.tracker.enabled else None
-        with StopRequest() as stop:
-            _train_until_done(run, stop)
-        run.bar.close()
-        if run.last_saved_step != run.progress.step:
-            _save(run, "final")
-        if run.accelerator.is_main_process:
-            _finish(run)
-    run.accelerator.wait_for_everyone()
-    run.accelerator.end_training()
+    accelerator = make_accelerator(cfg.train.mixed_precision)
+    run_dir = Path(cfg.output_dir).expanduser()
+    with _output_dir_lock(run_dir, accelerator):  # one run per folder, for the whole run
+        run = _start_run(cfg, resume, accelerator, run_dir)
+        with run.tracker:  # finishes the dashboard run however training ends
+            # The held-out images that every image panel of the run shows (main process only).
+            run.panels = HeldOutPanels.load(cfg, run.sources) if run.tracker.enabled else None
+            with StopRequest() as stop:
+                _train_until_done(run, stop)
+            run.bar.close()
+            if run.last_saved_step != run.progress.step:
+                _save(run, "final")
+            if run.accelerator.is_main_process:
+                _finish(run)
+        run.accelerator.wait_for_everyone()
+        run.accelerator.end_training()
     return run.run_dir
 
 
@@ -202,10 +207,27 @@ def train(cfg: Config, resume: str | None = None) -> Path:
 # Opening a run: what can fail cheaply fails first
 
 
-def _start_run(cfg: Config, resume: str | None) -> Run:
+@contextlib.contextmanager
+def _output_dir_lock(run_dir: Path, accelerator: Accelerator) -> Iterator[None]:
+    """Hold ``run_dir``'s lock (main process) while the block runs; every process stops with
+    ``OutputDirBusy`` when another run holds it."""
+    lock, busy = None, None
+    if accelerator.is_main_process:
+        try:
+            lock = OutputDirLock.acquire(run_dir)
+        except OutputDirBusy as e:
+            busy = e
+    if any_process(accelerator, busy is not None):
+        raise busy or OutputDirBusy(busy_message(run_dir))
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _start_run(cfg: Config, resume: str | None, accelerator: Accelerator, run_dir: Path) -> Run:
     """The checkpoint to resume from, the data, the schedule, then the networks and the state."""
-    accelerator = make_accelerator(cfg.train.mixed_precision)
-    run_dir = Path(cfg.output_dir).expanduser()
     checkpoint = _checkpoint_to_resume(run_dir, resume, accelerator)
     # Data first: a bad folder should fail before any model is built.
     sources = open_domains(cfg.data, cfg.data.train_split, channels=cfg.model.in_channels)
@@ -562,6 +584,7 @@ def _write_final_generators(run_dir: Path, g_a: nn.Module, g_b: nn.Module,
     """``G_A.safetensors`` and ``G_B.safetensors`` beside ``config.yaml``: all that translation needs.
     Written aside under a name of this process's own, then renamed into place."""
     for name, net in (("G_A", g_a), ("G_B", g_b)):
-        tmp = run_dir / f".{name}.safetensors.{os.getpid()}.tmp"
+        final = run_dir / f"{name}.safetensors"
+        tmp = aside(final)
         save_weights(tmp, net.state_dict(), metadata[name])
-        tmp.replace(run_dir / f"{name}.safetensors")
+        tmp.replace(final)
