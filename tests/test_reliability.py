@@ -3,6 +3,7 @@ after a resume from an older checkpoint, one run per folder, final generators, a
 loss weights (issue 12)."""
 
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -163,3 +164,25 @@ def test_a_killed_run_frees_its_folder_at_once_though_its_data_workers_linger(ti
 def test_temporary_names_are_the_process_own_on_this_host(tmp_path):
     name = ckpt.aside(tmp_path / "latest").name
     assert name.startswith(".tmp-latest-") and name.endswith(f"-{socket.gethostname()}-{os.getpid()}")
+
+
+# --------------------------------------------------------------------------------------------
+# A folder that holds a trained run's generators
+
+
+def test_a_new_run_refuses_a_folder_with_final_generators_unless_resumed(tiny_config, tiny_overrides):
+    """No checkpoint left (deleted to save space, or never kept) but the generators are: a new
+    run would overwrite them without a word."""
+    cfg = tiny_config("train.max_steps=2")
+    run_dir = train(cfg)
+    shutil.rmtree(run_dir / "checkpoints")
+    before = (run_dir / "G_A.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match=r"G_A\.safetensors.*--resume latest"):
+        train(cfg)
+    refused = subprocess.run(train_command(tiny_overrides, "train.max_steps=2"), capture_output=True, text=True,
+                             timeout=300)
+    assert refused.returncode == 2 and refused.stderr.strip().count("\n") == 0, refused.stderr
+    assert "already holds trained generators" in refused.stderr
+    assert (run_dir / "G_A.safetensors").read_bytes() == before
+    train(cfg, resume="latest")  # asked for: a new run over them
+    assert ckpt.list_checkpoints(run_dir / "checkpoints")

@@ -67,6 +67,7 @@ from .step import CycleGAN, NonFiniteLoss, train_step  # noqa: F401 (NonFiniteLo
 from .tracking import HeldOutPanels, Tracker, memory_metrics, open_tracker
 
 FINAL_GRID_IMAGES = 16  # held-out images per domain in the dashboard's grid at the end of a run
+FINAL_GENERATORS = ("G_A.safetensors", "G_B.safetensors")  # what a finished run leaves in its folder
 
 
 class TrainingInterrupted(Exception):
@@ -253,7 +254,8 @@ def _start_run(cfg: Config, resume: str | None, accelerator: Accelerator, run_di
 
 
 def _checkpoint_to_resume(run_dir: Path, resume: str | None, accelerator: Accelerator) -> Path | None:
-    """The checkpoint ``resume`` names; a new run refuses an output_dir that holds checkpoints."""
+    """The checkpoint ``resume`` names; a new run refuses an output_dir that holds checkpoints,
+    or, without ``--resume``, a trained run's final generators (which it would overwrite)."""
     checkpoints_dir = run_dir / "checkpoints"
     checkpoint = resolve_checkpoint(checkpoints_dir, resume) if resume else None
     if resume and checkpoint is None:
@@ -262,6 +264,11 @@ def _checkpoint_to_resume(run_dir: Path, resume: str | None, accelerator: Accele
         raise ConfigError(
             f"output_dir {run_dir} already holds checkpoints; pass --resume latest to continue it, "
             "or choose another output_dir")
+    generators = [name for name in FINAL_GENERATORS if (run_dir / name).exists()]
+    if resume is None and generators:
+        raise ConfigError(
+            f"output_dir {run_dir} already holds trained generators ({', '.join(generators)}) and no checkpoint; "
+            "choose another output_dir, or pass --resume latest to train a new run over them")
     return checkpoint
 
 
