@@ -231,9 +231,10 @@ def _start_run(cfg: Config, resume: str | None, accelerator: Accelerator, run_di
     """The checkpoint to resume from, the data, the schedule, then the networks and the state."""
     checkpoint = _checkpoint_to_resume(run_dir, resume, accelerator)
     # Data first: a bad folder should fail before any model is built.
-    sources = open_domains(cfg.data, cfg.data.train_split, channels=cfg.model.in_channels)
-    dataset = UnalignedDataset(*sources, cfg.data, channels=cfg.model.in_channels,
-                               size_multiple=generator_size_multiple(cfg.model))
+    m = cfg.model
+    sources = open_domains(cfg.data, cfg.data.train_split, channels=m.in_channels, channels_b=m.out_channels)
+    dataset = UnalignedDataset(*sources, cfg.data, channels=m.in_channels, channels_b=m.out_channels,
+                               size_multiple=generator_size_multiple(m))
     evaluator = HeldOutEvaluator(cfg, accelerator.device, load_extractor=accelerator.is_main_process) \
         if cfg.eval.every else None
     total_steps, lr_factor = _schedule(cfg.train, len(dataset), accelerator.num_processes)
