@@ -186,3 +186,72 @@ def test_a_new_run_refuses_a_folder_with_final_generators_unless_resumed(tiny_co
     assert (run_dir / "G_A.safetensors").read_bytes() == before
     train(cfg, resume="latest")  # asked for: a new run over them
     assert ckpt.list_checkpoints(run_dir / "checkpoints")
+
+
+# --------------------------------------------------------------------------------------------
+# The step's loss weights
+
+
+def paper_generator_objective(g_a, g_b, d_a, d_b, a, b, lam_a: float, lam_b: float, lam_idt: float,
+                              identity_lambdas: tuple[float, float] | None = None) -> torch.Tensor:
+    """Eq. 3 of the paper with LSGAN and §5.2's identity term, as the reference weights it:
+    λ_A for the cycle and identity terms that start from A (G_B(a) ≈ a), λ_B for those from B.
+    ``identity_lambdas`` replaces (λ_A, λ_B) in the identity terms, to mis-wire them on purpose."""
+    import torch.nn.functional as F
+
+    idt_a, idt_b = identity_lambdas or (lam_a, lam_b)
+    adversarial = ((d_a(g_a(a)) - 1) ** 2).mean() + ((d_b(g_b(b)) - 1) ** 2).mean()
+    cycle = lam_a * F.l1_loss(g_b(g_a(a)), a) + lam_b * F.l1_loss(g_a(g_b(b)), b)
+    identity = lam_idt * (idt_b * F.l1_loss(g_a(b), b) + idt_a * F.l1_loss(g_b(a), a))
+    return adversarial + cycle + identity
+
+
+def flat_gradients(loss: torch.Tensor, nets) -> list[torch.Tensor]:
+    return [torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(net.parameters()), retain_graph=True)])
+            for net in nets]
+
+
+def relative(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    return max(float((x - y).norm() / y.norm()) for x, y in zip(a, b))
+
+
+def test_the_generator_step_weights_each_term_as_the_paper(tmp_path):
+    """λ_A ≠ λ_B and λ_idt > 0: the gradients that generator_step leaves on G_A and G_B are those
+    of the paper's objective computed here by hand, to float noise; swapping λ_A and λ_B, or
+    weighting each identity term by the other λ, would change them by far more."""
+    import copy
+
+    from cyclestyle.config import LossConfig, TrainConfig
+    from cyclestyle.models import PatchDiscriminator, ResnetGenerator
+    from cyclestyle.training.launch import make_accelerator
+    from cyclestyle.training.step import CycleGAN, generator_step
+
+    torch.manual_seed(0)
+    nets = {"G_A": ResnetGenerator(ngf=4, n_blocks=1), "G_B": ResnetGenerator(ngf=4, n_blocks=1),
+            "D_A": PatchDiscriminator(ndf=4, n_layers=2), "D_B": PatchDiscriminator(ndf=4, n_layers=2)}
+    by_hand = {name: copy.deepcopy(net) for name, net in nets.items()}
+    a, b = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
+    lam_a, lam_b, lam_idt = 3.0, 11.0, 0.3
+
+    accelerator = make_accelerator("no")
+    gan = CycleGAN.prepare(accelerator, nets, TrainConfig())
+    terms, _ = generator_step(accelerator, gan, (a, b), LossConfig(lambda_a=lam_a, lambda_b=lam_b,
+                                                                   lambda_identity=lam_idt), 1, tmp_path)
+    stepped = [torch.cat([p.grad.flatten() for p in net.parameters()]) for net in (gan.g_a, gan.g_b)]
+
+    g_a, g_b, d_a, d_b = (by_hand[n] for n in ("G_A", "G_B", "D_A", "D_B"))
+    expected = flat_gradients(paper_generator_objective(g_a, g_b, d_a, d_b, a, b, lam_a, lam_b, lam_idt), (g_a, g_b))
+    assert relative(stepped, expected) < 1e-5
+    swapped = flat_gradients(paper_generator_objective(g_a, g_b, d_a, d_b, a, b, lam_b, lam_a, lam_idt), (g_a, g_b))
+    assert relative(swapped, expected) > 1e-2
+    miswired = flat_gradients(paper_generator_objective(g_a, g_b, d_a, d_b, a, b, lam_a, lam_b, lam_idt,
+                                                        identity_lambdas=(lam_b, lam_a)), (g_a, g_b))
+    assert relative(miswired, expected) > 1e-2
+
+    import torch.nn.functional as F
+
+    with torch.no_grad():  # and the logged terms under the reference's names
+        assert terms["idt_A"].item() == pytest.approx(lam_idt * lam_b * F.l1_loss(g_a(b), b).item(), rel=1e-5)
+        assert terms["idt_B"].item() == pytest.approx(lam_idt * lam_a * F.l1_loss(g_b(a), a).item(), rel=1e-5)
+        assert terms["cycle_A"].item() == pytest.approx(lam_a * F.l1_loss(g_b(g_a(a)), a).item(), rel=1e-5)
+        assert terms["cycle_B"].item() == pytest.approx(lam_b * F.l1_loss(g_a(g_b(b)), b).item(), rel=1e-5)
