@@ -365,18 +365,22 @@ class HFSource:
 # Opening the two domains of a split
 
 
-def open_domains(cfg: DataConfig, split: str, channels: int = 3) -> tuple[Source, Source]:
-    """The A and B sources of split ``split`` (a split name, e.g. ``cfg.train_split``).
+def open_domains(cfg: DataConfig, split: str, channels: int = 3, channels_b: int | None = None
+                 ) -> tuple[Source, Source]:
+    """The A and B sources of split ``split`` (a split name, e.g. ``cfg.train_split``), loading
+    ``channels`` for A and ``channels_b`` (default: the same) for B: a model's in_channels and
+    out_channels, which differ for a grayscale ↔ colour translator.
 
     Unreadable images are dropped with a warning each and a summary (or, with
     ``cfg.strict_images``, the first one raises ``UnreadableImageError``).
     """
+    channels_b = channels if channels_b is None else channels_b
     if cfg.format == "folder":
         root = Path(cfg.root).expanduser()
         source_a: Source = FolderSource(root / f"{split}A", channels=channels)
-        source_b: Source = FolderSource(root / f"{split}B", channels=channels)
+        source_b: Source = FolderSource(root / f"{split}B", channels=channels_b)
     else:
-        source_a, source_b = _open_hf(cfg, split, channels)
+        source_a, source_b = _open_hf(cfg, split, (channels, channels_b))
     return _scan(source_a, cfg.strict_images), _scan(source_b, cfg.strict_images)
 
 
@@ -405,14 +409,15 @@ def _scan(source: Source, strict: bool) -> Source:
 _HUB_ID = re.compile(r"^[\w-][\w.-]*(/[\w-][\w.-]*)?$")
 
 
-def _open_hf(cfg: DataConfig, split: str, channels: int) -> tuple[HFSource, HFSource]:
+def _open_hf(cfg: DataConfig, split: str, channels: tuple[int, int]) -> tuple[HFSource, HFSource]:
+    """The A and B sources of an HF split, loading ``channels`` (A's, B's)."""
     table = _load_hf_split(cfg.root, split)
     prefix = f"{cfg.root}[{split}]"
     if cfg.label_column is None:
         _require_columns(table, [cfg.column_a, cfg.column_b], prefix)
         sources = []
-        for column in (cfg.column_a, cfg.column_b):
-            source = HFSource(table, column, f"{prefix}.{column}", channels=channels).deduplicated()
+        for column, domain_channels in zip((cfg.column_a, cfg.column_b), channels):
+            source = HFSource(table, column, f"{prefix}.{column}", channels=domain_channels).deduplicated()
             if len(source) == 0:
                 raise DataError(f"column {column} of {prefix} holds no images")
             sources.append(source)
@@ -420,7 +425,7 @@ def _open_hf(cfg: DataConfig, split: str, channels: int) -> tuple[HFSource, HFSo
     _require_columns(table, [cfg.image_column, cfg.label_column], prefix)
     labels = _label_strings(table, cfg.label_column)
     sources = []
-    for label in (cfg.label_a, cfg.label_b):
+    for label, domain_channels in zip((cfg.label_a, cfg.label_b), channels):
         rows = [row for row, value in enumerate(labels) if value == str(label)]
         if not rows:
             present = sorted({value for value in labels if value is not None})
@@ -429,7 +434,7 @@ def _open_hf(cfg: DataConfig, split: str, channels: int) -> tuple[HFSource, HFSo
                 f"(values present: {', '.join(present[:20]) or 'none'})"
             )
         name = f"{prefix}.{cfg.image_column}[{cfg.label_column}={label}]"
-        sources.append(HFSource(table, cfg.image_column, name, rows, channels))
+        sources.append(HFSource(table, cfg.image_column, name, rows, domain_channels))
     return sources[0], sources[1]
 
 
@@ -569,16 +574,18 @@ class UnalignedDataset(torch.utils.data.Dataset):
     with ``random.Random(aug_seed)`` and B with ``random.Random(f"{aug_seed}/B")`` (a string seed
     is hashed with SHA-512, so the B stream never coincides with an A stream of another key and
     does not depend on the process), and the same key always gives bitwise the same tensors.
-    Indices are taken modulo the domain sizes, as the reference does for A.
+    Indices are taken modulo the domain sizes, as the reference does for A. A is loaded with
+    ``channels`` and B with ``channels_b`` (default: the same), the generators' in and out channels.
     """
 
     def __init__(self, source_a: Source, source_b: Source, cfg: DataConfig, channels: int = 3, *, train: bool = True,
-                 size_multiple: int = 4):
+                 size_multiple: int = 4, channels_b: int | None = None):
         self.size_multiple = size_multiple  # what the generators need of a side (``preprocess: none`` pads)
         self.source_a = source_a
         self.source_b = source_b
         self.cfg = cfg
         self.channels = channels
+        self.channels_b = channels if channels_b is None else channels_b
         self.train = train
         self.n_a = len(source_a)
         self.n_b = len(source_b)
@@ -589,21 +596,21 @@ class UnalignedDataset(torch.utils.data.Dataset):
     def __getitem__(self, key: tuple[int, int, int]) -> dict[str, torch.Tensor]:
         a_index, b_index, aug_seed = (int(k) for k in key)
         out = {}
-        for domain, source, index, rng in (
-            ("A", self.source_a, a_index, random.Random(aug_seed)),
-            ("B", self.source_b, b_index, random.Random(f"{aug_seed}/B")),
+        for domain, source, index, channels, rng in (
+            ("A", self.source_a, a_index, self.channels, random.Random(aug_seed)),
+            ("B", self.source_b, b_index, self.channels_b, random.Random(f"{aug_seed}/B")),
         ):
-            img, name = self._load(source, index)
+            img, name = self._load(source, index, channels)
             out[domain] = preprocess(img, self.cfg, rng, self.train, source=name, size_multiple=self.size_multiple)
         return out
 
-    def _load(self, source: Source, index: int) -> tuple[Image.Image, str]:
+    def _load(self, source: Source, index: int, channels: int) -> tuple[Image.Image, str]:
         """Load ``index``; if it has become unreadable since the scan, the next readable one."""
         n = len(source)
         for step in range(n):
             i = (index + step) % n
             try:
-                return source.load(i, self.channels), source.describe(i)
+                return source.load(i, channels), source.describe(i)
             except UnreadableImageError as e:
                 if self.cfg.strict_images:
                     raise

@@ -386,6 +386,20 @@ def test_unaligned_dataset_grayscale(tmp_path):
     assert dataset[(0, 0, 0)]["A"].shape == (1, 32, 32)
 
 
+def test_grayscale_a_and_colour_b_load_with_their_own_channels(tmp_path, hf):
+    """A model of in_channels 1 and out_channels 3 reads A in gray and B in colour, from folders
+    and from an HF table; B was read with A's channels."""
+    root = make_folder_dataset(tmp_path / "ds", size=(36, 36))
+    cfg = small_cfg(root)
+    a, b = open_domains(cfg, "train", channels=1, channels_b=3)
+    assert (a.load(0).mode, b.load(0).mode) == ("L", "RGB")
+    item = UnalignedDataset(a, b, cfg, channels=1, channels_b=3)[(0, 0, 0)]
+    assert item["A"].shape == (1, 32, 32) and item["B"].shape == (3, 32, 32)
+    hf.DatasetDict({"train": paired_table(hf, 2, 2, 2)}).save_to_disk(str(tmp_path / "saved"))
+    a, b = open_domains(small_cfg(tmp_path / "saved", format="hf"), "train", channels=3, channels_b=1)
+    assert (a.load(0).mode, b.load(0).mode) == ("RGB", "L")
+
+
 def test_unaligned_dataset_falls_back_on_a_file_broken_after_the_scan(tmp_path):
     root = make_folder_dataset(tmp_path / "ds", n_a=3, n_b=2, size=(36, 36))
     broken = truncated_jpeg(root / "trainA" / "01_broken.jpg")  # passes the header scan

@@ -307,6 +307,38 @@ def test_grayscale_domains_train_with_one_channel(tiny_config):
     assert g(torch.zeros(1, 1, 32, 32)).shape == (1, 1, 32, 32)
 
 
+def test_grayscale_to_colour_trains_evaluates_draws_panels_and_translates(tiny_config, toy_root, tmp_path):
+    """in_channels 1, out_channels 3 (no identity loss, as validation requires): domain B is read
+    in colour. It was read with in_channels, and the first step crashed in D_A."""
+    from PIL import Image
+
+    from cyclestyle.cli import main
+    from cyclestyle.data import open_domains
+    from cyclestyle.training.tracking import HeldOutPanels
+
+    cfg = tiny_config("model.in_channels=1", "model.out_channels=3", "loss.lambda_identity=0", "train.max_steps=4",
+                      "eval.every=2", "eval.metric=cycle_l1", "eval.num_images=2")
+    run = train(cfg)
+    evaluations = [json.loads(line)["eval"] for line in (run / "log.jsonl").read_text().splitlines()
+                   if "eval" in json.loads(line)]
+    assert len(evaluations) == 2 and all({"AtoB/cycle_l1", "BtoA/cycle_l1"} <= e.keys() for e in evaluations)
+    assert (run / "checkpoints" / "best" / "G_A.safetensors").is_file()
+
+    g_a, g_b = load_generator(run / "G_A.safetensors"), load_generator(run / "G_B.safetensors")
+    panels = HeldOutPanels.load(cfg, open_domains(cfg.data, cfg.data.train_split, 1, 3))
+    drawn = panels.render(g_a, g_b, torch.device("cpu"))
+    assert drawn["images/A"].image.size == drawn["images/B"].image.size == (3 * 32, 4 * 32)  # no identity column
+
+    for direction, domain, mode in (("AtoB", "testA", "RGB"), ("BtoA", "testB", "L")):
+        out = tmp_path / direction
+        assert main(["translate", "--weights", str(run), "--direction", direction, "--output", str(out),
+                     str(toy_root / domain)]) == 0
+        translated = sorted(out.glob("*.png"))
+        assert len(translated) == 4
+        with Image.open(translated[0]) as image:
+            assert image.mode == mode and image.size == (48, 48)
+
+
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_paths_run_on_cpu(tiny_overrides, tmp_path, precision):
     """Run in a subprocess: accelerate fixes the precision once per process."""

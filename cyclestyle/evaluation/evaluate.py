@@ -285,7 +285,8 @@ class HeldOutEvaluator:
         e, d = cfg.eval, cfg.data
         self.metric, self.device = e.metric, device
         try:
-            self.test_a, self.test_b = open_domains(d, d.test_split, channels=cfg.model.in_channels)
+            self.test_a, self.test_b = open_domains(d, d.test_split, channels=cfg.model.in_channels,
+                                                    channels_b=cfg.model.out_channels)
         except DataError as error:
             raise ConfigError(f"eval.every={e.every} needs a held-out split '{d.test_split}': {error}") from None
         self.limit = e.num_images or None

@@ -11,7 +11,8 @@ the best held-out evaluation so far and that evaluation (``metrics.json``).
 
 A checkpoint is written into a temporary folder and renamed into place, so a crash or a full disk
 mid-write never leaves a half checkpoint under a real name; then ``latest`` (a one-line text file)
-is replaced atomically and the oldest checkpoints beyond ``keep`` are removed. Only ``.pt`` files
+is replaced atomically and the oldest checkpoints of the run's lineage beyond ``keep`` are removed
+(``prune``). Only ``.pt`` files
 hold non-tensor state, and they are read with ``torch.load(weights_only=True)``, which executes no
 code.
 """
@@ -24,6 +25,7 @@ import os
 import random
 import re
 import shutil
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,8 @@ from torch import nn
 from ..models.weights import CheckpointError, load_weights, save_weights
 
 NETWORKS = ("G_A", "G_B", "D_A", "D_B")
-_STEP_DIR = re.compile(r"^step-(\d+)$")
+LATEST = "latest"  # the pointer file: one line naming the newest checkpoint of the run
+_STEP_DIR = re.compile(r"step-([0-9]+)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,12 +199,14 @@ def write_checkpoint(
     process_states: list[dict[str, Any]],
     keep: int,
     metadata: Mapping[str, dict[str, str]] | None = None,
+    branched_from: int | None = None,
 ) -> Path:
-    """Write ``step-N`` atomically, point ``latest`` at it, and prune to the newest ``keep``."""
+    """Write ``step-N`` atomically, point ``latest`` at it, and prune to the newest ``keep`` of
+    the run's own lineage (``prune``; ``branched_from``: the step a resumed run went on from)."""
     checkpoints_dir.mkdir(parents=True, exist_ok=True)
     final = checkpoints_dir / f"step-{step}"
-    tmp = checkpoints_dir / f".tmp-step-{step}-{os.getpid()}"
-    if tmp.exists():
+    tmp = aside(final)
+    if tmp.exists():  # left by a process of the same pid on this host, long dead
         shutil.rmtree(tmp)
     try:
         tmp.mkdir()
@@ -214,13 +219,34 @@ def write_checkpoint(
         if final.exists():  # a re-save of the same step (e.g. interrupted right after a periodic save)
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _write_text_atomically(checkpoints_dir / "latest", final.name + "\n")
+        _write_text_atomically(checkpoints_dir / LATEST, final.name + "\n")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for old in list_checkpoints(checkpoints_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    prune(checkpoints_dir, final, keep, branched_from)
     return final
+
+
+def prune(checkpoints_dir: Path, written: Path, keep: int, branched_from: int | None = None) -> None:
+    """Keep the newest ``keep`` checkpoints of the lineage that ``written`` ends, never ``written``.
+
+    A run resumed from an older checkpoint (step ``branched_from``) leaves the checkpoints above
+    it behind: they are another history, and counting them as newest would prune the checkpoints
+    of this one (with keep 1, the one just written). They go with the new lineage's first write.
+    """
+    found = list_checkpoints(checkpoints_dir)
+    left_behind = [p for p in found if branched_from is not None and p != written and step_of(p) > branched_from]
+    lineage = [p for p in found if p not in left_behind]
+    for old in left_behind + [p for p in lineage[:-keep] if p != written]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def step_of(checkpoint: Path) -> int:
+    """N of a ``step-N`` folder."""
+    match = _STEP_DIR.fullmatch(checkpoint.name)
+    if match is None:
+        raise ValueError(f"{checkpoint} is not a step-N checkpoint folder")
+    return int(match.group(1))
 
 
 BEST = "best"
@@ -232,8 +258,7 @@ def write_best(checkpoints_dir: Path, generators: dict[str, dict[str, torch.Tens
     chose them, as ``metrics.json``). Written aside and renamed into place, like a checkpoint."""
     checkpoints_dir.mkdir(parents=True, exist_ok=True)
     final = checkpoints_dir / BEST
-    tmp = checkpoints_dir / f".tmp-{BEST}-{os.getpid()}"
-    old = checkpoints_dir / f".old-{BEST}-{os.getpid()}"
+    tmp, old = aside(final), aside(final, "old")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir()
@@ -265,27 +290,36 @@ def list_checkpoints(checkpoints_dir: Path) -> list[Path]:
     """Complete ``step-N`` folders, oldest first."""
     if not checkpoints_dir.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in checkpoints_dir.iterdir() if (m := _STEP_DIR.match(p.name)) and p.is_dir()]
+    found = [(int(m.group(1)), p) for p in checkpoints_dir.iterdir()
+             if (m := _STEP_DIR.fullmatch(p.name)) and p.is_dir()]
     return [p for _, p in sorted(found)]
 
 
 def resolve_checkpoint(checkpoints_dir: Path, which: str) -> Path | None:
-    """``latest`` → the folder ``latest`` names (None when the run has no checkpoint yet);
+    """``latest`` → the folder ``latest`` names, or the newest complete one when the pointer is
+    missing or names anything but a ``step-N`` folder here (None when the run has none yet);
     anything else is a path to a ``step-N`` folder."""
     if which == "latest":
-        pointer = checkpoints_dir / "latest"
-        if pointer.is_file():
-            target = checkpoints_dir / pointer.read_text().strip()
-            if target.is_dir():
-                return target
-        found = list_checkpoints(checkpoints_dir)  # pointer lost: fall back to the newest complete one
-        return found[-1] if found else None
+        found = list_checkpoints(checkpoints_dir)
+        return read_latest(checkpoints_dir) or (found[-1] if found else None)
     path = Path(which).expanduser()
     if (path / "checkpoints").is_dir():  # a run directory
         return resolve_checkpoint(path / "checkpoints", "latest")
     if not path.is_dir():
         raise CheckpointError(f"--resume {which}: no such checkpoint folder")
     return path
+
+
+def read_latest(checkpoints_dir: Path) -> Path | None:
+    """The ``step-N`` folder that the ``latest`` pointer names, or None. An empty, unreadable or
+    garbage pointer (``best``, ``..``, a path elsewhere, a folder since removed) names nothing:
+    joined to the folder as it is, an empty name would be ``checkpoints/`` itself."""
+    try:
+        name = (checkpoints_dir / LATEST).read_bytes().decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    target = checkpoints_dir / name
+    return target if _STEP_DIR.fullmatch(name) and target.is_dir() else None
 
 
 def load_state(path: Path) -> dict[str, Any]:
@@ -311,12 +345,13 @@ def read_checkpoint(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dic
 def save_checkpoint(
     checkpoints_dir: Path, networks: dict[str, dict[str, torch.Tensor]], state: TrainingState,
     processes: list[ProcessState], keep: int, metadata: Mapping[str, dict[str, str]] | None = None,
+    branched_from: int | None = None,
 ) -> Path:
     """``write_checkpoint`` for ``step-{state.progress.step}``; a failed write names the last good one."""
     step = state.progress.step
     try:
         return write_checkpoint(checkpoints_dir, step, networks, state.to_dict(), [p.to_dict() for p in processes],
-                                keep=keep, metadata=metadata)
+                                keep=keep, metadata=metadata, branched_from=branched_from)
     except OSError as e:
         previous = list_checkpoints(checkpoints_dir)
         last = previous[-1] if previous else "none"
@@ -330,6 +365,13 @@ def load_checkpoint(path: Path) -> Checkpoint:
     return Checkpoint(path, networks, TrainingState.from_dict(state), [ProcessState.from_dict(p) for p in processes])
 
 
+def aside(path: Path, kind: str = "tmp") -> Path:
+    """A hidden name beside ``path`` that is this process's own: written there, then renamed into
+    place. The host is in it as well as the pid, for folders that several machines share (where
+    pids repeat, and where a lock may be only local: NFS with ``local_lock``)."""
+    return path.with_name(f".{kind}-{path.name}-{socket.gethostname()}-{os.getpid()}")
+
+
 def _fsync_tree(folder: Path) -> None:
     for p in folder.iterdir():
         with open(p, "rb") as f:
@@ -337,6 +379,25 @@ def _fsync_tree(folder: Path) -> None:
 
 
 def _write_text_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Replace ``path`` by ``text`` in one rename, the text on disk first: a rename that reaches
+    the disk before the data would leave an empty file after a power cut."""
+    tmp = aside(path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the renames inside ``folder`` durable (its entries are the directory's data)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -12,16 +12,16 @@ dashboard (``tracking``): losses, learning rates, speed, memory and image panels
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
-import os
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, NoReturn
+from typing import Any, Callable, Iterable, Iterator, NoReturn
 
 import torch
 from accelerate import Accelerator
@@ -48,6 +48,7 @@ from .checkpoint import (
     ProcessState,
     Progress,
     TrainingState,
+    aside,
     capture_rng_state,
     list_checkpoints,
     load_checkpoint,
@@ -58,6 +59,7 @@ from .checkpoint import (
     write_best,
 )
 from .launch import LaunchError, any_process, gather_objects, make_accelerator  # noqa: F401 (LaunchError: for cli)
+from .lock import OutputDirBusy, OutputDirLock, busy_message
 from .pool import ImagePool
 from .sampling import ShardedBatchSampler, epoch_order, steps_per_epoch
 from .schedule import epoch_lr_factor, step_lr_factor
@@ -65,6 +67,7 @@ from .step import CycleGAN, NonFiniteLoss, train_step  # noqa: F401 (NonFiniteLo
 from .tracking import HeldOutPanels, Tracker, memory_metrics, open_tracker
 
 FINAL_GRID_IMAGES = 16  # held-out images per domain in the dashboard's grid at the end of a run
+FINAL_GENERATORS = ("G_A.safetensors", "G_B.safetensors")  # what a finished run leaves in its folder
 
 
 class TrainingInterrupted(Exception):
@@ -153,6 +156,9 @@ class Run:
     best: dict[str, Any] | None = None  # the best held-out evaluation so far
     last_eval: dict[str, Any] | None = None
     last_saved_step: int = -1
+    # The step resumed from, until the first checkpoint: checkpoints above it are of a branch
+    # that this run leaves behind, removed by that first write (``checkpoint.prune``).
+    branched_from: int | None = None
     window: LogWindow = dataclasses.field(default_factory=LogWindow)
     bar: Any = None  # the progress bar (tqdm)
 
@@ -179,19 +185,22 @@ class Run:
 
 def train(cfg: Config, resume: str | None = None) -> Path:
     """Train both generators as ``cfg`` says; returns the run directory."""
-    run = _start_run(cfg, resume)
-    with run.tracker:  # finishes the dashboard run however training ends
-        # The held-out images that every image panel of the run shows (main process only).
-        run.panels = HeldOutPanels.load(cfg, run.sources) if run.tracker.enabled else None
-        with StopRequest() as stop:
-            _train_until_done(run, stop)
-        run.bar.close()
-        if run.last_saved_step != run.progress.step:
-            _save(run, "final")
-        if run.accelerator.is_main_process:
-            _finish(run)
-    run.accelerator.wait_for_everyone()
-    run.accelerator.end_training()
+    accelerator = make_accelerator(cfg.train.mixed_precision)
+    run_dir = Path(cfg.output_dir).expanduser()
+    with _output_dir_lock(run_dir, accelerator):  # one run per folder, for the whole run
+        run = _start_run(cfg, resume, accelerator, run_dir)
+        with run.tracker:  # finishes the dashboard run however training ends
+            # The held-out images that every image panel of the run shows (main process only).
+            run.panels = HeldOutPanels.load(cfg, run.sources) if run.tracker.enabled else None
+            with StopRequest() as stop:
+                _train_until_done(run, stop)
+            run.bar.close()
+            if run.last_saved_step != run.progress.step:
+                _save(run, "final")
+            if run.accelerator.is_main_process:
+                _finish(run)
+        run.accelerator.wait_for_everyone()
+        run.accelerator.end_training()
     return run.run_dir
 
 
@@ -199,15 +208,33 @@ def train(cfg: Config, resume: str | None = None) -> Path:
 # Opening a run: what can fail cheaply fails first
 
 
-def _start_run(cfg: Config, resume: str | None) -> Run:
+@contextlib.contextmanager
+def _output_dir_lock(run_dir: Path, accelerator: Accelerator) -> Iterator[None]:
+    """Hold ``run_dir``'s lock (main process) while the block runs; every process stops with
+    ``OutputDirBusy`` when another run holds it."""
+    lock, busy = None, None
+    if accelerator.is_main_process:
+        try:
+            lock = OutputDirLock.acquire(run_dir)
+        except OutputDirBusy as e:
+            busy = e
+    if any_process(accelerator, busy is not None):
+        raise busy or OutputDirBusy(busy_message(run_dir))
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _start_run(cfg: Config, resume: str | None, accelerator: Accelerator, run_dir: Path) -> Run:
     """The checkpoint to resume from, the data, the schedule, then the networks and the state."""
-    accelerator = make_accelerator(cfg.train.mixed_precision)
-    run_dir = Path(cfg.output_dir).expanduser()
     checkpoint = _checkpoint_to_resume(run_dir, resume, accelerator)
     # Data first: a bad folder should fail before any model is built.
-    sources = open_domains(cfg.data, cfg.data.train_split, channels=cfg.model.in_channels)
-    dataset = UnalignedDataset(*sources, cfg.data, channels=cfg.model.in_channels,
-                               size_multiple=generator_size_multiple(cfg.model))
+    m = cfg.model
+    sources = open_domains(cfg.data, cfg.data.train_split, channels=m.in_channels, channels_b=m.out_channels)
+    dataset = UnalignedDataset(*sources, cfg.data, channels=m.in_channels, channels_b=m.out_channels,
+                               size_multiple=generator_size_multiple(m))
     evaluator = HeldOutEvaluator(cfg, accelerator.device, load_extractor=accelerator.is_main_process) \
         if cfg.eval.every else None
     total_steps, lr_factor = _schedule(cfg.train, len(dataset), accelerator.num_processes)
@@ -228,7 +255,8 @@ def _start_run(cfg: Config, resume: str | None) -> Run:
 
 
 def _checkpoint_to_resume(run_dir: Path, resume: str | None, accelerator: Accelerator) -> Path | None:
-    """The checkpoint ``resume`` names; a new run refuses an output_dir that holds checkpoints."""
+    """The checkpoint ``resume`` names; a new run refuses an output_dir that holds checkpoints,
+    or, without ``--resume``, a trained run's final generators (which it would overwrite)."""
     checkpoints_dir = run_dir / "checkpoints"
     checkpoint = resolve_checkpoint(checkpoints_dir, resume) if resume else None
     if resume and checkpoint is None:
@@ -237,6 +265,11 @@ def _checkpoint_to_resume(run_dir: Path, resume: str | None, accelerator: Accele
         raise ConfigError(
             f"output_dir {run_dir} already holds checkpoints; pass --resume latest to continue it, "
             "or choose another output_dir")
+    generators = [name for name in FINAL_GENERATORS if (run_dir / name).exists()]
+    if resume is None and generators:
+        raise ConfigError(
+            f"output_dir {run_dir} already holds trained generators ({', '.join(generators)}) and no checkpoint; "
+            "choose another output_dir, or pass --resume latest to train a new run over them")
     return checkpoint
 
 
@@ -273,6 +306,7 @@ def _resume(run: Run, saved: Checkpoint) -> None:
     saved.check_data(len(run.sources[0]), len(run.sources[1]))
     run.gan.load_optimizer_states(state.optimizers, state.scalers)
     run.progress = state.progress
+    run.branched_from = state.progress.step
     run.resumed_order = (state.progress.epoch, state.data.order)
     run.wandb_run_id = state.wandb_run_id
     if run.progress.position % run.global_batch:
@@ -421,7 +455,9 @@ def _save(run: Run, reason: str) -> Path:
     if accelerator.is_main_process:
         weights = {name: accelerator.unwrap_model(net).state_dict() for name, net in run.gan.networks.items()}
         path = save_checkpoint(run.checkpoints_dir, weights, _training_state(run, reason), states,
-                               keep=run.cfg.train.keep_checkpoints, metadata=_generator_metadata(run.cfg, step))
+                               keep=run.cfg.train.keep_checkpoints, metadata=_generator_metadata(run.cfg, step),
+                               branched_from=run.branched_from)
+    run.branched_from = None  # the branch left behind is gone with this first checkpoint
     accelerator.wait_for_everyone()
     return path
 
@@ -556,6 +592,7 @@ def _write_final_generators(run_dir: Path, g_a: nn.Module, g_b: nn.Module,
     """``G_A.safetensors`` and ``G_B.safetensors`` beside ``config.yaml``: all that translation needs.
     Written aside under a name of this process's own, then renamed into place."""
     for name, net in (("G_A", g_a), ("G_B", g_b)):
-        tmp = run_dir / f".{name}.safetensors.{os.getpid()}.tmp"
+        final = run_dir / f"{name}.safetensors"
+        tmp = aside(final)
         save_weights(tmp, net.state_dict(), metadata[name])
-        tmp.replace(run_dir / f"{name}.safetensors")
+        tmp.replace(final)
