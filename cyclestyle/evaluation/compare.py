@@ -66,7 +66,7 @@ from .evaluate import (
     FeatureStream,
     find_truth,
     held_out_features,
-    output_name,
+    output_names,
     prepare,
     read_truth,
     truth_of,
@@ -283,18 +283,14 @@ def _write_inputs(source: Source, count: int, size: int | None, truth: dict[str,
     their true translations, resized to the same size, into images/truth/: every method then reads
     the same pixels and is judged against the same truth. Returns the names and those with a truth."""
     names: list[str] = []
-    taken: set[str] = set()
     with_truth: set[str] = set()
-    for i in range(count):
+    for i, name in enumerate(output_names(source, count)):
         try:
             x = prepare(source.load(i), size)
         except DataError as e:
             notes.append(f"skipped {e}")
             continue
-        name = output_name(source, i)
-        name = name if name not in taken else f"{name}-{i}"  # two files of the same stem in sub-folders
         names.append(name)
-        taken.add(name)
         _save(unit(x), output / "images" / "input" / f"{name}.png")
         true = truth_of(truth, name, source, i)
         if true is not None:

@@ -85,11 +85,27 @@ def unit(x: torch.Tensor) -> torch.Tensor:
     return (x.clamp(-1, 1) + 1) / 2
 
 
-def output_name(source: Source, i: int) -> str:
-    """A file-system-safe output name for item i (the file's stem, or the HF row)."""
+def _safe_stem(source: Source, i: int) -> str:
+    """Item i's file stem (or ``row-N`` for a dataset row), file-system-safe."""
     text = source.describe(i)
     stem = Path(text).stem if "row " not in text else "row-" + text.rsplit("row ", 1)[1]
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
+
+
+def output_names(source: Source, count: int) -> list[str]:
+    """The output names of the first ``count`` items, every one distinct, also on a
+    case-insensitive disk: the file's stem, ``-{i}`` added when an earlier item took it
+    (``a.jpg`` and ``a.png``, ``x/a.png`` and ``y/a.png``), so that no output overwrites another.
+    A name depends on the file list only, not on which images turn out readable."""
+    names: list[str] = []
+    taken: set[str] = set()
+    for i in range(count):
+        name = _safe_stem(source, i)
+        while name.casefold() in taken:  # twice only when a file's own stem is "a-{i}"
+            name = f"{name}-{i}"
+        taken.add(name.casefold())
+        names.append(name)
+    return names
 
 
 def readable_images(source: Source, size: int | None, notes: list[str]) -> Iterator[tuple[int, torch.Tensor]]:
@@ -150,7 +166,8 @@ def find_truth(truth_dir: Path | None, direction: str) -> dict[str, Path]:
 
 
 def truth_of(truth: dict[str, Path], name: str, source: Source, i: int) -> Path | None:
-    """Item i's true translation: the one named like its output, else the one of its file's stem."""
+    """Item i's true translation: the one named like its output (``a-1``), else the one of its
+    file's stem (``a``)."""
     return truth.get(name) or truth.get(Path(source.describe(i)).stem)
 
 
@@ -236,6 +253,7 @@ def _write_images(output: Path, direction: str, name: str, pictures: dict[str, t
 def _translate_direction(task: _Task, fakes: FeatureStream | None, notes: list[str], progress: bool) -> _Translated:
     """Translate, write and measure one direction's images; an unreadable one is noted and skipped."""
     done, chosen = _Translated(), registry.registered()
+    names = output_names(task.source, task.count)
     bar = tqdm(range(task.count), desc=f"evaluate {task.direction}", disable=not progress, unit="img")
     for i in bar:
         try:
@@ -243,7 +261,7 @@ def _translate_direction(task: _Task, fakes: FeatureStream | None, notes: list[s
         except DataError as e:
             notes.append(f"skipped {e}")
             continue
-        name = output_name(task.source, i)
+        name = names[i]
         truth = truth_of(task.truth, name, task.source, i)
         if truth is None and task.truth:
             done.unmatched += 1
