@@ -11,7 +11,7 @@ from PIL import Image
 from torch import nn
 
 from cyclestyle.config import ModelConfig
-from cyclestyle.data import FolderSource
+from cyclestyle.data import FolderSource, image_to_tensor, load_image
 from cyclestyle.evaluation import metrics
 from cyclestyle.evaluation.evaluate import evaluate_translators, output_names, write_report
 from cyclestyle.models import build_generator
@@ -182,3 +182,33 @@ def test_images_of_the_same_stem_each_get_their_own_output_and_their_truth(toy_r
     assert not any("had no ground truth" in n for n in result.notes)
     page = (out / "index.html").read_text()
     assert all(f'src="{r["translated"]}"' in page for r in rows)
+
+
+def read_unit(path):
+    """A written PNG as the metrics take it: 1×C×H×W in [0, 1]."""
+    return (image_to_tensor(load_image(path)).unsqueeze(0) + 1) / 2
+
+
+def test_evaluate_scores_the_8_bit_images_it_writes(toy_root, tmp_path):
+    """Issue 12: evaluate scored the float translations while compare scored its 8-bit PNGs."""
+    truth = tmp_path / "truth" / "AtoB"
+    truth.mkdir(parents=True)
+    for p in sorted((toy_root / "testB").glob("*.png"))[:3]:
+        Image.open(p).resize((40, 40)).save(truth / p.name)  # resized to the translation's 32 px when read
+    out = tmp_path / "eval"
+    g_a, g_b = tiny_generators()
+    result = evaluate_translators(g_a, g_b, FolderSource(toy_root / "testA"), FolderSource(toy_root / "testB"),
+                                  output=out, size=32, truth_dir=tmp_path / "truth", progress=False)
+    write_report(result, out, "test")
+    for direction, rows in result.rows.items():
+        files = [{kind: read_unit(out / path) for kind, path in row.items() if kind != "name"} for row in rows]
+        cycle = [metrics.mean_absolute_error(f["reconstructed"], f["real"]) for f in files]
+        assert result.directions[direction].values["cycle_l1"] == pytest.approx(sum(cycle) / len(cycle), abs=1e-7)
+    files = [(read_unit(out / row["translated"]), read_unit(out / row["truth"]))
+             for row in result.rows["AtoB"] if "truth" in row]
+    assert len(files) == 3
+    for name, metric in (("psnr", metrics.psnr), ("ssim", metrics.ssim)):
+        expected = sum(metric(translated, true) for translated, true in files) / len(files)
+        assert result.directions["AtoB"].values[name] == pytest.approx(expected, abs=1e-7), name
+    assert any("scored on the 8-bit images" in n for n in json.loads((out / "metrics.json").read_text())["notes"])
+    assert "scored on the 8-bit images" in (out / "index.html").read_text()

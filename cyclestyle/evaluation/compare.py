@@ -69,6 +69,7 @@ from .evaluate import (
     output_names,
     prepare,
     read_truth,
+    to_8bit,
     truth_of,
     unit,
 )
@@ -185,12 +186,16 @@ def _run_method(method: _Method, names: list[str], output: Path, channels: int, 
 
 
 def _cyclegan(run: TrainedRun, direction: str, device: torch.device) -> _Method:
+    """The generator, fed its input exactly as ``evaluate`` feeds it (the PNG read as
+    ``image_to_tensor`` reads it, without the float noise of x * 2 - 1) and rounded as ``evaluate``
+    rounds: both commands write, and score, the same pixels."""
+
     def load() -> Callable[[Tensor], Tensor]:
         generator = run.generator(direction, device)
 
         @torch.inference_mode()
         def apply(x: Tensor) -> Tensor:
-            return unit(translate_tensor(generator, x * 2 - 1))
+            return unit(to_8bit(translate_tensor(generator, to_8bit(x * 2 - 1))))
 
         return apply
 

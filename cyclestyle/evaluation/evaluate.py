@@ -9,6 +9,10 @@ metric (``registry.py``):
 - ``psnr`` and ``ssim``: G(x) against the true translation of x, when one is given
   (``--paired-truth``, matched by file name).
 
+Every metric scores the 8-bit images a user gets: G(x) is rounded to 8 bits as its PNG is before
+it is measured or translated back, as are the true translations, so that ``evaluate`` and
+``compare`` (which reads its PNGs back) give one model one score.
+
 Results go to ``metrics.json`` (``null`` where a metric could not be computed, with the reason
 in ``notes``) and an HTML page of real | translated | reconstructed (| truth) rows.
 """
@@ -37,6 +41,8 @@ from ..inference.translate import eval_mode, translate_tensor
 from . import metrics, registry, reports
 
 DIRECTIONS = (("AtoB", "A", "B"), ("BtoA", "B", "A"))
+EIGHT_BIT_NOTE = ("metrics scored on the 8-bit images, as their PNGs hold them: each translation is rounded to "
+                  "8 bits before it is measured or translated back")
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,12 @@ def prepare(img: Image.Image, size: int | None) -> torch.Tensor:
 def unit(x: torch.Tensor) -> torch.Tensor:
     """[-1, 1] → [0, 1]."""
     return (x.clamp(-1, 1) + 1) / 2
+
+
+def to_8bit(x: torch.Tensor) -> torch.Tensor:
+    """``x`` ([-1, 1]) as its PNG holds it: rounded as ``data.tensor_to_image`` rounds, read back
+    as ``data.image_to_tensor`` reads (bit for bit), so that the metrics score what is written."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().div(127.5).sub(1)
 
 
 def _safe_stem(source: Source, i: int) -> str:
@@ -173,11 +185,11 @@ def truth_of(truth: dict[str, Path], name: str, source: Source, i: int) -> Path 
 
 def read_truth(path: Path, channels: int, shape: tuple[int, ...]) -> torch.Tensor:
     """A true translation as a 1×C×H×W tensor in [0, 1], resized (bicubic) to ``shape`` (H, W) if
-    it differs: it is compared with the translation pixel by pixel."""
+    it differs, since it is compared with the translation pixel by pixel, and then 8-bit again."""
     true = unit(prepare(load_image(path, channels=channels), None))
     if true.shape[-2:] != shape:
-        true = F.interpolate(true, size=shape, mode="bicubic", antialias=True).clamp(0, 1)
-    return true
+        true = F.interpolate(true, size=shape, mode="bicubic", antialias=True)
+    return unit(to_8bit(true * 2 - 1))
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,8 +245,9 @@ class _Translated:
 
 
 def _translate(task: _Task, x: torch.Tensor, truth: Path | None) -> _Translation:
-    fake = translate_tensor(task.forward, x)
-    rec = translate_tensor(task.backward, fake)
+    """G(x) and F(G(x)) as their PNGs hold them: F translates the 8-bit G(x), as a user would."""
+    fake = to_8bit(translate_tensor(task.forward, x))
+    rec = to_8bit(translate_tensor(task.backward, fake))
     true = None if truth is None else read_truth(truth, x.shape[1], tuple(fake.shape[-2:]))
     return _Translation(x, fake, rec, true)
 
@@ -314,7 +327,7 @@ def evaluate_translators(
     ``output/images/<direction>/{translated,reconstructed}/``. ``real_features``, a dict kept
     between calls on the same test sets, saves extracting the real images' features again.
     """
-    result = Evaluation()
+    result = Evaluation(notes=[EIGHT_BIT_NOTE])
     on_features = registry.registered(["features"])
     if extractor is None and on_features:
         result.notes.append(f"{registry.group_name(on_features)} not computed: "
