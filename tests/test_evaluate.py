@@ -212,3 +212,13 @@ def test_evaluate_scores_the_8_bit_images_it_writes(toy_root, tmp_path):
         assert result.directions["AtoB"].values[name] == pytest.approx(expected, abs=1e-7), name
     assert any("scored on the 8-bit images" in n for n in json.loads((out / "metrics.json").read_text())["notes"])
     assert "scored on the 8-bit images" in (out / "index.html").read_text()
+
+
+def test_a_one_channel_run_gets_fid_from_an_rgb_feature_network(toy_root):
+    """Issue 12: a 1-channel run (model.in_channels 1) crashed at its first FID: Inception takes RGB."""
+    g_a, g_b = tiny_generators(channels=1)
+    result = evaluate_translators(g_a, g_b, FolderSource(toy_root / "testA", channels=1),
+                                  FolderSource(toy_root / "testB", channels=1), size=32, extractor=TinyFeatures(),
+                                  progress=False)
+    for direction, m in result.directions.items():
+        assert m.n == 4 and m.values["fid"] > 0 and isinstance(m.values["kid"], float), direction

@@ -131,7 +131,9 @@ def readable_images(source: Source, size: int | None, notes: list[str]) -> Itera
 
 class FeatureStream:
     """Features of [0, 1] images fed one at a time, extracted in batches of equal-size images,
-    so a large test set is never held in memory as pixels."""
+    so a large test set is never held in memory as pixels. A grey image (1 channel) is given to
+    the extractor as RGB with three equal channels: FID's Inception, like every such network,
+    takes RGB only."""
 
     def __init__(self, extractor: nn.Module, batch_size: int, device: torch.device | str):
         self.extractor, self.batch_size, self.device = extractor, batch_size, device
@@ -139,6 +141,8 @@ class FeatureStream:
         self.features: list[torch.Tensor] = []
 
     def add(self, image: torch.Tensor) -> None:
+        if image.shape[1] == 1:
+            image = image.expand(-1, 3, -1, -1)
         if self.pending and (len(self.pending) == self.batch_size or self.pending[0].shape != image.shape):
             self._flush()
         self.pending.append(image)
