@@ -12,8 +12,10 @@ from PIL import Image
 from torch import nn
 
 from cyclestyle.cli import main
+from cyclestyle.data import FolderSource
 from cyclestyle.evaluation.compare import run_comparison
-from cyclestyle.evaluation.evaluate import prepare, unit
+from cyclestyle.evaluation.evaluate import evaluate_translators, prepare, unit
+from cyclestyle.inference.run import open_run
 from cyclestyle.training.loop import train
 
 from .conftest import cli
@@ -152,3 +154,16 @@ def test_missing_vgg_weights_stop_before_any_work(tiny_run, toy_root, tmp_path, 
     assert code == 1 and err.count("\n") == 1
     assert "vgg19-dcbb9e9d.pth" in err and str(tmp_path / "hub") in err and "--vgg-weights random" in err
     assert not out.exists()
+
+
+def test_evaluate_and_compare_give_a_model_one_score(tiny_run, toy_root, truth, tmp_path):
+    """Issue 12: evaluate scored the float translations, compare the 8-bit PNGs: two PSNRs for one model."""
+    run = open_run(tiny_run)
+    held_out = evaluate_translators(run.generator("AtoB", "cpu"), run.generator("BtoA", "cpu"),
+                                    FolderSource(toy_root / "testA"), FolderSource(toy_root / "testB"), size=SIZE,
+                                    truth_dir=truth, progress=False)
+    compared = run_comparison(tiny_run, toy_root, tmp_path / "compare", collection=1, paired_truth=truth,
+                              vgg_weights="random", gatys_steps=1, device="cpu", progress=False)
+    for name in ("psnr", "ssim"):
+        assert compared["methods"]["cyclegan"][name] == pytest.approx(held_out.directions["AtoB"].values[name],
+                                                                      abs=1e-9), name

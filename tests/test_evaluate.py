@@ -3,15 +3,18 @@
 import json
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 from torch import nn
 
-from cyclestyle.data import FolderSource
+from cyclestyle.config import ModelConfig
+from cyclestyle.data import FolderSource, image_to_tensor, load_image
 from cyclestyle.evaluation import metrics
-from cyclestyle.evaluation.evaluate import evaluate_translators, write_report
+from cyclestyle.evaluation.evaluate import evaluate_translators, output_names, write_report
+from cyclestyle.models import build_generator
 from cyclestyle.models.weights import load_generator
 from cyclestyle.training.loop import train
 
@@ -139,3 +142,83 @@ def test_evaluate_command_names_a_missing_test_split(tiny_run, tmp_path):
     result = subprocess.run(cli("evaluate", "--weights", str(tiny_run), "--data-root", str(tmp_path / "data"),
                                 "--output", str(tmp_path / "out")), capture_output=True, text=True, timeout=300)
     assert result.returncode == 1 and "testA" in result.stderr and "Traceback" not in result.stderr
+
+
+def tiny_generators(channels=3):
+    """Untrained generators, fixed by the seed: enough to judge what evaluation does with them."""
+    torch.manual_seed(0)
+    model = ModelConfig(in_channels=channels, out_channels=channels, ngf=8, n_blocks=1)
+    return tuple(build_generator(model, reverse=r).eval() for r in (False, True))
+
+
+def test_output_names_are_distinct_and_keep_the_stem():
+    """Issue 12: outputs were named by stem alone, so a.jpg and a.png overwrote each other."""
+    paths = [Path("t") / p for p in ("A.png", "a.jpg", "a.png", "x/a.png", "y/b c.png", "z/a-1.png")]
+    names = output_names(FolderSource("t", paths), len(paths))
+    assert names == ["A", "a-1", "a-2", "a-3", "b_c", "a-1-5"]  # distinct on a case-insensitive disk too
+    assert output_names(FolderSource("t", paths), 2) == names[:2]
+
+
+def test_images_of_the_same_stem_each_get_their_own_output_and_their_truth(toy_root, tmp_path):
+    test_a = tmp_path / "testA"
+    photos = sorted((toy_root / "testA").glob("*.png"))
+    for folder, photo, name in (("", photos[0], "a.jpg"), ("", photos[1], "a.png"), ("x", photos[2], "a.png"),
+                                ("y", photos[3], "a.png")):
+        (test_a / folder).mkdir(parents=True, exist_ok=True)
+        Image.open(photo).convert("RGB").save(test_a / folder / name, quality=95)
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    Image.open(sorted((toy_root / "testB").glob("*.png"))[0]).save(truth / "a.png")  # matches all four by stem
+    out = tmp_path / "eval"
+    g_a, g_b = tiny_generators()
+    result = evaluate_translators(g_a, g_b, FolderSource(test_a), FolderSource(toy_root / "testB"), output=out,
+                                  size=32, truth_dir=truth, progress=False)
+    write_report(result, out, "test")
+    rows = result.rows["AtoB"]
+    assert [r["name"] for r in rows] == ["a", "a-1", "a-2", "a-3"]
+    translated = {(out / r["translated"]).read_bytes() for r in rows}
+    assert len(translated) == 4  # four different photos, four files
+    assert all("truth" in r for r in rows) and result.directions["AtoB"].values["psnr"] is not None
+    assert not any("had no ground truth" in n for n in result.notes)
+    page = (out / "index.html").read_text()
+    assert all(f'src="{r["translated"]}"' in page for r in rows)
+
+
+def read_unit(path):
+    """A written PNG as the metrics take it: 1×C×H×W in [0, 1]."""
+    return (image_to_tensor(load_image(path)).unsqueeze(0) + 1) / 2
+
+
+def test_evaluate_scores_the_8_bit_images_it_writes(toy_root, tmp_path):
+    """Issue 12: evaluate scored the float translations while compare scored its 8-bit PNGs."""
+    truth = tmp_path / "truth" / "AtoB"
+    truth.mkdir(parents=True)
+    for p in sorted((toy_root / "testB").glob("*.png"))[:3]:
+        Image.open(p).resize((40, 40)).save(truth / p.name)  # resized to the translation's 32 px when read
+    out = tmp_path / "eval"
+    g_a, g_b = tiny_generators()
+    result = evaluate_translators(g_a, g_b, FolderSource(toy_root / "testA"), FolderSource(toy_root / "testB"),
+                                  output=out, size=32, truth_dir=tmp_path / "truth", progress=False)
+    write_report(result, out, "test")
+    for direction, rows in result.rows.items():
+        files = [{kind: read_unit(out / path) for kind, path in row.items() if kind != "name"} for row in rows]
+        cycle = [metrics.mean_absolute_error(f["reconstructed"], f["real"]) for f in files]
+        assert result.directions[direction].values["cycle_l1"] == pytest.approx(sum(cycle) / len(cycle), abs=1e-7)
+    files = [(read_unit(out / row["translated"]), read_unit(out / row["truth"]))
+             for row in result.rows["AtoB"] if "truth" in row]
+    assert len(files) == 3
+    for name, metric in (("psnr", metrics.psnr), ("ssim", metrics.ssim)):
+        expected = sum(metric(translated, true) for translated, true in files) / len(files)
+        assert result.directions["AtoB"].values[name] == pytest.approx(expected, abs=1e-7), name
+    assert any("scored on the 8-bit images" in n for n in json.loads((out / "metrics.json").read_text())["notes"])
+    assert "scored on the 8-bit images" in (out / "index.html").read_text()
+
+
+def test_a_one_channel_run_gets_fid_from_an_rgb_feature_network(toy_root):
+    """Issue 12: a 1-channel run (model.in_channels 1) crashed at its first FID: Inception takes RGB."""
+    g_a, g_b = tiny_generators(channels=1)
+    result = evaluate_translators(g_a, g_b, FolderSource(toy_root / "testA", channels=1),
+                                  FolderSource(toy_root / "testB", channels=1), size=32, extractor=TinyFeatures(),
+                                  progress=False)
+    for direction, m in result.directions.items():
+        assert m.n == 4 and m.values["fid"] > 0 and isinstance(m.values["kid"], float), direction

@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from PIL import Image
 
@@ -59,6 +59,17 @@ class DemoData:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class _Training:
+    """What the training stage did: its config (steps fitted to the budget), the steps the demo
+    config asked for and the speed that decided between them."""
+
+    cfg: Config
+    steps: int
+    planned: int
+    steps_per_second: float
+
+
 def run_demo(
     output_dir: Path, *, data_dir: Path = Path("data/demo"), minutes: float = 10.0, data: DemoData = DemoData(),
     config_path: Path = DEMO_CONFIG, overrides: Sequence[str] = (), gatys_steps: int = 100,
@@ -82,23 +93,56 @@ def run_demo(
     _claim(output_dir, overwrite)
     reduced: list[str] = []
     timings: dict[str, float] = {}
+    with _timed(timings, "data"):
+        root = _build_data(data_dir, data)
+    deadline = start + minutes * 60 - _reserve_seconds(data, gatys_steps, gatys_images)  # training ends by then
+    with _timed(timings, "train"):
+        training = _train_to_budget(config_path, overrides, root, output_dir, minutes, deadline, reduced)
+    with _timed(timings, "evaluate"):
+        evaluation = _evaluate(output_dir / "run", root, training.cfg, output_dir / "eval", progress)
+    vgg_weights = _vgg_weights(vgg_weights, reduced)
+    with _timed(timings, "compare"):
+        comparison = _compare(output_dir, root, vgg_weights, gatys_steps, gatys_images, progress)
+    if gatys_images is not None and gatys_images < data.n_test:
+        reduced.append(f"comparison: the first {comparison['n']} of {data.n_test} held-out photos "
+                       "(Gatys optimises every photo on its own)")
+    _say("5/5", "writing the report")
+    result = _result(comparison, evaluation, training, config_path, reduced,
+                     {**timings, "total": time.perf_counter() - start})
+    _write_outputs(output_dir, training.cfg, comparison, result, start)
+    _print_summary(result, output_dir)
+    return result
 
-    # 1. Data
-    _say("1/5", f"building the demo dataset in {data_dir} (photos and their paintings)")
+
+# --------------------------------------------------------------------------------------------
+# Stages
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """``timings[stage]``: the seconds the ``with`` block took, when it ends without an error."""
     began = time.perf_counter()
-    root = ensure_demo_dataset(data_dir, size=data.size, n_train=data.n_train, n_test=data.n_test, seed=data.seed)
-    truth = root / TRUTH_DIR
-    timings["data"] = time.perf_counter() - began
+    yield
+    timings[stage] = time.perf_counter() - began
 
-    # 2. Training, sized to the budget
+
+def _build_data(data_dir: Path, data: DemoData) -> Path:
+    """1. The photos and their paintings (built once; an existing dataset of these arguments is reused)."""
+    _say("1/5", f"building the demo dataset in {data_dir} (photos and their paintings)")
+    return ensure_demo_dataset(data_dir, size=data.size, n_train=data.n_train, n_test=data.n_test, seed=data.seed)
+
+
+def _train_to_budget(config_path: Path, overrides: Sequence[str], root: Path, output_dir: Path, minutes: float,
+                     deadline: float, reduced: list[str]) -> _Training:
+    """2. Train the demo config for as many of its steps as fit before ``deadline`` (a
+    ``time.perf_counter`` time), at the speed a short timing run measures on this machine."""
     run_dir = output_dir / "run"
-    demo_overrides = [*overrides, f"data.root={root}", f"output_dir={run_dir}", f"eval.paired_truth={truth}"]
+    demo_overrides = [*overrides, f"data.root={root}", f"output_dir={run_dir}",
+                      f"eval.paired_truth={root / TRUTH_DIR}"]
     cfg = load_config(config_path, demo_overrides)
     planned = cfg.train.max_steps
-    began = time.perf_counter()
     steps_per_second = _training_speed(cfg, output_dir / "calibration")
-    budget = minutes * 60 - (time.perf_counter() - start) - _reserve_seconds(data, gatys_steps, gatys_images)
-    affordable = int(budget * steps_per_second)
+    affordable = int((deadline - time.perf_counter()) * steps_per_second)
     steps = max(1, min(planned, affordable))
     if steps < planned:
         reduced.append(f"training: {steps} of the config's {planned} steps, to fit --minutes {minutes:g} at "
@@ -107,63 +151,7 @@ def run_demo(
     _say("2/5", f"training CycleGAN for {steps} steps (about {steps / steps_per_second / 60:.1f} min at "
                 f"{steps_per_second:.2f} steps/s)")
     train(cfg)
-    timings["train"] = time.perf_counter() - began
-
-    # 3. Held-out evaluation of both directions, every test image
-    _say("3/5", "evaluating both generators on every held-out image")
-    began = time.perf_counter()
-    evaluation = _evaluate(run_dir, root, truth, cfg, output_dir / "eval", progress)
-    timings["evaluate"] = time.perf_counter() - began
-
-    # 4. Identity, Gatys and CycleGAN on the same held-out photos
-    why = "--vgg-weights random"
-    if vgg_weights is None and not gatys.imagenet_weights_path().is_file():
-        vgg_weights = "random"
-        why = (f"torchvision's ImageNet weights are not on this machine: put {gatys.IMAGENET_WEIGHTS_FILE} at "
-               f"{gatys.imagenet_weights_path()} for the real baseline")
-    if vgg_weights == "random":
-        reduced.append(f"Gatys: random VGG19 weights ({why}); its outputs are not real style transfers")
-    style = sorted((root / "trainB").glob("*.png"))[0]
-    _say("4/5", f"comparing with Gatys ({gatys_steps} steps per photo, style {style.name}) and doing nothing")
-    began = time.perf_counter()
-    comparison = run_comparison(run_dir, root, output_dir / "compare", style=[style], limit=gatys_images,
-                                paired_truth=truth, vgg_weights=vgg_weights, gatys_steps=gatys_steps,
-                                device="cpu", progress=progress)
-    timings["compare"] = time.perf_counter() - began
-    if gatys_images is not None and gatys_images < data.n_test:
-        reduced.append(f"comparison: the first {comparison['n']} of {data.n_test} held-out photos "
-                       "(Gatys optimises every photo on its own)")
-
-    # 5. Report
-    _say("5/5", "writing the report")
-    methods = {"identity": "identity", "gatys": "gatys-style", "cyclegan": "cyclegan"}
-    scores = {key: {name: comparison["methods"][method][key] for name, method in methods.items()}
-              for key in SCORES}
-    result = {
-        **scores,
-        "n_images": comparison["n"],
-        "cyclegan_beats_both": all(scores["psnr"]["cyclegan"] > scores["psnr"][other] for other in ("identity", "gatys")),
-        "seconds_per_image": {name: comparison["methods"][method]["seconds_per_image"] for name, method in methods.items()},
-        "held_out": evaluation,
-        "training": {"steps": steps, "config_steps": planned, "steps_per_second": steps_per_second,
-                     "config": str(config_path)},
-        "vgg_weights": comparison["vgg_weights"],
-        "reduced": reduced,
-        "notes": comparison["notes"],
-        "seconds": {**timings, "total": time.perf_counter() - start},
-    }
-    write_report_png(output_dir / "compare", comparison, output_dir / "report.png")
-    (output_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-    reports.write_page(output_dir / "report.html", "cyclestyle demo: photos → paintings", report_blocks(result))
-    _log_to_dashboard(cfg, run_dir, result, output_dir / "report.png")
-    result["seconds"]["total"] = time.perf_counter() - start
-    (output_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-    _print_summary(result, output_dir)
-    return result
-
-
-# --------------------------------------------------------------------------------------------
-# Stages
+    return _Training(cfg, steps, planned, steps_per_second)
 
 
 MARKER = ".cyclestyle-demo"  # left in every output folder the demo made: --overwrite needs it
@@ -217,17 +205,77 @@ def _reserve_seconds(data: DemoData, gatys_steps: int, gatys_images: int | None)
     return 20 + 2 * data.n_test * 0.05 + images * gatys_steps * per_step
 
 
-def _evaluate(run_dir: Path, root: Path, truth: Path, cfg: Config, output: Path, progress: bool) -> dict[str, Any]:
-    """``cyclestyle evaluate`` on every held-out image, with the true paintings for A→B."""
+def _evaluate(run_dir: Path, root: Path, cfg: Config, output: Path, progress: bool) -> dict[str, Any]:
+    """3. ``cyclestyle evaluate`` on every held-out image, with the true paintings for A→B."""
+    _say("3/5", "evaluating both generators on every held-out image")
     run = open_run(run_dir)
     g_a, g_b = run.generator("AtoB", "cpu"), run.generator("BtoA", "cpu")
     result = evaluate_translators(g_a, g_b, FolderSource(root / "testA"), FolderSource(root / "testB"),
-                                  output=output, size=cfg.data.crop_size, truth_dir=truth, progress=progress,
+                                  output=output, size=cfg.data.crop_size, truth_dir=root / TRUTH_DIR,
+                                  progress=progress,
                                   extractor_note="FID/KID are left out of the demo (they need Inception weights "
                                                  "and many more images than its 40 to mean much)")
     result.step = cfg.train.max_steps
     write_report(result, output, title="cyclestyle demo: held-out evaluation")
     return result.to_json()
+
+
+def _vgg_weights(vgg_weights: str | None, reduced: list[str]) -> str | None:
+    """The VGG19 weights Gatys uses: random ones (a reduced setting, said so) when asked for or
+    when torchvision's ImageNet weights are not on this machine."""
+    why = "--vgg-weights random"
+    if vgg_weights is None and not gatys.imagenet_weights_path().is_file():
+        vgg_weights = "random"
+        why = (f"torchvision's ImageNet weights are not on this machine: put {gatys.IMAGENET_WEIGHTS_FILE} at "
+               f"{gatys.imagenet_weights_path()} for the real baseline")
+    if vgg_weights == "random":
+        reduced.append(f"Gatys: random VGG19 weights ({why}); its outputs are not real style transfers")
+    return vgg_weights
+
+
+def _compare(output_dir: Path, root: Path, vgg_weights: str | None, gatys_steps: int, gatys_images: int | None,
+             progress: bool) -> dict[str, Any]:
+    """4. Identity, Gatys (the first domain-B training painting as style) and CycleGAN on the same
+    held-out photos, against the true paintings (``cyclestyle compare``)."""
+    style = sorted((root / "trainB").glob("*.png"))[0]
+    _say("4/5", f"comparing with Gatys ({gatys_steps} steps per photo, style {style.name}) and doing nothing")
+    return run_comparison(output_dir / "run", root, output_dir / "compare", style=[style], limit=gatys_images,
+                          paired_truth=root / TRUTH_DIR, vgg_weights=vgg_weights, gatys_steps=gatys_steps,
+                          device="cpu", progress=progress)
+
+
+def _result(comparison: dict[str, Any], evaluation: dict[str, Any], training: _Training, config_path: Path,
+            reduced: list[str], seconds: dict[str, float]) -> dict[str, Any]:
+    """What ``metrics.json`` holds: the three translators' scores and speed on the compared photos,
+    the verdict, the evaluation of every held-out image, and what ran reduced."""
+    methods = {"identity": "identity", "gatys": "gatys-style", "cyclegan": "cyclegan"}
+    scores = {key: {name: comparison["methods"][method][key] for name, method in methods.items()}
+              for key in SCORES}
+    return {
+        **scores,
+        "n_images": comparison["n"],
+        "cyclegan_beats_both": all(scores["psnr"]["cyclegan"] > scores["psnr"][other] for other in ("identity", "gatys")),
+        "seconds_per_image": {name: comparison["methods"][method]["seconds_per_image"] for name, method in methods.items()},
+        "held_out": evaluation,
+        "training": {"steps": training.steps, "config_steps": training.planned,
+                     "steps_per_second": training.steps_per_second, "config": str(config_path)},
+        "vgg_weights": comparison["vgg_weights"],
+        "reduced": reduced,
+        "notes": comparison["notes"],
+        "seconds": seconds,
+    }
+
+
+def _write_outputs(output_dir: Path, cfg: Config, comparison: dict[str, Any], result: dict[str, Any],
+                   start: float) -> None:
+    """5. report.png, metrics.json and report.html, and the same on the training run's dashboard;
+    metrics.json is written again at the end with the total time."""
+    write_report_png(output_dir / "compare", comparison, output_dir / "report.png")
+    (output_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    reports.write_page(output_dir / "report.html", "cyclestyle demo: photos → paintings", report_blocks(result))
+    _log_to_dashboard(cfg, output_dir / "run", result, output_dir / "report.png")
+    result["seconds"]["total"] = time.perf_counter() - start
+    (output_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------------------------

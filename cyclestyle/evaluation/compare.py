@@ -40,7 +40,6 @@ from typing import Any
 
 import psutil
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from torch import Tensor, nn
@@ -66,9 +65,12 @@ from . import metrics, registry, reports
 from .evaluate import (
     FeatureStream,
     find_truth,
-    output_name,
+    held_out_features,
+    output_names,
     prepare,
-    readable_images,
+    read_truth,
+    to_8bit,
+    truth_of,
     unit,
 )
 
@@ -184,26 +186,46 @@ def _run_method(method: _Method, names: list[str], output: Path, channels: int, 
 
 
 def _cyclegan(run: TrainedRun, direction: str, device: torch.device) -> _Method:
+    """The generator, fed its input exactly as ``evaluate`` feeds it (the PNG read as
+    ``image_to_tensor`` reads it, without the float noise of x * 2 - 1) and rounded as ``evaluate``
+    rounds: both commands write, and score, the same pixels."""
+
     def load() -> Callable[[Tensor], Tensor]:
         generator = run.generator(direction, device)
 
         @torch.inference_mode()
         def apply(x: Tensor) -> Tensor:
-            return unit(translate_tensor(generator, x * 2 - 1))
+            return unit(to_8bit(translate_tensor(generator, to_8bit(x * 2 - 1))))
 
         return apply
 
     return _Method("cyclegan", load, {"weights": str(run.file(direction))})
 
 
-def _gatys(name: str, styles: list[list[Tensor]], cfg: gatys.GatysConfig, vgg_weights: str | None,
-           vgg_source: str, device: torch.device, about: dict[str, Any]) -> _Method:
+@dataclass(frozen=True)
+class _Baseline:
+    """How the Gatys variants run: the ``--style`` entries and their files (one list per entry),
+    the collection size, the optimisation settings (and their comparison.json form) and the VGG19
+    weights as asked for and as loaded."""
+
+    style: list[Path]
+    style_files: list[list[Path]]
+    collection: int | None
+    config: gatys.GatysConfig
+    settings: dict[str, Any]
+    vgg_weights: str | None
+    vgg_source: str
+
+
+def _gatys(name: str, styles: list[list[Tensor]], baseline: _Baseline, device: torch.device,
+           about: dict[str, Any]) -> _Method:
     """A Gatys variant: each style entry is one image or a collection (average Gram matrices),
-    entries blended with equal weights; each output has its input's size (``cfg.size`` is replaced
-    by the input's long side)."""
+    entries blended with equal weights; each output has its input's size (the config's ``size``
+    is replaced by the input's long side)."""
+    cfg = baseline.config
 
     def load() -> Callable[[Tensor], Tensor]:
-        vgg = gatys.load_vgg19(vgg_weights, cfg.pooling, device, cfg.layers)
+        vgg = gatys.load_vgg19(baseline.vgg_weights, cfg.pooling, device, cfg.layers)
         cache: dict = {}  # style targets depend on the long side only: shared by same-size images
 
         def apply(x: Tensor) -> Tensor:
@@ -212,8 +234,27 @@ def _gatys(name: str, styles: list[list[Tensor]], cfg: gatys.GatysConfig, vgg_we
 
         return apply
 
-    text = {"cyclestyle.vgg": vgg_source, "cyclestyle.gatys": json.dumps(about, default=str)}
+    text = {"cyclestyle.vgg": baseline.vgg_source, "cyclestyle.gatys": json.dumps(about, default=str)}
     return _Method(name, load, about, text)
+
+
+def _gatys_methods(baseline: _Baseline, setting: _Setting, device: torch.device, notes: list[str]) -> list[_Method]:
+    """"gatys-style" when styles were given, "gatys-collection" when a collection was asked for."""
+    longest = baseline.config.size * baseline.config.style_scale  # style images are never used larger
+    methods = []
+    if baseline.style:
+        images = [[gatys.load_uint8(p, longest) for p in entry] for entry in baseline.style_files]
+        methods.append(_gatys("gatys-style", images, baseline, device,
+                              {"style": [str(p) for p in baseline.style], "settings": baseline.settings}))
+    if baseline.collection is not None:
+        train_target = _domain(setting.data, setting.data.train_split, setting.target, 3)
+        images, described = _collection(train_target, baseline.collection, longest, notes)
+        methods.append(_gatys("gatys-collection", [images], baseline, device,
+                              {"collection": baseline.collection, "style": described, "settings": baseline.settings}))
+    if baseline.vgg_source == "random":
+        notes.append("Gatys outputs were made with random VGG19 weights (--vgg-weights random): "
+                     "they are not real style transfers")
+    return methods
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,26 +288,18 @@ def _write_inputs(source: Source, count: int, size: int | None, truth: dict[str,
     their true translations, resized to the same size, into images/truth/: every method then reads
     the same pixels and is judged against the same truth. Returns the names and those with a truth."""
     names: list[str] = []
-    taken: set[str] = set()
     with_truth: set[str] = set()
-    for i in range(count):
+    for i, name in enumerate(output_names(source, count)):
         try:
             x = prepare(source.load(i), size)
         except DataError as e:
             notes.append(f"skipped {e}")
             continue
-        name = output_name(source, i)
-        name = name if name not in taken else f"{name}-{i}"  # two files of the same stem in sub-folders
         names.append(name)
-        taken.add(name)
         _save(unit(x), output / "images" / "input" / f"{name}.png")
-        stem = Path(source.describe(i)).stem
-        key = name if name in truth else stem
-        if key in truth:
-            true = unit(prepare(load_image(truth[key], channels=x.shape[1]), None))
-            if true.shape[-2:] != x.shape[-2:]:
-                true = F.interpolate(true, size=x.shape[-2:], mode="bicubic", antialias=True).clamp(0, 1)
-            _save(true, output / "images" / "truth" / f"{name}.png")
+        true = truth_of(truth, name, source, i)
+        if true is not None:
+            _save(read_truth(true, x.shape[1], tuple(x.shape[-2:])), output / "images" / "truth" / f"{name}.png")
             with_truth.add(name)
         else:  # an earlier comparison's truth in the same folder is not this one's
             (output / "images" / "truth" / f"{name}.png").unlink(missing_ok=True)
@@ -333,6 +366,152 @@ def _quality(column: str, names: list[str], with_truth: set[str], output: Path, 
 # The comparison
 
 
+@dataclass(frozen=True)
+class _Setting:
+    """What a comparison works on, resolved from the options and the run before any method runs."""
+
+    run: TrainedRun
+    direction: str
+    generator_path: Path
+    data: DataConfig
+    channels: int
+    size: int | None  # the short side the held-out images are resized to
+    held_out: Source  # the source domain's held-out images
+    truth: dict[str, Path]  # their true translations by name
+
+    @property
+    def target(self) -> str:
+        return DIRECTIONS[self.direction].target
+
+
+def _check_options(direction: str, style: list[Path], collection: int | None, limit: int | None,
+                   gatys_steps: int, size: int | None) -> list[list[Path]]:
+    """A bad option is a ``DataError`` naming it, before any work; returns the style files, one
+    list per ``--style`` entry (a folder's images)."""
+    if direction not in DIRECTIONS:
+        raise DataError(f"--direction must be AtoB or BtoA, got {direction!r}")
+    for option, value in (("--collection", collection), ("--limit", limit), ("--gatys-steps", gatys_steps),
+                          ("--size", size)):
+        if value is not None and value < 1:
+            raise DataError(f"{option} must be at least 1, got {value}")
+    style_files = [list_images(p) if p.is_dir() else [p] for p in style]
+    for entry in style_files:
+        for p in entry:
+            if not p.is_file():
+                raise DataError(f"--style {p}: no such file")
+            verify_image(p)
+    return style_files
+
+
+def _open_setting(weights: Path, data_root: Path, direction: str, size: int | None,
+                  paired_truth: Path | None) -> _Setting:
+    """The run, its held-out images of the source domain and their true translations."""
+    run = open_run(weights)
+    generator_path, cfg = run.file(direction), run.config
+    data_cfg = dataclasses.replace(cfg.data if cfg else DataConfig(), root=str(data_root))
+    channels = (cfg.model.in_channels if direction == "AtoB" else cfg.model.out_channels) if cfg else 3
+    size = size or (cfg.data.crop_size if cfg else None)
+    held_out = _domain(data_cfg, data_cfg.test_split, DIRECTIONS[direction].source, channels)
+    if paired_truth is not None and not paired_truth.is_dir():
+        raise DataError(f"--paired-truth {paired_truth}: no such folder")
+    truth = find_truth(paired_truth, direction)
+    if paired_truth is not None and not truth:
+        raise DataError(f"--paired-truth {paired_truth}: no {direction}/ folder there (or images directly in it, "
+                        "for AtoB)")
+    return _Setting(run, direction, generator_path, data_cfg, channels, size, held_out, truth)
+
+
+def _inputs(setting: _Setting, limit: int | None, output: Path, notes: list[str]) -> tuple[list[str], set[str]]:
+    """The held-out images every method translates, written once (``_write_inputs``), with notes
+    on how many were used, their size and how many have a true translation."""
+    held_out, size = setting.held_out, setting.size
+    count = len(held_out) if limit is None else min(limit, len(held_out))
+    names, with_truth = _write_inputs(held_out, count, size, setting.truth, output, notes)
+    if not names:
+        raise DataError(f"no readable held-out image in {held_out.name}")
+    if count < len(held_out):
+        notes.append(f"the first {count} of {len(held_out)} held-out images were used (--limit)")
+    if size is not None:
+        notes.append(f"images resized so the short side is {size} px; every method's output has that size")
+    on_truth = registry.group_name(m for m in quality_metrics() if m.needs == "truth")
+    if setting.truth and on_truth and not with_truth:
+        notes.append(f"{on_truth} not computed: no ground truth matched a held-out image by file name")
+    elif setting.truth and on_truth and len(with_truth) < len(names):
+        notes.append(f"{on_truth} over the {len(with_truth)} of {len(names)} images with a ground truth "
+                     "of the same name")
+    return names, with_truth
+
+
+def _gatys_config(names: list[str], output: Path, steps: int, seed: int) -> tuple[gatys.GatysConfig, dict[str, Any]]:
+    """Gatys's settings for these inputs, and their comparison.json form (``size``: the inputs'
+    long side, or every long side there is); an input too small for VGG19 is a ``DataError``."""
+    shapes = {n: _image_size(output / "images" / "input" / f"{n}.png") for n in names}
+    for name, (w, h) in shapes.items():
+        if min(w, h) < gatys.MIN_SIDE:
+            raise DataError(f"held-out image {name} is {w}×{h} px after resizing: Gatys's VGG19 needs at least "
+                            f"{gatys.MIN_SIDE} px a side (raise --size)")
+    long_sides = sorted({max(s) for s in shapes.values()})
+    cfg = gatys.GatysConfig(size=long_sides[-1], steps=steps, seed=seed)
+    return cfg, {**dataclasses.asdict(cfg), "size": long_sides[0] if len(long_sides) == 1 else long_sides}
+
+
+def _run_methods(methods: list[_Method], names: list[str], with_truth: set[str], output: Path, channels: int,
+                 device: torch.device, progress: bool) -> dict[str, dict[str, Any]]:
+    """Every method's costs, the identity first when there is a truth to judge it against."""
+    results: dict[str, dict[str, Any]] = {}
+    if with_truth:
+        results["identity"] = {"seconds_per_image": 0.0, "peak_memory_mib": 0.0}  # nothing is computed
+    for method in methods:
+        results[method.name] = _run_method(method, names, output, channels, device, progress)
+    return results
+
+
+def _real_features(extractor: nn.Module | None, inception_weights: str | None, setting: _Setting,
+                   device: torch.device, notes: list[str]) -> tuple[nn.Module | None, Tensor | None]:
+    """The feature network and the features of the target domain's real held-out images; None
+    (and a note) where they cannot be had."""
+    on_features = registry.group_name(m for m in quality_metrics() if m.needs == "features")
+    if extractor is None and on_features:
+        try:
+            extractor = metrics.load_inception(inception_weights)
+        except metrics.MissingWeightsError as e:
+            notes.append(f"{on_features} not computed: {e}")
+    if extractor is None or not on_features:
+        return extractor, None
+    try:  # the methods' outputs are written: a missing target domain costs FID/KID only
+        target = _domain(setting.data, setting.data.test_split, setting.target, setting.channels)
+        return extractor, held_out_features(target, setting.size, extractor, 16, device, notes)
+    except DataError as e:
+        notes.append(f"{on_features} not computed: {e}")
+        return extractor, None
+
+
+def _summary(setting: _Setting, names: list[str], methods: list[_Method], results: dict[str, dict[str, Any]],
+             with_truth: set[str], vgg_source: str, device: torch.device, notes: list[str]) -> dict[str, Any]:
+    """What comparison.json holds (layout in ``run_comparison``)."""
+    columns = ["input", *(m.name for m in methods), *(["truth"] if with_truth else [])]
+    if len(names) > GRID_MAX_ROWS:
+        notes.append(f"grid.png shows the first {GRID_MAX_ROWS} of {len(names)} images; index.html shows all")
+    return {
+        "direction": setting.direction, "n": len(names), "images": names, "size": setting.size,
+        "device": str(device), "weights": str(setting.generator_path), "step": setting.run.step,
+        "methods": results, "grid_columns": columns, "vgg_weights": vgg_source, "measures": measures(),
+        "notes": notes,
+    }
+
+
+def _write_comparison(comparison: dict[str, Any], output: Path) -> dict[str, Any]:
+    """comparison.json, grid.png and index.html; returns exactly what the file holds (tuples as lists)."""
+    text = json.dumps(comparison, indent=2)
+    (output / "comparison.json").write_text(text + "\n")
+    columns, names = comparison["grid_columns"], comparison["images"]
+    reports.write_grid(output / "grid.png", [[output / "images" / column / f"{name}.png" for column in columns]
+                                             for name in names[:GRID_MAX_ROWS]])
+    title = f"cyclestyle compare {comparison['direction']}: {comparison['weights']}"
+    reports.write_page(output / "index.html", title, report_blocks(comparison, output))
+    return json.loads(text)
+
+
 def run_comparison(
     weights: Path, data_root: Path, output: Path, *, direction: str = "AtoB", style: Sequence[Path] = (),
     collection: int | None = None, limit: int | None = None, paired_truth: Path | None = None,
@@ -362,121 +541,30 @@ def run_comparison(
     here). Bad input raises ``DataError`` or ``CheckpointError`` naming it, before any method runs.
     """
     output, paired_truth = Path(output), Path(paired_truth) if paired_truth is not None else None
-    if direction not in DIRECTIONS:
-        raise DataError(f"--direction must be AtoB or BtoA, got {direction!r}")
-    for option, value in (("--collection", collection), ("--limit", limit), ("--gatys-steps", gatys_steps),
-                          ("--size", size)):
-        if value is not None and value < 1:
-            raise DataError(f"{option} must be at least 1, got {value}")
     style = [Path(p).expanduser() for p in style]
-    style_files = [list_images(p) if p.is_dir() else [p] for p in style]
-    for entry in style_files:
-        for p in entry:
-            if not p.is_file():
-                raise DataError(f"--style {p}: no such file")
-            verify_image(p)
+    style_files = _check_options(direction, style, collection, limit, gatys_steps, size)
     if not style and collection is None:
         collection = DEFAULT_COLLECTION
     vgg_source = gatys.load_vgg19(vgg_weights, layers=("relu1_1",)).source  # missing weights: fail now
     device = default_device(device)
-
-    run = open_run(weights)
-    generator_path, cfg = run.file(direction), run.config
-    data_cfg = dataclasses.replace(cfg.data if cfg else DataConfig(), root=str(data_root))
-    channels = (cfg.model.in_channels if direction == "AtoB" else cfg.model.out_channels) if cfg else 3
-    size = size or (cfg.data.crop_size if cfg else None)
-    src, dst = DIRECTIONS[direction].source, DIRECTIONS[direction].target
-    held_out = _domain(data_cfg, data_cfg.test_split, src, channels)
-    if paired_truth is not None and not paired_truth.is_dir():
-        raise DataError(f"--paired-truth {paired_truth}: no such folder")
-    truth = find_truth(paired_truth, direction)
-    if paired_truth is not None and not truth:
-        raise DataError(f"--paired-truth {paired_truth}: no {direction}/ folder there (or images directly in it, "
-                        "for AtoB)")
+    setting = _open_setting(weights, data_root, direction, size, paired_truth)
 
     output.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
-    count = len(held_out) if limit is None else min(limit, len(held_out))
-    names, with_truth = _write_inputs(held_out, count, size, truth, output, notes)
-    if not names:
-        raise DataError(f"no readable held-out image in {held_out.name}")
-    if count < len(held_out):
-        notes.append(f"the first {count} of {len(held_out)} held-out images were used (--limit)")
-    if size is not None:
-        notes.append(f"images resized so the short side is {size} px; every method's output has that size")
-    on_truth = registry.group_name(m for m in quality_metrics() if m.needs == "truth")
-    if truth and on_truth and not with_truth:
-        notes.append(f"{on_truth} not computed: no ground truth matched a held-out image by file name")
-    elif truth and on_truth and len(with_truth) < len(names):
-        notes.append(f"{on_truth} over the {len(with_truth)} of {len(names)} images with a ground truth "
-                     "of the same name")
+    names, with_truth = _inputs(setting, limit, output, notes)
+    gatys_cfg, settings = _gatys_config(names, output, gatys_steps, seed)
+    baseline = _Baseline(style, style_files, collection, gatys_cfg, settings, vgg_weights, vgg_source)
+    methods = [_cyclegan(setting.run, direction, device), *_gatys_methods(baseline, setting, device, notes)]
+    results = _run_methods(methods, names, with_truth, output, setting.channels, device, progress)
 
-    shapes = {n: _image_size(output / "images" / "input" / f"{n}.png") for n in names}
-    for name, (w, h) in shapes.items():
-        if min(w, h) < gatys.MIN_SIDE:
-            raise DataError(f"held-out image {name} is {w}×{h} px after resizing: Gatys's VGG19 needs at least "
-                            f"{gatys.MIN_SIDE} px a side (raise --size)")
-    long_sides = sorted({max(s) for s in shapes.values()})
-    gatys_cfg = gatys.GatysConfig(size=long_sides[-1], steps=gatys_steps, seed=seed)
-    settings = {**dataclasses.asdict(gatys_cfg), "size": long_sides[0] if len(long_sides) == 1 else long_sides}
-    longest = gatys_cfg.size * gatys_cfg.style_scale  # style images are never used larger than this
-
-    methods = [_cyclegan(run, direction, device)]
-    if style:
-        images = [[gatys.load_uint8(p, longest) for p in entry] for entry in style_files]
-        methods.append(_gatys("gatys-style", images, gatys_cfg, vgg_weights, vgg_source, device,
-                              {"style": [str(p) for p in style], "settings": settings}))
-    if collection is not None:
-        train_target = _domain(data_cfg, data_cfg.train_split, dst, 3)
-        images, described = _collection(train_target, collection, longest, notes)
-        methods.append(_gatys("gatys-collection", [images], gatys_cfg, vgg_weights, vgg_source, device,
-                              {"collection": collection, "style": described, "settings": settings}))
-    if vgg_source == "random":
-        notes.append("Gatys outputs were made with random VGG19 weights (--vgg-weights random): "
-                     "they are not real style transfers")
-
-    results: dict[str, dict[str, Any]] = {}
-    if with_truth:
-        results["identity"] = {"seconds_per_image": 0.0, "peak_memory_mib": 0.0}  # nothing is computed
-    for method in methods:
-        results[method.name] = _run_method(method, names, output, channels, device, progress)
-
-    on_features = registry.group_name(m for m in quality_metrics() if m.needs == "features")
-    if extractor is None and on_features:
-        try:
-            extractor = metrics.load_inception(inception_weights)
-        except metrics.MissingWeightsError as e:
-            notes.append(f"{on_features} not computed: {e}")
-    real = None
-    if extractor is not None and on_features:
-        reals = FeatureStream(extractor, 16, device)
-        try:  # the methods' outputs are written: a missing target domain costs FID/KID only
-            for _, x in readable_images(_domain(data_cfg, data_cfg.test_split, dst, channels), size, notes):
-                reals.add(unit(x))
-            real = reals.result()
-        except DataError as e:
-            notes.append(f"{on_features} not computed: {e}")
+    extractor, real = _real_features(extractor, inception_weights, setting, device, notes)
     about = {m.name: m.about for m in methods}
-    for name in results:
+    for name, result in results.items():
         column = "input" if name == "identity" else name
-        results[name] |= _quality(column, names, with_truth, output, channels, extractor, real, device, notes)
-        results[name] |= {"n": len(names), **about.get(name, {})}
-
-    columns = ["input", *(m.name for m in methods), *(["truth"] if with_truth else [])]
-    if len(names) > GRID_MAX_ROWS:
-        notes.append(f"grid.png shows the first {GRID_MAX_ROWS} of {len(names)} images; index.html shows all")
-    comparison = {
-        "direction": direction, "n": len(names), "images": names, "size": size, "device": str(device),
-        "weights": str(generator_path), "step": run.step, "methods": results,
-        "grid_columns": columns, "vgg_weights": vgg_source, "measures": measures(), "notes": notes,
-    }
-    text = json.dumps(comparison, indent=2)
-    (output / "comparison.json").write_text(text + "\n")
-    reports.write_grid(output / "grid.png", [[output / "images" / column / f"{name}.png" for column in columns]
-                                             for name in names[:GRID_MAX_ROWS]])
-    title = f"cyclestyle compare {direction}: {generator_path}"
-    reports.write_page(output / "index.html", title, report_blocks(comparison, output))
-    return json.loads(text)  # exactly what the file holds (tuples as lists)
+        result |= _quality(column, names, with_truth, output, setting.channels, extractor, real, device, notes)
+        result |= {"n": len(names), **about.get(name, {})}
+    return _write_comparison(_summary(setting, names, methods, results, with_truth, vgg_source, device, notes),
+                             output)
 
 
 # --------------------------------------------------------------------------------------------

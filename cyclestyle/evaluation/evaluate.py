@@ -9,6 +9,10 @@ metric (``registry.py``):
 - ``psnr`` and ``ssim``: G(x) against the true translation of x, when one is given
   (``--paired-truth``, matched by file name).
 
+Every metric scores the 8-bit images a user gets: G(x) is rounded to 8 bits as its PNG is before
+it is measured or translated back, as are the true translations, so that ``evaluate`` and
+``compare`` (which reads its PNGs back) give one model one score.
+
 Results go to ``metrics.json`` (``null`` where a metric could not be computed, with the reason
 in ``notes``) and an HTML page of real | translated | reconstructed (| truth) rows.
 """
@@ -37,6 +41,8 @@ from ..inference.translate import eval_mode, translate_tensor
 from . import metrics, registry, reports
 
 DIRECTIONS = (("AtoB", "A", "B"), ("BtoA", "B", "A"))
+EIGHT_BIT_NOTE = ("metrics scored on the 8-bit images, as their PNGs hold them: each translation is rounded to "
+                  "8 bits before it is measured or translated back")
 
 
 @dataclass(frozen=True)
@@ -85,11 +91,33 @@ def unit(x: torch.Tensor) -> torch.Tensor:
     return (x.clamp(-1, 1) + 1) / 2
 
 
-def output_name(source: Source, i: int) -> str:
-    """A file-system-safe output name for item i (the file's stem, or the HF row)."""
+def to_8bit(x: torch.Tensor) -> torch.Tensor:
+    """``x`` ([-1, 1]) as its PNG holds it: rounded as ``data.tensor_to_image`` rounds, read back
+    as ``data.image_to_tensor`` reads (bit for bit), so that the metrics score what is written."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().div(127.5).sub(1)
+
+
+def _safe_stem(source: Source, i: int) -> str:
+    """Item i's file stem (or ``row-N`` for a dataset row), file-system-safe."""
     text = source.describe(i)
     stem = Path(text).stem if "row " not in text else "row-" + text.rsplit("row ", 1)[1]
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
+
+
+def output_names(source: Source, count: int) -> list[str]:
+    """The output names of the first ``count`` items, every one distinct, also on a
+    case-insensitive disk: the file's stem, ``-{i}`` added when an earlier item took it
+    (``a.jpg`` and ``a.png``, ``x/a.png`` and ``y/a.png``), so that no output overwrites another.
+    A name depends on the file list only, not on which images turn out readable."""
+    names: list[str] = []
+    taken: set[str] = set()
+    for i in range(count):
+        name = _safe_stem(source, i)
+        while name.casefold() in taken:  # twice only when a file's own stem is "a-{i}"
+            name = f"{name}-{i}"
+        taken.add(name.casefold())
+        names.append(name)
+    return names
 
 
 def readable_images(source: Source, size: int | None, notes: list[str]) -> Iterator[tuple[int, torch.Tensor]]:
@@ -103,7 +131,9 @@ def readable_images(source: Source, size: int | None, notes: list[str]) -> Itera
 
 class FeatureStream:
     """Features of [0, 1] images fed one at a time, extracted in batches of equal-size images,
-    so a large test set is never held in memory as pixels."""
+    so a large test set is never held in memory as pixels. A grey image (1 channel) is given to
+    the extractor as RGB with three equal channels: FID's Inception, like every such network,
+    takes RGB only."""
 
     def __init__(self, extractor: nn.Module, batch_size: int, device: torch.device | str):
         self.extractor, self.batch_size, self.device = extractor, batch_size, device
@@ -111,6 +141,8 @@ class FeatureStream:
         self.features: list[torch.Tensor] = []
 
     def add(self, image: torch.Tensor) -> None:
+        if image.shape[1] == 1:
+            image = image.expand(-1, 3, -1, -1)
         if self.pending and (len(self.pending) == self.batch_size or self.pending[0].shape != image.shape):
             self._flush()
         self.pending.append(image)
@@ -123,6 +155,15 @@ class FeatureStream:
     def result(self) -> torch.Tensor:
         self._flush()
         return torch.cat(self.features)
+
+
+def held_out_features(source: Source, size: int | None, extractor: nn.Module, batch_size: int,
+                      device: torch.device | str, notes: list[str]) -> torch.Tensor:
+    """The features of every readable image of a held-out domain: the real side of FID/KID."""
+    stream = FeatureStream(extractor, batch_size, device)
+    for _, x in readable_images(source, size, notes):
+        stream.add(unit(x))
+    return stream.result()
 
 
 def find_truth(truth_dir: Path | None, direction: str) -> dict[str, Path]:
@@ -140,8 +181,138 @@ def find_truth(truth_dir: Path | None, direction: str) -> dict[str, Path]:
     return {p.stem: p for p in list_images(folder)}
 
 
+def truth_of(truth: dict[str, Path], name: str, source: Source, i: int) -> Path | None:
+    """Item i's true translation: the one named like its output (``a-1``), else the one of its
+    file's stem (``a``)."""
+    return truth.get(name) or truth.get(Path(source.describe(i)).stem)
+
+
+def read_truth(path: Path, channels: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """A true translation as a 1×C×H×W tensor in [0, 1], resized (bicubic) to ``shape`` (H, W) if
+    it differs, since it is compared with the translation pixel by pixel, and then 8-bit again."""
+    true = unit(prepare(load_image(path, channels=channels), None))
+    if true.shape[-2:] != shape:
+        true = F.interpolate(true, size=shape, mode="bicubic", antialias=True)
+    return unit(to_8bit(true * 2 - 1))
+
+
 # --------------------------------------------------------------------------------------------
 # The evaluation
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One direction of an evaluation: the generators there and back, the first ``count`` held-out
+    images of its source domain, their true translations by name, and where images are written."""
+
+    direction: str
+    forward: nn.Module
+    backward: nn.Module
+    source: Source
+    count: int
+    truth: dict[str, Path]
+    output: Path | None
+    size: int | None
+    device: torch.device | str
+
+
+@dataclass(frozen=True)
+class _Translation:
+    """One held-out image, its translation and reconstruction (1×C×H×W in [-1, 1] on the device)
+    and its true translation ([0, 1] on the CPU; None when none matched)."""
+
+    real: torch.Tensor
+    translated: torch.Tensor
+    reconstructed: torch.Tensor
+    truth: torch.Tensor | None
+
+    def images(self) -> registry.Images:
+        """What the metrics take: [0, 1] on the CPU."""
+        return registry.Images(input=unit(self.real).cpu(), translated=unit(self.translated).cpu(),
+                               reconstructed=unit(self.reconstructed).cpu(), truth=self.truth)
+
+    def pictures(self) -> dict[str, torch.Tensor]:
+        """What is written, by kind of image, in [-1, 1]."""
+        shown = {"real": self.real, "translated": self.translated, "reconstructed": self.reconstructed}
+        return shown | ({} if self.truth is None else {"truth": self.truth * 2 - 1})
+
+
+@dataclass
+class _Translated:
+    """What translating one direction's images gathered: the count, the report rows, each image's
+    metrics, and how many images found no true translation although some were given."""
+
+    n: int = 0
+    rows: list[dict[str, str]] = field(default_factory=list)
+    per_image: list[dict[str, float]] = field(default_factory=list)
+    unmatched: int = 0
+
+
+def _translate(task: _Task, x: torch.Tensor, truth: Path | None) -> _Translation:
+    """G(x) and F(G(x)) as their PNGs hold them: F translates the 8-bit G(x), as a user would."""
+    fake = to_8bit(translate_tensor(task.forward, x))
+    rec = to_8bit(translate_tensor(task.backward, fake))
+    true = None if truth is None else read_truth(truth, x.shape[1], tuple(fake.shape[-2:]))
+    return _Translation(x, fake, rec, true)
+
+
+def _write_images(output: Path, direction: str, name: str, pictures: dict[str, torch.Tensor]) -> dict[str, str]:
+    """``output/images/<direction>/<kind>/<name>.png`` for each picture; the report row linking them."""
+    row = {"name": name}
+    for kind, img in pictures.items():
+        path = output / "images" / direction / kind / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensor_to_image(img[0]).save(path)
+        row[kind] = str(path.relative_to(output))
+    return row
+
+
+def _translate_direction(task: _Task, fakes: FeatureStream | None, notes: list[str], progress: bool) -> _Translated:
+    """Translate, write and measure one direction's images; an unreadable one is noted and skipped."""
+    done, chosen = _Translated(), registry.registered()
+    names = output_names(task.source, task.count)
+    bar = tqdm(range(task.count), desc=f"evaluate {task.direction}", disable=not progress, unit="img")
+    for i in bar:
+        try:
+            x = prepare(task.source.load(i), task.size).to(task.device)
+        except DataError as e:
+            notes.append(f"skipped {e}")
+            continue
+        name = names[i]
+        truth = truth_of(task.truth, name, task.source, i)
+        if truth is None and task.truth:
+            done.unmatched += 1
+        made = _translate(task, x, truth)
+        images = made.images()
+        done.n += 1
+        if fakes is not None:
+            fakes.add(images.translated)
+        done.rows.append({"name": name} if task.output is None else
+                         _write_images(task.output, task.direction, name, made.pictures()))
+        done.per_image.append(registry.measure_image(chosen, images))
+    return done
+
+
+def _image_metrics(done: _Translated, direction: str, truth_given: bool, notes: list[str]) -> dict[str, float | None]:
+    """Every registered output (None until computed), the per-image ones averaged over the images."""
+    values = dict.fromkeys(registry.outputs(registry.registered())) | registry.means(done.per_image)
+    on_truth = registry.registered(["truth"])
+    if on_truth and truth_given and all(values[m.name] is None for m in on_truth):
+        notes.append(f"{direction}: {registry.group_name(on_truth)} not computed: "
+                     "no ground truth matched by file name")
+    if done.unmatched:
+        notes.append(f"{direction}: {done.unmatched} images had no ground truth of the same name")
+    return values
+
+
+def _set_metrics(direction: str, real: torch.Tensor, fakes: FeatureStream, n: int, notes: list[str]
+                 ) -> dict[str, float]:
+    """FID/KID (the metrics on "features") of the translated set against the real one."""
+    fake = fakes.result() if n else torch.empty(0, 0)
+    measured, failed = registry.measure_sets(registry.registered(["features"]), real, fake)
+    if failed:
+        notes.append(f"{direction}: {registry.failure_note(failed)}")
+    return measured
 
 
 @torch.inference_mode()
@@ -160,81 +331,30 @@ def evaluate_translators(
     ``output/images/<direction>/{translated,reconstructed}/``. ``real_features``, a dict kept
     between calls on the same test sets, saves extracting the real images' features again.
     """
-    result = Evaluation()
-    chosen = registry.registered()
-    on_features, on_truth = registry.registered(["features"]), registry.registered(["truth"])
+    result = Evaluation(notes=[EIGHT_BIT_NOTE])
+    on_features = registry.registered(["features"])
     if extractor is None and on_features:
         result.notes.append(f"{registry.group_name(on_features)} not computed: "
                             f"{extractor_note or 'no feature extractor'}")
+    extractor = extractor if on_features else None
     sources = {"A": test_a, "B": test_b}
     real_features = {} if real_features is None else real_features
     for direction, src, dst in DIRECTIONS:
         forward, backward = (g_a, g_b) if direction == "AtoB" else (g_b, g_a)
         source = sources[src]
         count = len(source) if limit is None else min(limit, len(source))
-        truth = find_truth(truth_dir, direction)
-        n = 0
-        fakes = FeatureStream(extractor, batch_size, device) if extractor is not None and on_features else None
-        per_image: list[dict[str, float]] = []
-        unmatched = 0
-        rows = []
-        bar = tqdm(range(count), desc=f"evaluate {direction}", disable=not progress, unit="img")
-        for i in bar:
-            try:
-                x = prepare(source.load(i), size).to(device)
-            except DataError as e:
-                result.notes.append(f"skipped {e}")
-                continue
-            fake = translate_tensor(forward, x)
-            rec = translate_tensor(backward, fake)
-            n += 1
-            fake01 = unit(fake).cpu()
-            if fakes is not None:
-                fakes.add(fake01)
-            name = output_name(source, i)
-            row = {"name": name}
-            if output is not None:
-                base = output / "images" / direction
-                for kind, img in (("real", x), ("translated", fake), ("reconstructed", rec)):
-                    path = base / kind / f"{name}.png"
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    tensor_to_image(img[0]).save(path)
-                    row[kind] = str(path.relative_to(output))
-            true = None
-            if name in truth or Path(source.describe(i)).stem in truth:
-                true = unit(prepare(load_image(truth.get(name) or truth[Path(source.describe(i)).stem],
-                                               channels=x.shape[1]), None))
-                if true.shape[-2:] != fake01.shape[-2:]:
-                    true = F.interpolate(true, size=fake01.shape[-2:], mode="bicubic", antialias=True).clamp(0, 1)
-                if output is not None:
-                    path = output / "images" / direction / "truth" / f"{name}.png"
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    tensor_to_image(true[0] * 2 - 1).save(path)
-                    row["truth"] = str(path.relative_to(output))
-            elif truth:
-                unmatched += 1
-            rows.append(row)
-            images = registry.Images(input=unit(x).cpu(), translated=fake01, reconstructed=unit(rec).cpu(), truth=true)
-            per_image.append(registry.measure_image(chosen, images))
-        result.rows[direction] = rows
-        values = dict.fromkeys(registry.outputs(chosen)) | registry.means(per_image)
-        if on_truth and truth_dir is not None and all(values[m.name] is None for m in on_truth):
-            result.notes.append(f"{direction}: {registry.group_name(on_truth)} not computed: "
-                                "no ground truth matched by file name")
-        if unmatched:
-            result.notes.append(f"{direction}: {unmatched} images had no ground truth of the same name")
+        task = _Task(direction, forward, backward, source, count, find_truth(truth_dir, direction), output, size,
+                     device)
+        fakes = FeatureStream(extractor, batch_size, device) if extractor is not None else None
+        done = _translate_direction(task, fakes, result.notes, progress)
+        result.rows[direction] = done.rows
+        values = _image_metrics(done, direction, truth_dir is not None, result.notes)
         if fakes is not None:
             if dst not in real_features:
-                reals = FeatureStream(extractor, batch_size, device)
-                for _, x in readable_images(sources[dst], size, result.notes):
-                    reals.add(unit(x))
-                real_features[dst] = reals.result()
-            fake_features = fakes.result() if n else torch.empty(0, 0)
-            measured, failed = registry.measure_sets(on_features, real_features[dst], fake_features)
-            values |= measured
-            if failed:
-                result.notes.append(f"{direction}: {registry.failure_note(failed)}")
-        result.directions[direction] = DirectionMetrics(n=n, values=values)
+                real_features[dst] = held_out_features(sources[dst], size, extractor, batch_size, device,
+                                                       result.notes)
+            values |= _set_metrics(direction, real_features[dst], fakes, done.n, result.notes)
+        result.directions[direction] = DirectionMetrics(n=done.n, values=values)
         if count < len(source):
             result.notes.append(f"{direction}: the first {count} of {len(source)} held-out images were used")
     return result
