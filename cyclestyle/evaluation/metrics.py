@@ -157,46 +157,50 @@ def extract_features(extractor: nn.Module, batches: Iterable[torch.Tensor], devi
 def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
     """FID between two N×D feature sets: ‖μ_r − μ_f‖² + tr(Σ_r + Σ_f − 2 (Σ_r Σ_f)^½).
 
-    tr((Σ_r Σ_f)^½) is the sum of the square roots of the eigenvalues of Σ_r Σ_f (real and
-    non-negative in theory; tiny imaginary or negative parts are numerical noise).
+    clean-fid's ``frechet_distance`` (Parmar, Zhang and Zhu, CVPR 2022), the same code as
+    pytorch-fid's and the TensorFlow original's (scipy's ``sqrtm``), on float64 means and
+    covariances; a tiny negative value (identical sets, rounding) is 0.
     """
-    import torch
+    import numpy as np
+    from cleanfid.fid import frechet_distance as cleanfid_frechet_distance
 
     if real.shape[0] < 2 or fake.shape[0] < 2:
         raise ValueError("FID needs at least 2 images per set")
-    real, fake = real.double(), fake.double()
-    mu_r, mu_f = real.mean(0), fake.mean(0)
-    cov_r, cov_f = torch.cov(real.T), torch.cov(fake.T)
-    eigenvalues = torch.linalg.eigvals(cov_r @ cov_f)
-    trace_sqrt = eigenvalues.sqrt().real.sum()
-    value = (mu_r - mu_f).square().sum() + cov_r.trace() + cov_f.trace() - 2 * trace_sqrt
-    return float(value.clamp_min(0))
+    r, f = real.double().cpu().numpy(), fake.double().cpu().numpy()
+    value = cleanfid_frechet_distance(r.mean(0), np.cov(r, rowvar=False), f.mean(0), np.cov(f, rowvar=False))
+    return max(0.0, float(value))
 
 
 def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subset_size: int = 1000,
                               subsets: int = 100, seed: int = 0) -> tuple[float, float]:
     """KID: the unbiased MMD² with the cubic kernel k(x, y) = (x·y / d + 1)³, averaged over
-    random subsets; returns (mean, std). The subset size shrinks to the smaller set's size."""
+    random subsets; returns (mean, std). The subset size shrinks to the smaller set's size.
+
+    Each subset's MMD² is clean-fid's ``kernel_distance`` (the same estimator as torch-fidelity's)
+    given that subset whole. The subsets are drawn here, from ``seed``: clean-fid draws its own
+    from NumPy's global generator and returns no spread, so a KID would not repeat and ``kid_std``
+    would not exist; given a whole subset, its draw only reorders it, which leaves the value as it
+    is. NumPy's global state is restored after, so that a run's random stream does not depend on
+    its evaluations.
+    """
+    import numpy as np
     import torch
+    from cleanfid.fid import kernel_distance
 
     n = min(real.shape[0], fake.shape[0], subset_size)
     if n < 2:
         raise ValueError("KID needs at least 2 images per set")
-    real, fake = real.double(), fake.double()
-    d = real.shape[1]
+    r, f = real.double().cpu().numpy(), fake.double().cpu().numpy()
     g = torch.Generator().manual_seed(seed)
-    values = []
-    for _ in range(subsets):
-        x = real[torch.randperm(real.shape[0], generator=g)[:n]]
-        y = fake[torch.randperm(fake.shape[0], generator=g)[:n]]
-        k_xx, k_yy, k_xy = ((x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3)
-        off_diagonal = n * (n - 1)
-        mmd = ((k_xx.sum() - k_xx.diagonal().sum()) / off_diagonal
-               + (k_yy.sum() - k_yy.diagonal().sum()) / off_diagonal
-               - 2 * k_xy.mean())
-        values.append(mmd)
-    stacked = torch.stack(values)
-    return float(stacked.mean()), float(stacked.std(unbiased=False))
+    state = np.random.get_state()
+    try:
+        values = [kernel_distance(r[torch.randperm(len(r), generator=g)[:n].numpy()],
+                                  f[torch.randperm(len(f), generator=g)[:n].numpy()],
+                                  num_subsets=1, max_subset_size=n)
+                  for _ in range(subsets)]
+    finally:
+        np.random.set_state(state)
+    return float(np.mean(values)), float(np.std(values))
 
 
 # --------------------------------------------------------------------------------------------
