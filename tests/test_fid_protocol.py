@@ -4,12 +4,17 @@ network, where one runs, has random weights."""
 
 from __future__ import annotations
 
+
 import numpy as np
 import pytest
 import torch
 from cleanfid.fid import fid_from_feats, kernel_distance
+from PIL import Image
 
+from cyclestyle.data import FolderSource
 from cyclestyle.evaluation import metrics
+from cyclestyle.evaluation.evaluate import prepare, unit
+from cyclestyle.evaluation.inception import inception_network, resize_for_inception
 
 
 def features(n: int, d: int, seed: int, shift: float = 0.0) -> torch.Tensor:
@@ -43,3 +48,96 @@ def test_kid_subsets_are_seeded_and_leave_numpys_generator_alone():
     assert metrics.kernel_inception_distance(real, fake, subset_size=20, subsets=10) == first
     assert first != metrics.kernel_inception_distance(real, fake, subset_size=20, subsets=10, seed=1)
     assert first[1] > 0  # subsets of 20 out of 50-60 images differ
+
+
+# --------------------------------------------------------------------------------------------
+# The resize of each protocol
+
+
+def make_images(folder):
+    """PNGs of several kinds and sizes, up- and downscaled to 299: gradients, noise, both, gray."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    h, w = 256, 256
+    ramp = np.broadcast_to(np.linspace(0, 255, w)[None, :, None], (h, w, 3))
+    Image.fromarray(ramp.round().astype(np.uint8)).save(folder / "a-gradient-256.png")
+    Image.fromarray(rng.integers(0, 256, (384, 512, 3), dtype=np.uint8)).save(folder / "b-noise-512x384.png")
+    y, x = np.mgrid[0:37, 0:53]
+    mixed = np.stack([x * 4.8, y * 6.9, (x + y) * 2.8], -1) + rng.normal(0, 12, (37, 53, 3))
+    Image.fromarray(mixed.clip(0, 255).round().astype(np.uint8)).save(folder / "c-mixed-53x37.png")
+    Image.fromarray(rng.integers(0, 256, (300, 301), dtype=np.uint8), mode="L").save(folder / "d-gray-301x300.png")
+    return folder
+
+
+def as_evaluation_reads(source, i):
+    """A held-out image the way evaluate and compare feed it to the FID network: uint8 1×3×H×W."""
+    return metrics.to_uint8(unit(prepare(source.load(i), None)))
+
+
+def test_clean_resize_is_clean_fids_bit_for_bit(tmp_path):
+    from cleanfid.utils import ResizeDataset
+
+    source = FolderSource(make_images(tmp_path / "images"))
+    reference = ResizeDataset([source.describe(i) for i in range(len(source))], mode="clean")
+    for i in range(len(source)):
+        ours = resize_for_inception(as_evaluation_reads(source, i), "clean")
+        assert ours.dtype == torch.float32 and ours.shape == (1, 3, 299, 299)
+        assert torch.equal(ours[0], reference[i]), source.describe(i)
+
+
+def test_the_protocols_differ_where_resizing_matters(tmp_path):
+    source = FolderSource(make_images(tmp_path / "images"))
+    noise = as_evaluation_reads(source, 1)  # 512×384 noise: a downscale, which TF1 bilinear aliases
+    assert (resize_for_inception(noise, "clean") - resize_for_inception(noise, "legacy")).abs().mean() > 10
+    with pytest.raises(ValueError, match="one of clean, legacy"):
+        resize_for_inception(noise, "tensorflow")
+
+
+# --------------------------------------------------------------------------------------------
+# The network: random weights, since no Inception weights may be needed
+
+
+@pytest.fixture(scope="module")
+def random_inception(tmp_path_factory):
+    """A weights file for the FID InceptionV3 with random weights and batch-norm statistics of
+    random images (so that features neither vanish nor explode), in torch-fidelity's layout."""
+    torch.manual_seed(0)
+    network = inception_network()
+    for layer in network.modules():
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            layer.reset_running_stats()
+            layer.momentum = None  # the running statistics of one batch: that batch's
+    with torch.no_grad():
+        network.train()((torch.rand(4, 3, 299, 299) * 255 - 128) / 128)
+    path = tmp_path_factory.mktemp("inception") / "random-inception.pth"
+    torch.save({**network.state_dict(), "fc.weight": torch.randn(1008, 2048) / 45, "fc.bias": torch.zeros(1008)},
+               path)
+    return path
+
+
+def test_legacy_features_are_torch_fidelitys_bit_for_bit(random_inception, tmp_path):
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    # torch-fidelity unpickles the file (weights_only=False): here it is this test's own.
+    reference = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
+                                            feature_extractor_weights_path=str(random_inception))
+    source = FolderSource(make_images(tmp_path / "images"))
+    net = metrics.load_inception(random_inception, "legacy")
+    with torch.inference_mode():
+        for i in (0, 2):
+            images = as_evaluation_reads(source, i)
+            (expected,) = reference(images)
+            assert torch.equal(net(images), expected), source.describe(i)
+        gray = as_evaluation_reads(source, 3)[:, :1]
+        assert torch.equal(net(gray), net(gray.expand(-1, 3, -1, -1)))
+
+
+def test_clean_features_are_the_network_on_clean_fids_resize(random_inception, tmp_path):
+    source = FolderSource(make_images(tmp_path / "images"))
+    net = metrics.load_inception(random_inception, "clean")
+    images = as_evaluation_reads(source, 2)
+    with torch.inference_mode():
+        # clean-fid's InceptionV3W: (x − 128) / 128, then the network, on its 299×299 resize.
+        expected = net.network((resize_for_inception(images, "clean") - 128) / 128)
+        assert torch.equal(net(images), expected)
+        assert not torch.equal(net(images), metrics.load_inception(random_inception, "legacy")(images))

@@ -1,4 +1,4 @@
-"""The FID InceptionV3.
+"""The FID InceptionV3: its network, and the images it is fed under each FID protocol.
 
 The network is the TensorFlow InceptionV3 of 2015-12-05 that FID is defined with (Heusel et
 al. 2017), in torch-fidelity's port: its blocks (torchvision's, patched to pool as TensorFlow
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_fidelity.feature_extractor_inceptionv3 import (
     BasicConv2d,
@@ -27,6 +27,8 @@ from torch_fidelity.feature_extractor_inceptionv3 import (
     InceptionE_1,
     InceptionE_2,
 )
+
+from .metrics import FID_PROTOCOLS
 
 INPUT_SIZE = 299  # the network's input side
 
@@ -59,13 +61,40 @@ def inception_network() -> nn.Sequential:
     ]))
 
 
-class FIDInception(nn.Module):
-    """The FID feature extractor: uint8 N×C×H×W images (C = 1 is read as gray RGB) → float32 N×2048
-    pool features. Images are resized as torchmetrics' ``NoTrainInceptionV3`` does by default
-    (antialiased bilinear)."""
+def resize_for_inception(images: Tensor, protocol: str) -> Tensor:
+    """uint8 N×3×H×W images → float32 N×3×299×299 on the [0, 255] scale, as ``protocol`` feeds
+    the network (``metrics.FID_PROTOCOLS`` says what each is).
 
-    def __init__(self):
+    ``clean`` is clean-fid's own resize (Parmar, Zhang and Zhu, "On Aliased Resizing and
+    Surprising Subtleties in GAN Evaluation", CVPR 2022), called on each image as clean-fid
+    calls it: PIL's antialiased bicubic on each channel in float32, not quantised after.
+    ``legacy`` is torch-fidelity's resize inside its network: TensorFlow 1's bilinear, which
+    does not antialias (a downscale aliases), as the original TensorFlow FID code does.
+    """
+    if protocol == "clean":
+        from cleanfid.resize import build_resizer
+
+        resize = build_resizer("clean")
+        pixels = images.cpu().permute(0, 2, 3, 1).numpy()  # clean-fid takes H×W×3 arrays
+        resized = np.stack([resize(image) for image in pixels])
+        return torch.from_numpy(resized).permute(0, 3, 1, 2).to(images.device)
+    if protocol == "legacy":
+        from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+
+        return interpolate_bilinear_2d_like_tensorflow1x(images.float(), size=(INPUT_SIZE, INPUT_SIZE),
+                                                         align_corners=False)
+    raise ValueError(f"FID protocol must be one of {', '.join(FID_PROTOCOLS)}; got {protocol!r}")
+
+
+class FIDInception(nn.Module):
+    """The FID feature extractor: uint8 N×C×H×W images (C = 1 is read as gray RGB, as clean-fid's
+    ``convert("RGB")`` does) → float32 N×2048 pool features, the images resized as ``protocol`` says."""
+
+    def __init__(self, protocol: str):
         super().__init__()
+        if protocol not in FID_PROTOCOLS:
+            raise ValueError(f"FID protocol must be one of {', '.join(FID_PROTOCOLS)}; got {protocol!r}")
+        self.protocol = protocol
         self.network = inception_network()
 
     def forward(self, images: Tensor) -> Tensor:
@@ -73,6 +102,5 @@ class FIDInception(nn.Module):
             raise ValueError(f"FID Inception takes uint8 N×3×H×W images, got {images.dtype} {tuple(images.shape)}")
         if images.shape[1] == 1:
             images = images.expand(-1, 3, -1, -1)
-        x = F.interpolate(images.float(), size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False,
-                          antialias=True)
+        x = resize_for_inception(images, self.protocol).to(next(self.network.parameters()).device)
         return self.network((x - 128) / 128)

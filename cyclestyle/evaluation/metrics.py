@@ -36,6 +36,23 @@ INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_SHA256_PREFIX = re.search(r"-([0-9a-f]+)\.", INCEPTION_FILE).group(1)
 
 
+# How images reach the FID network's 299×299 input (``inception.resize_for_inception``), and so
+# which published numbers an FID or KID can be set beside. Written into metrics.json and reports.
+FID_PROTOCOLS = {
+    "clean": "clean-fid's (Parmar, Zhang and Zhu, CVPR 2022): PIL's antialiased bicubic resize of the "
+             "uint8 image; comparable with numbers computed with clean-fid",
+    "legacy": "torch-fidelity's: TensorFlow 1's bilinear resize inside the network, without antialiasing, "
+              "as the original TensorFlow FID; comparable with tables made with pytorch-fid or "
+              "torch-fidelity, such as CUT's (Park et al. 2020), which include CycleGAN",
+}
+DEFAULT_FID_PROTOCOL = "clean"
+
+
+def describe_fid_protocol(protocol: str) -> str:
+    """How reports name an FID protocol: ``"FID/KID protocol clean: clean-fid's (…) …"``."""
+    return f"FID/KID protocol {protocol}: {FID_PROTOCOLS[protocol]}"
+
+
 class MissingWeightsError(RuntimeError):
     """Feature-extractor weights are not on this machine; the message says where to put them."""
 
@@ -102,14 +119,17 @@ def _load_failure(error: Exception) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def load_inception(weights: str | Path | None = None) -> nn.Module:
-    """The FID InceptionV3 (2048-d pool features) from ``weights`` or the local cache.
+def load_inception(weights: str | Path | None = None, protocol: str = DEFAULT_FID_PROTOCOL) -> nn.Module:
+    """The FID InceptionV3 (2048-d pool features) from ``weights`` or the local cache, resizing
+    images as the FID ``protocol`` (a key of ``FID_PROTOCOLS``) does.
 
     Never downloads: on a machine without the file this is a ``MissingWeightsError`` saying
     where the file goes, so an offline evaluation can report it and go on with other metrics.
     The file is read by ``read_inception_weights`` (nothing in it runs) and put into the
     network here, not by torch-fidelity, whose loader unpickles it.
     """
+    if protocol not in FID_PROTOCOLS:
+        raise ValueError(f"FID protocol must be one of {', '.join(FID_PROTOCOLS)}; got {protocol!r}")
     path = Path(weights).expanduser() if weights else default_inception_path()
     if not path.is_file():
         raise MissingWeightsError(
@@ -118,7 +138,7 @@ def load_inception(weights: str | Path | None = None) -> nn.Module:
     state = read_inception_weights(path)
     from .inception import FIDInception
 
-    net = FIDInception()
+    net = FIDInception(protocol)
     expected = net.network.state_dict()
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}  # the logits: not used by FID
     for key, tensor in expected.items():
