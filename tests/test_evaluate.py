@@ -163,7 +163,7 @@ def test_evaluate_uses_every_image_and_writes_a_consistent_report(tiny_run, toy_
     result.step = 2
     write_report(result, out, "test")
     data = json.loads((out / "metrics.json").read_text())
-    assert set(data) == {"AtoB", "BtoA", "step", "config_hash", "notes"}
+    assert set(data) == {"AtoB", "BtoA", "step", "config_hash", "fid_protocol", "notes"}
     for direction in ("AtoB", "BtoA"):
         assert set(data[direction]) >= {"n", "fid", "kid", "cycle_l1", "psnr", "ssim"}
         assert data[direction]["n"] == 4  # every held-out image
@@ -188,6 +188,7 @@ def test_evaluate_command_without_inception_weights(tiny_run, toy_root, tmp_path
     data = json.loads((out / "metrics.json").read_text())
     assert data["AtoB"]["fid"] is None and data["AtoB"]["cycle_l1"] is not None
     assert data["step"] == 2 and isinstance(data["config_hash"], str)
+    assert data["fid_protocol"] == "clean"  # the default, named even where FID could not be computed
     assert any("Inception" in n for n in data["notes"])
 
 

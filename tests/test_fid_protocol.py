@@ -4,6 +4,9 @@ network, where one runs, has random weights."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import typing
 
 import numpy as np
 import pytest
@@ -11,10 +14,13 @@ import torch
 from cleanfid.fid import fid_from_feats, kernel_distance
 from PIL import Image
 
+from cyclestyle.cli import build_parser, main
+from cyclestyle.config import ConfigError, EvalConfig
 from cyclestyle.data import FolderSource
 from cyclestyle.evaluation import metrics
-from cyclestyle.evaluation.evaluate import prepare, unit
+from cyclestyle.evaluation.evaluate import HeldOutEvaluator, prepare, unit
 from cyclestyle.evaluation.inception import inception_network, resize_for_inception
+from cyclestyle.training.loop import train
 
 
 def features(n: int, d: int, seed: int, shift: float = 0.0) -> torch.Tensor:
@@ -141,3 +147,79 @@ def test_clean_features_are_the_network_on_clean_fids_resize(random_inception, t
         expected = net.network((resize_for_inception(images, "clean") - 128) / 128)
         assert torch.equal(net(images), expected)
         assert not torch.equal(net(images), metrics.load_inception(random_inception, "legacy")(images))
+
+
+# --------------------------------------------------------------------------------------------
+# Named wherever the numbers are: metrics.json, comparison.json, reports, config and command line
+
+
+@pytest.fixture
+def tiny_run(tiny_config):
+    return train(tiny_config("train.max_steps=2"))
+
+
+class FirstFeatures(torch.nn.Module):
+    """The first 32 of a network's features: FID on 2048-d features costs a minute of scipy's
+    sqrtm on a 2-core machine, and the protocol is in the network's input, not its width."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, images):
+        return self.net(images)[:, :32]
+
+
+def test_evaluate_and_compare_name_the_protocol(tiny_run, toy_root, random_inception, tmp_path, monkeypatch):
+    asked = []
+    load_inception = metrics.load_inception
+
+    def narrow(weights, protocol=metrics.DEFAULT_FID_PROTOCOL):
+        asked.append(protocol)
+        return FirstFeatures(load_inception(weights, protocol))
+
+    monkeypatch.setattr(metrics, "load_inception", narrow)
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--weights", str(tiny_run), "--data-root", str(toy_root), "--output", str(out),
+                 "--inception-weights", str(random_inception), "--fid-protocol", "legacy", "--limit", "2",
+                 "--device", "cpu"]) == 0
+    data = json.loads((out / "metrics.json").read_text())
+    assert asked == ["legacy"] and data["fid_protocol"] == "legacy"
+    assert data["AtoB"]["fid"] > 0 and data["BtoA"]["kid"] is not None
+    assert "FID/KID protocol legacy: torch-fidelity" in (out / "index.html").read_text()
+
+    out = tmp_path / "compare"
+    assert main(["compare", "--weights", str(tiny_run), "--data-root", str(toy_root), "--output", str(out),
+                 "--collection", "1", "--limit", "2", "--vgg-weights", "random", "--gatys-steps", "2",
+                 "--inception-weights", str(random_inception), "--device", "cpu"]) == 0
+    data = json.loads((out / "comparison.json").read_text())
+    assert asked == ["legacy", "clean"] and data["fid_protocol"] == "clean"
+    assert data["methods"]["cyclegan"]["fid"] > 0
+    assert "FID/KID protocol clean: clean-fid" in (out / "index.html").read_text()
+
+
+def test_evaluation_during_training_follows_eval_fid_protocol(tiny_config, random_inception):
+    cfg = tiny_config("eval.every=2", "eval.num_images=2", f"eval.inception_weights={random_inception}",
+                      "eval.fid_protocol=legacy")
+    evaluator = HeldOutEvaluator(cfg, torch.device("cpu"))
+    assert evaluator.extractor.protocol == "legacy"
+    run = train(tiny_config("train.max_steps=2", "eval.every=2", "eval.num_images=2", "eval.metric=cycle_l1",
+                            "eval.fid_protocol=legacy"))
+    best = json.loads((run / "checkpoints" / "best" / "metrics.json").read_text())
+    assert best["evaluation"]["fid_protocol"] == "legacy"
+
+
+def test_config_and_command_line_take_the_protocols_and_nothing_else(tiny_config):
+    field = {f.name: f for f in dataclasses.fields(EvalConfig)}["fid_protocol"]
+    assert typing.get_args(typing.get_type_hints(EvalConfig)["fid_protocol"]) == tuple(metrics.FID_PROTOCOLS)
+    assert field.default == metrics.DEFAULT_FID_PROTOCOL == "clean"
+    assert tiny_config("eval.fid_protocol=legacy").eval.fid_protocol == "legacy"
+    with pytest.raises(ConfigError, match="eval.fid_protocol must be one of clean, legacy"):
+        tiny_config("eval.fid_protocol=tensorflow")
+    parser = build_parser()
+    for command in (["evaluate", "--data-root", "d"], ["compare", "--data-root", "d"]):
+        base = [*command, "--weights", "w", "--output", "o"]
+        assert parser.parse_args(base).fid_protocol == "clean"
+        assert parser.parse_args([*base, "--fid-protocol", "legacy"]).fid_protocol == "legacy"
+        with pytest.raises(SystemExit):
+            parser.parse_args([*base, "--fid-protocol", "tensorflow"])

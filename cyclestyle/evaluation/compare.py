@@ -338,7 +338,7 @@ def run_comparison(
     collection: int | None = None, limit: int | None = None, paired_truth: Path | None = None,
     size: int | None = None, vgg_weights: str | None = None, inception_weights: str | None = None,
     gatys_steps: int = 300, seed: int = 0, device: str | torch.device | None = None, progress: bool = True,
-    extractor: nn.Module | None = None,
+    extractor: nn.Module | None = None, fid_protocol: str = metrics.DEFAULT_FID_PROTOCOL,
 ) -> dict[str, Any]:
     """Translate the held-out images of the source domain with CycleGAN and Gatys, measure both,
     and write the report; returns what ``comparison.json`` holds::
@@ -346,7 +346,7 @@ def run_comparison(
         {"direction": "AtoB", "n": N, "images": [names], "size": S, "device": "cpu", "step": …,
          "methods": {"identity": {…}, "cyclegan": {…}, "gatys-style": {…}, "gatys-collection": {…}},
          "grid_columns": ["input", "cyclegan", "gatys-style", …, "truth"], "vgg_weights": …,
-         "measures": {what each measure is}, "notes": [...]}
+         "measures": {what each measure is}, "notes": [...], "fid_protocol": "clean"}
 
     Every method has ``seconds_per_image``, ``peak_memory_mib``, the outputs of the quality metrics
     (``fid``, ``kid``, ``kid_std``, ``psnr``, ``ssim``: ``null`` where not computable, the reason
@@ -359,7 +359,9 @@ def run_comparison(
     ``data.crop_size``); Gatys makes its outputs at that size too. ``vgg_weights``: None for the
     ImageNet weights in torch's cache, a path, or "random" (the outputs then say so).
     ``extractor``: the FID/KID feature network (default: the FID Inception, if its weights are
-    here). Bad input raises ``DataError`` or ``CheckpointError`` naming it, before any method runs.
+    here). ``fid_protocol``: how the FID Inception's input is resized (``metrics.FID_PROTOCOLS``),
+    written as comparison.json's ``fid_protocol``. Bad input raises ``DataError`` or
+    ``CheckpointError`` naming it, before any method runs.
     """
     output, paired_truth = Path(output), Path(paired_truth) if paired_truth is not None else None
     if direction not in DIRECTIONS:
@@ -368,6 +370,8 @@ def run_comparison(
                           ("--size", size)):
         if value is not None and value < 1:
             raise DataError(f"{option} must be at least 1, got {value}")
+    if fid_protocol not in metrics.FID_PROTOCOLS:
+        raise DataError(f"--fid-protocol must be one of {', '.join(metrics.FID_PROTOCOLS)}, got {fid_protocol!r}")
     style = [Path(p).expanduser() for p in style]
     style_files = [list_images(p) if p.is_dir() else [p] for p in style]
     for entry in style_files:
@@ -444,7 +448,7 @@ def run_comparison(
     on_features = registry.group_name(m for m in quality_metrics() if m.needs == "features")
     if extractor is None and on_features:
         try:
-            extractor = metrics.load_inception(inception_weights)
+            extractor = metrics.load_inception(inception_weights, fid_protocol)
         except metrics.MissingWeightsError as e:
             notes.append(f"{on_features} not computed: {e}")
     real = None
@@ -469,6 +473,7 @@ def run_comparison(
         "direction": direction, "n": len(names), "images": names, "size": size, "device": str(device),
         "weights": str(generator_path), "step": run.step, "methods": results,
         "grid_columns": columns, "vgg_weights": vgg_source, "measures": measures(), "notes": notes,
+        "fid_protocol": fid_protocol,
     }
     text = json.dumps(comparison, indent=2)
     (output / "comparison.json").write_text(text + "\n")
@@ -498,6 +503,8 @@ def report_blocks(comparison: dict[str, Any], output: Path) -> list[reports.Bloc
     if comparison["vgg_weights"] == "random":
         blocks.append(reports.Paragraph("The Gatys outputs were made with random VGG19 weights: they are not real "
                                         "style transfers.", strong=True))
+    if comparison.get("fid_protocol"):
+        blocks.append(reports.Paragraph(metrics.describe_fid_protocol(comparison["fid_protocol"])))
     return [*blocks,
             reports.metrics_table("method", comparison["methods"], table_columns),
             reports.Notes(tuple(f"{k}: {v}" for k, v in comparison["measures"].items())),
@@ -518,7 +525,7 @@ def run_cli(args: Any) -> int:
         collection=args.collection, limit=args.limit,
         paired_truth=Path(args.paired_truth) if args.paired_truth else None, size=args.size,
         vgg_weights=args.vgg_weights, inception_weights=args.inception_weights, gatys_steps=args.gatys_steps,
-        seed=args.seed, device=args.device)
+        seed=args.seed, device=args.device, fid_protocol=args.fid_protocol)
     keys = [*COST_COLUMNS, *reports.metric_columns(quality_metrics())]
     print(f"{'method':<18}{'n':>5}" + "".join(f"{label:>10}" for _, label in keys))
     for name, m in result["methods"].items():
