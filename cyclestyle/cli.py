@@ -110,12 +110,21 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="true translations, matched by file name: DIR/AtoB/ and DIR/BtoA/, or images directly "
                         "in DIR for A→B")
     p.add_argument("--inception-weights", metavar="PATH", help="FID InceptionV3 weights file (default: torch hub cache)")
+    _add_fid_protocol(p)
     p.add_argument("--size", type=int, metavar="S",
                    help="resize the short side to S before translating (default: the run's data.crop_size)")
     p.add_argument("--split", help="held-out split name (default: the run's data.test_split, i.e. test)")
     p.add_argument("--data-format", choices=["folder", "hf"], help="default: the run's data.format")
     p.add_argument("--limit", type=int, metavar="N", help="use only the first N images per domain (default: all)")
     p.add_argument("--device", default=None, help="cpu, cuda … (default: cuda when available)")
+
+
+def _add_fid_protocol(p: argparse.ArgumentParser) -> None:
+    from .evaluation.metrics import DEFAULT_FID_PROTOCOL, FID_PROTOCOLS  # torch-free
+
+    p.add_argument("--fid-protocol", choices=list(FID_PROTOCOLS), default=DEFAULT_FID_PROTOCOL,
+                   help="how FID/KID resize images for Inception: clean (clean-fid's, the default) or legacy "
+                        "(torch-fidelity's, comparable with pytorch-fid-era tables such as CUT's)")
 
 
 def _add_gatys(sub: argparse._SubParsersAction) -> None:
@@ -209,6 +218,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                         "'random' for tests and offline demos (the report says so)")
     p.add_argument("--inception-weights", metavar="PATH",
                    help="FID InceptionV3 weights file (default: torch hub cache)")
+    _add_fid_protocol(p)
     p.add_argument("--seed", type=int, default=0, help="Gatys's seed (default 0)")
     p.add_argument("--device", default=None, help="cpu, cuda … (default: cuda when available)")
 

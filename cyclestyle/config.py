@@ -157,6 +157,9 @@ class EvalConfig:
     metric: str = "fid"
     paired_truth: str | None = None  # true translations, for psnr/ssim (see ``cyclestyle evaluate``)
     inception_weights: str | None = None  # FID/KID network; default: the torch hub cache
+    # How FID/KID resize images for the Inception network (``metrics.FID_PROTOCOLS``): clean
+    # (clean-fid's) or legacy (torch-fidelity's, as pytorch-fid-era tables such as CUT's).
+    fid_protocol: Literal["clean", "legacy"] = "clean"
 
 
 @dataclass(frozen=True)

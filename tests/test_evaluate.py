@@ -1,5 +1,6 @@
 """Held-out evaluation: metrics on known inputs, and the evaluate command end to end."""
 
+import hashlib
 import json
 import re
 import subprocess
@@ -90,6 +91,62 @@ def test_missing_inception_weights_is_one_line_naming_the_file(tmp_path, monkeyp
     assert str(tmp_path) in message
 
 
+class RunsCode:
+    """Unpickling this creates ``marker``: the payload of a crafted weights file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def crafted_weights(path, marker):
+    """A .pth that looks like a state dict and creates ``marker`` when unpickled."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"Conv2d_1a_3x3.conv.weight": torch.zeros(32, 3, 3, 3), "payload": RunsCode(marker)}, path)
+    return path
+
+
+def test_crafted_inception_weights_run_nothing_at_the_default_path_or_given(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    marker = tmp_path / "marker"
+    default = crafted_weights(metrics.default_inception_path(), marker)
+    given = crafted_weights(tmp_path / "shared" / "inception.pth", marker)
+    for weights, path in ((None, default), (given, given)):
+        with pytest.raises(metrics.InceptionWeightsError) as info:
+            metrics.load_inception(weights)
+        message = str(info.value)
+        assert "\n" not in message and str(path) in message and not marker.exists()
+    # The default file is refused by its hash ...
+    with pytest.raises(metrics.InceptionWeightsError, match="SHA-256 begins"):
+        metrics.load_inception()
+    # ... and, were its hash the expected one, by weights_only.
+    monkeypatch.setattr(metrics, "INCEPTION_SHA256_PREFIX", hashlib.sha256(default.read_bytes()).hexdigest()[:8])
+    with pytest.raises(metrics.InceptionWeightsError, match="builtins.open|io.open") as info:
+        metrics.load_inception()
+    assert "\n" not in str(info.value) and not marker.exists()
+    torch.load(given, weights_only=False)  # the control: unpickled, the file does run its payload
+    assert marker.exists()
+
+
+def test_inception_weights_load_into_the_network_key_for_key(tmp_path):
+    from cyclestyle.evaluation.inception import inception_network
+
+    torch.manual_seed(0)
+    state = inception_network().state_dict()
+    state = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in state.items()}
+    path = tmp_path / "inception.pth"
+    torch.save({**state, "fc.weight": torch.zeros(1008, 2048), "fc.bias": torch.zeros(1008)}, path)
+    net = metrics.load_inception(path)
+    assert all(torch.equal(net.network.state_dict()[k], v) for k, v in state.items())
+    assert not net.training and not any(p.requires_grad for p in net.parameters())
+    del state["Mixed_7c.branch_pool.conv.weight"]
+    torch.save(state, path)
+    with pytest.raises(metrics.InceptionWeightsError, match="lack Mixed_7c.branch_pool.conv.weight"):
+        metrics.load_inception(path)
+
+
 @pytest.fixture
 def tiny_run(tiny_config):
     return train(tiny_config("train.max_steps=2"))
@@ -109,7 +166,7 @@ def test_evaluate_uses_every_image_and_writes_a_consistent_report(tiny_run, toy_
     result.step = 2
     write_report(result, out, "test")
     data = json.loads((out / "metrics.json").read_text())
-    assert set(data) == {"AtoB", "BtoA", "step", "config_hash", "notes"}
+    assert set(data) == {"AtoB", "BtoA", "step", "config_hash", "fid_protocol", "notes"}
     for direction in ("AtoB", "BtoA"):
         assert set(data[direction]) >= {"n", "fid", "kid", "cycle_l1", "psnr", "ssim"}
         assert data[direction]["n"] == 4  # every held-out image
@@ -134,7 +191,24 @@ def test_evaluate_command_without_inception_weights(tiny_run, toy_root, tmp_path
     data = json.loads((out / "metrics.json").read_text())
     assert data["AtoB"]["fid"] is None and data["AtoB"]["cycle_l1"] is not None
     assert data["step"] == 2 and isinstance(data["config_hash"], str)
+    assert data["fid_protocol"] == "clean"  # the default, named even where FID could not be computed
     assert any("Inception" in n for n in data["notes"])
+
+
+@pytest.mark.parametrize("where", ["default", "given"])
+def test_evaluate_command_with_crafted_inception_weights_runs_nothing(tiny_run, toy_root, tmp_path, where):
+    torch_home, marker = tmp_path / "torch-home", tmp_path / "marker"
+    path = torch_home / "hub" / "checkpoints" / metrics.INCEPTION_FILE if where == "default" else tmp_path / "i.pth"
+    crafted_weights(path, marker)
+    given = ["--inception-weights", str(path)] if where == "given" else []
+    result = subprocess.run(cli("evaluate", "--weights", str(tiny_run), "--data-root", str(toy_root),
+                                "--output", str(tmp_path / "eval"), *given), capture_output=True, text=True,
+                            timeout=300, env={**__import__("os").environ, "TORCH_HOME": str(torch_home)})
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists()
+    said = [line for line in (result.stdout + result.stderr).splitlines() if str(path) in line]
+    assert len(said) == 1 and said[0].startswith("cyclestyle: note:")
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["AtoB"]["fid"] is None
 
 
 def test_evaluate_command_names_a_missing_test_split(tiny_run, tmp_path):

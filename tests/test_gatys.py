@@ -206,6 +206,33 @@ def test_vgg_weights_from_a_state_dict_file(vgg, tmp_path):
     assert "\n" not in str(info.value)
 
 
+class RunsCode:
+    """Unpickling this creates ``marker``: the payload of a crafted weights file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+@pytest.mark.parametrize("where", ["default", "given"])
+def test_crafted_vgg_weights_run_nothing(images, tmp_path, monkeypatch, capsys, where):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    marker = tmp_path / "marker"
+    path = gatys.imagenet_weights_path() if where == "default" else tmp_path / "shared" / "vgg.pth"
+    path.parent.mkdir(parents=True)
+    torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3), "payload": RunsCode(marker)}, path)
+    given = ["--vgg-weights", str(path)] if where == "given" else []
+    code = main(["gatys", "--content", str(images["content"]), "--style", str(images["style_a"]),
+                 "--output", str(tmp_path / "o.png"), *given])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and str(path) in err and "unpickling would call" in err
+    assert not marker.exists()
+    torch.load(path, weights_only=False)  # the control: unpickled, the file does run its payload
+    assert marker.exists()
+
+
 def test_only_the_needed_layers_are_built():
     assert len(load_vgg19("random").stack) == gatys.LAYER_INDEX["relu5_1"] + 1
     assert len(load_vgg19("random", layers=["relu2_1"]).stack) == gatys.LAYER_INDEX["relu2_1"] + 1

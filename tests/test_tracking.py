@@ -195,6 +195,7 @@ def test_offline_run_logs_losses_lrs_speed_memory_panels_config_and_model(tiny_c
     best = read_best(run_dir / "checkpoints")
     assert logged.summary["best/cycle_l1"] == pytest.approx(best["value"])
     assert logged.summary["best/step"] == best["step"] and logged.summary["last/step"] == 6
+    assert logged.summary["eval/fid_protocol"] == "clean"  # which published FIDs these can be set beside
     # The final held-out grid: up to 16 test images (the toy set has 4) × 4 columns.
     (final,) = [row for row in logged.history if "final/A" in row]
     assert final["train/step"] == 6 and "final/B" in final

@@ -385,7 +385,7 @@ class _Setting:
 
 
 def _check_options(direction: str, style: list[Path], collection: int | None, limit: int | None,
-                   gatys_steps: int, size: int | None) -> list[list[Path]]:
+                   gatys_steps: int, size: int | None, fid_protocol: str) -> list[list[Path]]:
     """A bad option is a ``DataError`` naming it, before any work; returns the style files, one
     list per ``--style`` entry (a folder's images)."""
     if direction not in DIRECTIONS:
@@ -394,6 +394,8 @@ def _check_options(direction: str, style: list[Path], collection: int | None, li
                           ("--size", size)):
         if value is not None and value < 1:
             raise DataError(f"{option} must be at least 1, got {value}")
+    if fid_protocol not in metrics.FID_PROTOCOLS:
+        raise DataError(f"--fid-protocol must be one of {', '.join(metrics.FID_PROTOCOLS)}, got {fid_protocol!r}")
     style_files = [list_images(p) if p.is_dir() else [p] for p in style]
     for entry in style_files:
         for p in entry:
@@ -466,14 +468,15 @@ def _run_methods(methods: list[_Method], names: list[str], with_truth: set[str],
     return results
 
 
-def _real_features(extractor: nn.Module | None, inception_weights: str | None, setting: _Setting,
-                   device: torch.device, notes: list[str]) -> tuple[nn.Module | None, Tensor | None]:
+def _real_features(extractor: nn.Module | None, inception_weights: str | None, fid_protocol: str,
+                   setting: _Setting, device: torch.device, notes: list[str]
+                   ) -> tuple[nn.Module | None, Tensor | None]:
     """The feature network and the features of the target domain's real held-out images; None
     (and a note) where they cannot be had."""
     on_features = registry.group_name(m for m in quality_metrics() if m.needs == "features")
     if extractor is None and on_features:
         try:
-            extractor = metrics.load_inception(inception_weights)
+            extractor = metrics.load_inception(inception_weights, fid_protocol)
         except metrics.MissingWeightsError as e:
             notes.append(f"{on_features} not computed: {e}")
     if extractor is None or not on_features:
@@ -487,7 +490,8 @@ def _real_features(extractor: nn.Module | None, inception_weights: str | None, s
 
 
 def _summary(setting: _Setting, names: list[str], methods: list[_Method], results: dict[str, dict[str, Any]],
-             with_truth: set[str], vgg_source: str, device: torch.device, notes: list[str]) -> dict[str, Any]:
+             with_truth: set[str], vgg_source: str, fid_protocol: str, device: torch.device, notes: list[str]
+             ) -> dict[str, Any]:
     """What comparison.json holds (layout in ``run_comparison``)."""
     columns = ["input", *(m.name for m in methods), *(["truth"] if with_truth else [])]
     if len(names) > GRID_MAX_ROWS:
@@ -496,7 +500,7 @@ def _summary(setting: _Setting, names: list[str], methods: list[_Method], result
         "direction": setting.direction, "n": len(names), "images": names, "size": setting.size,
         "device": str(device), "weights": str(setting.generator_path), "step": setting.run.step,
         "methods": results, "grid_columns": columns, "vgg_weights": vgg_source, "measures": measures(),
-        "notes": notes,
+        "notes": notes, "fid_protocol": fid_protocol,
     }
 
 
@@ -517,7 +521,7 @@ def run_comparison(
     collection: int | None = None, limit: int | None = None, paired_truth: Path | None = None,
     size: int | None = None, vgg_weights: str | None = None, inception_weights: str | None = None,
     gatys_steps: int = 300, seed: int = 0, device: str | torch.device | None = None, progress: bool = True,
-    extractor: nn.Module | None = None,
+    extractor: nn.Module | None = None, fid_protocol: str = metrics.DEFAULT_FID_PROTOCOL,
 ) -> dict[str, Any]:
     """Translate the held-out images of the source domain with CycleGAN and Gatys, measure both,
     and write the report; returns what ``comparison.json`` holds::
@@ -525,7 +529,7 @@ def run_comparison(
         {"direction": "AtoB", "n": N, "images": [names], "size": S, "device": "cpu", "step": …,
          "methods": {"identity": {…}, "cyclegan": {…}, "gatys-style": {…}, "gatys-collection": {…}},
          "grid_columns": ["input", "cyclegan", "gatys-style", …, "truth"], "vgg_weights": …,
-         "measures": {what each measure is}, "notes": [...]}
+         "measures": {what each measure is}, "notes": [...], "fid_protocol": "clean"}
 
     Every method has ``seconds_per_image``, ``peak_memory_mib``, the outputs of the quality metrics
     (``fid``, ``kid``, ``kid_std``, ``psnr``, ``ssim``: ``null`` where not computable, the reason
@@ -538,11 +542,13 @@ def run_comparison(
     ``data.crop_size``); Gatys makes its outputs at that size too. ``vgg_weights``: None for the
     ImageNet weights in torch's cache, a path, or "random" (the outputs then say so).
     ``extractor``: the FID/KID feature network (default: the FID Inception, if its weights are
-    here). Bad input raises ``DataError`` or ``CheckpointError`` naming it, before any method runs.
+    here). ``fid_protocol``: how the FID Inception's input is resized (``metrics.FID_PROTOCOLS``),
+    written as comparison.json's ``fid_protocol``. Bad input raises ``DataError`` or
+    ``CheckpointError`` naming it, before any method runs.
     """
     output, paired_truth = Path(output), Path(paired_truth) if paired_truth is not None else None
     style = [Path(p).expanduser() for p in style]
-    style_files = _check_options(direction, style, collection, limit, gatys_steps, size)
+    style_files = _check_options(direction, style, collection, limit, gatys_steps, size, fid_protocol)
     if not style and collection is None:
         collection = DEFAULT_COLLECTION
     vgg_source = gatys.load_vgg19(vgg_weights, layers=("relu1_1",)).source  # missing weights: fail now
@@ -557,14 +563,14 @@ def run_comparison(
     methods = [_cyclegan(setting.run, direction, device), *_gatys_methods(baseline, setting, device, notes)]
     results = _run_methods(methods, names, with_truth, output, setting.channels, device, progress)
 
-    extractor, real = _real_features(extractor, inception_weights, setting, device, notes)
+    extractor, real = _real_features(extractor, inception_weights, fid_protocol, setting, device, notes)
     about = {m.name: m.about for m in methods}
     for name, result in results.items():
         column = "input" if name == "identity" else name
         result |= _quality(column, names, with_truth, output, setting.channels, extractor, real, device, notes)
         result |= {"n": len(names), **about.get(name, {})}
-    return _write_comparison(_summary(setting, names, methods, results, with_truth, vgg_source, device, notes),
-                             output)
+    comparison = _summary(setting, names, methods, results, with_truth, vgg_source, fid_protocol, device, notes)
+    return _write_comparison(comparison, output)
 
 
 # --------------------------------------------------------------------------------------------
@@ -586,6 +592,8 @@ def report_blocks(comparison: dict[str, Any], output: Path) -> list[reports.Bloc
     if comparison["vgg_weights"] == "random":
         blocks.append(reports.Paragraph("The Gatys outputs were made with random VGG19 weights: they are not real "
                                         "style transfers.", strong=True))
+    if comparison.get("fid_protocol"):
+        blocks.append(reports.Paragraph(metrics.describe_fid_protocol(comparison["fid_protocol"])))
     return [*blocks,
             reports.metrics_table("method", comparison["methods"], table_columns),
             reports.Notes(tuple(f"{k}: {v}" for k, v in comparison["measures"].items())),
@@ -606,7 +614,7 @@ def run_cli(args: Any) -> int:
         collection=args.collection, limit=args.limit,
         paired_truth=Path(args.paired_truth) if args.paired_truth else None, size=args.size,
         vgg_weights=args.vgg_weights, inception_weights=args.inception_weights, gatys_steps=args.gatys_steps,
-        seed=args.seed, device=args.device)
+        seed=args.seed, device=args.device, fid_protocol=args.fid_protocol)
     keys = [*COST_COLUMNS, *reports.metric_columns(quality_metrics())]
     print(f"{'method':<18}{'n':>5}" + "".join(f"{label:>10}" for _, label in keys))
     for name, m in result["methods"].items():

@@ -64,12 +64,14 @@ class Evaluation:
     directions: dict[str, DirectionMetrics] = field(default_factory=dict)
     step: int | None = None
     config_hash: str | None = None
+    fid_protocol: str | None = None  # how FID/KID resized images for Inception (metrics.FID_PROTOCOLS)
     notes: list[str] = field(default_factory=list)
     rows: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # for the HTML page
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: m.to_json() for name, m in self.directions.items()}
-        out |= {"step": self.step, "config_hash": self.config_hash, "notes": self.notes}
+        out |= {"step": self.step, "config_hash": self.config_hash, "fid_protocol": self.fid_protocol,
+                "notes": self.notes}
         return out
 
 
@@ -403,7 +405,7 @@ class HeldOutEvaluator:
 
     def __init__(self, cfg: Config, device: torch.device, load_extractor: bool = True):
         e, d = cfg.eval, cfg.data
-        self.metric, self.device = e.metric, device
+        self.metric, self.device, self.fid_protocol = e.metric, device, e.fid_protocol
         try:
             self.test_a, self.test_b = open_domains(d, d.test_split, channels=cfg.model.in_channels,
                                                     channels_b=cfg.model.out_channels)
@@ -417,7 +419,7 @@ class HeldOutEvaluator:
         needs_features = chosen is not None and chosen.needs == "features"
         if load_extractor and (needs_features or e.inception_weights):
             try:
-                self.extractor = metrics.load_inception(e.inception_weights)
+                self.extractor = metrics.load_inception(e.inception_weights, e.fid_protocol)
             except metrics.MissingWeightsError as error:
                 self.extractor_note = str(error)
         self.notes: list[str] = []
@@ -430,10 +432,12 @@ class HeldOutEvaluator:
     def __call__(self, g_a: nn.Module, g_b: nn.Module) -> Evaluation:
         """Evaluate the generators in eval mode; their train mode is restored after."""
         with eval_mode(g_a, g_b):
-            return evaluate_translators(
+            result = evaluate_translators(
                 g_a, g_b, self.test_a, self.test_b, size=self.size, extractor=self.extractor,
                 extractor_note=self.extractor_note, truth_dir=self.truth, limit=self.limit, device=self.device,
                 progress=False, real_features=self._real_features)
+        result.fid_protocol = self.fid_protocol
+        return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -453,6 +457,7 @@ def report_blocks(result: Evaluation) -> list[reports.Block]:
     columns = [("n", "n"), *reports.metric_columns(registry.registered())]
     blocks: list[reports.Block] = [
         reports.Paragraph(f"step {reports.fmt(result.step)} · config {reports.fmt(result.config_hash)}"),
+        *([reports.Paragraph(metrics.describe_fid_protocol(result.fid_protocol))] if result.fid_protocol else []),
         reports.metrics_table("direction", {d: m.to_json() for d, m in result.directions.items()}, columns),
         reports.Notes(tuple(result.notes))]
     for direction, rows in result.rows.items():
@@ -481,7 +486,7 @@ def run_cli(args: Any) -> int:
 
     extractor, note = None, None
     try:
-        extractor = metrics.load_inception(args.inception_weights)
+        extractor = metrics.load_inception(args.inception_weights, args.fid_protocol)
     except metrics.MissingWeightsError as e:
         note = str(e)
         print(f"cyclestyle: note: {e}; computing the other metrics")
@@ -493,6 +498,7 @@ def run_cli(args: Any) -> int:
         truth_dir=Path(args.paired_truth) if args.paired_truth else None, limit=args.limit, device=device)
     result.step = run.step
     result.config_hash = config_hash(cfg) if cfg else None
+    result.fid_protocol = args.fid_protocol
     if size is not None:
         result.notes.append(f"images resized so the short side is {size} px before translation")
     write_report(result, output, title=f"cyclestyle evaluation of {args.weights}")

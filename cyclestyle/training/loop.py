@@ -552,6 +552,9 @@ def _report_evaluations(last: dict[str, Any], best: dict[str, Any] | None, metri
         tracker.summarize({f"best/{metric}": best["value"], "best/step": best["step"]})
     print(line)
     tracker.summarize({f"last/{metric}": last["value"], "last/step": last["step"]})
+    protocol = last.get("evaluation", {}).get("fid_protocol")
+    if protocol:  # which published tables the run's FIDs can be set beside
+        tracker.summarize({"eval/fid_protocol": protocol})
 
 
 # --------------------------------------------------------------------------------------------
