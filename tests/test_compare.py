@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 
 import numpy as np
@@ -167,3 +168,15 @@ def test_evaluate_and_compare_give_a_model_one_score(tiny_run, toy_root, truth, 
     for name in ("psnr", "ssim"):
         assert compared["methods"]["cyclegan"][name] == pytest.approx(held_out.directions["AtoB"].values[name],
                                                                       abs=1e-9), name
+
+
+def test_compare_skips_an_image_past_the_resize_caps_with_one_note(tiny_run, toy_root, tmp_path):
+    """Issue 12: compare resized by the short side without the caps of the other commands."""
+    root = tmp_path / "data"
+    shutil.copytree(toy_root, root)
+    Image.new("RGB", (4, 300), "white").save(root / "testA" / "strip.png")  # 75:1
+    data = run_comparison(tiny_run, root, tmp_path / "compare", collection=1, vgg_weights="random", gatys_steps=1,
+                          device="cpu", progress=False)
+    assert data["n"] == 4 and "strip" not in data["images"]
+    notes = [n for n in data["notes"] if "strip.png" in n]
+    assert len(notes) == 1 and notes[0].startswith("skipped") and "more elongated than 64:1" in notes[0]

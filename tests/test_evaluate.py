@@ -3,6 +3,7 @@
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,9 +13,9 @@ from PIL import Image
 from torch import nn
 
 from cyclestyle.config import ModelConfig
-from cyclestyle.data import FolderSource, image_to_tensor, load_image
+from cyclestyle.data import FolderSource, ImageSizeError, image_to_tensor, load_image
 from cyclestyle.evaluation import metrics
-from cyclestyle.evaluation.evaluate import evaluate_translators, output_names, write_report
+from cyclestyle.evaluation.evaluate import evaluate_translators, output_names, prepare, write_report
 from cyclestyle.models import build_generator
 from cyclestyle.models.weights import load_generator
 from cyclestyle.training.loop import train
@@ -296,3 +297,25 @@ def test_a_one_channel_run_gets_fid_from_an_rgb_feature_network(toy_root):
                                   progress=False)
     for direction, m in result.directions.items():
         assert m.n == 4 and m.values["fid"] > 0 and isinstance(m.values["kid"], float), direction
+
+
+def test_resizing_by_the_short_side_is_capped():
+    with pytest.raises(ImageSizeError, match="strip.png is 4x300: more elongated than 64:1"):
+        prepare(Image.new("RGB", (4, 300)), 32, "strip.png")
+    with pytest.raises(ImageSizeError, match="tall.png is 60x3000: at short side 2000"):  # 2000×100000 px
+        prepare(Image.new("RGB", (60, 3000)), 2000, "tall.png")
+    assert prepare(Image.new("L", (40, 60)), 32).shape == (1, 1, 48, 32)  # width 40 → 32, height 60 → 48
+
+
+def test_an_image_past_the_resize_caps_is_skipped_with_one_note(toy_root, tmp_path):
+    """Issue 12: evaluate and compare resized by the short side without the caps the other commands have."""
+    for domain, size in (("A", (4, 300)), ("B", (300, 4))):  # 75:1
+        shutil.copytree(toy_root / f"test{domain}", tmp_path / f"test{domain}")
+        Image.new("RGB", size, "white").save(tmp_path / f"test{domain}" / f"strip{domain}.png")
+    g_a, g_b = tiny_generators()
+    result = evaluate_translators(g_a, g_b, FolderSource(tmp_path / "testA"), FolderSource(tmp_path / "testB"),
+                                  size=32, extractor=TinyFeatures(), progress=False)  # each domain read twice
+    for direction, domain in (("AtoB", "A"), ("BtoA", "B")):
+        assert result.directions[direction].n == 4 and result.directions[direction].values["fid"] is not None
+        notes = [n for n in result.notes if f"strip{domain}.png" in n]
+        assert len(notes) == 1 and notes[0].startswith("skipped") and "more elongated than 64:1" in notes[0]

@@ -291,7 +291,7 @@ def _write_inputs(source: Source, count: int, size: int | None, truth: dict[str,
     with_truth: set[str] = set()
     for i, name in enumerate(output_names(source, count)):
         try:
-            x = prepare(source.load(i), size)
+            x = prepare(source.load(i), size, source.describe(i))
         except DataError as e:
             notes.append(f"skipped {e}")
             continue

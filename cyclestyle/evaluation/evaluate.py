@@ -37,7 +37,7 @@ from ..config import Config, ConfigError, DataConfig, config_hash, split_metric
 from ..data import DataError, Source, image_to_tensor, list_images, load_image, open_domains, tensor_to_image
 from ..devices import default_device
 from ..inference.run import open_run
-from ..inference.translate import eval_mode, translate_tensor
+from ..inference.translate import eval_mode, resize_short_side, translate_tensor
 from . import metrics, registry, reports
 
 DIRECTIONS = (("AtoB", "A", "B"), ("BtoA", "B", "A"))
@@ -79,12 +79,14 @@ class Evaluation:
 # Images in, tensors out
 
 
-def prepare(img: Image.Image, size: int | None) -> torch.Tensor:
-    """A 1×C×H×W tensor in [-1, 1], the short side resized to ``size`` (bicubic) when given."""
-    if size is not None and min(img.size) != size:
-        scale = size / min(img.size)
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
-                         Image.Resampling.BICUBIC)
+def prepare(img: Image.Image, size: int | None, source: str = "") -> torch.Tensor:
+    """A 1×C×H×W tensor in [-1, 1], the short side resized to ``size`` (bicubic) when given.
+
+    Resizing has the caps of every other command (``data.short_side_size``): past them it is an
+    ``ImageSizeError`` naming ``source``, which the callers skip and note like an unreadable image,
+    rather than a strip blown up to gigabytes."""
+    if size is not None:
+        img = resize_short_side(img, size, source)
     return image_to_tensor(img).unsqueeze(0)
 
 
@@ -122,13 +124,20 @@ def output_names(source: Source, count: int) -> list[str]:
     return names
 
 
+def _note_once(notes: list[str], note: str) -> None:
+    """Add ``note`` unless it is there: ``evaluate`` reads each domain twice (the images to
+    translate, the real images of the other direction), and one unreadable image is one note."""
+    if note not in notes:
+        notes.append(note)
+
+
 def readable_images(source: Source, size: int | None, notes: list[str]) -> Iterator[tuple[int, torch.Tensor]]:
-    """Every readable image of a held-out domain; an unreadable one is noted and skipped."""
+    """Every readable image of a held-out domain; an unreadable one is noted (once) and skipped."""
     for i in range(len(source)):
         try:
-            yield i, prepare(source.load(i), size)
+            yield i, prepare(source.load(i), size, source.describe(i))
         except DataError as e:
-            notes.append(f"skipped {e}")
+            _note_once(notes, f"skipped {e}")
 
 
 class FeatureStream:
@@ -276,9 +285,9 @@ def _translate_direction(task: _Task, fakes: FeatureStream | None, notes: list[s
     bar = tqdm(range(task.count), desc=f"evaluate {task.direction}", disable=not progress, unit="img")
     for i in bar:
         try:
-            x = prepare(task.source.load(i), task.size).to(task.device)
+            x = prepare(task.source.load(i), task.size, task.source.describe(i)).to(task.device)
         except DataError as e:
-            notes.append(f"skipped {e}")
+            _note_once(notes, f"skipped {e}")
             continue
         name = names[i]
         truth = truth_of(task.truth, name, task.source, i)
