@@ -117,3 +117,36 @@ def test_accelerate_cpu_launch_of_two_warns_that_it_started_one(toy_root, tmp_pa
            *train_args(toy_root, tmp_path / "run", "train.max_steps=1")]
     result = run(cmd)
     assert "asked for 2 processes, but this run has 1" in result.stdout + result.stderr
+
+
+STOPS_ON_NAN = '''
+import os, sys
+from pathlib import Path
+import torch
+from cyclestyle.config import load_config
+from cyclestyle.training import losses
+from cyclestyle.training.loop import NonFiniteLoss, train
+
+real_cycle = losses.cycle_consistency_loss
+losses.cycle_consistency_loss = lambda rec, real, weight: real_cycle(rec, real, weight) * float("nan")
+try:
+    train(load_config(sys.argv[1], sys.argv[2:]))
+except NonFiniteLoss:
+    pass
+threads = sorted(n for t in Path("/proc/self/task").iterdir() if "gloo" in (n := (t / "comm").read_text().strip()))
+print(f"rank {os.environ['RANK']}: group {torch.distributed.is_initialized()}, gloo threads {threads}", flush=True)
+'''
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the process's threads from /proc")
+def test_a_run_that_stops_on_an_error_leaves_no_process_group_behind(toy_root, tmp_path):
+    """Gloo's threads free each finished collective's tensors, taking the GIL when Python let go
+    of them first; a process that exits with its group alive can reach that while the interpreter
+    is finalizing, and aborts ("terminate called without an active exception"). However train()
+    ends, here on a NaN loss in both processes, the group is destroyed and its threads joined."""
+    script = tmp_path / "stops_on_nan.py"
+    script.write_text(STOPS_ON_NAN)
+    sets = [f"data.root={toy_root}", f"output_dir={tmp_path / 'run'}", "model.n_blocks=1", "train.max_steps=4"]
+    result = run(torchrun(2) + [str(script), str(REPO / "configs" / "tiny.yaml"), *sets])
+    for rank in (0, 1):
+        assert f"rank {rank}: group False, gloo threads []" in result.stdout, result.stdout + result.stderr[-2000:]

@@ -20,7 +20,9 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Callable, Iterable, Iterator, NoReturn
 
 import torch
@@ -187,21 +189,50 @@ def train(cfg: Config, resume: str | None = None) -> Path:
     """Train both generators as ``cfg`` says; returns the run directory."""
     accelerator = make_accelerator(cfg.train.mixed_precision)
     run_dir = Path(cfg.output_dir).expanduser()
-    with _output_dir_lock(run_dir, accelerator):  # one run per folder, for the whole run
-        run = _start_run(cfg, resume, accelerator, run_dir)
-        with run.tracker:  # finishes the dashboard run however training ends
-            # The held-out images that every image panel of the run shows (main process only).
-            run.panels = HeldOutPanels.load(cfg, run.sources) if run.tracker.enabled else None
-            with StopRequest() as stop:
-                _train_until_done(run, stop)
-            run.bar.close()
-            if run.last_saved_step != run.progress.step:
-                _save(run, "final")
-            if run.accelerator.is_main_process:
-                _finish(run)
-        run.accelerator.wait_for_everyone()
-        run.accelerator.end_training()
-    return run.run_dir
+    try:
+        with _output_dir_lock(run_dir, accelerator):  # one run per folder, for the whole run
+            _run(cfg, resume, accelerator, run_dir)
+            accelerator.wait_for_everyone()  # also: gloo's threads are done with every earlier collective
+    except BaseException as e:
+        _leave_process_group(accelerator, e.__traceback__)
+        raise
+    _leave_process_group(accelerator)
+    return run_dir
+
+
+def _run(cfg: Config, resume: str | None, accelerator: Accelerator, run_dir: Path) -> None:
+    """Open the run, take its steps, save and finish it (see the module docstring)."""
+    run = _start_run(cfg, resume, accelerator, run_dir)
+    with run.tracker:  # finishes the dashboard run however training ends
+        # The held-out images that every image panel of the run shows (main process only).
+        run.panels = HeldOutPanels.load(cfg, run.sources) if run.tracker.enabled else None
+        with StopRequest() as stop:
+            _train_until_done(run, stop)
+        run.bar.close()
+        if run.last_saved_step != run.progress.step:
+            _save(run, "final")
+        if run.accelerator.is_main_process:
+            _finish(run)
+
+
+def _leave_process_group(accelerator: Accelerator, failure: TracebackType | None = None) -> None:
+    """Destroy the process group, however the run ended, once nothing else holds it.
+
+    Gloo's worker threads free each finished collective's tensors, and a tensor that Python let
+    go of first needs the GIL for that. A process that exits with its group alive can reach that
+    while the interpreter is finalizing: the thread is then stopped inside a destructor, and the
+    process aborts ("terminate called without an active exception") after training has ended.
+    The networks wrapped for data parallelism hold the group too (in the frames of ``failure``
+    when a run stops on an exception), so they go first: then ``destroy_process_group`` lets the
+    last reference go, which joins gloo's threads while Python is alive.
+    """
+    if accelerator.num_processes == 1:
+        accelerator.end_training()
+        return
+    if failure is not None:
+        traceback.clear_frames(failure)  # the run's locals; the exception keeps its lines
+    accelerator.free_memory()  # accelerate's references to the wrapped networks and optimizers
+    accelerator.end_training()  # destroy_process_group
 
 
 # --------------------------------------------------------------------------------------------
