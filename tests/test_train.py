@@ -338,6 +338,12 @@ def test_grayscale_to_colour_trains_evaluates_draws_panels_and_translates(tiny_c
         with Image.open(translated[0]) as image:
             assert image.mode == mode and image.size == (48, 48)
 
+    # and `cyclestyle evaluate` reads A in grey and B in colour, as the generators take them
+    assert main(["evaluate", "--weights", str(run), "--data-root", str(toy_root), "--output",
+                 str(tmp_path / "eval")]) == 0
+    result = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert result["AtoB"]["n"] == result["BtoA"]["n"] == 4
+
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_paths_run_on_cpu(tiny_overrides, tmp_path, precision):

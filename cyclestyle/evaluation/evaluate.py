@@ -489,8 +489,9 @@ def run_cli(args: Any) -> int:
                                    format=args.data_format or (cfg.data.format if cfg else "folder"))
     if args.split:
         data_cfg = dataclasses.replace(data_cfg, test_split=args.split)
-    channels = cfg.model.in_channels if cfg else 3
-    test_a, test_b = open_domains(data_cfg, data_cfg.test_split, channels=channels)
+    # A is read as the A→B generator takes it, B as the B→A one does (grayscale ↔ colour runs)
+    test_a, test_b = open_domains(data_cfg, data_cfg.test_split, channels=run.in_channels("AtoB"),
+                                  channels_b=run.in_channels("BtoA"))
     size = args.size or (cfg.data.crop_size if cfg else None)
 
     extractor, note = None, None
