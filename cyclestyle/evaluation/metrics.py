@@ -84,7 +84,6 @@ def read_inception_weights(path: Path) -> dict[str, torch.Tensor]:
     only. A file named ``INCEPTION_FILE`` must also have the SHA-256 its name begins with: that
     catches a corrupt or substituted download (the hash is short: ``weights_only`` is the guard).
     """
-    import torch
 
     if path.name == INCEPTION_FILE:
         digest = hashlib.sha256()
@@ -95,28 +94,13 @@ def read_inception_weights(path: Path) -> dict[str, torch.Tensor]:
             raise InceptionWeightsError(
                 f"Inception weights {path} are not torch-fidelity's {INCEPTION_FILE}: their SHA-256 begins "
                 f"{digest.hexdigest()[:8]}, not {INCEPTION_SHA256_PREFIX}; replace the file")
+    from ..models.weights import StateDictError, read_state_dict
+
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise InceptionWeightsError(f"cannot read Inception weights {path}: {_load_failure(e)}") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InceptionWeightsError(f"Inception weights {path} are not a state dict (a dict of tensors)")
+        state = read_state_dict(path)
+    except StateDictError as e:
+        raise InceptionWeightsError(f"cannot read Inception weights {path}: {e}") from None
     return state
-
-
-def _load_failure(error: Exception) -> str:
-    """One line on why a weights file was refused (torch's own message spans a dozen lines)."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
-    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-    if unsafe:
-        return f"it is not a plain state dict: it names {unsafe.group(1)}, which unpickling would call (refused)"
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
 
 
 def load_inception(weights: str | Path | None = None, protocol: str = DEFAULT_FID_PROTOCOL) -> nn.Module:

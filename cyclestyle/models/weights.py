@@ -8,6 +8,7 @@ it loads without the run folder or the training code, whatever architecture it i
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +110,38 @@ def _tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     """Each tensor's shape, from the file's header."""
     with safe_open(str(path), framework="pt") as f:
         return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+
+
+class StateDictError(ValueError):
+    """A weights file of another program that cannot be read as a state dict; one line why."""
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The state dict in a file saved by another program (torchvision's VGG19, torch-fidelity's
+    Inception): a ``.safetensors`` file, or a ``.pth``/``.pt`` read with ``weights_only=True``.
+    A .pth is a pickle, and unpickling calls whatever it names: ``weights_only`` admits tensors and
+    plain containers only, so a crafted file runs nothing. A whole checkpoint's ``state_dict``
+    entry is taken. Any failure is a ``StateDictError`` with one line why."""
+    try:
+        if path.suffix == ".safetensors":
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise StateDictError(_load_failure(e)) from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise StateDictError("not a state dict (a dict of tensors)")
+    return state
+
+
+def _load_failure(error: Exception) -> str:
+    """One line on why a weights file was refused (torch's own message spans a dozen lines, and
+    suggests loading the file unsafely)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if unsafe:
+        return f"it is not a plain state dict: it names {unsafe.group(1)}, which unpickling would call (refused)"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__

@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -53,6 +52,7 @@ from ..data import (
     verify_image,
 )
 from ..devices import default_device
+from ..models.weights import StateDictError, read_state_dict
 
 # --------------------------------------------------------------------------------------------
 # Configuration
@@ -257,35 +257,14 @@ def _cached_imagenet_weights() -> Path:
 
 
 def _read_state_dict(path: Path) -> dict[str, Tensor]:
-    """A .pth is a pickle, and unpickling calls whatever it names: ``weights_only=True`` admits
-    tensors and plain containers only, so a crafted file in the hub cache runs nothing."""
+    """The VGG19 state dict at ``path`` (``models.weights.read_state_dict``: nothing executed)."""
     if not path.is_file():
         raise VGGWeightsError(f"VGG19 weights file {path} not found (--vgg-weights)")
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise VGGWeightsError(f"cannot read VGG19 weights {path}: {_load_failure(e)}") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise VGGWeightsError(f"VGG19 weights {path} is not a state dict (a dict of tensors)")
+        state = read_state_dict(path)
+    except StateDictError as e:
+        raise VGGWeightsError(f"cannot read VGG19 weights {path}: {e}") from None
     return state
-
-
-def _load_failure(error: Exception) -> str:
-    """One line on why a weights file was refused (torch's own message spans a dozen lines, and
-    suggests loading the file unsafely)."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
-    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-    if unsafe:
-        return f"it is not a plain state dict: it names {unsafe.group(1)}, which unpickling would call (refused)"
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
 
 
 def _load_features(stack: nn.Sequential, state: dict[str, Tensor], path: Path) -> None:
