@@ -168,6 +168,9 @@ class Config:
 
     output_dir: str = "runs/cyclegan"
     seed: int = 0
+    # The training method, by its registered name (``training/methods``): what networks are
+    # trained and what one step does. Everything else in this file applies to every method.
+    method: str = "cyclegan"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -380,6 +383,7 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{key} must not be negative; got {value}")
+    _validate_method(cfg.method)
     multiple = _validate_architectures(m)
     if d.preprocess != "none" and d.crop_size % multiple:  # "none" pads every image to the multiple
         raise ConfigError(f"data.crop_size={d.crop_size} must be a multiple of {multiple}, which model.generator "
@@ -419,6 +423,14 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
         for sub in (f"{d.train_split}A", f"{d.train_split}B"):
             if not (root / sub).is_dir():
                 raise ConfigError(f"data.root {d.root} has no {sub}/ folder (expected {d.train_split}A/ and {d.train_split}B/)")
+
+
+def _validate_method(name: str) -> None:
+    """A registered training method. (Imported here, as the architectures are.)"""
+    from .training.methods import METHODS
+
+    if name not in METHODS:
+        raise ConfigError(f"method: unknown method {name!r} (registered: {', '.join(METHODS)})")
 
 
 def _validate_architectures(m: ModelConfig) -> int:

@@ -20,10 +20,12 @@ from cyclestyle.training.loop import train
 
 from .conftest import REPO, cli
 
+CYCLEGAN_NETWORKS = ("G_A", "G_B", "D_A", "D_B")  # what a CycleGAN checkpoint holds
+
 
 def write_tiny_checkpoint(checkpoints_dir: Path, step: int, keep: int = 10, **kwargs) -> Path:
     """A checkpoint of one-number networks: all that the file logic needs."""
-    networks = {name: {"w": torch.full((1,), float(step))} for name in ckpt.NETWORKS}
+    networks = {name: {"w": torch.full((1,), float(step))} for name in CYCLEGAN_NETWORKS}
     return ckpt.write_checkpoint(checkpoints_dir, step, networks, {"step": step}, [{"rank": 0}], keep=keep, **kwargs)
 
 
@@ -221,10 +223,10 @@ def test_the_generator_step_weights_each_term_as_the_paper(tmp_path):
     weighting each identity term by the other λ, would change them by far more."""
     import copy
 
-    from cyclestyle.config import LossConfig, TrainConfig
+    from cyclestyle.config import Config, LossConfig
     from cyclestyle.models import PatchDiscriminator, ResnetGenerator
     from cyclestyle.training.launch import make_accelerator
-    from cyclestyle.training.step import CycleGAN, generator_step
+    from cyclestyle.training.methods.cyclegan import CycleGAN, generator_step
 
     torch.manual_seed(0)
     nets = {"G_A": ResnetGenerator(ngf=4, n_blocks=1), "G_B": ResnetGenerator(ngf=4, n_blocks=1),
@@ -234,7 +236,7 @@ def test_the_generator_step_weights_each_term_as_the_paper(tmp_path):
     lam_a, lam_b, lam_idt = 3.0, 11.0, 0.3
 
     accelerator = make_accelerator("no")
-    gan = CycleGAN.prepare(accelerator, nets, TrainConfig())
+    gan = CycleGAN.prepare(accelerator, nets, Config(), rank=0)
     terms, _ = generator_step(accelerator, gan, (a, b), LossConfig(lambda_a=lam_a, lambda_b=lam_b,
                                                                    lambda_identity=lam_idt), 1, tmp_path)
     stepped = [torch.cat([p.grad.flatten() for p in net.parameters()]) for net in (gan.g_a, gan.g_b)]

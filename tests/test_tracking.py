@@ -20,12 +20,13 @@ from safetensors.torch import load_file
 from wandb.proto import wandb_internal_pb2
 
 from cyclestyle.models import build_generator
-from cyclestyle.training import checkpoint as ckpt
 from cyclestyle.training import tracking
 from cyclestyle.training.checkpoint import read_best, read_checkpoint
 from cyclestyle.training.loop import TrainingInterrupted, train
 
 LOSSES = {"G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B"}
+
+CYCLEGAN_NETWORKS = ("G_A", "G_B", "D_A", "D_B")  # what a CycleGAN checkpoint holds
 
 
 @pytest.fixture(autouse=True)
@@ -225,7 +226,7 @@ def held_out_crop(cfg, domain: str, index: int) -> Image.Image:
 def test_resume_continues_the_same_wandb_run_and_training_bitwise(tiny_config, tmp_path, monkeypatch):
     """Ctrl-C at step 4, --resume latest: one wandb run id in two offline folders (both sync into
     that run), steps going on from 4, and the weights of a run that never stopped nor logged."""
-    from cyclestyle.training import step as step_module
+    from cyclestyle.training.methods import cyclegan as step_module
 
     straight = train(tiny_config(f"output_dir={tmp_path / 'straight'}", "train.max_steps=8", "log.with=none"))
     assert not (straight / "wandb").exists()
@@ -251,7 +252,7 @@ def test_resume_continues_the_same_wandb_run_and_training_bitwise(tiny_config, t
     assert (first.steps_of("loss/G_A"), second.steps_of("loss/G_A")) == ([2, 4], [6, 8])
     assert (first.steps_of("images/A"), second.steps_of("images/A")) == ([2, 4], [6, 8])
     assert first.exit.exit_code != 0 and second.exit.exit_code == 0  # the interrupted part shows as such
-    for name in ckpt.NETWORKS:
+    for name in CYCLEGAN_NETWORKS:
         a = load_file(straight / "checkpoints" / "step-8" / f"{name}.safetensors")
         b = load_file(resumed / "checkpoints" / "step-8" / f"{name}.safetensors")
         assert all(torch.equal(a[k], b[k]) for k in a), name
@@ -395,3 +396,12 @@ def test_panels_fall_back_to_training_images_and_render_in_eval_inference_mode(t
         cell = grids["images/B"].image.crop((32 * column, 32, 32 * column + 32, 64))
         assert cell.tobytes() == tensor_to_image(x[0]).tobytes(), column
     assert grids["images/B"].caption.startswith("train B images, per row: real B | B→A (G_B) | B→A→B | identity G_A(B)")
+
+    # A method that trains A→B only: the A grid alone, real | translated.
+    one_way = panels.render(g_a, None, torch.device("cpu"))
+    assert list(one_way) == ["images/A"] and one_way["images/A"].image.size == (2 * 32, 2 * 32)
+    a = panels.images_a[0].unsqueeze(0)
+    with torch.no_grad():
+        fake = g_a.eval()(a)
+    assert one_way["images/A"].image.crop((32, 0, 64, 32)).tobytes() == tensor_to_image(fake[0]).tobytes()
+    assert one_way["images/A"].caption.endswith("real A | A→B (G_A)")

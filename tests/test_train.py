@@ -23,14 +23,16 @@ from cyclestyle.training.loop import NonFiniteLoss, TrainingInterrupted, train
 
 from .conftest import REPO, cli
 
+CYCLEGAN_NETWORKS = ("G_A", "G_B", "D_A", "D_B")  # what a CycleGAN checkpoint holds
+
 
 def final_weights(run_dir: Path, step: int) -> dict[str, dict[str, torch.Tensor]]:
     folder = run_dir / "checkpoints" / f"step-{step}"
-    return {name: load_file(folder / f"{name}.safetensors") for name in ckpt.NETWORKS}
+    return {name: load_file(folder / f"{name}.safetensors") for name in CYCLEGAN_NETWORKS}
 
 
 def assert_bitwise_equal(a, b):
-    for name in ckpt.NETWORKS:
+    for name in CYCLEGAN_NETWORKS:
         assert a[name].keys() == b[name].keys()
         for key in a[name]:
             assert torch.equal(a[name][key], b[name][key]), f"{name}.{key} differs"
@@ -61,7 +63,7 @@ def test_tiny_run_writes_outputs_and_cycle_loss_falls(toy_root, tmp_path):
 
 def test_generator_step_computes_no_discriminator_gradients(tiny_config, monkeypatch):
     """The discriminators are frozen while the generators learn (paper's alternating updates)."""
-    from cyclestyle.training import step as step_module
+    from cyclestyle.training.methods import cyclegan as step_module
 
     seen = []
     real_cycle_losses = step_module.cycle_losses
@@ -110,7 +112,7 @@ def test_kill_and_resume_equals_uninterrupted(tiny_config, tiny_overrides, tmp_p
 def test_ctrl_c_mid_epoch_with_full_pools_resumes_bitwise(tiny_config, tmp_path, monkeypatch):
     """Ctrl-C at step 8 (inside the first 12-image epoch, history pools of 3 already full), then
     --resume latest: bitwise the same as never stopping, two epochs later."""
-    from cyclestyle.training import step as step_module
+    from cyclestyle.training.methods import cyclegan as step_module
 
     straight = train(tiny_config(f"output_dir={tmp_path / 'a'}", "train.max_steps=20", "train.pool_size=3"))
 
@@ -268,7 +270,7 @@ def test_cycle_losses_sum_to_the_papers_full_objective():
     import torch.nn.functional as F
 
     from cyclestyle.models import PatchDiscriminator, ResnetGenerator
-    from cyclestyle.training.step import cycle_losses
+    from cyclestyle.training.methods.cyclegan import cycle_losses
 
     torch.manual_seed(0)
     g_a, g_b = ResnetGenerator(ngf=4, n_blocks=1), ResnetGenerator(ngf=4, n_blocks=1)

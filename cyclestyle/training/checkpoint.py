@@ -2,7 +2,8 @@
 
 Layout of ``OUTPUT_DIR/checkpoints/step-N/``::
 
-    G_A.safetensors G_B.safetensors D_A.safetensors D_B.safetensors   network weights
+    G_A.safetensors G_B.safetensors D_A.safetensors D_B.safetensors   network weights (CycleGAN's;
+                                                                      each method saves its own)
     training_state.pt      optimizers, grad scalers, step, epoch, data order (``TrainingState``)
     process-R.pt           per process R: its RNG states and its two image pools (``ProcessState``)
 
@@ -36,7 +37,6 @@ from torch import nn
 
 from ..models.weights import CheckpointError, load_weights, save_weights
 
-NETWORKS = ("G_A", "G_B", "D_A", "D_B")
 LATEST = "latest"  # the pointer file: one line naming the newest checkpoint of the run
 _STEP_DIR = re.compile(r"step-([0-9]+)")
 
@@ -132,7 +132,11 @@ class Checkpoint:
     processes: list[ProcessState]
 
     def load_networks(self, networks: dict[str, nn.Module]) -> None:
-        """Load the saved weights into ``networks``, which must be built from the same model config."""
+        """Load the saved weights into ``networks``, which must be built from the same config."""
+        missing = [name for name in networks if name not in self.networks]
+        if missing:
+            raise CheckpointError(f"checkpoint {self.path} has no {missing[0]}.safetensors (it holds "
+                                  f"{', '.join(self.networks) or 'no networks'}): a run of another method?")
         for name, net in networks.items():
             try:
                 net.load_state_dict(self.networks[name])
@@ -333,7 +337,7 @@ def load_state(path: Path) -> dict[str, Any]:
 
 def read_checkpoint(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any], list[dict[str, Any]]]:
     """Networks, training state and every process's state from a ``step-N`` folder."""
-    networks = {name: load_weights(path / f"{name}.safetensors") for name in NETWORKS}
+    networks = {p.stem: load_weights(p) for p in sorted(path.glob("*.safetensors"))}
     training_state = load_state(path / "training_state.pt")
     ranks = sorted(int(p.stem.split("-")[1]) for p in path.glob("process-*.pt"))
     if not ranks:

@@ -1,7 +1,8 @@
-"""CycleGAN training: the run around the paper's step, through accelerate.
+"""Training: the run around a method's step, through accelerate.
 
-``train`` opens a run (the checkpoint it resumes from, the data, the schedule, the networks),
-then takes the steps of the paper's algorithm (``step.train_step``) until the schedule ends.
+``train`` opens a run (the checkpoint it resumes from, the data, the schedule, the networks of
+the run's ``method``, see ``methods``), then takes the steps of the method's algorithm (for
+CycleGAN, the paper's: ``methods/cyclegan.py``) until the schedule ends.
 After each step it does what is due, in this order: the log record and dashboard, image panels,
 the held-out evaluation, a checkpoint (``checkpoint``), and stopping when asked to.
 
@@ -35,13 +36,7 @@ from tqdm.auto import tqdm
 from ..config import Config, ConfigError, TrainConfig, config_hash, config_to_dict, dump_config
 from ..data import Source, UnalignedDataset, open_domains
 from ..evaluation.evaluate import HeldOutEvaluator, flat_metrics, is_better, score
-from ..models import (
-    build_discriminator,
-    build_generator,
-    discriminator_spec,
-    generator_size_multiple,
-    generator_spec,
-)
+from ..models import generator_size_multiple
 from ..models.weights import save_weights, weights_metadata
 from .checkpoint import (
     BEST,
@@ -62,10 +57,10 @@ from .checkpoint import (
 )
 from .launch import LaunchError, any_process, gather_objects, make_accelerator  # noqa: F401 (LaunchError: for cli)
 from .lock import OutputDirBusy, OutputDirLock, busy_message
-from .pool import ImagePool
+from .methods import Method, method_class
 from .sampling import ShardedBatchSampler, epoch_order, steps_per_epoch
 from .schedule import epoch_lr_factor, step_lr_factor
-from .step import CycleGAN, NonFiniteLoss, train_step  # noqa: F401 (NonFiniteLoss: for cli)
+from .step import NonFiniteLoss  # noqa: F401 (for cli)
 from .tracking import HeldOutPanels, Tracker, memory_metrics, open_tracker
 
 FINAL_GRID_IMAGES = 16  # held-out images per domain in the dashboard's grid at the end of a run
@@ -147,8 +142,7 @@ class Run:
     evaluator: HeldOutEvaluator | None
     total_steps: int
     lr_factor: Callable[[int], float]  # of the step about to be taken (0-based)
-    gan: CycleGAN
-    pools: dict[str, ImagePool]
+    method: Method
     progress: Progress = dataclasses.field(default_factory=Progress)
     # (epoch, order) of the checkpoint resumed from: that epoch goes on in the order it began with.
     resumed_order: tuple[int, torch.Tensor] | None = None
@@ -180,13 +174,21 @@ class Run:
         """Whether something done every ``every`` steps, and after the last, is due now."""
         return self.progress.step % every == 0 or self.progress.step == self.total_steps
 
-    def generators(self) -> tuple[nn.Module, nn.Module]:
-        """G_A and G_B without accelerate's wrappers, as panels, evaluation and files take them."""
-        return self.accelerator.unwrap_model(self.gan.g_a), self.accelerator.unwrap_model(self.gan.g_b)
+    def translators(self) -> dict[str, nn.Module]:
+        """The generator of each direction the method trains (``{"AtoB": G_A, …}``), without
+        accelerate's wrappers, as panels, evaluation and files take them."""
+        networks = self.method.networks
+        return {direction: self.accelerator.unwrap_model(networks[name])
+                for direction, name in self.method.translators.items()}
+
+    def generator_files(self) -> dict[str, nn.Module]:
+        """The same generators by the name of their files (``{"G_A": …}``)."""
+        translators = self.translators()
+        return {name: translators[direction] for direction, name in self.method.translators.items()}
 
 
 def train(cfg: Config, resume: str | None = None) -> Path:
-    """Train both generators as ``cfg`` says; returns the run directory."""
+    """Train the networks of ``cfg.method`` as ``cfg`` says; returns the run directory."""
     accelerator = make_accelerator(cfg.train.mixed_precision)
     run_dir = Path(cfg.output_dir).expanduser()
     try:
@@ -270,13 +272,14 @@ def _start_run(cfg: Config, resume: str | None, accelerator: Accelerator, run_di
         if cfg.eval.every else None
     total_steps, lr_factor = _schedule(cfg.train, len(dataset), accelerator.num_processes)
 
+    method = method_class(cfg.method)
     set_seed(cfg.seed)  # the same initial weights on every process
-    networks = _build_networks(cfg)
+    networks = method.build_networks(cfg)
     saved = load_checkpoint(checkpoint) if checkpoint else None
     if saved:
         saved.load_networks(networks)
     run = Run(cfg, accelerator, run_dir, sources, dataset, evaluator, total_steps, lr_factor,
-              CycleGAN.prepare(accelerator, networks, cfg.train), _new_pools(cfg, accelerator.process_index))
+              method.prepare(accelerator, networks, cfg, accelerator.process_index))
     if saved:
         _resume(run, saved)
     else:
@@ -317,25 +320,11 @@ def _schedule(t: TrainConfig, images: int, processes: int) -> tuple[int, Callabl
     return (t.n_epochs + t.n_epochs_decay) * per_epoch, epoch_lr_factor(t.n_epochs, t.n_epochs_decay, per_epoch)
 
 
-def _build_networks(cfg: Config) -> dict[str, nn.Module]:
-    """G_A (A→B), G_B (B→A), and D_A, D_B judging domains B and A, built in this order."""
-    g_a, g_b = build_generator(cfg.model), build_generator(cfg.model, reverse=True)
-    d_a = build_discriminator(cfg.model, cfg.model.out_channels)
-    d_b = build_discriminator(cfg.model, cfg.model.in_channels)
-    return {"G_A": g_a, "G_B": g_b, "D_A": d_a, "D_B": d_b}
-
-
-def _new_pools(cfg: Config, rank: int) -> dict[str, ImagePool]:
-    """This process's history pools of fakes of A and of B, each with its own random stream."""
-    seed = cfg.seed * 1000 + 2 * rank
-    return {"A": ImagePool(cfg.train.pool_size, seed=seed), "B": ImagePool(cfg.train.pool_size, seed=seed + 1)}
-
-
 def _resume(run: Run, saved: Checkpoint) -> None:
     """Take up where ``saved`` left off: optimizers, progress, and this process's RNG and pools."""
     state, accelerator = saved.state, run.accelerator
     saved.check_data(len(run.sources[0]), len(run.sources[1]))
-    run.gan.load_optimizer_states(state.optimizers, state.scalers)
+    run.method.load_optimizer_states(state.optimizers, state.scalers)
     run.progress = state.progress
     run.branched_from = state.progress.step
     run.resumed_order = (state.progress.epoch, state.data.order)
@@ -347,7 +336,7 @@ def _resume(run: Run, saved: Checkpoint) -> None:
     # Each process takes back its own RNG and pools; extra processes start from process 0's pools.
     own = saved.process(accelerator.process_index)
     restore_rng_state(own.rng)
-    for name, pool in run.pools.items():
+    for name, pool in run.method.pools.items():
         pool.load_state_dict(own.pools[name], accelerator.device)
     accelerator.print(f"resumed from {saved.path} at step {run.progress.step} (epoch {run.progress.epoch})")
 
@@ -408,13 +397,11 @@ def _epoch_order(run: Run) -> torch.Tensor:
 
 
 def _take_step(run: Run, batch: dict[str, torch.Tensor]) -> None:
-    """One step of the paper's algorithm at the schedule's learning rate."""
+    """One step of the method's algorithm at the schedule's learning rate."""
     device = run.accelerator.device
-    real_a = batch["A"].to(device, non_blocking=True)
-    real_b = batch["B"].to(device, non_blocking=True)
-    run.gan.set_lr(run.cfg.train.lr * run.lr_factor(run.progress.step))
-    terms = train_step(run.accelerator, run.gan, run.pools, real_a, real_b, run.cfg.loss, run.progress.step + 1,
-                       run.checkpoints_dir)
+    batch = {domain: images.to(device, non_blocking=True) for domain, images in batch.items()}
+    run.method.set_lr(run.cfg.train.lr * run.lr_factor(run.progress.step))
+    terms = run.method.step(run.accelerator, batch, run.progress.step + 1, run.checkpoints_dir)
     run.progress.step += 1
     run.progress.position += run.global_batch
     run.window.add(terms)
@@ -441,7 +428,7 @@ def _after_step(run: Run, stop: StopRequest) -> None:
 def _log_record(run: Run) -> None:
     """The window's mean losses, learning rate and speed: a line of ``log.jsonl`` and the bar
     (main process), and the dashboard with the memory in use."""
-    progress, gan, device = run.progress, run.gan, run.accelerator.device
+    progress, device = run.progress, run.accelerator.device
     values, it_per_s = run.window.close()
     record = {"step": progress.step, "epoch": progress.epoch, "lr": run.cfg.train.lr * run.lr_factor(progress.step - 1),
               "it_per_s": it_per_s, **values}
@@ -450,7 +437,7 @@ def _log_record(run: Run) -> None:
         with run.log_path.open("a") as f:
             f.write(json.dumps(record) + "\n")
     run.tracker.log({**{f"loss/{k}": v for k, v in values.items()},
-                     "lr/G": gan.opt_g.param_groups[0]["lr"], "lr/D": gan.opt_d.param_groups[0]["lr"],
+                     **{f"lr/{k}": o.param_groups[0]["lr"] for k, o in run.method.optimizers.items()},
                      "perf/it_per_s": it_per_s,
                      "perf/images_per_s": it_per_s * run.global_batch,  # of each domain
                      "epoch": progress.epoch, **memory_metrics(device)}, progress.step)
@@ -459,7 +446,9 @@ def _log_record(run: Run) -> None:
 def _log_panels(run: Run) -> None:
     """The held-out images as the generators translate them now, on the dashboard."""
     began = time.perf_counter()
-    run.tracker.log(run.panels.render(*run.generators(), run.accelerator.device), run.progress.step)
+    translators = run.translators()
+    run.tracker.log(run.panels.render(translators.get("AtoB"), translators.get("BtoA"), run.accelerator.device),
+                    run.progress.step)
     run.window.exclude_since(began)  # drawing is not training: keep it out of it/s
 
 
@@ -475,8 +464,8 @@ def _evaluate(run: Run) -> None:
 def _save(run: Run, reason: str) -> Path:
     """Gather every process's RNG and pools; the main process writes the checkpoint."""
     accelerator, step = run.accelerator, run.progress.step
-    own = ProcessState(capture_rng_state(), {k: p.state_dict() for k, p in run.pools.items()},
-                       _weights_digest(run.gan.networks.values()))
+    own = ProcessState(capture_rng_state(), {k: p.state_dict() for k, p in run.method.pools.items()},
+                       _weights_digest(run.method.networks.values()))
     states = gather_objects(accelerator, own)
     if len({s.weights_digest for s in states}) > 1:
         # Synchronised gradients and identical starts keep every replica identical; if they
@@ -484,7 +473,7 @@ def _save(run: Run, reason: str) -> Path:
         accelerator.print(f"warning: the processes' weights differ at step {step} (checkpointing process 0's)")
     path = run.checkpoints_dir / f"step-{step}"
     if accelerator.is_main_process:
-        weights = {name: accelerator.unwrap_model(net).state_dict() for name, net in run.gan.networks.items()}
+        weights = {name: accelerator.unwrap_model(net).state_dict() for name, net in run.method.networks.items()}
         path = save_checkpoint(run.checkpoints_dir, weights, _training_state(run, reason), states,
                                keep=run.cfg.train.keep_checkpoints, metadata=_generator_metadata(run.cfg, step),
                                branched_from=run.branched_from)
@@ -496,7 +485,7 @@ def _save(run: Run, reason: str) -> Path:
 def _training_state(run: Run, reason: str) -> TrainingState:
     """What ``training_state.pt`` keeps of the run now."""
     progress, dataset, seed = run.progress, run.dataset, run.cfg.seed
-    optimizers, scalers = run.gan.optimizer_states()
+    optimizers, scalers = run.method.optimizer_states()
     return TrainingState(
         progress=progress, optimizers=optimizers, scalers=scalers,
         data=DataState(dataset.n_a, dataset.n_b, seed, epoch_order(dataset.n_a, dataset.n_b, seed, progress.epoch)),
@@ -518,17 +507,19 @@ def _stop(run: Run, signum: int | None) -> NoReturn:
 def _finish(run: Run) -> None:
     """The final generators, the dashboard's last grid, evaluations and model, and a last line."""
     cfg, step, run_dir = run.cfg, run.progress.step, run.run_dir
-    g_a, g_b = run.generators()
-    _write_final_generators(run_dir, g_a, g_b, _generator_metadata(cfg, step))
+    files = run.generator_files()
+    _write_final_generators(run_dir, files, _generator_metadata(cfg, step))
     if run.tracker.enabled:  # the final held-out grid, larger than the periodic panels
         final = HeldOutPanels.load(cfg, run.sources, count=FINAL_GRID_IMAGES)
-        run.tracker.log(final.render(g_a, g_b, run.accelerator.device, prefix="final"), step)
+        translators = run.translators()
+        run.tracker.log(final.render(translators.get("AtoB"), translators.get("BtoA"), run.accelerator.device,
+                                     prefix="final"), step)
     if run.last_eval is not None:
         _report_evaluations(run.last_eval, run.best, cfg.eval.metric, run.checkpoints_dir, run.tracker)
     if cfg.wandb.log_model:
-        run.tracker.log_model([run_dir / "G_A.safetensors", run_dir / "G_B.safetensors", run_dir / "config.yaml"],
-                              step)
-    run.accelerator.print(f"done: {step} steps; generators in {run_dir}/G_A.safetensors and G_B.safetensors")
+        run.tracker.log_model([run_dir / f"{name}.safetensors" for name in files] + [run_dir / "config.yaml"], step)
+    names = " and ".join(f"{name}.safetensors" for name in files)
+    run.accelerator.print(f"done: {step} steps; generators in {run_dir}/{names}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -538,14 +529,14 @@ def _finish(run: Run) -> None:
 def _evaluate_held_out(run: Run) -> None:
     """Evaluate on the held-out subset, log it, and keep the generators if they are the best yet."""
     evaluator, step = run.evaluator, run.progress.step
-    g_a, g_b = run.generators()
-    result = evaluator(g_a, g_b)
+    translators = run.translators()
+    result = evaluator(translators.get("AtoB"), translators.get("BtoA"))
     result.step = step
     record = {"metric": evaluator.metric, "value": score(result, evaluator.metric), "step": step,
               "evaluation": result.to_json()}
     if is_better(record["value"], run.best["value"] if run.best else None, evaluator.metric):
         try:
-            write_best(run.checkpoints_dir, {"G_A": g_a.state_dict(), "G_B": g_b.state_dict()}, record,
+            write_best(run.checkpoints_dir, {k: g.state_dict() for k, g in run.generator_files().items()}, record,
                        _generator_metadata(run.cfg, step))
             run.best = record
         except OSError as e:  # a full disk costs this best, not the run (the previous best is intact)
@@ -596,10 +587,9 @@ def _generator_metadata(cfg: Config, step: int) -> dict[str, dict[str, str]]:
     """The metadata of each network's weights file (by name: G_A …), in checkpoints, the best and
     the final generators: the run's model config, the step, and the network's own architecture
     name and arguments, so that any file rebuilds its network alone."""
-    model, m = config_to_dict(cfg)["model"], cfg.model
-    specs = {"G_A": generator_spec(m), "G_B": generator_spec(m, reverse=True),
-             "D_A": discriminator_spec(m, m.out_channels), "D_B": discriminator_spec(m, m.in_channels)}
-    return {name: weights_metadata(model, step, spec) for name, spec in specs.items()}
+    model = config_to_dict(cfg)["model"]
+    specs = method_class(cfg.method).network_specs(cfg)
+    return {name: weights_metadata(model, step, specs.get(name)) for name in specs}
 
 
 def _weights_digest(nets: Iterable[nn.Module]) -> str:
@@ -621,11 +611,12 @@ def _write_config(run_dir: Path, cfg: Config, accelerator: Accelerator) -> None:
     path.write_text(text)
 
 
-def _write_final_generators(run_dir: Path, g_a: nn.Module, g_b: nn.Module,
+def _write_final_generators(run_dir: Path, generators: dict[str, nn.Module],
                             metadata: dict[str, dict[str, str]]) -> None:
-    """``G_A.safetensors`` and ``G_B.safetensors`` beside ``config.yaml``: all that translation needs.
-    Written aside under a name of this process's own, then renamed into place."""
-    for name, net in (("G_A", g_a), ("G_B", g_b)):
+    """``G_A.safetensors`` (and ``G_B.safetensors`` for a method that trains both directions)
+    beside ``config.yaml``: all that translation needs. Written aside under a name of this
+    process's own, then renamed into place."""
+    for name, net in generators.items():
         final = run_dir / f"{name}.safetensors"
         tmp = aside(final)
         save_weights(tmp, net.state_dict(), metadata[name])

@@ -275,7 +275,8 @@ class HeldOutPanels:
     logged days apart differ only by what the generators learnt. Each grid has one row per
     image: real | translated | translated back | identity (for domain A: a, G_A(a), G_B(G_A(a)),
     G_B(a), the reference's idt_B; for B the same with the generators swapped). The identity
-    column is left out when the two domains have different channel counts.
+    column is left out when the two domains have different channel counts. A method that trains
+    A→B only (no G_B) gets the A grid alone: real | translated.
     """
 
     def __init__(self, images_a: list[torch.Tensor], images_b: list[torch.Tensor], identity: bool, source: str):
@@ -303,10 +304,14 @@ class HeldOutPanels:
         return cls(images[0], images[1], identity=m.in_channels == m.out_channels, source=split)
 
     @torch.inference_mode()
-    def render(self, g_a: nn.Module, g_b: nn.Module, device: torch.device, prefix: str = "images"
+    def render(self, g_a: nn.Module, g_b: nn.Module | None, device: torch.device, prefix: str = "images"
                ) -> dict[str, Panel]:
-        """Both grids, as ``prefix/A`` and ``prefix/B``, with the generators in eval mode (their
-        train mode is restored after)."""
+        """Both grids, as ``prefix/A`` and ``prefix/B`` (``prefix/A`` alone without ``g_b``), with
+        the generators in eval mode (their train mode is restored after)."""
+        if g_b is None:
+            with eval_mode(g_a):
+                return {f"{prefix}/A": Panel(self._grid(self.images_a, g_a, None, device),
+                                             f"{self.source} A images, per row: real A | A→B (G_A)")}
         with eval_mode(g_a, g_b):
             return {
                 f"{prefix}/A": Panel(self._grid(self.images_a, g_a, g_b, device),
@@ -321,14 +326,16 @@ class HeldOutPanels:
             columns.append(f"identity {backward}({x})")
         return f"{self.source} {x} images, per row: " + " | ".join(columns)
 
-    def _grid(self, images: list[torch.Tensor], forward: nn.Module, backward: nn.Module,
+    def _grid(self, images: list[torch.Tensor], forward: nn.Module, backward: nn.Module | None,
               device: torch.device) -> Image.Image:
         rows = []
         for real in images:
             x = real.unsqueeze(0).to(device)
             fake = translate_tensor(forward, x)
-            cells = [x, fake, translate_tensor(backward, fake)]
-            if self.identity:
+            cells = [x, fake]
+            if backward is not None:
+                cells.append(translate_tensor(backward, fake))
+            if backward is not None and self.identity:
                 cells.append(translate_tensor(backward, x))
             rows.append([tensor_to_image(c[0].float()).convert("RGB") for c in cells])
         return _tile(rows)
