@@ -104,7 +104,12 @@ class TrainConfig:
     max_steps: int | None = None
     decay_steps: int | None = None
     pool_size: int = 50
-    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    # The speed paths (training/speed.py). auto: bf16 autocast where the device computes bf16 in
+    # hardware (recent GPUs; AVX-512 BF16 / AMX CPUs), fp32 elsewhere; "no" is fp32.
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
+    compile: Literal["none", "default", "max-autotune", "reduce-overhead"] = "none"
+    channels_last: bool = False  # CUDA only: refused on CPU, where instance norm's backward is wrong with it
+    tf32: bool = True  # TF32 tensor cores for fp32 matmuls and convolutions (Ampere and newer GPUs)
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     log_every: int = 10

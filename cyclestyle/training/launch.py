@@ -15,21 +15,26 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
+from .speed import resolve_mixed_precision
+
 
 class LaunchError(RuntimeError):
     """The processes that started are not the processes the launcher was asked for."""
 
 
 def make_accelerator(mixed_precision: str) -> Accelerator:
-    """An Accelerator that also joins a multi-process launch on a machine without GPUs.
+    """An Accelerator that also joins a multi-process launch on a machine without GPUs, with
+    ``mixed_precision`` ``auto`` resolved for the device it runs on (``speed``), said in one note.
 
     Under ``torchrun`` or ``accelerate launch --multi_gpu`` with no CUDA device, accelerate only
     forms a (gloo) process group when told ``cpu=True``; otherwise every process would run alone,
     believe it is the main one, and all would write the same files.
     """
     launched = int(os.environ.get("WORLD_SIZE", "1"))
-    accelerator = Accelerator(mixed_precision=mixed_precision,
-                              cpu=launched > 1 and not torch.cuda.is_available())
+    resolved, reason = resolve_mixed_precision(mixed_precision, "cuda" if torch.cuda.is_available() else "cpu")
+    accelerator = Accelerator(mixed_precision=resolved, cpu=launched > 1 and not torch.cuda.is_available())
+    if mixed_precision == "auto":
+        accelerator.print(f"note: {reason}")
     if accelerator.num_processes != launched:
         raise LaunchError(
             f"launched as {launched} processes (WORLD_SIZE={launched}) but accelerate joined "

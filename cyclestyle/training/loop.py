@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Iterator, NoReturn
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from torch import nn
 from torch.utils.data import DataLoader
@@ -60,6 +61,7 @@ from .lock import OutputDirBusy, OutputDirLock, busy_message
 from .methods import Method, method_class
 from .sampling import ShardedBatchSampler, epoch_order, steps_per_epoch
 from .schedule import epoch_lr_factor, step_lr_factor
+from .speed import check_channels_last, configure_backends, speed_up, to_memory_format
 from .step import NonFiniteLoss  # noqa: F401 (for cli)
 from .tracking import HeldOutPanels, Tracker, memory_metrics, open_tracker
 
@@ -157,6 +159,8 @@ class Run:
     branched_from: int | None = None
     window: LogWindow = dataclasses.field(default_factory=LogWindow)
     bar: Any = None  # the progress bar (tqdm)
+    first_step_s: float | None = None  # this process's first step: with train.compile, compilation's cost
+    compile_reported: bool = False
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -198,7 +202,12 @@ def train(cfg: Config, resume: str | None = None) -> Path:
     except BaseException as e:
         _leave_process_group(accelerator, e.__traceback__)
         raise
-    _leave_process_group(accelerator)
+    else:
+        _leave_process_group(accelerator)
+    finally:
+        # accelerate keeps one state per process and refuses a second Accelerator with another
+        # mixed precision: a notebook or script that trains twice (auto, then fp32) must not fail.
+        AcceleratorState._reset_state(reset_partial_state=True)
     return run_dir
 
 
@@ -272,12 +281,15 @@ def _start_run(cfg: Config, resume: str | None, accelerator: Accelerator, run_di
         if cfg.eval.every else None
     total_steps, lr_factor = _schedule(cfg.train, len(dataset), accelerator.num_processes)
 
+    configure_backends(accelerator.device, cfg.train)
+    check_channels_last(accelerator.device, cfg.train.channels_last)
     method = method_class(cfg.method)
     set_seed(cfg.seed)  # the same initial weights on every process
     networks = method.build_networks(cfg)
     saved = load_checkpoint(checkpoint) if checkpoint else None
     if saved:
         saved.load_networks(networks)
+    networks = {name: speed_up(net, cfg.train, accelerator.device) for name, net in networks.items()}
     run = Run(cfg, accelerator, run_dir, sources, dataset, evaluator, total_steps, lr_factor,
               method.prepare(accelerator, networks, cfg, accelerator.process_index))
     if saved:
@@ -398,10 +410,13 @@ def _epoch_order(run: Run) -> torch.Tensor:
 
 def _take_step(run: Run, batch: dict[str, torch.Tensor]) -> None:
     """One step of the method's algorithm at the schedule's learning rate."""
-    device = run.accelerator.device
-    batch = {domain: images.to(device, non_blocking=True) for domain, images in batch.items()}
+    device, began = run.accelerator.device, time.perf_counter()
+    batch = {domain: to_memory_format(images.to(device, non_blocking=True), run.cfg.train)
+             for domain, images in batch.items()}
     run.method.set_lr(run.cfg.train.lr * run.lr_factor(run.progress.step))
     terms = run.method.step(run.accelerator, batch, run.progress.step + 1, run.checkpoints_dir)
+    if run.first_step_s is None:  # the loss checks have synchronised with the device
+        run.first_step_s = time.perf_counter() - began
     run.progress.step += 1
     run.progress.position += run.global_batch
     run.window.add(terms)
@@ -430,6 +445,8 @@ def _log_record(run: Run) -> None:
     (main process), and the dashboard with the memory in use."""
     progress, device = run.progress, run.accelerator.device
     values, it_per_s = run.window.close()
+    if run.cfg.train.compile != "none" and not run.compile_reported:
+        _report_compile_time(run, 1.0 / it_per_s)
     record = {"step": progress.step, "epoch": progress.epoch, "lr": run.cfg.train.lr * run.lr_factor(progress.step - 1),
               "it_per_s": it_per_s, **values}
     if run.accelerator.is_main_process:
@@ -441,6 +458,17 @@ def _log_record(run: Run) -> None:
                      "perf/it_per_s": it_per_s,
                      "perf/images_per_s": it_per_s * run.global_batch,  # of each domain
                      "epoch": progress.epoch, **memory_metrics(device)}, progress.step)
+
+
+def _report_compile_time(run: Run, mean_step_s: float) -> None:
+    """One line (and the dashboard's summary): what the first, compiling step cost."""
+    first = run.first_step_s or 0.0
+    run.compile_reported = True
+    if not run.accelerator.is_main_process:
+        return
+    tqdm.write(f"note: train.compile={run.cfg.train.compile}: the first step took {first:.1f} s, compilation "
+               f"included (mean over the first {run.cfg.train.log_every} steps: {mean_step_s:.2f} s)", file=sys.stderr)
+    run.tracker.summarize({"perf/first_step_s": first})
 
 
 def _log_panels(run: Run) -> None:

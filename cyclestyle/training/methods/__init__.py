@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import abc
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterable
 
 import torch
 from accelerate import Accelerator
 from torch import nn
 
-from ...config import Config
+from ...config import Config, TrainConfig
 from ...models import NetworkSpec
 from ..pool import ImagePool
 
@@ -121,11 +121,17 @@ def method_class(name: str) -> type[Method]:
         raise MethodError(f"unknown method {name!r} (registered: {', '.join(METHODS)})") from None
 
 
-def scalers_for(accelerator: Accelerator, mixed_precision: str, names: tuple[str, ...]) -> dict[str, torch.amp.GradScaler]:
+def scalers_for(accelerator: Accelerator, names: tuple[str, ...]) -> dict[str, torch.amp.GradScaler]:
     """One grad scaler per optimizer (losses of different networks overflow at different scales),
     enabled for fp16 only: bf16 and fp32 need none."""
-    return {name: torch.amp.GradScaler(accelerator.device.type, enabled=mixed_precision == "fp16")
-            for name in names}
+    fp16 = accelerator.mixed_precision == "fp16"
+    return {name: torch.amp.GradScaler(accelerator.device.type, enabled=fp16) for name in names}
+
+
+def adam(parameters: Iterable[nn.Parameter], t: TrainConfig, device: torch.device) -> torch.optim.Adam:
+    """Adam at ``train.lr`` and ``train.beta1/beta2``; on a GPU its fused kernel, one launch for
+    all parameters (on a CPU the default multi-tensor path is the fast one)."""
+    return torch.optim.Adam(parameters, lr=t.lr, betas=(t.beta1, t.beta2), fused=device.type == "cuda" or None)
 
 
 from . import cyclegan  # noqa: E402,F401  (registers the built-in methods)

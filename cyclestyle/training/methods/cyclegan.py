@@ -27,7 +27,7 @@ from ...models import NetworkSpec, discriminator_spec, generator_spec
 from .. import losses
 from ..pool import ImagePool
 from ..step import apply_update, backward_checked, set_requires_grad
-from . import Method, register_method, scalers_for
+from . import Method, adam, register_method, scalers_for
 
 # --------------------------------------------------------------------------------------------
 # The objective, as pure functions of the networks
@@ -109,13 +109,12 @@ class CycleGAN(Method):
         process's history pools of fakes of A and of B, each with its own random stream."""
         t = cfg.train
         g_a, g_b, d_a, d_b = accelerator.prepare(networks["G_A"], networks["G_B"], networks["D_A"], networks["D_B"])
-        betas = (t.beta1, t.beta2)
-        scalers = scalers_for(accelerator, t.mixed_precision, ("G", "D"))
+        scalers, device = scalers_for(accelerator, ("G", "D")), accelerator.device
         seed = cfg.seed * 1000 + 2 * rank
         return cls(
             g_a, g_b, d_a, d_b, accelerator.unwrap_model(d_a), accelerator.unwrap_model(d_b),
-            opt_g=torch.optim.Adam(chain(g_a.parameters(), g_b.parameters()), lr=t.lr, betas=betas),
-            opt_d=torch.optim.Adam(chain(d_a.parameters(), d_b.parameters()), lr=t.lr, betas=betas),
+            opt_g=adam(chain(g_a.parameters(), g_b.parameters()), t, device),
+            opt_d=adam(chain(d_a.parameters(), d_b.parameters()), t, device),
             scaler_g=scalers["G"], scaler_d=scalers["D"], loss_cfg=cfg.loss,
             history={"A": ImagePool(t.pool_size, seed=seed), "B": ImagePool(t.pool_size, seed=seed + 1)})
 

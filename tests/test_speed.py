@@ -1,0 +1,99 @@
+"""The speed paths (``training/speed.py``): what a CPU can check of them.
+
+mixed_precision auto follows the hardware, channels_last stays off on a CPU (its gradients are
+wrong there, and the guard sees it), compiled networks compute what eager ones do, and the
+switches are validated.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from cyclestyle.config import ConfigError, TrainConfig
+from cyclestyle.models import PatchDiscriminator, ResnetGenerator
+from cyclestyle.training import speed
+from cyclestyle.training.loop import train
+
+
+@pytest.mark.parametrize("has_bf16, expected", [(True, "bf16"), (False, "no")])
+def test_auto_mixed_precision_follows_the_cpu(monkeypatch, has_bf16, expected):
+    monkeypatch.setattr(speed, "cpu_has_bf16", lambda: has_bf16)
+    resolved, reason = speed.resolve_mixed_precision("auto", "cpu")
+    assert resolved == expected
+    assert ("bf16" if has_bf16 else "fp32") in reason and "auto" in reason
+    for explicit in ("no", "bf16", "fp16"):  # a setting that is not auto is kept as it is
+        assert speed.resolve_mixed_precision(explicit, "cpu")[0] == explicit
+
+
+def test_cpu_bf16_is_read_from_the_cpu_flags():
+    flags = open("/proc/cpuinfo").read()
+    assert speed.cpu_has_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
+
+
+def test_a_run_says_which_precision_auto_chose_and_trains_in_it(tiny_config, tmp_path, monkeypatch, capsys):
+    """With bf16 hardware, auto trains under bf16 autocast and says so; the next run in the same
+    process, in fp32, is not refused by accelerate's process-wide state."""
+    from cyclestyle.training.methods import cyclegan
+
+    seen = []
+    real = cyclegan.cycle_losses
+
+    def spy(*args):
+        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return real(*args)
+
+    monkeypatch.setattr(cyclegan, "cycle_losses", spy)
+    monkeypatch.setattr(speed, "cpu_has_bf16", lambda: True)
+    train(tiny_config(f"output_dir={tmp_path / 'auto'}", "train.max_steps=2", "train.mixed_precision=auto"))
+    out = capsys.readouterr()
+    assert "note: train.mixed_precision=auto: bf16" in out.out + out.err
+    assert seen and all(s == (True, torch.bfloat16) for s in seen)
+
+    seen.clear()
+    train(tiny_config(f"output_dir={tmp_path / 'fp32'}", "train.max_steps=2", "train.mixed_precision=no"))
+    assert seen and not any(enabled for enabled, _ in seen)
+
+
+def test_channels_last_is_refused_on_a_cpu_before_anything_is_written(tiny_config, tmp_path):
+    cfg = tiny_config(f"output_dir={tmp_path / 'nhwc'}", "train.channels_last=true")
+    with pytest.raises(ConfigError) as e:
+        train(cfg)
+    assert "train.channels_last" in str(e.value) and "CUDA only" in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "nhwc" / "checkpoints").exists()
+
+
+def test_the_channels_last_guard_sees_the_cpu_instance_norm_bug():
+    """The check that guards channels_last on a GPU catches the known wrong gradients of instance
+    norm's backward on a CPU (``shared/facts/instance_norm_channels_last_cpu.py``): the guard is
+    able to fail."""
+    assert not speed.channels_last_is_exact(torch.device("cpu"))
+
+
+def test_compiled_networks_compute_the_eager_outputs_and_gradients():
+    """The same weights and input, before any optimizer step: outputs and weight gradients agree
+    to float noise (compiled kernels fuse and reorder), and the state dict is untouched."""
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    for eager in (ResnetGenerator(ngf=8, n_blocks=1), PatchDiscriminator(ndf=8, n_layers=2)):
+        compiled = speed.speed_up(copy.deepcopy(eager), TrainConfig(compile="default"), torch.device("cpu"))
+        assert list(compiled.state_dict()) == list(eager.state_dict())
+        outputs = [net(x) for net in (eager, compiled)]
+        for out in outputs:
+            out.square().mean().backward()
+        assert (outputs[1] - outputs[0]).abs().max() <= 1e-5 * max(1.0, outputs[0].abs().max().item())
+        # As one vector: a conv bias in front of instance norm has a gradient of exactly zero in
+        # exact arithmetic, so its float noise is no measure of agreement on its own.
+        grads = [torch.cat([p.grad.flatten() for p in net.parameters()]) for net in (eager, compiled)]
+        assert (grads[1] - grads[0]).norm() <= 1e-4 * grads[0].norm()
+
+
+@pytest.mark.parametrize("override, named", [("train.compile=fast", "train.compile"),
+                                             ("train.mixed_precision=fp8", "train.mixed_precision"),
+                                             ("train.channels_last=maybe", "train.channels_last")])
+def test_speed_switches_are_validated_in_one_line(tiny_config, override, named):
+    with pytest.raises(ConfigError) as e:
+        tiny_config(override)
+    assert named in str(e.value) and "\n" not in str(e.value)
