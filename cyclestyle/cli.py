@@ -85,6 +85,11 @@ def _add_translate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=4, help="images of the same size translated together (default 4)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda when available)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
+                   help="torch.compile the generator: its first image pays tens of seconds, later ones run "
+                        "faster (about 1.5x on a CPU); auto compiles for 32 or more images (default auto)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16 autocast: faster on GPUs; outputs may differ by a few 8-bit levels (default fp32)")
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:

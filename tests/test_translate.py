@@ -442,3 +442,24 @@ def test_resizing_is_capped():
     with pytest.raises(ImageSizeError, match="over the 67 Mpx cap"):
         short_side_size(1000, 20_000, 8192)  # 8192×163840
     assert short_side_size(8192, 8192, 8192)[0] ** 2 == MAX_RESIZED_PIXELS
+
+
+def test_cli_compiled_and_bf16_translate_what_eager_fp32_does(run_dir, tmp_path, capsys):
+    """--compile on runs the generator through torch.compile (fused kernels: float noise, so a
+    value may round to the neighbouring 8-bit level); --precision bf16 keeps within a few levels."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(3):
+        Image.fromarray(scene(48, 64, k)).save(src / f"{k}.png")
+    common = ["--weights", str(run_dir), "--direction", "AtoB", str(src)]
+    assert translate_cli(*common, "--output", str(tmp_path / "eager"), "--compile", "off") == 0
+    assert "compiling" not in capsys.readouterr().err
+    assert translate_cli(*common, "--output", str(tmp_path / "compiled"), "--compile", "on") == 0
+    assert "compiling the generator for 3 images" in capsys.readouterr().err
+    assert translate_cli(*common, "--output", str(tmp_path / "bf16"), "--precision", "bf16") == 0
+    for k in range(3):
+        eager = np.asarray(Image.open(tmp_path / "eager" / f"{k}.png"), dtype=int)
+        compiled = np.asarray(Image.open(tmp_path / "compiled" / f"{k}.png"), dtype=int)
+        assert np.abs(compiled - eager).max() <= 1 and (compiled != eager).mean() < 1e-2
+        bf16 = np.asarray(Image.open(tmp_path / "bf16" / f"{k}.png"), dtype=int)
+        assert bf16.shape == eager.shape and np.abs(bf16 - eager).mean() < 2 and np.abs(bf16 - eager).max() <= 16
