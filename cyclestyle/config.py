@@ -110,6 +110,10 @@ class TrainConfig:
     compile: Literal["none", "default", "max-autotune", "reduce-overhead"] = "none"
     channels_last: bool = False  # CUDA only: refused on CPU, where instance norm's backward is wrong with it
     tf32: bool = True  # TF32 tensor cores for fp32 matmuls and convolutions (Ampere and newer GPUs)
+    # Where a NaN loss is caught: "step" checks each loss at once (a wait for the device per check),
+    # "deferred" skips the update on the device and stops when the losses are next read; auto:
+    # deferred on a GPU, step elsewhere (training/step.py FiniteGuard).
+    finite_check: Literal["auto", "step", "deferred"] = "auto"
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     log_every: int = 10

@@ -8,6 +8,7 @@ switches are validated.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from cyclestyle.config import ConfigError, TrainConfig
 from cyclestyle.models import PatchDiscriminator, ResnetGenerator
 from cyclestyle.training import speed
 from cyclestyle.training.loop import train
+from cyclestyle.training.step import NonFiniteLoss
 
 
 @pytest.mark.parametrize("has_bf16, expected", [(True, "bf16"), (False, "no")])
@@ -97,3 +99,49 @@ def test_speed_switches_are_validated_in_one_line(tiny_config, override, named):
     with pytest.raises(ConfigError) as e:
         tiny_config(override)
     assert named in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_deferred_finite_check_skips_a_nan_update_on_the_device():
+    """The fused Adam kernel leaves weights, moments and step count alone when a gradient is NaN;
+    the count is read later, and then training stops in one line."""
+    from accelerate import Accelerator
+
+    from cyclestyle.training.methods import adam
+    from cyclestyle.training.step import FiniteGuard
+
+    guard = FiniteGuard(deferred=True)
+    net = torch.nn.Linear(4, 2)
+    optimizer = adam(net.parameters(), TrainConfig(), torch.device("cpu"), guard)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    net(torch.ones(1, 4)).sum().backward()
+    guard.update(optimizer, scaler)  # a finite step
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    moments = {k: v.clone() for k, v in optimizer.state[net.weight].items()}
+    net.zero_grad()
+    (net(torch.ones(1, 4)).sum() * float("nan")).backward()
+    guard.update(optimizer, scaler)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert all(torch.equal(moments[k], v) for k, v in optimizer.state[net.weight].items())
+    with pytest.raises(NonFiniteLoss, match=r"not finite in steps 1-2 \(1 updates skipped"):
+        guard.raise_if_skipped(Accelerator(cpu=True), 2, Path("/nonexistent"))
+
+
+def test_a_deferred_run_stops_at_the_next_read_with_no_nan_in_its_checkpoints(tiny_config, monkeypatch):
+    from cyclestyle.training import losses
+    from cyclestyle.training.checkpoint import read_checkpoint
+
+    calls = {"n": 0}
+    real_cycle = losses.cycle_consistency_loss
+
+    def poisoned(rec, real, weight):
+        calls["n"] += 1
+        value = real_cycle(rec, real, weight)
+        return value * float("nan") if calls["n"] > 2 * 6 else value  # two calls per step; NaN from step 7
+
+    monkeypatch.setattr(losses, "cycle_consistency_loss", poisoned)
+    cfg = tiny_config("train.finite_check=deferred")
+    with pytest.raises(NonFiniteLoss, match=r"not finite in steps 7-8.*step-4"):  # read at the log of step 8
+        train(cfg)
+    networks, state, _ = read_checkpoint(Path(cfg.output_dir) / "checkpoints" / "step-4")
+    assert all(torch.isfinite(t).all() for net in networks.values() for t in net.values())
+    assert not (Path(cfg.output_dir) / "checkpoints" / "step-8").exists()

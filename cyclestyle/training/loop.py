@@ -444,6 +444,7 @@ def _log_record(run: Run) -> None:
     """The window's mean losses, learning rate and speed: a line of ``log.jsonl`` and the bar
     (main process), and the dashboard with the memory in use."""
     progress, device = run.progress, run.accelerator.device
+    run.method.guard.raise_if_skipped(run.accelerator, progress.step, run.checkpoints_dir)
     values, it_per_s = run.window.close()
     if run.cfg.train.compile != "none" and not run.compile_reported:
         _report_compile_time(run, 1.0 / it_per_s)
@@ -492,6 +493,7 @@ def _evaluate(run: Run) -> None:
 def _save(run: Run, reason: str) -> Path:
     """Gather every process's RNG and pools; the main process writes the checkpoint."""
     accelerator, step = run.accelerator, run.progress.step
+    run.method.guard.raise_if_skipped(accelerator, step, run.checkpoints_dir)  # no checkpoint after a NaN
     own = ProcessState(capture_rng_state(), {k: p.state_dict() for k, p in run.method.pools.items()},
                        _weights_digest(run.method.networks.values()))
     states = gather_objects(accelerator, own)

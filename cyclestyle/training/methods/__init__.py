@@ -31,6 +31,7 @@ from torch import nn
 from ...config import Config, TrainConfig
 from ...models import NetworkSpec
 from ..pool import ImagePool
+from ..step import FiniteGuard
 
 
 class Method(abc.ABC):
@@ -77,6 +78,12 @@ class Method(abc.ABC):
     def scalers(self) -> dict[str, torch.amp.GradScaler]:
         """One grad scaler per optimizer, under the same names."""
 
+    @property
+    def guard(self) -> FiniteGuard:
+        """Where the method's non-finite losses are caught (``step.FiniteGuard``); the loop reads
+        its count when it logs and saves. Default: each loss at once."""
+        return _CHECK_AT_ONCE
+
     @abc.abstractmethod
     def step(self, accelerator: Accelerator, batch: dict[str, torch.Tensor], step: int,
              checkpoints_dir: Path) -> dict[str, torch.Tensor]:
@@ -97,6 +104,9 @@ class Method(abc.ABC):
             optimizer.load_state_dict(optimizers[name])
         for name, scaler in self.scalers.items():
             scaler.load_state_dict(scalers[name])
+
+
+_CHECK_AT_ONCE = FiniteGuard(deferred=False)
 
 
 class MethodError(ValueError):
@@ -128,10 +138,21 @@ def scalers_for(accelerator: Accelerator, names: tuple[str, ...]) -> dict[str, t
     return {name: torch.amp.GradScaler(accelerator.device.type, enabled=fp16) for name in names}
 
 
-def adam(parameters: Iterable[nn.Parameter], t: TrainConfig, device: torch.device) -> torch.optim.Adam:
+def adam(parameters: Iterable[nn.Parameter], t: TrainConfig, device: torch.device,
+         guard: FiniteGuard | None = None) -> torch.optim.Adam:
     """Adam at ``train.lr`` and ``train.beta1/beta2``; on a GPU its fused kernel, one launch for
-    all parameters (on a CPU the default multi-tensor path is the fast one)."""
-    return torch.optim.Adam(parameters, lr=t.lr, betas=(t.beta1, t.beta2), fused=device.type == "cuda" or None)
+    all parameters (on a CPU the default multi-tensor path is the fast one), and fused wherever
+    ``guard`` defers the finite check to it."""
+    fused = device.type == "cuda" or (guard is not None and guard.deferred)
+    return torch.optim.Adam(parameters, lr=t.lr, betas=(t.beta1, t.beta2), fused=fused or None)
+
+
+def finite_guard(accelerator: Accelerator, t: TrainConfig) -> FiniteGuard:
+    """``train.finite_check``: auto checks on the device on a GPU (no wait per step) unless fp16's
+    grad scaler does the skipping, and at once elsewhere (where waiting costs nothing)."""
+    deferred = t.finite_check == "deferred" or (
+        t.finite_check == "auto" and accelerator.device.type == "cuda" and accelerator.mixed_precision != "fp16")
+    return FiniteGuard(deferred=deferred)
 
 
 from . import cyclegan  # noqa: E402,F401  (registers the built-in methods)

@@ -26,8 +26,8 @@ from ...config import Config, LossConfig
 from ...models import NetworkSpec, discriminator_spec, generator_spec
 from .. import losses
 from ..pool import ImagePool
-from ..step import apply_update, backward_checked, set_requires_grad
-from . import Method, adam, register_method, scalers_for
+from ..step import FiniteGuard, apply_update, backward_checked, set_requires_grad
+from . import Method, adam, finite_guard, register_method, scalers_for
 
 # --------------------------------------------------------------------------------------------
 # The objective, as pure functions of the networks
@@ -95,6 +95,7 @@ class CycleGAN(Method):
     scaler_d: torch.amp.GradScaler
     loss_cfg: LossConfig = dataclasses.field(default_factory=LossConfig)
     history: dict[str, ImagePool] = dataclasses.field(default_factory=dict)  # fakes of A and of B
+    finite: FiniteGuard = dataclasses.field(default_factory=FiniteGuard)
 
     @staticmethod
     def network_specs(cfg: Config) -> dict[str, NetworkSpec]:
@@ -109,13 +110,13 @@ class CycleGAN(Method):
         process's history pools of fakes of A and of B, each with its own random stream."""
         t = cfg.train
         g_a, g_b, d_a, d_b = accelerator.prepare(networks["G_A"], networks["G_B"], networks["D_A"], networks["D_B"])
-        scalers, device = scalers_for(accelerator, ("G", "D")), accelerator.device
+        scalers, device, guard = scalers_for(accelerator, ("G", "D")), accelerator.device, finite_guard(accelerator, t)
         seed = cfg.seed * 1000 + 2 * rank
         return cls(
             g_a, g_b, d_a, d_b, accelerator.unwrap_model(d_a), accelerator.unwrap_model(d_b),
-            opt_g=adam(chain(g_a.parameters(), g_b.parameters()), t, device),
-            opt_d=adam(chain(d_a.parameters(), d_b.parameters()), t, device),
-            scaler_g=scalers["G"], scaler_d=scalers["D"], loss_cfg=cfg.loss,
+            opt_g=adam(chain(g_a.parameters(), g_b.parameters()), t, device, guard),
+            opt_d=adam(chain(d_a.parameters(), d_b.parameters()), t, device, guard),
+            scaler_g=scalers["G"], scaler_d=scalers["D"], loss_cfg=cfg.loss, finite=guard,
             history={"A": ImagePool(t.pool_size, seed=seed), "B": ImagePool(t.pool_size, seed=seed + 1)})
 
     @property
@@ -125,6 +126,10 @@ class CycleGAN(Method):
     @property
     def pools(self) -> dict[str, ImagePool]:
         return self.history
+
+    @property
+    def guard(self) -> FiniteGuard:
+        return self.finite
 
     @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -167,12 +172,12 @@ def generator_step(
         with accelerator.autocast():
             from_a, fake_b = cycle_losses(real_a, gan.g_a, gan.g_b, gan.frozen_d_a, loss_cfg.lambda_a,
                                           loss_cfg.lambda_a * loss_cfg.lambda_identity, loss_cfg.gan_mode)
-        backward_checked(accelerator, from_a, gan.scaler_g, "generator", step, checkpoints_dir)
+        backward_checked(accelerator, from_a, gan.scaler_g, "generator", step, checkpoints_dir, gan.finite)
     with accelerator.autocast():
         from_b, fake_a = cycle_losses(real_b, gan.g_b, gan.g_a, gan.frozen_d_b, loss_cfg.lambda_b,
                                       loss_cfg.lambda_b * loss_cfg.lambda_identity, loss_cfg.gan_mode)
-    backward_checked(accelerator, from_b, gan.scaler_g, "generator", step, checkpoints_dir)
-    apply_update(gan.opt_g, gan.scaler_g)
+    backward_checked(accelerator, from_b, gan.scaler_g, "generator", step, checkpoints_dir, gan.finite)
+    apply_update(gan.opt_g, gan.scaler_g, gan.finite)
     # Reference names: G_A/G_B adversarial, cycle_A/B, and idt_A = ‖G_A(b) − b‖ (from B).
     terms = {"G_A": from_a["adversarial"], "G_B": from_b["adversarial"],
              "cycle_A": from_a["cycle"], "cycle_B": from_b["cycle"]}
@@ -194,6 +199,6 @@ def discriminator_step(
         terms = discriminator_losses(gan.d_a, gan.d_b, real_a, real_b, pools["A"].query(fake_a),
                                      pools["B"].query(fake_b), gan_mode)
     gan.opt_d.zero_grad(set_to_none=True)
-    backward_checked(accelerator, terms, gan.scaler_d, "discriminator", step, checkpoints_dir)
-    apply_update(gan.opt_d, gan.scaler_d)
+    backward_checked(accelerator, terms, gan.scaler_d, "discriminator", step, checkpoints_dir, gan.finite)
+    apply_update(gan.opt_d, gan.scaler_d, gan.finite)
     return terms
