@@ -43,3 +43,14 @@ def test_cycle_and_identity_are_weighted_l1():
 def test_unknown_mode_is_rejected():
     with pytest.raises(ValueError, match="wgan"):
         losses.generator_adversarial_loss(torch.zeros(1), "wgan")
+
+
+@pytest.mark.parametrize("mode", losses.GAN_MODES)
+def test_losses_are_reduced_in_fp32_under_bf16_autocast(mode):
+    logits = torch.randn(2, 1, 6, 6).bfloat16()
+    images = torch.rand(2, 3, 8, 8).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert losses.generator_adversarial_loss(logits, mode).dtype == torch.float32
+        assert losses.discriminator_loss(logits, -logits, mode).dtype == torch.float32
+        assert losses.cycle_consistency_loss(images, images.flip(0), 10.0).dtype == torch.float32
+        assert losses.identity_loss(images, images.flip(0), 5.0).dtype == torch.float32
