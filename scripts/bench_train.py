@@ -71,7 +71,7 @@ def run_one(args: argparse.Namespace, mode: str, batch: int, steps: int, seed: i
             f"data.root={root}", f"output_dir={Path(tmp) / 'run'}", "data.preprocess=crop",
             f"data.crop_size={args.size}", f"data.load_size={args.size}", "data.num_workers=1",
             f"train.batch_size={batch}", f"train.max_steps={steps}", f"seed={seed}",
-            "train.log_every=1", f"train.checkpoint_every={10**9}", *MODES[mode], *args.overrides])
+            "train.log_every=1", "log.with=none", f"train.checkpoint_every={10**9}", *MODES[mode], *args.overrides])
         run = train(cfg)
         records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     records = [r for r in records if "it_per_s" in r]
