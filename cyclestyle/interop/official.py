@@ -107,19 +107,18 @@ def convert(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], Ne
     settings = {"ngf": stem.shape[0], "n_blocks": n_blocks, "norm": "instance", "dropout": dropout,
                 "upsample": "transpose"}
     spec = NetworkSpec("generator", "resnet", stem.shape[1], head.shape[0], GENERATORS["resnet"].arguments(settings))
-    converted = {names[k]: v for k, v in state.items()}
-    _check_shapes(converted, spec)
-    return converted, spec
+    _check_shapes(state, names, spec)
+    return {names[k]: v for k, v in state.items()}, spec
 
 
-def _check_shapes(state: dict[str, torch.Tensor], spec: NetworkSpec) -> None:
+def _check_shapes(state: dict[str, torch.Tensor], names: dict[str, str], spec: NetworkSpec) -> None:
     """Every tensor has the shape the rebuilt network expects (built on the meta device: free)."""
     with torch.device("meta"):
-        expected = spec.build().state_dict()
-    wrong = [k for k, v in expected.items() if tuple(state[k].shape) != tuple(v.shape)]
+        expected = {k: tuple(v.shape) for k, v in spec.build().state_dict().items()}
+    wrong = [k for k in state if tuple(state[k].shape) != expected[names[k]]]
     if wrong:
-        raise OfficialFormatError(f"tensor {wrong[0]} has shape {tuple(state[wrong[0]].shape)}, "
-                                  f"a ResNet generator of ngf {spec.arguments['ngf']} needs {tuple(expected[wrong[0]].shape)}")
+        raise OfficialFormatError(f"tensor {wrong[0]} has shape {tuple(state[wrong[0]].shape)}, a ResNet generator "
+                                  f"of ngf {spec.arguments['ngf']} needs {expected[names[wrong[0]]]}")
 
 
 def model_config_of(spec: NetworkSpec) -> dict:
