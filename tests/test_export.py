@@ -18,7 +18,7 @@ import torch
 
 from cyclestyle.cli import main
 from cyclestyle.config import ModelConfig
-from cyclestyle.export import EXPORTERS, ExportError, ExportInfo, Exporter, export_generator
+from cyclestyle.export import EXPORTERS, Exporter, ExportError, ExportInfo, export_generator
 from cyclestyle.export.torch_formats import load_torchscript
 from cyclestyle.inference.run import open_run
 from cyclestyle.interop.official import import_official

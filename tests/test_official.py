@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from cyclestyle.cli import main
 from cyclestyle.inference.run import open_run
-from cyclestyle.interop.official import OfficialFormatError, convert, import_official, official_names
+from cyclestyle.interop.official import OfficialFormatError, convert, official_names
 from cyclestyle.models import ResnetGenerator
 from cyclestyle.models.weights import generator_spec_of
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import ExportInfo, Exporter, Runner, dynamic_shapes, example_input, register
+from . import Exporter, ExportInfo, Runner, dynamic_shapes, example_input, register
 
 METADATA = "cyclestyle.json"
 

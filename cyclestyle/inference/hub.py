@@ -19,13 +19,12 @@ saves one module per folder and drops the metadata that lets a file rebuild its 
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config, dump_config
-from ..models.weights import CheckpointError, generator_spec_of
+from ..models.weights import CheckpointError, generator_spec_of, load_weights, read_metadata, save_weights
 
 if TYPE_CHECKING:
     from .run import TrainedRun
@@ -53,7 +52,7 @@ def resolve_hub_id(text: str) -> Path:
     """The local folder of ``hf://USER/NAME[@REVISION]``: downloaded into the hub cache, or found
     there (offline). Failures are one line: offline and not cached, unknown repository, no network."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError, HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
 
     repo_id, _, revision = text[len(HUB_PREFIX):].partition("@")
     try:
@@ -88,7 +87,10 @@ def build_hub_folder(run: TrainedRun, folder: Path, repo_id: str, license: str =
         source = run.file(direction)
         spec = generator_spec_of(source)
         (folder / direction).mkdir()
-        shutil.copyfile(source, folder / direction / WEIGHTS)
+        # Rewritten with the network's description in its metadata: a cyclestyle 0.1 file only has
+        # the run's config, and its direction came from its name (G_B), which model.safetensors loses.
+        metadata = read_metadata(source) | {"cyclestyle.network": spec.to_json()}
+        save_weights(folder / direction / WEIGHTS, load_weights(source), metadata)
         networks[direction] = asdict(spec)
         (folder / direction / "config.json").write_text(json.dumps(networks[direction], indent=2) + "\n")
     step = run.step
@@ -136,16 +138,15 @@ def model_card(repo_id: str, cfg: Config | None, networks: dict[str, dict], step
     header = ModelCardData(license=license, library_name=LIBRARY, pipeline_tag="image-to-image",
                            tags=["cyclegan", "unpaired-image-to-image-translation", "image-to-image"])
     parts = [f"---\n{header.to_yaml()}\n---\n", f"# {repo_id.split('/')[-1]}\n",
-             "A CycleGAN translator (Zhu, Park, Isola and Efros, ICCV 2017) trained with "
-             "[cyclestyle](https://github.com/cyclestyle/cyclestyle): two generators between an image domain A "
-             "and a domain B, trained on unpaired images.\n", _usage(repo_id), _files(networks),
+             "A CycleGAN translator (Zhu, Park, Isola and Efros, ICCV 2017) trained with cyclestyle: two "
+             "generators between an image domain A and a domain B, trained on unpaired images.\n", _usage(repo_id), _files(networks),
              _training(cfg, step), _evaluation(cfg, evaluation), _limitations(), f"## License\n\n{license}; the "
              "licenses of the training images may add their own terms.\n"]
     return "\n".join(parts)
 
 
 def _usage(repo_id: str) -> str:
-    return ("## Use\n\n```bash\npip install cyclestyle\n"
+    return ("## Use\n\nWith cyclestyle installed:\n\n```bash\n"
             f"cyclestyle translate --weights hf://{repo_id} --direction AtoB --output out/ my_photos/\n"
             f"cyclestyle export --weights hf://{repo_id} --direction AtoB --format onnx --output AtoB.onnx\n```\n\n"
             "```python\nfrom cyclestyle.inference.run import open_run\nfrom cyclestyle.data import load_image\n\n"
