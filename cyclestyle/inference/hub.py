@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 HUB_PREFIX = "hf://"
 WEIGHTS = "model.safetensors"
 LIBRARY = "cyclestyle"
+HUB_PATTERNS = ["*.safetensors", "*.json", "*.yaml", "*.md"]  # what is fetched: nothing that could be code
 GENERATOR_OF = {"AtoB": ("G_A", "A", "B"), "BtoA": ("G_B", "B", "A")}
 
 
@@ -56,7 +57,8 @@ def resolve_hub_id(text: str) -> Path:
 
     repo_id, _, revision = text[len(HUB_PREFIX):].partition("@")
     try:
-        return Path(snapshot_download(repo_id, revision=revision or None, library_name=LIBRARY))
+        return Path(snapshot_download(repo_id, revision=revision or None, library_name=LIBRARY,
+                                      allow_patterns=HUB_PATTERNS))
     except LocalEntryNotFoundError:
         raise HubError(f"{text}: not in the local hub cache, and the hub cannot be reached (offline, or "
                        "HF_HUB_OFFLINE=1); download it once while online, or pass its folder") from None
