@@ -312,7 +312,7 @@ def _add_pretrained(sub: argparse._SubParsersAction) -> None:
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "export", help="export a generator to ONNX or TorchScript, to run without this toolkit (or without PyTorch)",
+        "export", help="export a generator to ONNX or TorchScript, to run without this toolkit (or PyTorch)",
         description="Write one generator of a trained translator into a file other runtimes run:\n"
                     "  onnx         ONNX (opset 18) for onnxruntime and the tools that read ONNX: no PyTorch needed\n"
                     "  torchscript  TorchScript (.pt) for torch.jit.load or libtorch in C++: only torch needed (torch 2.x\n"

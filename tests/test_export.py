@@ -82,7 +82,8 @@ def test_onnx_runs_at_free_sizes_like_pytorch_and_carries_its_metadata(kind, thr
 def test_torch_files_run_in_a_fresh_process_with_torch_only(tmp_path):
     weights = generator_file(tmp_path, "resnet")
     for fmt, suffix in (("torchscript", "pt"), ("pt2", "pt2")):
-        assert main(["export", "--weights", str(weights), "--format", fmt, "--output", str(tmp_path / f"g.{suffix}")]) == 0
+        out = tmp_path / f"g.{suffix}"
+        assert main(["export", "--weights", str(weights), "--format", fmt, "--output", str(out)]) == 0
     x = batch(2, 48, 80, 2)
     torch.save({"x": x}, tmp_path / "x.pt")
     script = f"""

@@ -95,7 +95,8 @@ def test_hf_ids_resolve_from_the_hub_cache_offline(trained, tmp_path, monkeypatc
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
     assert torch.equal(run.translate(x, "BtoA", device="cpu"), open_run(trained).translate(x, "BtoA", device="cpu"))
 
-    assert main(["export", "--weights", "hf://me/missing", "--format", "onnx", "--output", str(tmp_path / "m.onnx")]) == 1
+    assert main(["export", "--weights", "hf://me/missing", "--format", "onnx", "--output", str(tmp_path / "m.onnx")
+                 ]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "hf://me/missing" in err and "offline" in err
 
@@ -111,7 +112,8 @@ def test_translate_takes_an_hf_id_from_the_environments_cache(trained, toy_root,
     done = subprocess.run(cli("translate", "--weights", "hf://me/tiny-toy", "--direction", "AtoB", "--output",
                               str(tmp_path / "out"), str(toy_root / "testA")), env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in (toy_root / "testA").iterdir())
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == sorted(p.name for p in (toy_root / "testA").iterdir())
 
 
 def test_push_creates_the_repository_and_uploads_the_folder(trained, tmp_path, monkeypatch):

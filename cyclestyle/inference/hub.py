@@ -141,9 +141,9 @@ def model_card(repo_id: str, cfg: Config | None, networks: dict[str, dict], step
                            tags=["cyclegan", "unpaired-image-to-image-translation", "image-to-image"])
     parts = [f"---\n{header.to_yaml()}\n---\n", f"# {repo_id.split('/')[-1]}\n",
              "A CycleGAN translator (Zhu, Park, Isola and Efros, ICCV 2017) trained with cyclestyle: two "
-             "generators between an image domain A and a domain B, trained on unpaired images.\n", _usage(repo_id), _files(networks),
-             _training(cfg, step), _evaluation(cfg, evaluation), _limitations(), f"## License\n\n{license}; the "
-             "licenses of the training images may add their own terms.\n"]
+             "generators between an image domain A and a domain B, trained on unpaired images.\n",
+             _usage(repo_id), _files(networks), _training(cfg, step), _evaluation(cfg, evaluation), _limitations(),
+             f"## License\n\n{license}; the licenses of the training images may add their own terms.\n"]
     return "\n".join(parts)
 
 

@@ -67,7 +67,8 @@ def _what_it_is(state: dict[str, torch.Tensor]) -> str | None:
     if not keys:
         return "it holds no tensors"
     if any(k.startswith("model.model.") for k in keys):
-        return "it is an official U-Net generator (unet_128/unet_256, keys model.model.…), which has no architecture here"
+        return ("it is an official U-Net generator (unet_128/unet_256, keys model.model.…), "
+                "which has no architecture here")
     if not all(k.startswith("model.") for k in keys):
         odd = next(k for k in keys if not k.startswith("model."))
         return f"its keys are not the official generator's model.N.… (found {odd})"
@@ -136,7 +137,8 @@ def import_official(source: Path, output: Path) -> NetworkSpec:
         converted, spec = convert(state)
     except (StateDictError, OfficialFormatError) as e:
         raise OfficialFormatError(f"{source}: not an official CycleGAN generator: {e}") from None
-    meta = weights_metadata(model_config_of(spec), None, spec) | {"cyclestyle.source": f"official CycleGAN: {source.name}"}
+    meta = weights_metadata(model_config_of(spec), None, spec)
+    meta["cyclestyle.source"] = f"official CycleGAN: {source.name}"
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
