@@ -14,7 +14,7 @@ from huggingface_hub import constants
 
 from cyclestyle.cli import main
 from cyclestyle.config import dump_config, load_config
-from cyclestyle.inference.hub import HubError, build_hub_folder
+from cyclestyle.inference.hub import HubError, build_hub_folder, hub_files
 from cyclestyle.inference.run import open_run
 from cyclestyle.training.loop import train
 
@@ -33,9 +33,17 @@ def trained(toy_root, tmp_path_factory) -> Path:
     return train(cfg)
 
 
-def last_eval(run: Path) -> dict:
+def eval_at(run: Path, step: int) -> dict:
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-    return [r for r in records if "eval" in r][-1]
+    return [r for r in records if "eval" in r and r["step"] == step][-1]
+
+
+def assert_card_shows(card: str, record: dict) -> None:
+    assert {"AtoB/cycle_l1", "BtoA/cycle_l1"} <= record["eval"].keys()
+    for key, value in record["eval"].items():
+        direction, metric = key.split("/")
+        shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+        assert f"| {direction} | {metric} | {shown} |" in card
 
 
 def test_the_hub_folder_loads_back_identically_and_its_card_holds_the_runs_numbers(trained, tmp_path, capsys):
@@ -53,19 +61,36 @@ def test_the_hub_folder_loads_back_identically_and_its_card_holds_the_runs_numbe
         assert torch.equal(shared.translate(x, direction, device="cpu"), original.translate(x, direction, device="cpu"))
 
     card = (folder / "README.md").read_text()
-    record = last_eval(trained)
-    assert record["step"] == 8 and f"at step {record['step']}" in card
-    assert {"AtoB/cycle_l1", "BtoA/cycle_l1"} <= record["eval"].keys()
-    for key, value in record["eval"].items():
-        direction, metric = key.split("/")
-        shown = f"{value:.6g}" if isinstance(value, float) else str(value)
-        assert f"| {direction} | {metric} | {shown} |" in card
+    assert "These weights' evaluation, at step 8" in card
+    assert_card_shows(card, eval_at(trained, 8))
     assert "FID protocol: `clean`" in card and "first 2 held-out images" in card
     assert "license: mit" in card and "library_name: cyclestyle" in card and "## Intended use and limitations" in card
     assert "- steps: 8" in card and dump_config(original.config) in card
     config = json.loads((folder / "config.json").read_text())
     assert config["directions"] == {"AtoB": "AtoB/model.safetensors", "BtoA": "BtoA/model.safetensors"}
     assert config["model"]["n_blocks"] == 1 and config["step"] == 8
+
+
+def test_a_checkpoints_card_shows_its_own_evaluation(trained, tmp_path):
+    """Weights of step 4 are described by the evaluation of step 4, not the run's last (step 8)."""
+    folder = build_hub_folder(open_run(trained / "checkpoints" / "step-4"), tmp_path / "repo", "me/x")
+    card = (folder / "README.md").read_text()
+    assert "These weights' evaluation, at step 4" in card and "- steps: 4" in card
+    assert_card_shows(card, eval_at(trained, 4))
+    assert eval_at(trained, 4)["eval"] != eval_at(trained, 8)["eval"]
+
+
+def test_a_lone_generator_file_is_shared_as_one_direction(tmp_path):
+    from cyclestyle.interop.official import import_official
+
+    weights = tmp_path / "style.safetensors"
+    import_official(Path(__file__).parent / "fixtures" / "official" / "resnet_6blocks_ngf8_net_G_A.pth", weights)
+    folder = build_hub_folder(open_run(weights), tmp_path / "repo", "me/style")
+    assert hub_files(folder) == {"AtoB": folder / "AtoB" / "model.safetensors"}
+    card = (folder / "README.md").read_text()
+    assert "BtoA" not in card.split("## Training")[0].split("## Files")[1] and "Steps: not recorded" in card
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    assert torch.equal(open_run(folder).translate(x, device="cpu"), open_run(weights).translate(x, device="cpu"))
 
 
 def test_a_run_without_evaluations_says_so(tiny_config, tmp_path):

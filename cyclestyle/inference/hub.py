@@ -85,7 +85,9 @@ def build_hub_folder(run: TrainedRun, folder: Path, repo_id: str, license: str =
         raise HubError(f"{folder} exists and is not empty")
     folder.mkdir(parents=True, exist_ok=True)
     networks = {}
-    for direction in run.files:
+    # A lone generator file stands for both directions in open_run; shared, it is one direction.
+    directions = ["AtoB"] if len(set(run.files.values())) == 1 else list(run.files)
+    for direction in directions:
         source = run.file(direction)
         spec = generator_spec_of(source)
         (folder / direction).mkdir()
@@ -102,7 +104,7 @@ def build_hub_folder(run: TrainedRun, folder: Path, repo_id: str, license: str =
         top["model"] = asdict(run.config.model)
         (folder / "config.yaml").write_text(dump_config(run.config))
     (folder / "config.json").write_text(json.dumps(top, indent=2) + "\n")
-    evaluation = last_evaluation(run_folder(run))
+    evaluation = evaluation_of(run_folder(run), step)
     (folder / "README.md").write_text(model_card(repo_id, run.config, networks, step, evaluation, license))
     return folder
 
@@ -116,20 +118,24 @@ def run_folder(run: TrainedRun) -> Path | None:
     return None
 
 
-def last_evaluation(run_dir: Path | None) -> dict[str, Any] | None:
-    """The run's last held-out evaluation: ``{"step", "metrics"}`` from ``log.jsonl`` (training
-    writes ``{"step": N, "eval": {"AtoB/fid": …}}`` at each), or None."""
+def evaluation_of(run_dir: Path | None, step: int | None) -> dict[str, Any] | None:
+    """The held-out evaluation of the weights at ``step`` (a checkpoint, the best, the final
+    generators) if training made one, else the run's last: ``{"step", "metrics"}`` from
+    ``log.jsonl``, where training writes ``{"step": N, "eval": {"AtoB/fid": …}}``; None if none."""
     if run_dir is None or not (run_dir / "log.jsonl").is_file():
         return None
-    last = None
+    found: dict[Any, dict[str, Any]] = {}  # by step; a step evaluated again after a resume: the later
     for line in (run_dir / "log.jsonl").read_text().splitlines():
         try:
             record = json.loads(line)
         except ValueError:
             continue  # a line cut by a crash
         if isinstance(record, dict) and isinstance(record.get("eval"), dict):
-            last = {"step": record.get("step"), "metrics": record["eval"]}
-    return last
+            found.pop(record.get("step"), None)
+            found[record.get("step")] = {"step": record.get("step"), "metrics": record["eval"]}
+    if not found:
+        return None
+    return found.get(step) or list(found.values())[-1]
 
 
 def model_card(repo_id: str, cfg: Config | None, networks: dict[str, dict], step: int | None,
@@ -142,7 +148,8 @@ def model_card(repo_id: str, cfg: Config | None, networks: dict[str, dict], step
     parts = [f"---\n{header.to_yaml()}\n---\n", f"# {repo_id.split('/')[-1]}\n",
              "A CycleGAN translator (Zhu, Park, Isola and Efros, ICCV 2017) trained with cyclestyle: two "
              "generators between an image domain A and a domain B, trained on unpaired images.\n",
-             _usage(repo_id), _files(networks), _training(cfg, step), _evaluation(cfg, evaluation), _limitations(),
+             _usage(repo_id), _files(networks), _training(cfg, step), _evaluation(cfg, evaluation, step),
+             _limitations(),
              f"## License\n\n{license}; the licenses of the training images may add their own terms.\n"]
     return "\n".join(parts)
 
@@ -180,7 +187,7 @@ def _training(cfg: Config | None, step: int | None) -> str:
             f"```yaml\n{dump_config(cfg)}```\n")
 
 
-def _evaluation(cfg: Config | None, evaluation: dict[str, Any] | None) -> str:
+def _evaluation(cfg: Config | None, evaluation: dict[str, Any] | None, step: int | None) -> str:
     if evaluation is None:
         return ("## Held-out evaluation\n\nNone was recorded during training (`eval.every: 0`). "
                 "`cyclestyle evaluate` measures FID, KID, cycle L1 and PSNR/SSIM on a test set.\n")
@@ -189,7 +196,9 @@ def _evaluation(cfg: Config | None, evaluation: dict[str, Any] | None) -> str:
         "every held-out image"
     rows = "\n".join(f"| {key.split('/')[0]} | {key.split('/', 1)[-1]} | {_number(value)} |"
                      for key, value in evaluation["metrics"].items())
-    return (f"## Held-out evaluation\n\nThe run's last evaluation, at step {evaluation['step']}, on {count} "
+    which = "These weights' evaluation" if evaluation["step"] == step else \
+        f"The run's last evaluation (the weights are of step {step})"
+    return (f"## Held-out evaluation\n\n{which}, at step {evaluation['step']}, on {count} "
             f"(FID protocol: `{protocol}`; see cyclestyle's README, \"FID protocols\", for which published "
             "tables it is comparable with; FID and KID are absent when the Inception weights were not on the "
             "training machine):\n\n| direction | metric | value |\n|---|---|---|\n" + rows + "\n")

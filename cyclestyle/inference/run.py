@@ -2,8 +2,8 @@
 
 ``open_run(path)`` takes a run folder (its final generators, or its latest checkpoint while it
 is still training), a ``checkpoints/step-N`` or ``checkpoints/best`` folder, a single
-generator ``.safetensors`` file, a model hub folder or a ``hf://USER/NAME`` id (``hub.py``), and returns a ``TrainedRun``: the generator file of each
-direction and the run's configuration, read once. ``generator(direction, device)`` rebuilds a
+generator ``.safetensors`` file, a model hub folder or a ``hf://USER/NAME`` id (``hub.py``), and
+returns a ``TrainedRun``: the generator file of each direction and the run's configuration, read once. ``generator(direction, device)`` rebuilds a
 network from its file (any registered architecture, see ``cyclestyle.models``) and
 ``translate(...)`` runs it on a tensor or a PIL image of any size, full frame or tiled. Every
 command that uses a trained translator (``translate``, ``evaluate``, ``compare``, the demo)
