@@ -129,7 +129,11 @@ def export_generator(generator: nn.Module, info: ExportInfo, fmt: str, output: P
             exporter.write(generator, tmp, info)
         except Exception as e:  # the exporters raise many kinds; the first line says which
             raise ExportError(f"{fmt} export failed: {_first_line(e)}") from None
-        checks = compare(generator, exporter.load(tmp), info.in_channels, info.size_multiple)
+        try:
+            runner = exporter.load(tmp)
+        except Exception as e:
+            raise ExportError(f"the {fmt} file just written does not load: {_first_line(e)}") from None
+        checks = compare(generator, runner, info.in_channels, info.size_multiple)
         worst = max(checks, key=lambda c: c[1])
         if not worst[1] <= tolerance:
             raise ExportError(f"the {fmt} file does not reproduce PyTorch: max |diff| {worst[1]:.2e} at input "
@@ -148,7 +152,11 @@ def compare(generator: nn.Module, run: Runner, channels: int, multiple: int
         x = torch.rand(batch, channels, height, width, generator=torch.Generator().manual_seed(i)) * 2 - 1
         with torch.inference_mode():
             expected = generator(x)
-        got = run(x)
+        try:
+            got = run(x)
+        except Exception as e:  # e.g. a runtime that cannot take this size: the file is not what was asked
+            raise ExportError(f"the exported file fails on input {'x'.join(map(str, x.shape))}: {_first_line(e)}"
+                              ) from None
         if tuple(got.shape) != tuple(expected.shape):
             raise ExportError(f"the exported file gave shape {tuple(got.shape)} for input {tuple(x.shape)}, "
                               f"PyTorch {tuple(expected.shape)}")
