@@ -4,11 +4,15 @@
     python scripts/bench_translate.py --ngf 16 --n-blocks 3 --speed-sizes 256 1024 --batch 4 \\
         --check-size 768 --mem-full 512 --mem-tiled 4096 --tile 512    # a reduced model, a few minutes on 2 cores
     python scripts/bench_translate.py --only memory --mem-tiled 2048    # one part, other sizes
+    python scripts/bench_translate.py --only speed --engines eager onnxruntime   # PyTorch against the ONNX export
 
 Three parts (``--only`` picks one):
 
-speed    full-frame images/s (``translate_tensor`` on random batches) at each ``--speed-sizes`` side,
-         batch 1 and ``--batch``; median over ``--repeats`` timed runs after one untimed warm-up.
+speed    full-frame images/s on random batches at each ``--speed-sizes`` side, batch 1 and ``--batch``,
+         for each ``--engines`` entry: ``eager`` (PyTorch, ``translate_tensor``), ``compiled``
+         (``torch.compile`` of the generator; compilation is in the warm-up, not the figure) and
+         ``onnxruntime`` (the file ``cyclestyle export --format onnx`` writes, on onnxruntime's CPU
+         provider); median over ``--repeats`` timed runs after one untimed warm-up.
 check    on a ``--check-size`` square image that also fits full-frame: ``tiled_translate`` with
          ``--tile`` against ``translate_tensor``: max and mean |difference| on the [0, 1] scale, the
          same for naive tiles (each normalised by its own statistics), and the time of each.
@@ -85,19 +89,45 @@ def synthetic_image(side: int, seed: int = 0):
 # Children: one measurement per process
 
 
-def child_speed(args) -> dict:
+def engine(args, gen, device):
+    """The function the speed part times: the generator eager, compiled, or exported to ONNX."""
     import torch
 
     from cyclestyle.inference.translate import translate_tensor
 
+    if args.engine == "eager":
+        return lambda x: translate_tensor(gen, x)
+    if args.engine == "compiled":
+        compiled = torch.compile(gen)
+        return lambda x: compiled(x)
+    import tempfile
+
+    import onnxruntime
+
+    from cyclestyle.export import ExportInfo
+    from cyclestyle.export.onnx_format import INPUT, write_onnx
+
+    path = Path(tempfile.mkdtemp()) / "g.onnx"
+    write_onnx(gen.cpu(), path, ExportInfo("AtoB", "{}", 3, 3, gen.size_multiple))
+    options = onnxruntime.SessionOptions()
+    if args.threads:
+        options.intra_op_num_threads = args.threads
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {INPUT: x.cpu().numpy()})[0]
+
+
+def child_speed(args) -> dict:
+    import torch
+
     gen, device = build(args)
     x = torch.rand(args.batch, 3, args.size, args.size, device=device) * 2 - 1
+    run = engine(args, gen, device)
     times = []
     with torch.inference_mode():
         for i in range(args.repeats + 1):
             sync(device)
             t = time.perf_counter()
-            translate_tensor(gen, x)
+            run(x)
             sync(device)
             if i:
                 times.append(time.perf_counter() - t)
@@ -185,6 +215,8 @@ def main() -> None:
                         help="torch CPU threads (default: torch's choice; 1 is steadier on a shared machine)")
     parser.add_argument("--speed-sizes", type=int, nargs="+", default=[256, 1024])
     parser.add_argument("--batch", type=int, default=4, help="the larger batch for the speed part (default 4)")
+    parser.add_argument("--engines", nargs="+", choices=["eager", "compiled", "onnxruntime"],
+                        default=["eager", "compiled", "onnxruntime"], help="what the speed part times (default all)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per speed figure (default 3)")
     parser.add_argument("--check-size", type=int, default=1024, help="side of the exactness check image")
     parser.add_argument("--mem-full", type=int, default=512, help="side of the full-frame memory image")
@@ -193,6 +225,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["speed", "check", "memory"], help="run one part")
     parser.add_argument("--child", choices=["speed", "check", "memory"], help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--engine", default="eager", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.device is None:
         from cyclestyle.devices import default_device
@@ -211,12 +244,13 @@ def main() -> None:
     print(f"generator ngf {args.ngf}, {args.n_blocks} blocks, random weights; device {args.device}; "
           f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     if args.only in (None, "speed"):
-        print("\nfull-frame speed (translate_tensor)")
+        print("\nfull-frame speed")
         for size in args.speed_sizes:
             for batch in sorted({1, args.batch}):
-                r = run_child(args, "speed", size=size, batch=batch)
-                print(f"  {size:5d} px  batch {batch}: {r['images_per_s']:8.3f} images/s  "
-                      f"({r['sec']:.3f} s per batch, {r['peak_what']} {r['peak_mib']:.0f} MiB)")
+                for name in args.engines:
+                    r = run_child(args, "speed", size=size, batch=batch, engine=name)
+                    print(f"  {size:5d} px  batch {batch}  {name:12s}: {r['images_per_s']:8.3f} images/s  "
+                          f"({r['sec']:.3f} s per batch, {r['peak_what']} {r['peak_mib']:.0f} MiB)")
     if args.only in (None, "check"):
         r = run_child(args, "check", size=args.check_size, tile=args.tile)
         print(f"\ntiled vs full frame on a {args.check_size}x{args.check_size} image, tile {r['tile']} "

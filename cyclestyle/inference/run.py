@@ -1,9 +1,9 @@
 """Opening a trained translator, whatever the user points at: the inference layer's front door.
 
 ``open_run(path)`` takes a run folder (its final generators, or its latest checkpoint while it
-is still training), a ``checkpoints/step-N`` or ``checkpoints/best`` folder, or a single
-generator ``.safetensors`` file, and returns a ``TrainedRun``: the generator file of each
-direction and the run's configuration, read once. ``generator(direction, device)`` rebuilds a
+is still training), a ``checkpoints/step-N`` or ``checkpoints/best`` folder, a single
+generator ``.safetensors`` file, a model hub folder or a ``hf://USER/NAME`` id (``hub.py``), and
+returns a ``TrainedRun``: the generator file of each direction and the run's configuration, read once. ``generator(direction, device)`` rebuilds a
 network from its file (any registered architecture, see ``cyclestyle.models``) and
 ``translate(...)`` runs it on a tensor or a PIL image of any size, full frame or tiled. Every
 command that uses a trained translator (``translate``, ``evaluate``, ``compare``, the demo)
@@ -23,6 +23,7 @@ from ..config import Config, ConfigError, load_config
 from ..devices import default_device
 from ..models.weights import CheckpointError, generator_spec_of, load_generator, read_step
 from ..training.checkpoint import resolve_checkpoint
+from .hub import HUB_PREFIX, hub_files, resolve_hub_id
 from .tiling import tiled_translate
 from .translate import translate_image, translate_tensor
 
@@ -98,7 +99,10 @@ class TrainedRun:
 
 
 def open_run(path: str | Path) -> TrainedRun:
-    """Open what ``path`` names: a run folder, a checkpoint folder or a generator file."""
+    """Open what ``path`` names: a run folder, a checkpoint folder, a generator file, a hub
+    folder, or ``hf://USER/NAME[@REVISION]`` (fetched into the hub cache, or found there offline)."""
+    if str(path).startswith(HUB_PREFIX):
+        path = resolve_hub_id(str(path))
     path = Path(path).expanduser()
     if path.is_file():
         # A lone file is the translator the user chose, whichever direction is asked of it.
@@ -111,14 +115,16 @@ def open_run(path: str | Path) -> TrainedRun:
         folder = latest if latest is not None else path
     files = _generator_files(folder)
     if not files:
-        raise CheckpointError(f"--weights {path}: no G_A.safetensors or G_B.safetensors there, "
-                              "nor in a checkpoints/ folder under it")
+        raise CheckpointError(f"--weights {path}: no G_A.safetensors or G_B.safetensors there (nor AtoB/ or "
+                              "BtoA/model.safetensors of a hub folder), nor in a checkpoints/ folder under it")
     return TrainedRun(path, files, _run_config(folder))
 
 
 def _generator_files(folder: Path) -> dict[str, Path]:
-    return {d.name: folder / f"{d.generator}.safetensors" for d in DIRECTIONS.values()
-            if (folder / f"{d.generator}.safetensors").is_file()}
+    """A run or checkpoint folder's ``G_A``/``G_B.safetensors``, else a hub folder's files."""
+    files = {d.name: folder / f"{d.generator}.safetensors" for d in DIRECTIONS.values()
+             if (folder / f"{d.generator}.safetensors").is_file()}
+    return files or hub_files(folder)
 
 
 def _run_config(folder: Path) -> Config | None:

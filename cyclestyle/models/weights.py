@@ -39,10 +39,14 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"corrupt weights file {path}: {e}") from None
 
 
-def weights_metadata(model_config: dict[str, Any], step: int, network: NetworkSpec | None = None) -> dict[str, str]:
+def weights_metadata(model_config: dict[str, Any], step: int | None, network: NetworkSpec | None = None
+                     ) -> dict[str, str]:
     """safetensors metadata (str → str) that lets a network file be rebuilt on its own: the run's
-    model config, the step, and (``network``) the network's own architecture name and arguments."""
-    meta = {"format": "pt", "cyclestyle.model": json.dumps(model_config), "cyclestyle.step": str(step)}
+    model config, the step (None: not trained here, e.g. an imported file), and (``network``) the
+    network's own architecture name and arguments."""
+    meta = {"format": "pt", "cyclestyle.model": json.dumps(model_config)}
+    if step is not None:
+        meta["cyclestyle.step"] = str(step)
     if network is not None:
         meta["cyclestyle.network"] = network.to_json()
     return meta

@@ -1,0 +1,101 @@
+"""Fetching the official pretrained CycleGAN generators: resumable, cached, with a progress bar.
+
+The files (45 MB each) come from the official host over plain HTTP, as the official download
+script fetches them. A transfer writes to ``NAME.pth.part`` and continues from its length with an
+HTTP ``Range`` request, so a cut connection or a Ctrl-C costs only what was not yet received; the
+finished file is renamed into the cache (``$XDG_CACHE_HOME/cyclestyle/pretrained``, else
+``~/.cache/cyclestyle/pretrained``) and not fetched again. ``CYCLESTYLE_PRETRAINED_URL`` replaces
+the host (a mirror, or the tests' local server).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tqdm import tqdm
+
+# The names of the official download script (scripts/download_cyclegan_model.sh), in its order.
+PRETRAINED = ("apple2orange", "orange2apple", "summer2winter_yosemite", "winter2summer_yosemite", "horse2zebra",
+              "zebra2horse", "monet2photo", "style_monet", "style_cezanne", "style_ukiyoe", "style_vangogh",
+              "sat2map", "map2sat", "cityscapes_photo2label", "cityscapes_label2photo", "facades_photo2label",
+              "facades_label2photo", "iphone2dslr_flower")
+OFFICIAL_HOST = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models"
+HOST_VARIABLE = "CYCLESTYLE_PRETRAINED_URL"
+CHUNK = 1 << 16
+
+
+class DownloadError(RuntimeError):
+    """A transfer that failed; one line with what to do by hand."""
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "cyclestyle"
+
+
+def pretrained_url(name: str) -> str:
+    if name not in PRETRAINED:
+        raise DownloadError(f"no official pretrained model {name!r} (cyclestyle pretrained --list shows the names)")
+    return f"{os.environ.get(HOST_VARIABLE, OFFICIAL_HOST).rstrip('/')}/{name}.pth"
+
+
+def fetch(url: str, dest: Path, retries: int = 3, timeout: float = 30.0, progress: bool = True) -> Path:
+    """``dest``, downloaded from ``url`` unless it is there already. Each attempt continues the
+    ``.part`` file where the last one stopped; after ``retries`` cut transfers the part is kept for
+    the next call and a ``DownloadError`` says how far it got."""
+    if dest.is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    problem = ""
+    for _ in range(retries + 1):
+        try:
+            if _transfer(url, part, timeout, progress):
+                os.replace(part, dest)
+                return dest
+            problem = f"the transfer was cut at {part.stat().st_size} bytes"
+        except urllib.error.HTTPError as e:
+            raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
+        except (urllib.error.URLError, OSError) as e:  # no route, refused, timed out, reset
+            reason = getattr(e, "reason", None) or e
+            if not part.exists() or part.stat().st_size == 0:
+                raise DownloadError(f"cannot reach {url} ({reason})") from None
+            problem = f"the transfer stopped at {part.stat().st_size} bytes ({reason})"
+    raise DownloadError(f"{url}: {problem}; run the same command again to resume")
+
+
+def _transfer(url: str, part: Path, timeout: float, progress: bool) -> bool:
+    """One attempt: append to ``part`` from its current length. True when the file is complete."""
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and have:  # nothing after what we have: the part is the whole file
+            return True
+        raise
+    with response:
+        if have and response.status != 206:  # the server ignored Range: start over
+            have = 0
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length is not None else None
+        with part.open("ab" if have else "wb") as out, tqdm(
+                total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024, desc=part.name[:-5],
+                file=sys.stderr, disable=not progress or None, dynamic_ncols=True) as bar:
+            while chunk := _read(response):
+                out.write(chunk)
+                bar.update(len(chunk))
+    return total is None or part.stat().st_size >= total
+
+
+def _read(response) -> bytes:
+    """The next chunk; a connection closed early reads as the end (the length check sees it)."""
+    try:
+        return response.read(CHUNK)
+    except http.client.IncompleteRead:
+        return b""
