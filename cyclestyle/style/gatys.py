@@ -22,7 +22,8 @@ weights, the usual weights (content 1, style 1e6, every style layer 1) balance t
 Reported losses are the weighted terms, so they add up to the total.
 
 The VGG feature network (``vgg.py``), the losses (``losses.py``) and the colour functions
-(``color.py``) are shared with the fast feed-forward networks. Reading order: configuration, colour, sizes and scales, the optimisation (``stylize``), the command line.
+(``color.py``) are shared with the fast feed-forward networks.
+Reading order: configuration, sizes and scales, the optimisation (``stylize``), the command line.
 """
 
 from __future__ import annotations
