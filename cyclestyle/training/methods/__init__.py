@@ -12,7 +12,10 @@ what is its own, in one class:
 - ``step(accelerator, batch, step, checkpoints_dir)``: one step of its algorithm on a batch
   (``{"A": …, "B": …}``), returning every loss term by name;
 - ``translators``: which of its networks translate in which direction (``{"AtoB": "G_A"}``):
-  those are the run's final generator files, evaluated and shown on the dashboard.
+  those are the run's final generator files, evaluated and shown on the dashboard;
+- ``domains``: the data it trains on: ``("A", "B")``, or ``("A",)`` for a method that learns from
+  one collection (the fast style networks: photos, and a style given in its config section);
+- ``check_config(cfg, check_paths)``: its own section of the config, checked with the rest.
 
 A new method is one module with a ``Method`` subclass decorated with ``@register_method``, plus
 an import line at the end of this file.
@@ -39,6 +42,12 @@ class Method(abc.ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     translators: ClassVar[dict[str, str]]  # direction ("AtoB", "BtoA") → network name
+    domains: ClassVar[tuple[str, ...]] = ("A", "B")  # the image collections a step's batch holds
+
+    @classmethod
+    def check_config(cls, cfg: Config, check_paths: bool) -> None:
+        """Raise a one-line ``ConfigError`` for a setting of the method's own that cannot work
+        (``check_paths``: also files it names). Called by ``config.validate``."""
 
     @staticmethod
     @abc.abstractmethod
@@ -128,4 +137,4 @@ def scalers_for(accelerator: Accelerator, mixed_precision: str, names: tuple[str
             for name in names}
 
 
-from . import cyclegan  # noqa: E402,F401  (registers the built-in methods)
+from . import cyclegan, fast_style  # noqa: E402,F401  (registers the built-in methods)
