@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+# style-train's default config, beside the package in a source checkout (as the demo's)
+FAST_STYLE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "fast_style.yaml"
+
 EPILOG_TRAIN = """\
 examples:
   cyclestyle train --config configs/tiny.yaml --set data.root=data/toy
@@ -41,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue a run: 'latest' (the newest checkpoint in output_dir, or a fresh "
                             "start if there is none) or a checkpoints/step-N folder")
 
+    _add_style_train(sub)
     _add_translate(sub)
     _add_evaluate(sub)
     _add_gatys(sub)
@@ -58,6 +62,44 @@ def build_parser() -> argparse.ArgumentParser:
     toy.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
     toy.add_argument("--seed", type=int, default=0)
     return parser
+
+
+def _add_style_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "style-train", help="train a fast style network (Johnson et al. 2016): one network per style, one pass per image",
+        description="Train the feed-forward style network of Johnson, Alahi and Fei-Fei (ECCV 2016), with instance\n"
+                    "norm, on a collection of photos: its output keeps each photo's content (VGG-16 relu2_2) and\n"
+                    "takes the style images' Gram matrices (relu1_2, relu2_2, relu3_3, relu4_3). Trained once (the\n"
+                    "paper: 40k steps of 4 COCO photos at 256 px), it stylises a photo of any size in one forward\n"
+                    "pass: cyclestyle translate --weights OUTPUT. Same machinery as `cyclestyle train`:\n"
+                    "checkpoints, --resume, accelerate, the wandb dashboard, OUTPUT/G_A.safetensors at the end.\n\n"
+                    "--content is a folder of photos (searched recursively; with trainA/ and testA/ inside, those,\n"
+                    "testA held out for the dashboard's panels) or a Hugging Face dataset (id or local copy; its\n"
+                    "'image' column, --set data.image_column=… for another).",
+        epilog="examples:\n"
+               "  cyclestyle style-train --style starry_night.jpg --content data/coco/train2014 --output runs/starry\n"
+               "  cyclestyle style-train --style starry_night.jpg --content data/coco/train2014 --output runs/starry \\\n"
+               "      --resume latest                                   # continue after a stop\n"
+               "  cyclestyle style-train --style wave.jpg --content my_photos/ --output runs/wave \\\n"
+               "      --set train.max_steps=5000 --set style.style_weight=5e10\n"
+               "  accelerate launch --multi_gpu --num_processes 4 -m cyclestyle style-train --style wave.jpg \\\n"
+               "      --content data/coco/train2014 --output runs/wave --set train.mixed_precision=bf16\n\n"
+               "The losses need torchvision's VGG-16 ImageNet weights (vgg16-397923af.pth) in torch's hub cache\n"
+               "(~/.cache/torch/hub/checkpoints/) or --set style.vgg_weights=PATH; --set style.vgg_weights=random\n"
+               "runs offline, for tests and demos only (it learns no real style).",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--style", nargs="+", required=True, metavar="IMG",
+                   help="style image(s); several: the network learns their mean Gram matrices")
+    p.add_argument("--content", required=True, metavar="DIR|HF-ID",
+                   help="the photos to train on: a folder (recursively) or a Hugging Face dataset id or copy")
+    p.add_argument("--output", required=True, metavar="RUN", help="the run folder (output_dir)")
+    p.add_argument("--config", default=str(FAST_STYLE_CONFIG), metavar="PATH",
+                   help="YAML run config (default configs/fast_style.yaml: the paper's settings)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, e.g. --set train.max_steps=5000 (repeatable)")
+    p.add_argument("--resume", metavar="latest|PATH",
+                   help="continue a run: 'latest' (the newest checkpoint in --output, or a fresh start if there "
+                        "is none) or a checkpoints/step-N folder")
 
 
 def _add_translate(sub: argparse._SubParsersAction) -> None:
@@ -269,6 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train":
             return _train(args)
+        if args.command == "style-train":
+            return _style_train(args)
         if args.command == "translate":
             from .inference.command import run_cli
 
@@ -306,14 +350,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .training.loop import LaunchError, NonFiniteLoss, TrainingInterrupted, train
 
     cfg = load_config(args.config, args.overrides)
+    again = f"cyclestyle train --config {args.config}" + "".join(f" --set {o}" for o in args.overrides)
+    return _run_training(cfg, args.resume, again)
+
+
+def _style_train(args: argparse.Namespace) -> int:
+    """``train`` with the style, the photos and the run folder turned into config overrides."""
+    import json
+
+    from .config import load_config
+    from .data import content_format
+
+    given = ["method=fast_style", f"style.images={json.dumps(args.style)}", f"output_dir={args.output}"]
+    split = load_config(args.config, [*given, *args.overrides], check_paths=False).data.train_split
+    data = [f"data.format={content_format(args.content, split)}", f"data.root={args.content}"]
+    cfg = load_config(args.config, [*given, *data, *args.overrides])
+    again = (f"cyclestyle style-train --style {' '.join(args.style)} --content {args.content} --output {args.output}"
+             + (f" --config {args.config}" if args.config != str(FAST_STYLE_CONFIG) else "")
+             + "".join(f" --set {o}" for o in args.overrides))
+    return _run_training(cfg, args.resume, again)
+
+
+def _run_training(cfg, resume: str | None, again: str) -> int:
+    """Train; a stop by signal prints ``again`` (the command that started it) with --resume latest."""
+    from .training.loop import LaunchError, NonFiniteLoss, TrainingInterrupted, train
+
     try:
-        train(cfg, resume=args.resume)
+        train(cfg, resume=resume)
     except TrainingInterrupted as e:
-        print(f"cyclestyle: {e}\n  resume with: cyclestyle train --config {args.config}"
-              + "".join(f" --set {o}" for o in args.overrides) + " --resume latest", file=sys.stderr)
+        print(f"cyclestyle: {e}\n  resume with: {again} --resume latest", file=sys.stderr)
         return 128 + e.signum
     except (NonFiniteLoss, LaunchError) as e:
         print(f"cyclestyle: error: {e}", file=sys.stderr)

@@ -406,7 +406,7 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{key} must not be negative; got {value}")
-    method_domains = _validate_method(cfg, check_paths)
+    method = _validate_method(cfg)
     multiple = _validate_architectures(m)
     if d.preprocess != "none" and d.crop_size % multiple:  # "none" pads every image to the multiple
         raise ConfigError(f"data.crop_size={d.crop_size} must be a multiple of {multiple}, which model.generator "
@@ -444,16 +444,16 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
         if not root.is_dir():
             raise ConfigError(f"data.root {d.root} is not a folder")
     if d.format == "folder":
-        subs = [f"{d.train_split}{domain}" for domain in method_domains]
+        subs = [f"{d.train_split}{domain}" for domain in method.domains]
         for sub in subs:
             if not (root / sub).is_dir():
                 raise ConfigError(f"data.root {d.root} has no {sub}/ folder (expected {'/ and '.join(subs)}/)")
+    method.check_files(cfg)
 
 
-def _validate_method(cfg: Config, check_paths: bool) -> tuple[str, ...]:
+def _validate_method(cfg: Config) -> type:
     """A registered training method, and what it asks of the rest of the config (its own
-    section, its domains); returns the domains it trains on. (Imported here, as the
-    architectures are.)"""
+    section, its domains); returns its class. (Imported here, as the architectures are.)"""
     from .training.methods import METHODS
 
     method = METHODS.get(cfg.method)
@@ -465,8 +465,8 @@ def _validate_method(cfg: Config, check_paths: bool) -> tuple[str, ...]:
     if len(method.domains) == 2 and cfg.data.format == "images":
         raise ConfigError(f"data.format images holds one domain; method {cfg.method} needs two "
                           "(use data.format folder: ROOT/trainA and ROOT/trainB)")
-    method.check_config(cfg, check_paths)
-    return method.domains
+    method.check_config(cfg)
+    return method
 
 
 def _validate_architectures(m: ModelConfig) -> int:

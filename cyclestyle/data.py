@@ -426,6 +426,22 @@ def _scan(source: Source, strict: bool) -> Source:
 _HUB_ID = re.compile(r"^[\w-][\w.-]*(/[\w-][\w.-]*)?$")
 
 
+def content_format(root: str, train_split: str = "train") -> str:
+    """The ``data.format`` of a one-domain collection named on a command line: "folder" for the
+    CycleGAN layout (ROOT/trainA, and testA held out), "hf" for a ``datasets`` folder (saved,
+    parquet) or a Hub id, else "images" (a plain folder of images, searched recursively; what is
+    not a folder is reported as such by the config's validation)."""
+    path = Path(root).expanduser()
+    if path.is_dir():
+        if (path / f"{train_split}A").is_dir():
+            return "folder"
+        hf_markers = ("dataset_dict.json", "state.json")
+        if any((path / name).is_file() for name in hf_markers) or any(path.rglob("*.parquet")):
+            return "hf"
+        return "images"
+    return "hf" if not path.exists() and _HUB_ID.match(root) and not root.startswith((".", "/", "~")) else "images"
+
+
 def _open_hf(cfg: DataConfig, split: str, channels: tuple[int, int], labels: tuple[str, ...] | None = None
              ) -> tuple[HFSource, ...]:
     """The A and B sources of an HF split, loading ``channels`` (A's, B's); ``labels``: the

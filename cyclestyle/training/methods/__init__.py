@@ -15,7 +15,7 @@ what is its own, in one class:
   those are the run's final generator files, evaluated and shown on the dashboard;
 - ``domains``: the data it trains on: ``("A", "B")``, or ``("A",)`` for a method that learns from
   one collection (the fast style networks: photos, and a style given in its config section);
-- ``check_config(cfg, check_paths)``: its own section of the config, checked with the rest.
+- ``check_config(cfg)``, ``check_files(cfg)``: its own section of the config, checked with the rest.
 
 A new method is one module with a ``Method`` subclass decorated with ``@register_method``, plus
 an import line at the end of this file.
@@ -45,9 +45,14 @@ class Method(abc.ABC):
     domains: ClassVar[tuple[str, ...]] = ("A", "B")  # the image collections a step's batch holds
 
     @classmethod
-    def check_config(cls, cfg: Config, check_paths: bool) -> None:
-        """Raise a one-line ``ConfigError`` for a setting of the method's own that cannot work
-        (``check_paths``: also files it names). Called by ``config.validate``."""
+    def check_config(cls, cfg: Config) -> None:
+        """Raise a one-line ``ConfigError`` for a setting of the method's own that cannot work.
+        Called by ``config.validate``."""
+
+    @classmethod
+    def check_files(cls, cfg: Config) -> None:
+        """The same for the files its settings name; called by ``config.validate`` after the data
+        checks, unless it is told not to check paths (a run's config read back)."""
 
     @staticmethod
     @abc.abstractmethod

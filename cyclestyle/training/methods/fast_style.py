@@ -98,7 +98,7 @@ class FastStyle(Method):
     style: StyleConfig
 
     @classmethod
-    def check_config(cls, cfg: Config, check_paths: bool) -> None:
+    def check_config(cls, cfg: Config) -> None:
         s, m = cfg.style, cfg.model
         if not s.images:
             raise ConfigError("style.images is empty: name the style image(s), e.g. cyclestyle style-train --style IMG")
@@ -118,8 +118,26 @@ class FastStyle(Method):
         if (m.in_channels, m.out_channels) != (3, 3):
             raise ConfigError("method fast_style translates colour photos: model.in_channels and "
                               "model.out_channels must be 3")
-        if check_paths:
-            _check_style_files(s)
+
+    @classmethod
+    def check_files(cls, cfg: Config) -> None:
+        """Each style image exists and opens, and the VGG-16 weights are there: one line naming the
+        file otherwise, before any data is read."""
+        s = cfg.style
+        for path in s.images:
+            if not Path(path).expanduser().is_file():
+                raise ConfigError(f"style.images: {path} does not exist")
+            try:
+                verify_image(Path(path).expanduser())
+            except DataError as e:
+                raise ConfigError(f"style.images: {e}") from None
+        if s.vgg_weights == "imagenet":
+            try:
+                cached_imagenet_weights(ARCHITECTURES[LOSS_NETWORK], "style.vgg_weights")
+            except VGGWeightsError as e:
+                raise ConfigError(str(e)) from None
+        elif s.vgg_weights != "random" and not Path(s.vgg_weights).expanduser().is_file():
+            raise ConfigError(f"style.vgg_weights {s.vgg_weights} does not exist (imagenet, random or a weights file)")
 
     @staticmethod
     def network_specs(cfg: Config) -> dict[str, NetworkSpec]:
@@ -163,21 +181,3 @@ class FastStyle(Method):
         apply_update(self.opt, self.scaler)
         return terms
 
-
-def _check_style_files(s: StyleConfig) -> None:
-    """Each style image exists and opens, and the VGG-16 weights are there: one line naming the
-    file otherwise, before any data is read."""
-    for path in s.images:
-        if not Path(path).expanduser().is_file():
-            raise ConfigError(f"style.images: {path} does not exist")
-        try:
-            verify_image(Path(path).expanduser())
-        except DataError as e:
-            raise ConfigError(f"style.images: {e}") from None
-    if s.vgg_weights == "imagenet":
-        try:
-            cached_imagenet_weights(ARCHITECTURES[LOSS_NETWORK], "style.vgg_weights")
-        except VGGWeightsError as e:
-            raise ConfigError(str(e)) from None
-    elif s.vgg_weights != "random" and not Path(s.vgg_weights).expanduser().is_file():
-        raise ConfigError(f"style.vgg_weights {s.vgg_weights} does not exist (imagenet, random or a weights file)")
