@@ -112,14 +112,22 @@ def _add_translate(sub: argparse._SubParsersAction) -> None:
         epilog="examples:\n"
                "  cyclestyle translate --weights runs/monet2photo --direction BtoA --output out/ photos/\n"
                "  cyclestyle translate --weights runs/monet2photo/G_B.safetensors --direction BtoA "
-               "--output out/ --tile 512 --overlap 64 scan.tif",
+               "--output out/ --tile 512 --overlap 64 scan.tif\n"
+               "  cyclestyle translate --weights runs/starry --output out/ photos/        # a style-train run\n"
+               "  cyclestyle translate --weights runs/starry --output out/ --style-strength 0.6 --preserve-color photo.jpg",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     p.add_argument("--weights", required=True, metavar="W",
                    help="a run directory, a checkpoints/step-N folder, or a generator .safetensors file")
-    p.add_argument("--direction", required=True, choices=["AtoB", "BtoA"],
-                   help="AtoB uses G_A (domain A to B), BtoA uses G_B")
+    p.add_argument("--direction", choices=["AtoB", "BtoA"],
+                   help="AtoB uses G_A (domain A to B), BtoA uses G_B (default: the run's only one, as a "
+                        "style-train run's AtoB)")
     p.add_argument("--output", required=True, metavar="DIR", help="folder for the translated images")
+    p.add_argument("--style-strength", type=float, default=1.0, metavar="ALPHA",
+                   help="blend the output with the input: ALPHA·output + (1−ALPHA)·input (0 to 1, default 1)")
+    p.add_argument("--preserve-color", action="store_true",
+                   help="keep the input's colours (chroma) exactly and take only the output's luminance, as "
+                        "cyclestyle gatys --preserve-color")
     p.add_argument("--tile", type=int, metavar="N", help="translate in N×N tiles (default: 1024-px tiles above 1536×1536 pixels; 0: never tile)")
     p.add_argument("--overlap", type=int, metavar="M",
                    help="tile overlap in pixels (default: the generator's receptive field, which keeps tiles exact)")
