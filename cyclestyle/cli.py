@@ -220,7 +220,8 @@ def _add_gatys(sub: argparse._SubParsersAction) -> None:
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "compare", help="CycleGAN next to the Gatys baseline on the same held-out images: time, memory, quality",
+        "compare", help="CycleGAN next to Gatys (and a fast style network) on the same held-out images: time, memory, "
+                   "quality",
         description="Translate the held-out images of one domain (testA for AtoB) with a trained CycleGAN and\n"
                     "with Gatys neural style transfer, at the same size, and report per method: seconds and peak\n"
                     "memory per image, FID/KID against the real held-out images of the target domain, and PSNR/SSIM\n"
@@ -228,6 +229,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                     "output = input, the do-nothing baseline).\n\n"
                     "Gatys's style is one or more chosen paintings (--style) and/or the average style of the first\n"
                     "K training images of the target domain (--collection K); with neither, --collection 8.\n"
+                    "--fast-style RUN adds a fast feed-forward style network (cyclestyle style-train) on the same images.\n"
                     "Writes DIR/comparison.json, DIR/index.html, DIR/grid.png (one row per image: input | cyclegan\n"
                     "| gatys-… | truth) and every image under DIR/images/.",
         epilog="examples:\n"
@@ -236,7 +238,9 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                "  cyclestyle compare --weights runs/tiny --data-root data/toy --output compare/tiny \\\n"
                "      --vgg-weights random --gatys-steps 20            # offline: Gatys with an untrained VGG19\n"
                "  cyclestyle compare --weights runs/monet2photo --data-root data/monet2photo --direction BtoA \\\n"
-               "      --output compare/monet --style paintings/water-lilies.jpg --collection 16 --limit 20\n\n"
+               "      --output compare/monet --style paintings/water-lilies.jpg --collection 16 --limit 20\n"
+               "  cyclestyle compare --weights runs/monet2photo --data-root data/monet2photo --direction BtoA \\\n"
+               "      --output compare/three --style water-lilies.jpg --fast-style runs/water-lilies   # all three\n\n"
                "Gatys needs torchvision's VGG19 ImageNet weights (vgg19-dcbb9e9d.pth) in torch's hub cache or\n"
                "--vgg-weights PATH; --vgg-weights random runs offline, but its outputs are not real style\n"
                "transfers (the report says so). FID/KID need the FID InceptionV3 weights\n"
@@ -252,6 +256,8 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                    help="AtoB (default): testA through G_A, styles from domain B; BtoA the other way")
     p.add_argument("--style", nargs="+", metavar="IMG",
                    help="style image(s) for the gatys-style variant, blended equally (a folder: its average style)")
+    p.add_argument("--fast-style", metavar="RUN",
+                   help="a style-train run (fast feed-forward style network): a fast-style row on the same images")
     p.add_argument("--collection", type=int, metavar="K",
                    help="the gatys-collection variant: the average style of the first K training images of the "
                         "target domain, in sorted order (default 8 when no --style is given)")
