@@ -183,6 +183,19 @@ def test_a_plain_folder_of_photos_is_one_domain(tmp_path, toy_root):
         load_config(CONFIG, ["eval.every=5", "style.images=[x.png]"], check_paths=False)
 
 
+def test_the_dashboard_panels_show_held_out_photos_stylised(style_run, toy_root, capsys):
+    from cyclestyle.training.tracking import HeldOutPanels
+
+    cfg = load_config(style_run / "config.yaml", check_paths=False)
+    train_sources = open_domains(cfg.data, cfg.data.train_split, domains=("A",))
+    panels = HeldOutPanels.load(cfg, train_sources)
+    assert panels.source == "test" and len(panels.images_a) == 4 and panels.images_b == []
+    g = open_run(style_run).generator("AtoB", "cpu")
+    drawn = panels.render(g, None, torch.device("cpu"))
+    assert list(drawn) == ["images/A"]
+    assert drawn["images/A"].image.size == (2 * 32, 4 * 32)  # real | stylised, one row per photo
+
+
 # --------------------------------------------------------------------------------------------
 # Using the trained network
 
