@@ -442,9 +442,9 @@ def content_format(root: str, train_split: str = "train") -> str:
     return "hf" if not path.exists() and _HUB_ID.match(root) and not root.startswith((".", "/", "~")) else "images"
 
 
-def _open_hf(cfg: DataConfig, split: str, channels: tuple[int, int], labels: tuple[str, ...] | None = None
+def _open_hf(cfg: DataConfig, split: str, channels: tuple[int, int], domain_labels: tuple[str, ...] | None = None
              ) -> tuple[HFSource, ...]:
-    """The A and B sources of an HF split, loading ``channels`` (A's, B's); ``labels``: the
+    """The A and B sources of an HF split, loading ``channels`` (A's, B's); ``domain_labels``: the
     label values to take, when a label column says the domain (default A's and B's)."""
     table = _load_hf_split(cfg.root, split)
     prefix = f"{cfg.root}[{split}]"
@@ -460,7 +460,7 @@ def _open_hf(cfg: DataConfig, split: str, channels: tuple[int, int], labels: tup
     _require_columns(table, [cfg.image_column, cfg.label_column], prefix)
     labels = _label_strings(table, cfg.label_column)
     sources = []
-    for label, domain_channels in zip(labels or (cfg.label_a, cfg.label_b), channels):
+    for label, domain_channels in zip(domain_labels or (cfg.label_a, cfg.label_b), channels):
         rows = [row for row, value in enumerate(labels) if value == str(label)]
         if not rows:
             present = sorted({value for value in labels if value is not None})
@@ -484,7 +484,7 @@ def _open_hf_one(cfg: DataConfig, split: str, channels: int) -> HFSource:
         if len(source) == 0:
             raise DataError(f"column {cfg.image_column} of {prefix} holds no images")
         return source
-    return _open_hf(cfg, split, (channels, channels), labels=(cfg.label_a,))[0]
+    return _open_hf(cfg, split, (channels, channels), domain_labels=(cfg.label_a,))[0]
 
 
 def _require_columns(table: datasets.Dataset, columns: Sequence[str], prefix: str) -> None:

@@ -120,6 +120,28 @@ def test_vgg16_matches_torchvision_layers_and_says_where_its_weights_go(tmp_path
     assert "--set style.vgg_weights=random" in message
 
 
+def test_several_style_images_give_their_mean_gram_matrices(style_image, tmp_path):
+    from cyclestyle.style.losses import gram_matrix
+    from cyclestyle.training.methods.fast_style import load_style_images, style_grams
+
+    other = tmp_path / "other.png"
+    Image.fromarray(smooth_picture(48, 30, 9)).save(other)
+    cfg = load_config(CONFIG, [f"style.images=[{style_image}, {other}]", "style.vgg_weights=random",
+                               "style.image_size=40"], check_paths=False)
+    vgg = load_vgg("vgg16", "random", cfg.style.style_layers)
+    images = load_style_images(cfg.style)
+    assert [max(i.shape[-2:]) for i in images] == [40, 40]  # long side style.image_size
+    grams = style_grams(vgg, cfg.style)
+    with torch.no_grad():
+        for layer in cfg.style.style_layers:
+            each = [gram_matrix(vgg(image, [layer])[layer]) for image in images]
+            features = vgg(images[0], [layer])[layer]
+            c, h, w = features.shape[1:]
+            by_hand = features.reshape(c, h * w) @ features.reshape(c, h * w).T / (c * h * w)  # pytorch/examples'
+            assert torch.allclose(each[0][0], by_hand, rtol=1e-4, atol=1e-6)
+            assert torch.allclose(grams[layer], (each[0] + each[1]) / 2, rtol=1e-5, atol=1e-7)
+
+
 # --------------------------------------------------------------------------------------------
 # Training
 
@@ -194,6 +216,35 @@ def test_the_dashboard_panels_show_held_out_photos_stylised(style_run, toy_root,
     drawn = panels.render(g, None, torch.device("cpu"))
     assert list(drawn) == ["images/A"]
     assert drawn["images/A"].image.size == (2 * 32, 4 * 32)  # real | stylised, one row per photo
+
+
+def test_an_hf_dataset_is_one_domain_by_its_image_column(tmp_path, monkeypatch):
+    import dataclasses
+
+    import datasets
+
+    from cyclestyle.config import DataConfig
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+    files = []
+    for k in range(4):
+        files.append(tmp_path / f"{k}.png")
+        Image.fromarray(smooth_picture(20, 24, k)).save(files[-1])
+    table = datasets.Dataset.from_dict({"image": [str(f) for f in files[:3] + files[:1]]})  # one repeated
+    table.cast_column("image", datasets.Image()).save_to_disk(str(tmp_path / "saved"))
+    cfg = DataConfig(format="hf", root=str(tmp_path / "saved"))
+    assert content_format(cfg.root) == "hf"
+    (source,) = open_domains(cfg, "train", domains=("A",))
+    assert len(source) == 3  # deduplicated
+
+    tree = tmp_path / "tree"
+    for domain, n in (("photo", 3), ("other", 2)):
+        (tree / "train" / domain).mkdir(parents=True)
+        for k in range(n):
+            Image.fromarray(smooth_picture(20, 20, 10 * n + k)).save(tree / "train" / domain / f"{k}.png")
+    labelled = dataclasses.replace(cfg, root=str(tree), label_column="label", label_a="photo")
+    (source,) = open_domains(labelled, "train", domains=("A",))
+    assert len(source) == 3
 
 
 # --------------------------------------------------------------------------------------------

@@ -65,14 +65,15 @@ def perceptual_losses(vgg: VGGFeatures, stylized: Tensor, content: Tensor, style
 
 def load_style_images(s: StyleConfig) -> list[Tensor]:
     """The style images as 1×3×H×W in [0, 1], long side ``image_size``."""
-    return [resize_long_side((image_to_tensor(load_image(path)).unsqueeze(0) + 1) / 2, s.image_size)
-            for path in s.images]
+    return [resize_long_side((image_to_tensor(load_image(Path(path).expanduser())).unsqueeze(0) + 1) / 2,
+                             s.image_size) for path in s.images]
 
 
 def style_grams(vgg: VGGFeatures, s: StyleConfig) -> dict[str, Tensor]:
     """The target Gram matrix per style layer: with several style images, their mean (each image
     weighing the same, as ``cyclestyle gatys --style a b``)."""
-    return style_targets(vgg, load_style_images(s), None, s.style_layers)
+    device = vgg.mean.device
+    return style_targets(vgg, [image.to(device) for image in load_style_images(s)], None, s.style_layers)
 
 
 # --------------------------------------------------------------------------------------------
