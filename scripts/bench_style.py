@@ -145,7 +145,7 @@ def main() -> None:
         return
     results = {}
     for part in PARTS:
-        command = [sys.executable, __file__, "--part", part, "--json", *sys.argv[1:]]
+        command = [sys.executable, __file__, *sys.argv[1:], "--part", part, "--json"]  # the last --part wins
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         results[part] = json.loads(out.strip().splitlines()[-1])
     report(results, args, device)
