@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+# style-train's default config, beside the package in a source checkout (as the demo's)
+FAST_STYLE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "fast_style.yaml"
+
 EPILOG_TRAIN = """\
 examples:
   cyclestyle train --config configs/tiny.yaml --set data.root=data/toy
@@ -41,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue a run: 'latest' (the newest checkpoint in output_dir, or a fresh "
                             "start if there is none) or a checkpoints/step-N folder")
 
+    _add_style_train(sub)
     _add_translate(sub)
     _add_evaluate(sub)
     _add_gatys(sub)
@@ -64,6 +68,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_style_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "style-train", help="train a fast style network (Johnson et al. 2016): one network per style, one pass per image",
+        description="Train the feed-forward style network of Johnson, Alahi and Fei-Fei (ECCV 2016), with instance\n"
+                    "norm, on a collection of photos: its output keeps each photo's content (VGG-16 relu2_2) and\n"
+                    "takes the style images' Gram matrices (relu1_2, relu2_2, relu3_3, relu4_3). Trained once (the\n"
+                    "paper: 40k steps of 4 COCO photos at 256 px), it stylises a photo of any size in one forward\n"
+                    "pass: cyclestyle translate --weights OUTPUT. Same machinery as `cyclestyle train`:\n"
+                    "checkpoints, --resume, accelerate, the wandb dashboard, OUTPUT/G_A.safetensors at the end.\n\n"
+                    "--content is a folder of photos (searched recursively; with trainA/ and testA/ inside, those,\n"
+                    "testA held out for the dashboard's panels) or a Hugging Face dataset (id or local copy; its\n"
+                    "'image' column, --set data.image_column=… for another).",
+        epilog="examples:\n"
+               "  cyclestyle style-train --style starry_night.jpg --content data/coco/train2014 --output runs/starry\n"
+               "  cyclestyle style-train --style starry_night.jpg --content data/coco/train2014 --output runs/starry \\\n"
+               "      --resume latest                                   # continue after a stop\n"
+               "  cyclestyle style-train --style wave.jpg --content my_photos/ --output runs/wave \\\n"
+               "      --set train.max_steps=5000 --set style.style_weight=5e10\n"
+               "  accelerate launch --multi_gpu --num_processes 4 -m cyclestyle style-train --style wave.jpg \\\n"
+               "      --content data/coco/train2014 --output runs/wave --set train.mixed_precision=bf16\n\n"
+               "The losses need torchvision's VGG-16 ImageNet weights (vgg16-397923af.pth) in torch's hub cache\n"
+               "(~/.cache/torch/hub/checkpoints/) or --set style.vgg_weights=PATH; --set style.vgg_weights=random\n"
+               "runs offline, for tests and demos only (it learns no real style).",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--style", nargs="+", required=True, metavar="IMG",
+                   help="style image(s); several: the network learns their mean Gram matrices")
+    p.add_argument("--content", required=True, metavar="DIR|HF-ID",
+                   help="the photos to train on: a folder (recursively) or a Hugging Face dataset id or copy")
+    p.add_argument("--output", required=True, metavar="RUN", help="the run folder (output_dir)")
+    p.add_argument("--config", default=str(FAST_STYLE_CONFIG), metavar="PATH",
+                   help="YAML run config (default configs/fast_style.yaml: the paper's settings)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, e.g. --set train.max_steps=5000 (repeatable)")
+    p.add_argument("--resume", metavar="latest|PATH",
+                   help="continue a run: 'latest' (the newest checkpoint in --output, or a fresh start if there "
+                        "is none) or a checkpoints/step-N folder")
+
+
 def _add_translate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "translate", help="translate images of any size with a trained generator",
@@ -74,15 +116,23 @@ def _add_translate(sub: argparse._SubParsersAction) -> None:
         epilog="examples:\n"
                "  cyclestyle translate --weights runs/monet2photo --direction BtoA --output out/ photos/\n"
                "  cyclestyle translate --weights runs/monet2photo/G_B.safetensors --direction BtoA "
-               "--output out/ --tile 512 --overlap 64 scan.tif",
+               "--output out/ --tile 512 --overlap 64 scan.tif\n"
+               "  cyclestyle translate --weights runs/starry --output out/ photos/        # a style-train run\n"
+               "  cyclestyle translate --weights runs/starry --output out/ --style-strength 0.6 --preserve-color photo.jpg",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     p.add_argument("--weights", required=True, metavar="W",
                    help="a run directory, a checkpoints/step-N folder, a generator .safetensors file, a model hub "
                         "folder or hf://USER/NAME (cyclestyle push)")
-    p.add_argument("--direction", required=True, choices=["AtoB", "BtoA"],
-                   help="AtoB uses G_A (domain A to B), BtoA uses G_B")
+    p.add_argument("--direction", choices=["AtoB", "BtoA"],
+                   help="AtoB uses G_A (domain A to B), BtoA uses G_B (default: the run's only one, as a "
+                        "style-train run's AtoB)")
     p.add_argument("--output", required=True, metavar="DIR", help="folder for the translated images")
+    p.add_argument("--style-strength", type=float, default=1.0, metavar="ALPHA",
+                   help="blend the output with the input: ALPHA·output + (1−ALPHA)·input (0 to 1, default 1)")
+    p.add_argument("--preserve-color", action="store_true",
+                   help="keep the input's colours (chroma) exactly and take only the output's luminance, as "
+                        "cyclestyle gatys --preserve-color")
     p.add_argument("--tile", type=int, metavar="N", help="translate in N×N tiles (default: 1024-px tiles above 1536×1536 pixels; 0: never tile)")
     p.add_argument("--overlap", type=int, metavar="M",
                    help="tile overlap in pixels (default: the generator's receptive field, which keeps tiles exact)")
@@ -181,7 +231,8 @@ def _add_gatys(sub: argparse._SubParsersAction) -> None:
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "compare", help="CycleGAN next to the Gatys baseline on the same held-out images: time, memory, quality",
+        "compare", help="CycleGAN next to Gatys (and a fast style network) on the same held-out images: time, memory, "
+                   "quality",
         description="Translate the held-out images of one domain (testA for AtoB) with a trained CycleGAN and\n"
                     "with Gatys neural style transfer, at the same size, and report per method: seconds and peak\n"
                     "memory per image, FID/KID against the real held-out images of the target domain, and PSNR/SSIM\n"
@@ -189,6 +240,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                     "output = input, the do-nothing baseline).\n\n"
                     "Gatys's style is one or more chosen paintings (--style) and/or the average style of the first\n"
                     "K training images of the target domain (--collection K); with neither, --collection 8.\n"
+                    "--fast-style RUN adds a fast feed-forward style network (cyclestyle style-train) on the same images.\n"
                     "Writes DIR/comparison.json, DIR/index.html, DIR/grid.png (one row per image: input | cyclegan\n"
                     "| gatys-… | truth) and every image under DIR/images/.",
         epilog="examples:\n"
@@ -197,7 +249,9 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                "  cyclestyle compare --weights runs/tiny --data-root data/toy --output compare/tiny \\\n"
                "      --vgg-weights random --gatys-steps 20            # offline: Gatys with an untrained VGG19\n"
                "  cyclestyle compare --weights runs/monet2photo --data-root data/monet2photo --direction BtoA \\\n"
-               "      --output compare/monet --style paintings/water-lilies.jpg --collection 16 --limit 20\n\n"
+               "      --output compare/monet --style paintings/water-lilies.jpg --collection 16 --limit 20\n"
+               "  cyclestyle compare --weights runs/monet2photo --data-root data/monet2photo --direction BtoA \\\n"
+               "      --output compare/three --style water-lilies.jpg --fast-style runs/water-lilies   # all three\n\n"
                "Gatys needs torchvision's VGG19 ImageNet weights (vgg19-dcbb9e9d.pth) in torch's hub cache or\n"
                "--vgg-weights PATH; --vgg-weights random runs offline, but its outputs are not real style\n"
                "transfers (the report says so). FID/KID need the FID InceptionV3 weights\n"
@@ -214,6 +268,8 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                    help="AtoB (default): testA through G_A, styles from domain B; BtoA the other way")
     p.add_argument("--style", nargs="+", metavar="IMG",
                    help="style image(s) for the gatys-style variant, blended equally (a folder: its average style)")
+    p.add_argument("--fast-style", metavar="RUN",
+                   help="a style-train run (fast feed-forward style network): a fast-style row on the same images")
     p.add_argument("--collection", type=int, metavar="K",
                    help="the gatys-collection variant: the average style of the first K training images of the "
                         "target domain, in sorted order (default 8 when no --style is given)")
@@ -382,6 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train":
             return _train(args)
+        if args.command == "style-train":
+            return _style_train(args)
         if args.command == "translate":
             from .inference.command import run_cli
 
@@ -435,14 +493,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .training.loop import LaunchError, NonFiniteLoss, TrainingInterrupted, train
 
     cfg = load_config(args.config, args.overrides)
+    again = f"cyclestyle train --config {args.config}" + "".join(f" --set {o}" for o in args.overrides)
+    return _run_training(cfg, args.resume, again)
+
+
+def _style_train(args: argparse.Namespace) -> int:
+    """``train`` with the style, the photos and the run folder turned into config overrides."""
+    import json
+
+    from .config import load_config
+    from .data import content_format
+
+    given = ["method=fast_style", f"style.images={json.dumps(args.style)}", f"output_dir={args.output}"]
+    split = load_config(args.config, [*given, *args.overrides], check_paths=False).data.train_split
+    data = [f"data.format={content_format(args.content, split)}", f"data.root={args.content}"]
+    cfg = load_config(args.config, [*given, *data, *args.overrides])
+    again = (f"cyclestyle style-train --style {' '.join(args.style)} --content {args.content} --output {args.output}"
+             + (f" --config {args.config}" if args.config != str(FAST_STYLE_CONFIG) else "")
+             + "".join(f" --set {o}" for o in args.overrides))
+    return _run_training(cfg, args.resume, again)
+
+
+def _run_training(cfg, resume: str | None, again: str) -> int:
+    """Train; a stop by signal prints ``again`` (the command that started it) with --resume latest."""
+    from .training.loop import LaunchError, NonFiniteLoss, TrainingInterrupted, train
+
     try:
-        train(cfg, resume=args.resume)
+        train(cfg, resume=resume)
     except TrainingInterrupted as e:
-        print(f"cyclestyle: {e}\n  resume with: cyclestyle train --config {args.config}"
-              + "".join(f" --set {o}" for o in args.overrides) + " --resume latest", file=sys.stderr)
+        print(f"cyclestyle: {e}\n  resume with: {again} --resume latest", file=sys.stderr)
         return 128 + e.signum
     except (NonFiniteLoss, LaunchError) as e:
         print(f"cyclestyle: error: {e}", file=sys.stderr)

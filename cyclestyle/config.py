@@ -32,10 +32,13 @@ class ConfigError(ValueError):
 class DataConfig:
     """Where the two unpaired domains come from and how each image is prepared."""
 
-    # "folder": ROOT/{trainA,trainB,testA,testB}, as the published CycleGAN datasets are laid out.
+    # "folder": ROOT/{trainA,trainB,testA,testB}, as the published CycleGAN datasets are laid out
+    # (a one-domain method, such as fast_style, reads ROOT/trainA and ROOT/testA only).
+    # "images": ROOT is a plain folder of images, searched recursively: one domain (A), no held-out
+    # split (the dashboard's panels then show the first training images).
     # "hf": a Hugging Face `datasets` source: a hub id, a folder written by `save_to_disk`,
-    # a folder of parquet files, or an `imagefolder` tree.
-    format: Literal["folder", "hf"] = "folder"
+    # a folder of parquet files, or an `imagefolder` tree. A one-domain method reads image_column.
+    format: Literal["folder", "images", "hf"] = "folder"
     root: str = ""
     train_split: str = "train"
     test_split: str = "test"
@@ -172,6 +175,25 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class StyleConfig:
+    """The perceptual losses of fast feed-forward style transfer (``method: fast_style``; Johnson,
+    Alahi and Fei-Fei 2016), on a frozen VGG-16. The weights are pytorch/examples'
+    fast_neural_style ones, for its loss scale: means of squared differences, Gram matrices
+    divided by C·H·W, VGG fed [0, 1] images with ImageNet normalisation."""
+
+    images: list[str] = field(default_factory=list)  # style image files; several: their mean Gram matrices
+    image_size: int = 256  # long side the style images are resized to (fast-neural-style's style_image_size)
+    content_weight: float = 1e5
+    style_weight: float = 1e10
+    # Total variation (mean squared neighbour difference on [0, 1] pixels). pytorch/examples uses
+    # none; Johnson et al. cross-validated 1e-6 … 1e-4 per style on their own loss scale.
+    tv_weight: float = 0.0
+    vgg_weights: str = "imagenet"  # imagenet (torchvision's file in the torch hub cache) | random | PATH
+    content_layer: str = "relu2_2"
+    style_layers: list[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole run."""
 
@@ -187,6 +209,7 @@ class Config:
     wandb: WandbConfig = field(default_factory=WandbConfig)
     log: LogConfig = field(default_factory=LogConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    style: StyleConfig = field(default_factory=StyleConfig)  # method fast_style only
 
 
 # YAML keys that are Python keywords, and the dataclass fields that hold them.
@@ -392,7 +415,7 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{key} must not be negative; got {value}")
-    _validate_method(cfg.method)
+    method = _validate_method(cfg)
     multiple = _validate_architectures(m)
     if d.preprocess != "none" and d.crop_size % multiple:  # "none" pads every image to the multiple
         raise ConfigError(f"data.crop_size={d.crop_size} must be a multiple of {multiple}, which model.generator "
@@ -425,21 +448,34 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
             raise ConfigError(f"{key} {value} does not exist")
     if not d.root:
         raise ConfigError("data.root is not set: give the dataset folder (or an HF dataset id with data.format: hf)")
-    if d.format == "folder":
+    if d.format in ("folder", "images"):
         root = Path(d.root).expanduser()
         if not root.is_dir():
             raise ConfigError(f"data.root {d.root} is not a folder")
-        for sub in (f"{d.train_split}A", f"{d.train_split}B"):
+    if d.format == "folder":
+        subs = [f"{d.train_split}{domain}" for domain in method.domains]
+        for sub in subs:
             if not (root / sub).is_dir():
-                raise ConfigError(f"data.root {d.root} has no {sub}/ folder (expected {d.train_split}A/ and {d.train_split}B/)")
+                raise ConfigError(f"data.root {d.root} has no {sub}/ folder (expected {'/ and '.join(subs)}/)")
+    method.check_files(cfg)
 
 
-def _validate_method(name: str) -> None:
-    """A registered training method. (Imported here, as the architectures are.)"""
+def _validate_method(cfg: Config) -> type:
+    """A registered training method, and what it asks of the rest of the config (its own
+    section, its domains); returns its class. (Imported here, as the architectures are.)"""
     from .training.methods import METHODS
 
-    if name not in METHODS:
-        raise ConfigError(f"method: unknown method {name!r} (registered: {', '.join(METHODS)})")
+    method = METHODS.get(cfg.method)
+    if method is None:
+        raise ConfigError(f"method: unknown method {cfg.method!r} (registered: {', '.join(METHODS)})")
+    if len(method.domains) == 1 and cfg.eval.every:
+        raise ConfigError(f"eval.every={cfg.eval.every}: method {cfg.method} trains on one domain, with no "
+                          "domain B to evaluate against; set eval.every: 0")
+    if len(method.domains) == 2 and cfg.data.format == "images":
+        raise ConfigError(f"data.format images holds one domain; method {cfg.method} needs two "
+                          "(use data.format folder: ROOT/trainA and ROOT/trainB)")
+    method.check_config(cfg)
+    return method
 
 
 def _validate_architectures(m: ModelConfig) -> int:

@@ -365,23 +365,40 @@ class HFSource:
 # Opening the two domains of a split
 
 
-def open_domains(cfg: DataConfig, split: str, channels: int = 3, channels_b: int | None = None
-                 ) -> tuple[Source, Source]:
-    """The A and B sources of split ``split`` (a split name, e.g. ``cfg.train_split``), loading
-    ``channels`` for A and ``channels_b`` (default: the same) for B: a model's in_channels and
-    out_channels, which differ for a grayscale ↔ colour translator.
+def open_domains(cfg: DataConfig, split: str, channels: int = 3, channels_b: int | None = None,
+                 domains: Sequence[str] = ("A", "B")) -> tuple[Source, ...]:
+    """The sources of ``domains`` (A and B, or A alone for a one-domain method) of split
+    ``split`` (a split name, e.g. ``cfg.train_split``), loading ``channels`` for A and
+    ``channels_b`` (default: the same) for B: a model's in_channels and out_channels, which differ
+    for a grayscale ↔ colour translator.
 
     Unreadable images are dropped with a warning each and a summary (or, with
     ``cfg.strict_images``, the first one raises ``UnreadableImageError``).
     """
+    domains = tuple(domains)
+    if domains not in (("A", "B"), ("A",)):
+        raise ValueError(f"domains must be (A, B) or (A,), got {domains}")
     channels_b = channels if channels_b is None else channels_b
-    if cfg.format == "folder":
+    if cfg.format == "images":
+        sources: tuple[Source, ...] = (_plain_folder(cfg, split, channels, domains),)
+    elif cfg.format == "folder":
         root = Path(cfg.root).expanduser()
-        source_a: Source = FolderSource(root / f"{split}A", channels=channels)
-        source_b: Source = FolderSource(root / f"{split}B", channels=channels_b)
+        sources = tuple(FolderSource(root / f"{split}{domain}", channels=c)
+                        for domain, c in zip(domains, (channels, channels_b)))
+    elif domains == ("A",):
+        sources = (_open_hf_one(cfg, split, channels),)
     else:
-        source_a, source_b = _open_hf(cfg, split, (channels, channels_b))
-    return _scan(source_a, cfg.strict_images), _scan(source_b, cfg.strict_images)
+        sources = _open_hf(cfg, split, (channels, channels_b))
+    return tuple(_scan(source, cfg.strict_images) for source in sources)
+
+
+def _plain_folder(cfg: DataConfig, split: str, channels: int, domains: tuple[str, ...]) -> FolderSource:
+    """``data.format: images``: the images under ``data.root``, one domain, training split only."""
+    if domains != ("A",):
+        raise DataError(f"data.format images: {cfg.root} is one collection of images, not domains A and B")
+    if split != cfg.train_split:
+        raise DataError(f"data.format images has no '{split}' split: {cfg.root} holds training images only")
+    return FolderSource(Path(cfg.root).expanduser(), channels=channels)
 
 
 def _scan(source: Source, strict: bool) -> Source:
@@ -409,8 +426,26 @@ def _scan(source: Source, strict: bool) -> Source:
 _HUB_ID = re.compile(r"^[\w-][\w.-]*(/[\w-][\w.-]*)?$")
 
 
-def _open_hf(cfg: DataConfig, split: str, channels: tuple[int, int]) -> tuple[HFSource, HFSource]:
-    """The A and B sources of an HF split, loading ``channels`` (A's, B's)."""
+def content_format(root: str, train_split: str = "train") -> str:
+    """The ``data.format`` of a one-domain collection named on a command line: "folder" for the
+    CycleGAN layout (ROOT/trainA, and testA held out), "hf" for a ``datasets`` folder (saved,
+    parquet) or a Hub id, else "images" (a plain folder of images, searched recursively; what is
+    not a folder is reported as such by the config's validation)."""
+    path = Path(root).expanduser()
+    if path.is_dir():
+        if (path / f"{train_split}A").is_dir():
+            return "folder"
+        hf_markers = ("dataset_dict.json", "state.json")
+        if any((path / name).is_file() for name in hf_markers) or any(path.rglob("*.parquet")):
+            return "hf"
+        return "images"
+    return "hf" if not path.exists() and _HUB_ID.match(root) and not root.startswith((".", "/", "~")) else "images"
+
+
+def _open_hf(cfg: DataConfig, split: str, channels: tuple[int, int], domain_labels: tuple[str, ...] | None = None
+             ) -> tuple[HFSource, ...]:
+    """The A and B sources of an HF split, loading ``channels`` (A's, B's); ``domain_labels``: the
+    label values to take, when a label column says the domain (default A's and B's)."""
     table = _load_hf_split(cfg.root, split)
     prefix = f"{cfg.root}[{split}]"
     if cfg.label_column is None:
@@ -425,7 +460,7 @@ def _open_hf(cfg: DataConfig, split: str, channels: tuple[int, int]) -> tuple[HF
     _require_columns(table, [cfg.image_column, cfg.label_column], prefix)
     labels = _label_strings(table, cfg.label_column)
     sources = []
-    for label, domain_channels in zip((cfg.label_a, cfg.label_b), channels):
+    for label, domain_channels in zip(domain_labels or (cfg.label_a, cfg.label_b), channels):
         rows = [row for row, value in enumerate(labels) if value == str(label)]
         if not rows:
             present = sorted({value for value in labels if value is not None})
@@ -435,7 +470,21 @@ def _open_hf(cfg: DataConfig, split: str, channels: tuple[int, int]) -> tuple[HF
             )
         name = f"{prefix}.{cfg.image_column}[{cfg.label_column}={label}]"
         sources.append(HFSource(table, cfg.image_column, name, rows, domain_channels))
-    return sources[0], sources[1]
+    return tuple(sources)
+
+
+def _open_hf_one(cfg: DataConfig, split: str, channels: int) -> HFSource:
+    """One collection from an HF split, for a one-domain method: the images of ``image_column``
+    (the rows whose ``label_column`` is ``label_a``, when a label column is set), deduplicated."""
+    table = _load_hf_split(cfg.root, split)
+    prefix = f"{cfg.root}[{split}]"
+    if cfg.label_column is None:
+        _require_columns(table, [cfg.image_column], prefix)
+        source = HFSource(table, cfg.image_column, f"{prefix}.{cfg.image_column}", channels=channels).deduplicated()
+        if len(source) == 0:
+            raise DataError(f"column {cfg.image_column} of {prefix} holds no images")
+        return source
+    return _open_hf(cfg, split, (channels, channels), domain_labels=(cfg.label_a,))[0]
 
 
 def _require_columns(table: datasets.Dataset, columns: Sequence[str], prefix: str) -> None:
@@ -576,9 +625,10 @@ class UnalignedDataset(torch.utils.data.Dataset):
     does not depend on the process), and the same key always gives bitwise the same tensors.
     Indices are taken modulo the domain sizes, as the reference does for A. A is loaded with
     ``channels`` and B with ``channels_b`` (default: the same), the generators' in and out channels.
+    A one-domain method has no ``source_b`` (``n_b`` is 0): items are ``{"A": …}`` alone.
     """
 
-    def __init__(self, source_a: Source, source_b: Source, cfg: DataConfig, channels: int = 3, *, train: bool = True,
+    def __init__(self, source_a: Source, source_b: Source | None, cfg: DataConfig, channels: int = 3, *, train: bool = True,
                  size_multiple: int = 4, channels_b: int | None = None):
         self.size_multiple = size_multiple  # what the generators need of a side (``preprocess: none`` pads)
         self.source_a = source_a
@@ -588,7 +638,7 @@ class UnalignedDataset(torch.utils.data.Dataset):
         self.channels_b = channels if channels_b is None else channels_b
         self.train = train
         self.n_a = len(source_a)
-        self.n_b = len(source_b)
+        self.n_b = 0 if source_b is None else len(source_b)
 
     def __len__(self) -> int:
         return max(self.n_a, self.n_b)
@@ -600,6 +650,8 @@ class UnalignedDataset(torch.utils.data.Dataset):
             ("A", self.source_a, a_index, self.channels, random.Random(aug_seed)),
             ("B", self.source_b, b_index, self.channels_b, random.Random(f"{aug_seed}/B")),
         ):
+            if source is None:
+                continue
             img, name = self._load(source, index, channels)
             out[domain] = preprocess(img, self.cfg, rng, self.train, source=name, size_multiple=self.size_multiple)
         return out

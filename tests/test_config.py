@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from PIL import Image
 
 from cyclestyle.config import Config, ConfigError, config_hash, dump_config, load_config
 from cyclestyle.models import discriminator_spec, generator_spec
@@ -103,11 +104,15 @@ PAPER_CONFIGS = {"monet2photo", "vangogh2photo", "ukiyoe2photo", "cezanne2photo"
 def test_every_shipped_config_parses(monkeypatch, tmp_path):
     configs = sorted(Path(__file__).resolve().parents[1].joinpath("configs").glob("*.yaml"))
     assert {p.stem for p in configs} >= PAPER_CONFIGS | {"tiny"}
+    style_image = tmp_path / "style.png"
+    Image.new("RGB", (32, 32), (200, 40, 10)).save(style_image)
     for path in configs:
         raw = yaml.safe_load(path.read_text())
         # Their data folders (and the demo's true paintings) are not here; everything else must
         # validate.
-        cfg = load_config(path, ["data.format=hf", f"eval.paired_truth={tmp_path}"])
+        # fast_style's style image is named on the command line (style-train --style).
+        style = [f"style.images=[{style_image}]", "style.vgg_weights=random"] if raw.get("method") == "fast_style" else []
+        cfg = load_config(path, ["data.format=hf", f"eval.paired_truth={tmp_path}", *style])
         assert isinstance(cfg, Config)
         assert cfg.data.root == raw["data"]["root"]
         if path.stem in PAPER_CONFIGS:

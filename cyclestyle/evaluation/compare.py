@@ -6,13 +6,15 @@ average Gram matrices of K training images of the target domain). Which is bette
 of quality *and* cost, so both are run on the same held-out images at the same size and reported
 side by side: seconds and peak memory per method, FID/KID against the real held-out images of
 the target domain, and PSNR/SSIM against the true translation where one is known, with the
-identity (output = input) as the floor every method has to beat.
+identity (output = input) as the floor every method has to beat. With ``--fast-style RUN`` a
+third generation of style transfer joins them: a fast feed-forward style network (Johnson et al.
+2016, ``cyclestyle style-train``), one forward pass per image, on the same images.
 
 Written under the output folder::
 
     comparison.json             metrics per method (layout in ``run_comparison``)
     index.html                  the metrics table, then one row of images per held-out image
-    grid.png                    the same rows in one picture: input | cyclegan | gatys-… | truth
+    grid.png                    the same rows in one picture: input | cyclegan | fast-style | gatys-… | truth
     images/<column>/<name>.png  every image shown; the quality metrics are computed from these
                                 8-bit files, i.e. from exactly what a reader sees
 
@@ -185,10 +187,11 @@ def _run_method(method: _Method, names: list[str], output: Path, channels: int, 
     return {"seconds_per_image": seconds / len(names), "peak_memory_mib": memory.mib}
 
 
-def _cyclegan(run: TrainedRun, direction: str, device: torch.device) -> _Method:
-    """The generator, fed its input exactly as ``evaluate`` feeds it (the PNG read as
-    ``image_to_tensor`` reads it, without the float noise of x * 2 - 1) and rounded as ``evaluate``
-    rounds: both commands write, and score, the same pixels."""
+def _translator(name: str, run: TrainedRun, direction: str, device: torch.device) -> _Method:
+    """A trained network (CycleGAN's generator, a fast style network), fed its input exactly as
+    ``evaluate`` feeds it (the PNG read as ``image_to_tensor`` reads it, without the float noise
+    of x * 2 - 1) and rounded as ``evaluate`` rounds: both commands write, and score, the same
+    pixels."""
 
     def load() -> Callable[[Tensor], Tensor]:
         generator = run.generator(direction, device)
@@ -199,7 +202,18 @@ def _cyclegan(run: TrainedRun, direction: str, device: torch.device) -> _Method:
 
         return apply
 
-    return _Method("cyclegan", load, {"weights": str(run.file(direction))})
+    return _Method(name, load, {"weights": str(run.file(direction))})
+
+
+def _fast_style(path: Path, channels: int) -> TrainedRun:
+    """A ``style-train`` run (its one network, AtoB), which stylises whatever held-out photos the
+    comparison takes; a ``CheckpointError`` or ``DataError`` naming it before any work."""
+    run = open_run(path)
+    run.file("AtoB")
+    if channels != 3 or run.in_channels("AtoB") != 3:
+        raise DataError(f"--fast-style {path}: a style network takes colour photos, these held-out images "
+                        f"have {channels} channel(s)")
+    return run
 
 
 @dataclass(frozen=True)
@@ -522,6 +536,7 @@ def run_comparison(
     size: int | None = None, vgg_weights: str | None = None, inception_weights: str | None = None,
     gatys_steps: int = 300, seed: int = 0, device: str | torch.device | None = None, progress: bool = True,
     extractor: nn.Module | None = None, fid_protocol: str = metrics.DEFAULT_FID_PROTOCOL,
+    fast_style: Path | None = None,
 ) -> dict[str, Any]:
     """Translate the held-out images of the source domain with CycleGAN and Gatys, measure both,
     and write the report; returns what ``comparison.json`` holds::
@@ -541,8 +556,9 @@ def run_comparison(
     is given). ``size``: the short side the held-out images are resized to (default: the run's
     ``data.crop_size``); Gatys makes its outputs at that size too. ``vgg_weights``: None for the
     ImageNet weights in torch's cache, a path, or "random" (the outputs then say so).
-    ``extractor``: the FID/KID feature network (default: the FID Inception, if its weights are
-    here). ``fid_protocol``: how the FID Inception's input is resized (``metrics.FID_PROTOCOLS``),
+    ``fast_style``: a ``style-train`` run, the "fast-style" row: its network (Johnson et al.
+    2016) stylises the same held-out images. ``extractor``: the FID/KID feature network (default:
+    the FID Inception, if its weights are here). ``fid_protocol``: how the FID Inception's input is resized (``metrics.FID_PROTOCOLS``),
     written as comparison.json's ``fid_protocol``. Bad input raises ``DataError`` or
     ``CheckpointError`` naming it, before any method runs.
     """
@@ -554,13 +570,16 @@ def run_comparison(
     vgg_source = gatys.load_vgg19(vgg_weights, layers=("relu1_1",)).source  # missing weights: fail now
     device = default_device(device)
     setting = _open_setting(weights, data_root, direction, size, paired_truth)
+    fast_style_run = _fast_style(Path(fast_style).expanduser(), setting.channels) if fast_style else None
 
     output.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
     names, with_truth = _inputs(setting, limit, output, notes)
     gatys_cfg, settings = _gatys_config(names, output, gatys_steps, seed)
     baseline = _Baseline(style, style_files, collection, gatys_cfg, settings, vgg_weights, vgg_source)
-    methods = [_cyclegan(setting.run, direction, device), *_gatys_methods(baseline, setting, device, notes)]
+    methods = [_translator("cyclegan", setting.run, direction, device),
+               *([_translator("fast-style", fast_style_run, "AtoB", device)] if fast_style_run else []),
+               *_gatys_methods(baseline, setting, device, notes)]
     results = _run_methods(methods, names, with_truth, output, setting.channels, device, progress)
 
     extractor, real = _real_features(extractor, inception_weights, fid_protocol, setting, device, notes)
@@ -614,7 +633,8 @@ def run_cli(args: Any) -> int:
         collection=args.collection, limit=args.limit,
         paired_truth=Path(args.paired_truth) if args.paired_truth else None, size=args.size,
         vgg_weights=args.vgg_weights, inception_weights=args.inception_weights, gatys_steps=args.gatys_steps,
-        seed=args.seed, device=args.device, fid_protocol=args.fid_protocol)
+        seed=args.seed, device=args.device, fid_protocol=args.fid_protocol,
+        fast_style=Path(args.fast_style) if args.fast_style else None)
     keys = [*COST_COLUMNS, *reports.metric_columns(quality_metrics())]
     print(f"{'method':<18}{'n':>5}" + "".join(f"{label:>10}" for _, label in keys))
     for name, m in result["methods"].items():

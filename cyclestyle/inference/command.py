@@ -30,7 +30,15 @@ from ..data import (
 from ..devices import default_device
 from .run import open_run
 from .tiling import DEFAULT_TILE, TilePlan, ceil_to, plan_tiles, size_multiple
-from .translate import AUTO_TILE_PIXELS, _alpha_of, _translate_pixels, _wants_tiles, resize_short_side, translate_tensor
+from .translate import (
+    AUTO_TILE_PIXELS,
+    _alpha_of,
+    _translate_pixels,
+    _wants_tiles,
+    post_process,
+    resize_short_side,
+    translate_tensor,
+)
 
 # --------------------------------------------------------------------------------------------
 # Inputs and outputs of the command
@@ -202,6 +210,8 @@ class _Translator:
     multiple: int
     tile: int | None
     overlap: int | None
+    strength: float = 1.0  # --style-strength
+    preserve_color: bool = False
     precision: str = "fp32"
     compiled: nn.Module | None = None  # the generator through torch.compile, for full frames
     _plan: TilePlan | None = None
@@ -217,13 +227,15 @@ class _Translator:
         return self._plan
 
     def __call__(self, images: list[Image.Image]) -> list[Image.Image]:
-        """Translate images of one size."""
+        """Translate images of one size, blended with them and with their colours as asked."""
         if self.wants_tiles(*images[0].size):
-            return [_translate_pixels(self.generator, img, self.plan(), self.device) for img in images]
-        x = torch.stack([image_to_tensor(img) for img in images]).to(self.device)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            y = self._full_frame(x)
-        return [tensor_to_image(t.float()) for t in y]
+            outs = [_translate_pixels(self.generator, img, self.plan(), self.device) for img in images]
+        else:
+            x = torch.stack([image_to_tensor(img) for img in images]).to(self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                y = self._full_frame(x)
+            outs = [tensor_to_image(t.float()) for t in y]
+        return [post_process(img, out, self.strength, self.preserve_color) for img, out in zip(images, outs)]
 
     def _full_frame(self, x: torch.Tensor) -> torch.Tensor:
         if self.compiled is not None:
@@ -253,11 +265,16 @@ def run_cli(args) -> int:
         if value is not None and value < least:
             print(f"cyclestyle: error: {name} must be at least {least}, got {value}", file=sys.stderr)
             return 2
+    if not 0 <= args.style_strength <= 1:
+        print(f"cyclestyle: error: --style-strength must be between 0 and 1, got {args.style_strength}", file=sys.stderr)
+        return 2
     device = default_device(args.device)
     run = open_run(args.weights)
-    generator = run.generator(args.direction, device)
-    translator = _Translator(generator, device, run.in_channels(args.direction), size_multiple(generator),
-                             args.tile, args.overlap, args.precision)
+    name = args.direction or _only_direction(run)
+    generator = run.generator(name, device)
+    translator = _Translator(generator, device, run.in_channels(name), size_multiple(generator),
+                             args.tile, args.overlap, args.style_strength, args.preserve_color, args.precision)
+    _check_post_processing(translator, run.out_channels(name))
     out_root = Path(args.output).expanduser()
     tally = _Tally()
     todo = _outputs_to_write(_collect(args.inputs, out_root), out_root, args.overwrite, tally)
@@ -273,6 +290,22 @@ def run_cli(args) -> int:
     print(f"translated {tally.translated}, skipped {tally.skipped}, failed {tally.failed} in "
           f"{time.perf_counter() - started:.1f} s -> {out_root}")
     return 0 if tally.failed == 0 else 1
+
+
+def _only_direction(run) -> str:
+    """The direction to translate when ``--direction`` is not given: the run's only one."""
+    if len(run.files) == 1 or len(set(run.files.values())) == 1:
+        return "AtoB" if "AtoB" in run.files else next(iter(run.files))
+    raise DataError(f"--weights {run.path} translates {' and '.join(run.files)}: choose one with --direction")
+
+
+def _check_post_processing(translator: _Translator, out_channels: int) -> None:
+    """--style-strength blends the output with the input, --preserve-color takes the input's chroma."""
+    if translator.preserve_color and (translator.channels, out_channels) != (3, 3):
+        raise DataError("--preserve-color needs a translator of colour images to colour images")
+    if translator.strength != 1.0 and translator.channels != out_channels:
+        raise DataError(f"--style-strength needs a translator whose output has its input's channels "
+                        f"({translator.channels} in, {out_channels} out)")
 
 
 def _collect(inputs: Sequence[str], out_root: Path) -> list[tuple[Path, Path]]:

@@ -84,6 +84,10 @@ class TrainedRun:
         """Channels of the images direction ``name`` takes (1 or 3), from its file's metadata."""
         return generator_spec_of(self.file(name)).in_channels
 
+    def out_channels(self, name: str = "AtoB") -> int:
+        """Channels of the images direction ``name`` makes."""
+        return generator_spec_of(self.file(name)).out_channels
+
     def translate(self, image: Image.Image | torch.Tensor, name: str = "AtoB", *, tile: int | None = None,
                   overlap: int | None = None, device: str | torch.device | None = None) -> Image.Image | torch.Tensor:
         """Translate a PIL image (any size and mode, alpha kept; tiled automatically when large) or

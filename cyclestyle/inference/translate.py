@@ -28,6 +28,7 @@ from ..data import (
     short_side_size,
     tensor_to_image,
 )
+from ..style.color import combine_luminance, luminance
 from .tiling import (
     DEFAULT_TILE,
     TilePlan,
@@ -168,3 +169,24 @@ def resize_short_side(img: Image.Image, size: int, source: str = "") -> Image.Im
     return img if new == img.size else img.resize(new, Image.Resampling.BICUBIC)
 
 
+
+
+# --------------------------------------------------------------------------------------------
+# Post-processing of a translation: how much of it, and whose colours
+
+
+def post_process(source: Image.Image, output: Image.Image, strength: float = 1.0,
+                 preserve_color: bool = False) -> Image.Image:
+    """The translation ``output`` of ``source`` (both "RGB", or both "L" without
+    ``preserve_color``; same size) blended with it, ``strength``·output + (1 − strength)·source,
+    then, with ``preserve_color``, its luminance put on the source's chroma, exactly as ``cyclestyle
+    gatys --preserve-color`` does (Gatys et al. 2016, "Preserving color in neural artistic style
+    transfer": ``style.color``). Any translator's output can be so treated."""
+    if strength == 1.0 and not preserve_color:
+        return output
+    x = (image_to_tensor(source).unsqueeze(0) + 1) / 2
+    y = (image_to_tensor(output).unsqueeze(0) + 1) / 2
+    y = strength * y + (1 - strength) * x
+    if preserve_color:
+        y = combine_luminance(x, luminance(y))
+    return tensor_to_image(y[0] * 2 - 1)

@@ -2,7 +2,8 @@
 
 ``model.generator`` and ``model.discriminator`` name an entry of ``GENERATORS`` and
 ``DISCRIMINATORS`` (``registry.py`` says how to add one). CycleGAN has two generators,
-G_A: A→B and G_B: B→A, and two discriminators, D_A judging domain B and D_B domain A.
+G_A: A→B and G_B: B→A, and two discriminators, D_A judging domain B and D_B domain A; the fast
+style method trains one generator, ``johnson`` (``johnson.py``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
+from .johnson import TransformNet
 from .patchgan import PatchDiscriminator
 from .registry import DISCRIMINATORS, GENERATORS, Architecture, ArchitectureError, Registry
 from .resnet import ResnetBlock, ResnetGenerator
 
 __all__ = ["DISCRIMINATORS", "GENERATORS", "Architecture", "ArchitectureError", "NetworkSpec", "PatchDiscriminator",
-           "Registry", "ResnetBlock", "ResnetGenerator", "build_discriminator", "build_generator",
+           "Registry", "ResnetBlock", "ResnetGenerator", "TransformNet", "build_discriminator", "build_generator",
            "discriminator_spec", "generator_size_multiple", "generator_spec"]
 
 

@@ -21,8 +21,9 @@ reference Torch implementation) computes them; with these, on [0, 1] pixels and 
 weights, the usual weights (content 1, style 1e6, every style layer 1) balance the two.
 Reported losses are the weighted terms, so they add up to the total.
 
-Reading order: configuration, the VGG19 feature extractor and its weights, the losses (pure
-functions), colour, sizes and scales, the optimisation (``stylize``), the command line.
+The VGG feature network (``vgg.py``), the losses (``losses.py``) and the colour functions
+(``color.py``) are shared with the fast feed-forward networks.
+Reading order: configuration, sizes and scales, the optimisation (``stylize``), the command line.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm import tqdm
 
 from ..data import (
@@ -52,42 +53,37 @@ from ..data import (
     verify_image,
 )
 from ..devices import default_device
-from ..models.weights import StateDictError, read_state_dict
+from .color import LUMA, combine_luminance, luminance, match_luminance, rgb_to_yiq  # noqa: F401 (re-exported)
+from .losses import content_loss, gram_matrix, style_loss, tv_loss  # noqa: F401 (re-exported)
+from .vgg import (  # noqa: F401 (re-exported: Gatys's API as it was)
+    ARCHITECTURES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    POOLINGS,
+    RANDOM_VGG_SEED,
+    VGGFeatures,
+    VGGWeightsError,
+    load_vgg,
+)
+from .vgg import imagenet_weights_path as vgg_weights_path
 
 # --------------------------------------------------------------------------------------------
 # Configuration
 
-_VGG19_WIDTHS = (64, 128, 256, 512, 512)  # channels of the five blocks
-_VGG19_CONVS = (2, 2, 4, 4, 4)  # 3×3 convolutions per block (configuration "E")
-
-
-def _vgg19_layer_names() -> tuple[str, ...]:
-    names = []
-    for block, convs in enumerate(_VGG19_CONVS, 1):
-        for conv in range(1, convs + 1):
-            names += [f"conv{block}_{conv}", f"relu{block}_{conv}"]
-        names.append(f"pool{block}")
-    return tuple(names)
-
-
 # Layer i of this tuple is layer i of torchvision's ``vgg19().features``: conv1_1, relu1_1, …
-VGG19_LAYERS: tuple[str, ...] = _vgg19_layer_names()
-LAYER_INDEX: dict[str, int] = {name: i for i, name in enumerate(VGG19_LAYERS)}
+VGG19_LAYERS: tuple[str, ...] = ARCHITECTURES["vgg19"].layers
+LAYER_INDEX: dict[str, int] = ARCHITECTURES["vgg19"].index
 
 CONTENT_LAYER = "relu4_2"  # [G16] section 2
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")  # [G16] section 2
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-IMAGENET_WEIGHTS_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"  # VGG19_Weights.IMAGENET1K_V1
-IMAGENET_WEIGHTS_FILE = IMAGENET_WEIGHTS_URL.rsplit("/", 1)[1]
-RANDOM_VGG_SEED = 0  # ``--vgg-weights random`` is always the same network, whatever --seed
+IMAGENET_WEIGHTS_URL = ARCHITECTURES["vgg19"].url  # VGG19_Weights.IMAGENET1K_V1
+IMAGENET_WEIGHTS_FILE = ARCHITECTURES["vgg19"].weights_file
 
 # The smallest side VGG can take up to relu5_1: four 2×2 poolings leave it one pixel.
 MIN_SIDE = 16
 
 OPTIMIZERS = ("lbfgs", "adam")
-POOLINGS = ("max", "avg")
 INITS = ("content", "noise", "style")
 
 
@@ -153,64 +149,7 @@ class GatysConfig:
 
 
 # --------------------------------------------------------------------------------------------
-# VGG19 features
-
-
-class VGGWeightsError(DataError):
-    """VGG19 weights that are missing or unreadable; the message says what to do, in one line."""
-
-
-class VGGFeatures(nn.Module):
-    """VGG19's convolutional layers up to the deepest one needed, ImageNet normalisation included.
-
-    ``source`` says where the weights came from: "imagenet", a file path, or "random".
-    """
-
-    def __init__(self, stack: nn.Sequential, source: str, pooling: str):
-        super().__init__()
-        self.stack = stack
-        self.source = source
-        self.pooling = pooling
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-
-    @property
-    def is_random(self) -> bool:
-        return self.source == "random"
-
-    def forward(self, image: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
-        """The activations of ``layers`` for an N×3×H×W (or N×1×H×W luminance) image in [0, 1]."""
-        wanted = {LAYER_INDEX[name]: name for name in layers}
-        last = max(wanted)
-        if last >= len(self.stack):
-            raise ValueError(f"this VGGFeatures stops at {VGG19_LAYERS[len(self.stack) - 1]}, "
-                             f"{VGG19_LAYERS[last]} was asked for")
-        if image.shape[1] == 1:  # a luminance image is grey to VGG [G16c]
-            image = image.expand(-1, 3, -1, -1)
-        x = (image - self.mean) / self.std
-        out = {}
-        for i in range(last + 1):  # nothing past the deepest layer asked for is computed
-            x = self.stack[i](x)
-            if i in wanted:
-                out[wanted[i]] = x
-        return out
-
-
-def _vgg19_stack(depth: int, pooling: str) -> nn.Sequential:
-    """The first ``depth`` layers of torchvision's ``vgg19().features``, with the same indices
-    (so its state dict keys are theirs without the "features." prefix)."""
-    layers: list[nn.Module] = []
-    channels = 3
-    for name in VGG19_LAYERS[:depth]:
-        if name.startswith("conv"):
-            width = _VGG19_WIDTHS[int(name[4]) - 1]
-            layers.append(nn.Conv2d(channels, width, kernel_size=3, padding=1))
-            channels = width
-        elif name.startswith("relu"):
-            layers.append(nn.ReLU())  # not in place: a requested conv output must survive it
-        else:
-            layers.append(nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2))
-    return nn.Sequential(*layers)
+# VGG19 features (``vgg.py``, shared with the fast feed-forward networks)
 
 
 def load_vgg19(
@@ -219,114 +158,19 @@ def load_vgg19(
     device: str | torch.device = "cpu",
     layers: Sequence[str] = (CONTENT_LAYER, *STYLE_LAYERS),
 ) -> VGGFeatures:
-    """VGG19 features up to the deepest of ``layers``, frozen, on ``device``.
-
-    ``weights``: None for torchvision's ImageNet weights, read from the torch hub cache only
-    (never downloaded: a missing file is a ``VGGWeightsError`` saying where to put it); a path
-    to a state dict (.pth/.pt via ``torch.load(weights_only=True)``, or .safetensors) of the
-    whole ``vgg19`` or of its ``features`` part; or "random" for a fixed He-initialised network,
-    which keeps tests and offline demos running but is not a real style transfer.
-    """
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
-    depth = max(LAYER_INDEX[name] for name in layers) + 1
-    stack = _vgg19_stack(depth, pooling)
-    if weights is not None and str(weights) == "random":
-        _random_init(stack)
-        source = "random"
-    else:
-        path = _cached_imagenet_weights() if weights is None else Path(weights).expanduser()
-        _load_features(stack, _read_state_dict(path), path)
-        source = "imagenet" if weights is None else str(path)
-    return VGGFeatures(stack, source, pooling).to(device).eval().requires_grad_(False)
+    """VGG19 features up to the deepest of ``layers``, frozen, on ``device`` (``vgg.load_vgg``:
+    None for the ImageNet weights of the torch hub cache, never downloaded; a state dict file;
+    or "random", which keeps tests and offline demos running but is not a real style transfer)."""
+    return load_vgg("vgg19", weights, layers, pooling, device)
 
 
 def imagenet_weights_path() -> Path:
     """Where torchvision keeps (and ``load_vgg19`` looks for) the ImageNet VGG19 weights."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_WEIGHTS_FILE
-
-
-def _cached_imagenet_weights() -> Path:
-    path = imagenet_weights_path()
-    if not path.is_file():
-        raise VGGWeightsError(
-            f"VGG19 ImageNet weights not found and not downloaded: put torchvision's {IMAGENET_WEIGHTS_FILE} "
-            f"(from {IMAGENET_WEIGHTS_URL}) at {path}, or pass --vgg-weights PATH (or --vgg-weights random for a demo)"
-        )
-    return path
-
-
-def _read_state_dict(path: Path) -> dict[str, Tensor]:
-    """The VGG19 state dict at ``path`` (``models.weights.read_state_dict``: nothing executed)."""
-    if not path.is_file():
-        raise VGGWeightsError(f"VGG19 weights file {path} not found (--vgg-weights)")
-    try:
-        state = read_state_dict(path)
-    except StateDictError as e:
-        raise VGGWeightsError(f"cannot read VGG19 weights {path}: {e}") from None
-    return state
-
-
-def _load_features(stack: nn.Sequential, state: dict[str, Tensor], path: Path) -> None:
-    """Load the first layers of a whole-model ("features.N.weight") or features-only ("N.weight")
-    state dict; classifier weights and deeper layers are ignored."""
-    features = {k.removeprefix("module.").removeprefix("features."): v for k, v in state.items()}
-    wanted = stack.state_dict()
-    missing = [k for k in wanted if k not in features]
-    if missing:
-        raise VGGWeightsError(f"VGG19 weights {path} lack {missing[0]} (of features.{missing[0]}): "
-                              "not a torchvision vgg19 state dict")
-    for key, tensor in wanted.items():
-        if features[key].shape != tensor.shape:
-            raise VGGWeightsError(f"VGG19 weights {path}: features.{key} has shape {tuple(features[key].shape)}, "
-                                  f"vgg19 has {tuple(tensor.shape)}")
-    stack.load_state_dict({k: features[k].float() for k in wanted})
-
-
-def _random_init(stack: nn.Sequential) -> None:
-    """He initialisation (fan-in), so activations neither vanish nor explode with depth, with
-    a gain of √(out/in) where a block widens: the energy per channel then grows with the width,
-    and every style layer's term (∝ energy² / width², see ``gram_matrix``) is of the same order,
-    as with trained weights. Plain He init leaves relu5_1's term 64× smaller than relu1_1's, a
-    network that sees fine texture only."""
-    generator = torch.Generator().manual_seed(RANDOM_VGG_SEED)
-    for layer in stack:
-        if isinstance(layer, nn.Conv2d):
-            nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu", generator=generator)
-            if layer.in_channels > 3:
-                layer.weight.data.mul_(math.sqrt(layer.out_channels / layer.in_channels))
-            nn.init.zeros_(layer.bias)
+    return vgg_weights_path("vgg19")
 
 
 # --------------------------------------------------------------------------------------------
-# Losses: pure functions of activations and images
-
-
-def gram_matrix(features: Tensor) -> Tensor:
-    """Channel correlations N×C×C of N×C×H×W activations [G16 eq. 3], divided by C·H·W so
-    that images of different sizes give comparable values (and a style image need not have the
-    output's size)."""
-    n, c, h, w = features.shape
-    flat = features.reshape(n, c, h * w)
-    return flat @ flat.transpose(1, 2) / (c * h * w)
-
-
-def content_loss(features: Tensor, target: Tensor) -> Tensor:
-    """Mean squared difference of the content layer's activations [G16 eq. 1]."""
-    return F.mse_loss(features, target)
-
-
-def style_loss(features: dict[str, Tensor], targets: dict[str, Tensor], layer_weights: dict[str, float]) -> Tensor:
-    """Σ_l w_l · mean (G_l − A_l)² over the style layers [G16 eq. 4–5]."""
-    terms = [w * F.mse_loss(gram_matrix(features[name]), targets[name]) for name, w in layer_weights.items() if w]
-    return torch.stack(terms).sum()
-
-
-def tv_loss(image: Tensor) -> Tensor:
-    """Squared total variation [MV15]: mean squared difference of neighbouring pixels."""
-    dx = image[..., :, 1:] - image[..., :, :-1]
-    dy = image[..., 1:, :] - image[..., :-1, :]
-    return dx.pow(2).mean() + dy.pow(2).mean()
+# Losses (``losses.py``, shared with the fast feed-forward networks) and their targets
 
 
 @dataclass
@@ -355,43 +199,7 @@ def objective(vgg: VGGFeatures, image: Tensor, targets: Targets, cfg: GatysConfi
 # --------------------------------------------------------------------------------------------
 # Colour: luminance-only transfer [G16c]
 
-# Y of YIQ, which is also the Y of BT.601 YCbCr. Both chroma pairs are differences of R, G and B
-# whose coefficients sum to zero, so adding the same amount to R, G and B changes Y alone.
-LUMA = (0.299, 0.587, 0.114)
-_YIQ = ((0.299, 0.587, 0.114), (0.5959, -0.2746, -0.3213), (0.2115, -0.5227, 0.3112))
-
-
-def luminance(rgb: Tensor) -> Tensor:
-    """N×1×H×W luminance of an N×3×H×W RGB image."""
-    return torch.einsum("c,nchw->nhw", rgb.new_tensor(LUMA), rgb).unsqueeze(1)
-
-
-def rgb_to_yiq(rgb: Tensor) -> Tensor:
-    """N×3×H×W YIQ (NTSC 1953) of an RGB image; I and Q are the chroma [G16c] keeps."""
-    return torch.einsum("dc,nchw->ndhw", rgb.new_tensor(_YIQ), rgb)
-
-
-def match_luminance(style_y: Tensor, content_y: Tensor) -> Tensor:
-    """The style's luminance shifted and scaled to the content's mean and standard deviation,
-    so that the style's overall brightness and contrast are not transferred [G16c section 2]."""
-    s_mean, s_std = style_y.mean(), style_y.std()
-    return (style_y - s_mean) * (content_y.std() / s_std.clamp_min(1e-8)) + content_y.mean()
-
-
-def combine_luminance(content: Tensor, y: Tensor) -> Tensor:
-    """The content image with its luminance replaced by ``y`` and its chroma kept exactly.
-
-    YIQ's inverse turns (new Y, content I, content Q) into content + (new Y − content Y) on each
-    of R, G and B. The shift is rounded to whole 8-bit grey levels and clamped per pixel to the
-    range that keeps every channel in [0, 255]: the result, on the 8-bit grid, is then the 8-bit
-    content plus the same integer in each channel, so its chroma equals the content's exactly,
-    and saving it as an 8-bit image loses nothing.
-    """
-    content8 = (content.clamp(0, 1) * 255).round()
-    shift = (y * 255 - luminance(content8)).round()
-    shift = torch.maximum(shift, -content8.amin(dim=1, keepdim=True))
-    shift = torch.minimum(shift, 255 - content8.amax(dim=1, keepdim=True))
-    return (content8 + shift) / 255
+# ``color.py``, shared with ``cyclestyle translate --preserve-color``.
 
 
 # --------------------------------------------------------------------------------------------

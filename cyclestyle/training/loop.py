@@ -139,7 +139,7 @@ class Run:
     cfg: Config
     accelerator: Accelerator
     run_dir: Path
-    sources: tuple[Source, Source]
+    sources: tuple[Source, ...]  # of the method's domains: (A, B), or (A,)
     dataset: UnalignedDataset
     evaluator: HeldOutEvaluator | None
     total_steps: int
@@ -273,9 +273,11 @@ def _start_run(cfg: Config, resume: str | None, accelerator: Accelerator, run_di
     """The checkpoint to resume from, the data, the schedule, then the networks and the state."""
     checkpoint = _checkpoint_to_resume(run_dir, resume, accelerator)
     # Data first: a bad folder should fail before any model is built.
-    m = cfg.model
-    sources = open_domains(cfg.data, cfg.data.train_split, channels=m.in_channels, channels_b=m.out_channels)
-    dataset = UnalignedDataset(*sources, cfg.data, channels=m.in_channels, channels_b=m.out_channels,
+    m, method = cfg.model, method_class(cfg.method)
+    sources = open_domains(cfg.data, cfg.data.train_split, channels=m.in_channels, channels_b=m.out_channels,
+                           domains=method.domains)
+    source_b = sources[1] if len(sources) > 1 else None  # a one-domain method has no B
+    dataset = UnalignedDataset(sources[0], source_b, cfg.data, channels=m.in_channels, channels_b=m.out_channels,
                                size_multiple=generator_size_multiple(m))
     evaluator = HeldOutEvaluator(cfg, accelerator.device, load_extractor=accelerator.is_main_process) \
         if cfg.eval.every else None
@@ -283,7 +285,6 @@ def _start_run(cfg: Config, resume: str | None, accelerator: Accelerator, run_di
 
     configure_backends(accelerator.device, cfg.train)
     check_channels_last(accelerator.device, cfg.train.channels_last)
-    method = method_class(cfg.method)
     set_seed(cfg.seed)  # the same initial weights on every process
     networks = method.build_networks(cfg)
     saved = load_checkpoint(checkpoint) if checkpoint else None
@@ -335,7 +336,7 @@ def _schedule(t: TrainConfig, images: int, processes: int) -> tuple[int, Callabl
 def _resume(run: Run, saved: Checkpoint) -> None:
     """Take up where ``saved`` left off: optimizers, progress, and this process's RNG and pools."""
     state, accelerator = saved.state, run.accelerator
-    saved.check_data(len(run.sources[0]), len(run.sources[1]))
+    saved.check_data(run.dataset.n_a, run.dataset.n_b)
     run.method.load_optimizer_states(state.optimizers, state.scalers)
     run.progress = state.progress
     run.branched_from = state.progress.step

@@ -18,11 +18,12 @@ from torch.utils.data import Sampler
 
 
 def epoch_order(n_a: int, n_b: int, seed: int, epoch: int) -> torch.Tensor:
-    """An (L, 3) int64 table of (A index, B index, augmentation seed), L = max(n_a, n_b)."""
+    """An (L, 3) int64 table of (A index, B index, augmentation seed), L = max(n_a, n_b); with
+    no domain B (``n_b`` 0, a one-domain method) the B index is 0 and none is drawn."""
     rng = np.random.default_rng([seed, epoch])
     length = max(n_a, n_b)
     a = rng.permutation(length) % n_a
-    b = rng.integers(0, n_b, size=length)
+    b = rng.integers(0, n_b, size=length) if n_b else np.zeros(length, dtype=np.int64)
     aug = rng.integers(0, 2**62, size=length)
     return torch.from_numpy(np.stack([a, b, aug], axis=1).astype(np.int64))
 

@@ -285,13 +285,14 @@ class HeldOutPanels:
         self.source = source  # the split they come from, for the captions
 
     @classmethod
-    def load(cls, cfg: Config, train_sources: tuple[Source, Source], count: int | None = None) -> HeldOutPanels:
+    def load(cls, cfg: Config, train_sources: tuple[Source, ...], count: int | None = None) -> HeldOutPanels:
         """The first ``count`` (default ``log.num_images``) images of the test split, or of the
         training split if there is none."""
         count = cfg.log.num_images if count is None else count
         d, m = cfg.data, cfg.model
+        domains = ("A", "B")[:len(train_sources)]  # those the run trains on
         try:
-            sources, split = open_domains(d, d.test_split), d.test_split
+            sources, split = open_domains(d, d.test_split, domains=domains), d.test_split
         except DataError as e:
             sources, split = train_sources, d.train_split
             _say("note", f"image panels: no usable '{d.test_split}' split ({e}); they show the first "
@@ -301,7 +302,8 @@ class HeldOutPanels:
             images.append([preprocess(source.load(i, channels), d, random.Random(0), train=False,
                                       source=source.describe(i), size_multiple=multiple)
                            for i in range(min(count, len(source)))])
-        return cls(images[0], images[1], identity=m.in_channels == m.out_channels, source=split)
+        images_b = images[1] if len(images) > 1 else []
+        return cls(images[0], images_b, identity=m.in_channels == m.out_channels, source=split)
 
     @torch.inference_mode()
     def render(self, g_a: nn.Module, g_b: nn.Module | None, device: torch.device, prefix: str = "images"

@@ -12,7 +12,10 @@ what is its own, in one class:
 - ``step(accelerator, batch, step, checkpoints_dir)``: one step of its algorithm on a batch
   (``{"A": …, "B": …}``), returning every loss term by name;
 - ``translators``: which of its networks translate in which direction (``{"AtoB": "G_A"}``):
-  those are the run's final generator files, evaluated and shown on the dashboard.
+  those are the run's final generator files, evaluated and shown on the dashboard;
+- ``domains``: the data it trains on: ``("A", "B")``, or ``("A",)`` for a method that learns from
+  one collection (the fast style networks: photos, and a style given in its config section);
+- ``check_config(cfg)``, ``check_files(cfg)``: its own section of the config, checked with the rest.
 
 A new method is one module with a ``Method`` subclass decorated with ``@register_method``, plus
 an import line at the end of this file.
@@ -40,6 +43,17 @@ class Method(abc.ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     translators: ClassVar[dict[str, str]]  # direction ("AtoB", "BtoA") → network name
+    domains: ClassVar[tuple[str, ...]] = ("A", "B")  # the image collections a step's batch holds
+
+    @classmethod
+    def check_config(cls, cfg: Config) -> None:
+        """Raise a one-line ``ConfigError`` for a setting of the method's own that cannot work.
+        Called by ``config.validate``."""
+
+    @classmethod
+    def check_files(cls, cfg: Config) -> None:
+        """The same for the files its settings name; called by ``config.validate`` after the data
+        checks, unless it is told not to check paths (a run's config read back)."""
 
     @staticmethod
     @abc.abstractmethod
@@ -155,4 +169,4 @@ def finite_guard(accelerator: Accelerator, t: TrainConfig) -> FiniteGuard:
     return FiniteGuard(deferred=deferred)
 
 
-from . import cyclegan  # noqa: E402,F401  (registers the built-in methods)
+from . import cyclegan, fast_style  # noqa: E402,F401  (registers the built-in methods)

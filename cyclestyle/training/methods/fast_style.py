@@ -1,0 +1,190 @@
+"""Fast feed-forward style transfer: one network per style, trained once on many photos, then
+one forward pass per image.
+
+* [J16] J. Johnson, A. Alahi, L. Fei-Fei, "Perceptual losses for real-time style transfer and
+  super-resolution", ECCV 2016, §3: an image transformation network (``models/johnson.py``)
+  trained on the perceptual losses of a frozen VGG-16: content at relu2_2, style Gram matrices at
+  relu1_2, relu2_2, relu3_3 and relu4_3, and total variation; COCO photos at 256×256, batch 4,
+  Adam 1e-3, 40k iterations (about two epochs).
+* [U16] D. Ulyanov, A. Vedaldi, V. Lempitsky, "Instance normalization", arXiv:1607.08022.
+
+The losses are those of pytorch/examples' fast_neural_style, whose weights are the defaults
+(content 1e5, style 1e10; ``config.StyleConfig``): means of squared differences, Gram matrices
+divided by C·H·W (``style/losses.py``), VGG fed [0, 1] images with ImageNet normalisation.
+
+One domain: the content photos are domain A; the style is the images of the config's ``style:``
+section, whose Gram matrices are computed once, in ``prepare``. The VGG-16 loss network is frozen,
+on the device, not handed to accelerate (no data parallelism for a network that learns nothing)
+and not in the checkpoints: it is rebuilt from its weights on resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from accelerate import Accelerator
+from torch import Tensor, nn
+
+from ...config import Config, ConfigError, StyleConfig
+from ...data import DataError, image_to_tensor, load_image, verify_image
+from ...models import NetworkSpec, generator_spec
+from ...style.gatys import resize_long_side, style_targets
+from ...style.losses import content_loss, style_loss, tv_loss
+from ...style.vgg import ARCHITECTURES, VGGFeatures, VGGWeightsError, cached_imagenet_weights, load_vgg
+from ..step import FiniteGuard, apply_update, backward_checked
+from . import Method, adam, finite_guard, register_method, scalers_for
+
+LOSS_NETWORK = "vgg16"  # [J16] §3.1
+MIN_STYLE_SIDE = 16  # VGG-16 pools three times before relu4_3
+
+
+# --------------------------------------------------------------------------------------------
+# The objective, as pure functions
+
+
+def perceptual_losses(vgg: VGGFeatures, stylized: Tensor, content: Tensor, style_grams: dict[str, Tensor],
+                      s: StyleConfig) -> dict[str, Tensor]:
+    """The weighted terms of [J16] eq. 5 for a batch: ``stylized`` (the network's output) against
+    the ``content`` photos it was made from, and against the style's Gram matrices; both images
+    N×3×H×W in [-1, 1]. Gram matrices are computed in float32 whatever the autocast."""
+    y, x = (stylized + 1) / 2, (content + 1) / 2  # VGGFeatures takes [0, 1]
+    features = vgg(y, (s.content_layer, *s.style_layers))
+    with torch.no_grad():
+        target = vgg(x, (s.content_layer,))[s.content_layer]
+    style_features = {name: features[name].float() for name in s.style_layers}
+    return {
+        "content": s.content_weight * content_loss(features[s.content_layer].float(), target.float()),
+        "style": s.style_weight * style_loss(style_features, style_grams, {name: 1.0 for name in s.style_layers}),
+        "tv": s.tv_weight * tv_loss(y.float()),
+    }
+
+
+def load_style_images(s: StyleConfig) -> list[Tensor]:
+    """The style images as 1×3×H×W in [0, 1], long side ``image_size``."""
+    return [resize_long_side((image_to_tensor(load_image(Path(path).expanduser())).unsqueeze(0) + 1) / 2,
+                             s.image_size) for path in s.images]
+
+
+def style_grams(vgg: VGGFeatures, s: StyleConfig) -> dict[str, Tensor]:
+    """The target Gram matrix per style layer: with several style images, their mean (each image
+    weighing the same, as ``cyclestyle gatys --style a b``)."""
+    device = vgg.mean.device
+    return style_targets(vgg, [image.to(device) for image in load_style_images(s)], None, s.style_layers)
+
+
+# --------------------------------------------------------------------------------------------
+# The method
+
+
+@register_method
+@dataclasses.dataclass
+class FastStyle(Method):
+    """The style network as accelerate prepared it, its optimizer and scaler, and the frozen loss
+    network with the style's Gram matrices."""
+
+    name: ClassVar[str] = "fast_style"
+    description: ClassVar[str] = "fast feed-forward style transfer (Johnson et al. 2016): one network per style"
+    translators: ClassVar[dict[str, str]] = {"AtoB": "G_A"}
+    domains: ClassVar[tuple[str, ...]] = ("A",)
+
+    net: nn.Module
+    opt: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    vgg: VGGFeatures
+    grams: dict[str, Tensor]
+    style: StyleConfig
+    finite: FiniteGuard = dataclasses.field(default_factory=FiniteGuard)
+
+    @classmethod
+    def check_config(cls, cfg: Config) -> None:
+        s, m = cfg.style, cfg.model
+        if not s.images:
+            raise ConfigError("style.images is empty: name the style image(s), e.g. cyclestyle style-train --style IMG")
+        for key, value in {"style.content_weight": s.content_weight, "style.style_weight": s.style_weight,
+                           "style.tv_weight": s.tv_weight}.items():
+            if not (value >= 0 and math.isfinite(value)):
+                raise ConfigError(f"{key} must be a finite number >= 0; got {value}")
+        if s.image_size < MIN_STYLE_SIDE:
+            raise ConfigError(f"style.image_size must be at least {MIN_STYLE_SIDE}; got {s.image_size}")
+        index = ARCHITECTURES[LOSS_NETWORK].index
+        relus = ", ".join(name for name in index if name.startswith("relu"))
+        for key, layer in [("style.content_layer", s.content_layer), *(("style.style_layers", x) for x in s.style_layers)]:
+            if layer not in index:
+                raise ConfigError(f"{key}: VGG-16 has no layer {layer!r} (its layers: {relus} …)")
+        if not s.style_layers:
+            raise ConfigError("style.style_layers is empty")
+        if (m.in_channels, m.out_channels) != (3, 3):
+            raise ConfigError("method fast_style translates colour photos: model.in_channels and "
+                              "model.out_channels must be 3")
+
+    @classmethod
+    def check_files(cls, cfg: Config) -> None:
+        """Each style image exists and opens, and the VGG-16 weights are there: one line naming the
+        file otherwise, before any data is read."""
+        s = cfg.style
+        for path in s.images:
+            if not Path(path).expanduser().is_file():
+                raise ConfigError(f"style.images: {path} does not exist")
+            try:
+                verify_image(Path(path).expanduser())
+            except DataError as e:
+                raise ConfigError(f"style.images: {e}") from None
+        if s.vgg_weights == "imagenet":
+            try:
+                cached_imagenet_weights(ARCHITECTURES[LOSS_NETWORK], "style.vgg_weights")
+            except VGGWeightsError as e:
+                raise ConfigError(str(e)) from None
+        elif s.vgg_weights != "random" and not Path(s.vgg_weights).expanduser().is_file():
+            raise ConfigError(f"style.vgg_weights {s.vgg_weights} does not exist (imagenet, random or a weights file)")
+
+    @staticmethod
+    def network_specs(cfg: Config) -> dict[str, NetworkSpec]:
+        """G_A, the style network (photos → stylised photos)."""
+        return {"G_A": generator_spec(cfg.model)}
+
+    @classmethod
+    def prepare(cls, accelerator: Accelerator, networks: dict[str, nn.Module], cfg: Config, rank: int) -> FastStyle:
+        """Hand the style network to accelerate, with Adam [J16 §4.1]; load the frozen VGG-16 and
+        compute the style's Gram matrices once."""
+        t, s = cfg.train, cfg.style
+        net = accelerator.prepare(networks["G_A"])
+        vgg = load_vgg(LOSS_NETWORK, s.vgg_weights, (s.content_layer, *s.style_layers), device=accelerator.device,
+                       option="style.vgg_weights")
+        if vgg.is_random:
+            accelerator.print("note: style.vgg_weights random: VGG-16 has random weights, so this network will "
+                              "not learn a real style transfer (for tests and offline demos)")
+        guard = finite_guard(accelerator, t)
+        return cls(net, adam(net.parameters(), t, accelerator.device, guard), scalers_for(accelerator, ("G",))["G"],
+                   vgg, style_grams(vgg, s), s, guard)
+
+    @property
+    def networks(self) -> dict[str, nn.Module]:
+        return {"G_A": self.net}
+
+    @property
+    def guard(self) -> FiniteGuard:
+        return self.finite
+
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"G": self.opt}
+
+    @property
+    def scalers(self) -> dict[str, torch.amp.GradScaler]:
+        return {"G": self.scaler}
+
+    def step(self, accelerator: Accelerator, batch: dict[str, Tensor], step: int,
+             checkpoints_dir: Path) -> dict[str, Tensor]:
+        """One update of the style network on a batch of photos; the weighted terms by name."""
+        content = batch["A"]
+        self.opt.zero_grad(set_to_none=True)
+        with accelerator.autocast():
+            terms = perceptual_losses(self.vgg, self.net(content), content, self.grams, self.style)
+        backward_checked(accelerator, terms, self.scaler, "style network", step, checkpoints_dir, self.finite)
+        apply_update(self.opt, self.scaler, self.finite)
+        return terms
+
