@@ -128,4 +128,4 @@ def scalers_for(accelerator: Accelerator, mixed_precision: str, names: tuple[str
             for name in names}
 
 
-from . import cyclegan  # noqa: E402,F401  (registers the built-in methods)
+from . import cut, cyclegan  # noqa: E402,F401  (registers the built-in methods)
