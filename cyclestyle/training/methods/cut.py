@@ -95,9 +95,16 @@ def sample_locations(features: torch.Tensor, count: int, generators: list[torch.
 
 
 def patches_at(features: torch.Tensor, locations: torch.Tensor) -> torch.Tensor:
-    """The feature vectors of B×C×H×W ``features`` at B×P ``locations``: B×P×C."""
-    flat = features.flatten(2).transpose(1, 2)
-    return torch.gather(flat, 1, locations[..., None].expand(-1, -1, flat.shape[2]))
+    """The feature vectors of B×C×H×W ``features`` at B×P ``locations``: B×P×C.
+
+    Gathered in the features' own layout, so that the gradient flowing back into them is
+    contiguous. Gathering from a channels-last view (as the reference's ``permute``) hands the
+    encoder a channels-last gradient, and on torch 2.14's CPU kernels instance norm's backward
+    gets such a gradient wrong for a batch of one: G's gradient then differs from the one the
+    same images give in a batch of two (tests/test_cut.py checks they agree)."""
+    flat = features.flatten(2)  # B×C×HW
+    picked = torch.gather(flat, 2, locations[:, None, :].expand(-1, flat.shape[1], -1))  # B×C×P
+    return picked.transpose(1, 2)
 
 
 @dataclasses.dataclass(frozen=True)
