@@ -199,7 +199,10 @@ def _cyclegan(run: TrainedRun, direction: str, device: torch.device) -> _Method:
 
         return apply
 
-    return _Method("cyclegan", load, {"weights": str(run.file(direction))})
+    # The trained translator keeps the key "cyclegan" (reports and the demo read it by that name);
+    # "method" says which training method made it (cut for a CUT run).
+    return _Method("cyclegan", load, {"weights": str(run.file(direction)),
+                                      "method": run.config.method if run.config else None})
 
 
 @dataclass(frozen=True)
