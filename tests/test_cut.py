@@ -77,6 +77,23 @@ def test_cut_layers_map_onto_our_encoder_and_the_heads_fit_them():
     assert all(o.shape == (2, 5, 32) and torch.allclose(o.norm(dim=-1), torch.ones(2, 5), atol=1e-4) for o in out)
 
 
+@pytest.mark.parametrize("method", ["cut", "fastcut"])
+def test_the_method_builds_g_d_and_the_heads_in_a_fixed_order(method):
+    cfg = load_config(None, [f"method={method}", "model.ngf=4", "model.ndf=4", *TINY_CUT], check_paths=False)
+    cls = method_class(method)
+    assert cls.translators == {"AtoB": "G_A"}
+    torch.manual_seed(0)
+    first = cls.build_networks(cfg)
+    torch.manual_seed(0)
+    again = cls.build_networks(cfg)
+    assert list(first) == ["G_A", "D_A", "F"] and list(cls.network_specs(cfg)) == ["G_A", "D_A"]
+    for name in first:  # a seed gives the same weights, the heads included
+        for (k, v), w in zip(first[name].state_dict().items(), again[name].state_dict().values()):
+            assert torch.equal(v, w), (name, k)
+    assert [head[0].in_features for head in first["F"].heads] == [3, 8, 16, 16, 16]
+    assert all(head[2].out_features == 32 for head in first["F"].heads)
+
+
 def test_method_defaults_resolve_and_are_written(tmp_path):
     cut = load_config(None, ["method=cut"], check_paths=False).cut
     fast = load_config(None, ["method=fastcut"], check_paths=False).cut
