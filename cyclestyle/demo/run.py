@@ -383,6 +383,8 @@ def _log_to_dashboard(cfg: Config, run_dir: Path, result: dict[str, Any], report
             picture = Panel(img.copy(), "held-out photos: input | CycleGAN | Gatys | true painting")
         values = {f"demo/{key}/{name}": value for key in SCORES
                   for name, value in result[key].items() if value is not None}
+        values |= {f"demo/all_held_out/{key}/{name}": value for key, pair in result["cyclegan_vs_cut"].items()
+                   for name, value in pair.items() if value is not None}  # A→B, every held-out photo
         tracker.log({**values, "demo/report": picture}, result["training"]["steps"])
         tracker.summarize({**values, "demo/cyclegan_beats_both": result["cyclegan_beats_both"]})
 
