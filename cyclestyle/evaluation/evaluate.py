@@ -360,7 +360,8 @@ def evaluate_translators(
     sources = {"A": test_a, "B": test_b}
     real_features = {} if real_features is None else real_features
     if g_b is None:
-        result.notes.append("BtoA: not trained: the run has no B→A generator (a one-way method such as CUT), so no B→A metrics")
+        result.notes.append("BtoA: not trained: the run has no B→A generator (a one-way method such as CUT), "
+                            "so no B→A metrics")
         on_reconstruction = registry.registered(["reconstruction"])
         if on_reconstruction:
             result.notes.append(f"AtoB: {registry.group_name(on_reconstruction)} not computed: "
