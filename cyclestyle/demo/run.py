@@ -347,7 +347,7 @@ def report_blocks(result: dict[str, Any]) -> list[reports.Block]:
                           f"{_cut_verdict(result)}"),
         reports.metrics_table("translator", _cyclegan_vs_cut(result),
                               [("n", "n"), *reports.metric_columns(registry.get(key) for key in SCORES),
-                               ("steps_per_second", "training steps / s")]),
+                               ("steps_per_second", "timing run, steps / s")]),
         reports.Paragraph("Pages:", links=(("evaluation", "eval/index.html"),
                                            ("CUT's evaluation", "eval_cut/index.html"),
                                            ("comparison", "compare/index.html"))),
