@@ -194,6 +194,46 @@ class StyleConfig:
 
 
 @dataclass(frozen=True)
+class CutConfig:
+    """CUT and FastCUT's objective (Park et al. 2020; ``method: cut`` or ``fastcut``): λ_GAN·GAN +
+    λ_NCE·PatchNCE(G(x), x), averaged with PatchNCE(G(y), y) when ``nce_idt`` is on.
+
+    ``null`` (the default) for ``lambda_nce``, ``nce_idt`` and ``flip_equivariance`` means the
+    method's value (CUT: 1, on, off; FastCUT: 10, off, on), filled in when the config is read.
+    """
+
+    lambda_gan: float = 1.0
+    lambda_nce: float | None = None
+    nce_idt: bool | None = None  # the identity term PatchNCE(G(y), y) on real B images
+    # Encoder layers whose features are contrasted, numbered as in CUT's generator (its
+    # --nce_layers; ``models.resnet.cut_layer_index`` maps them onto ours).
+    nce_layers: list[int] = field(default_factory=lambda: [0, 4, 8, 12, 16])
+    num_patches: int = 256  # locations sampled per layer and image
+    nce_t: float = 0.07  # temperature τ of the contrastive logits
+    mlp_dim: int = 256  # width of each layer's two-layer projection head
+    flip_equivariance: bool | None = None  # FastCUT: flip the inputs half the time, compare unflipped
+
+
+@dataclass(frozen=True)
+class MethodDefaults:
+    """What ``null`` means for the ``cut`` keys whose default depends on the method."""
+
+    lambda_nce: float
+    nce_idt: bool
+    flip_equivariance: bool
+
+
+# The methods that read the ``cut`` section, and their defaults (the reference's --CUT_mode).
+CUT_METHODS = {"cut": MethodDefaults(lambda_nce=1.0, nce_idt=True, flip_equivariance=False),
+               "fastcut": MethodDefaults(lambda_nce=10.0, nce_idt=False, flip_equivariance=True)}
+
+# The sections that only some methods read, and those methods: elsewhere a section must keep its
+# defaults, and a run's config.yaml leaves it out (so that a CycleGAN run's file and fingerprint
+# stay what they were before the section existed).
+METHOD_SECTIONS = {"style": ("fast_style",), "cut": tuple(CUT_METHODS)}
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole run."""
 
@@ -210,9 +250,13 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     style: StyleConfig = field(default_factory=StyleConfig)  # method fast_style only
+    cut: CutConfig = field(default_factory=CutConfig)  # read by method cut and fastcut only
 
 
 # YAML keys that are Python keywords, and the dataclass fields that hold them.
+# Each method-only section as it is when nobody sets it (see ``METHOD_SECTIONS``).
+_DEFAULT_SECTIONS = {"style": dataclasses.asdict(StyleConfig()), "cut": dataclasses.asdict(CutConfig())}
+
 _FIELD_FOR_KEY = {"with": "with_"}
 _KEY_FOR_FIELD = {f: k for k, f in _FIELD_FOR_KEY.items()}
 
@@ -298,7 +342,21 @@ def _override_value(value: OverrideText, tp: Any) -> Any:
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
-    return _build(Config, raw, prefix="")
+    return _resolve_method_defaults(_build(Config, raw, prefix=""))
+
+
+def _resolve_method_defaults(cfg: Config) -> Config:
+    """The ``cut`` keys left ``null`` set to the method's own values, so that the run's
+    ``config.yaml`` says what it trained with."""
+    defaults = CUT_METHODS.get(cfg.method)
+    if defaults is None:
+        return cfg
+    c = cfg.cut
+    return dataclasses.replace(cfg, cut=dataclasses.replace(
+        c,
+        lambda_nce=defaults.lambda_nce if c.lambda_nce is None else c.lambda_nce,
+        nce_idt=defaults.nce_idt if c.nce_idt is None else c.nce_idt,
+        flip_equivariance=defaults.flip_equivariance if c.flip_equivariance is None else c.flip_equivariance))
 
 
 def _build(cls: type, raw: Any, prefix: str) -> Any:
@@ -436,9 +494,16 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
         raise ConfigError(f"data.crop_size={d.crop_size} is larger than data.load_size={d.load_size}")
     if m.in_channels not in (1, 3) or m.out_channels not in (1, 3):
         raise ConfigError("model.in_channels and model.out_channels must be 1 or 3")
-    if lo.lambda_identity > 0 and m.in_channels != m.out_channels:
+    one_way = cfg.method in CUT_METHODS
+    if lo.lambda_identity > 0 and m.in_channels != m.out_channels and not one_way:
         raise ConfigError("loss.lambda_identity needs model.in_channels == model.out_channels (set it to 0)")
-    _validate_eval(cfg.eval)
+    if one_way:
+        _validate_cut(cfg)
+    for section, readers in METHOD_SECTIONS.items():
+        if cfg.method not in readers and config_to_dict(cfg, every_section=True)[section] != _DEFAULT_SECTIONS[section]:
+            raise ConfigError(f"the {section} section is read by method {' and '.join(readers)} only, "
+                              f"and method is {cfg.method}")
+    _validate_eval(cfg.eval, cfg.method if one_way else None)
     if not check_paths:
         return
     _validate_wandb(cfg.wandb)
@@ -498,13 +563,43 @@ def _validate_architectures(m: ModelConfig) -> int:
     return multiple
 
 
+def _validate_cut(cfg: Config) -> None:
+    """CUT's keys, and the encoder layers they name, against the generator they apply to."""
+    from .models import build_generator
+    from .models.resnet import ResnetGenerator, cut_layer_index
+
+    c, m = cfg.cut, cfg.model
+    for key, value in {"cut.num_patches": c.num_patches, "cut.nce_t": c.nce_t, "cut.mlp_dim": c.mlp_dim,
+                       "cut.lambda_nce": c.lambda_nce}.items():
+        if value <= 0:
+            raise ConfigError(f"{key} must be positive; got {value}")
+    if c.lambda_gan < 0:
+        raise ConfigError(f"cut.lambda_gan must not be negative; got {c.lambda_gan}")
+    if c.nce_idt and m.in_channels != m.out_channels:
+        raise ConfigError("cut.nce_idt needs model.in_channels == model.out_channels (set it to false)")
+    if not c.nce_layers or sorted(set(c.nce_layers)) != c.nce_layers:
+        raise ConfigError(f"cut.nce_layers must be distinct layers in ascending order; got {c.nce_layers}")
+    import torch
+
+    with torch.device("meta"):  # a shape-only build: nothing allocated, whatever the widths
+        generator = build_generator(m)
+    if not isinstance(generator, ResnetGenerator):
+        raise ConfigError(f"method {cfg.method} needs a ResNet generator (model.generator resnet, resnet_9blocks or "
+                          f"resnet_6blocks) for its encoder features; got model.generator {m.generator}")
+    for layer in c.nce_layers:
+        try:
+            cut_layer_index(layer, len(generator.blocks))
+        except ValueError as e:
+            raise ConfigError(f"cut.nce_layers: {e}") from None
+
+
 def split_metric(metric: str) -> tuple[str | None, str]:
     """``"AtoB/psnr"`` → ("AtoB", "psnr"); ``"fid"`` → (None, "fid"): None means both directions."""
     direction, _, name = metric.rpartition("/")
     return direction or None, name
 
 
-def _validate_eval(e: EvalConfig) -> None:
+def _validate_eval(e: EvalConfig, one_way_method: str | None = None) -> None:
     if e.every < 0 or e.num_images < 0:
         raise ConfigError(f"eval.every and eval.num_images must not be negative; got {e.every} and {e.num_images}")
     direction, name = split_metric(e.metric)
@@ -513,6 +608,9 @@ def _validate_eval(e: EvalConfig) -> None:
         choices = ", ".join(m.name for m in registry.registered())
         raise ConfigError(f"eval.metric must be one of {choices}, optionally prefixed by AtoB/ or BtoA/; "
                           f"got {e.metric!r}")
+    if one_way_method and (direction == "BtoA" or metric.needs == "reconstruction"):
+        raise ConfigError(f"eval.metric {e.metric} needs a B→A generator, which method {one_way_method} does not "
+                          "train (it translates A→B only)")
     if metric.needs == "truth" and e.paired_truth is None:
         raise ConfigError(f"eval.metric {e.metric} needs eval.paired_truth (a folder of true translations)")
 
@@ -539,9 +637,15 @@ def _validate_wandb(w: WandbConfig) -> None:
 # Writing
 
 
-def config_to_dict(cfg: Config) -> dict[str, Any]:
-    """The config as plain data, with the YAML key names (``log.with``, not ``with_``)."""
-    return _yaml_keys(dataclasses.asdict(cfg))
+def config_to_dict(cfg: Config, every_section: bool = False) -> dict[str, Any]:
+    """The config as plain data, with the YAML key names (``log.with``, not ``with_``). A
+    method's own section (``METHOD_SECTIONS``) only for the methods that read it, unless
+    ``every_section``."""
+    data = _yaml_keys(dataclasses.asdict(cfg))
+    for section, readers in METHOD_SECTIONS.items():
+        if cfg.method not in readers and not every_section:
+            del data[section]
+    return data
 
 
 def _yaml_keys(node: Any) -> Any:

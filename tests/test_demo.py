@@ -51,14 +51,22 @@ def test_demo_writes_report_png_html_and_metrics(demo):
     # The evaluation of every held-out image, both directions.
     assert result["held_out"]["AtoB"]["n"] == 3 and result["held_out"]["BtoA"]["n"] == 3
     assert result["held_out"]["AtoB"]["psnr"] == pytest.approx(result["psnr"]["cyclegan"], abs=1e-9)  # one score
+    # CUT trained on the same config and steps, evaluated A→B only, beside CycleGAN on every photo.
+    cut = result["cut"]
+    assert cut["steps"] == 6 and cut["nce_layers"] == [0, 4, 8, 12]  # the demo's 1-block generator here
+    assert cut["held_out"]["AtoB"]["n"] == 3 and cut["held_out"]["BtoA"] is None
+    assert result["cyclegan_vs_cut"]["psnr"] == {"cyclegan": result["held_out"]["AtoB"]["psnr"],
+                                                 "cut": cut["held_out"]["AtoB"]["psnr"]}
+    assert sorted(p.name for p in (out / "run_cut").glob("*.safetensors")) == ["G_A.safetensors"]
     # report.png: a title row, then one row per photo of 4 enlarged cells.
     with Image.open(out / "report.png") as img:
         assert img.size == (4 * 64, 18 + 3 * 64)
     page = (out / "report.html").read_text()
     assert 'src="report.png"' in page and "random VGG19" in page
-    for link in ("eval/index.html", "compare/index.html"):
+    for link in ("eval/index.html", "eval_cut/index.html", "compare/index.html"):
         assert f'href="{link}"' in page and (out / link).is_file()
     assert "held-out PSNR and SSIM against the true paintings (3 photos)" in stdout
+    assert "A→B on all 3 held-out photos, 6 training steps each:" in stdout and "CycleGAN and CUT" in page
     assert (out / "run" / "checkpoints" / "best" / "G_A.safetensors").is_file()
 
 

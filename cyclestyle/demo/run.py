@@ -3,8 +3,9 @@
 1. data      photos (A) and paintings of other photos (B) built by ``demo_data``; every held-out
              photo has its true painting, so quality is measured, not guessed;
 2. train     a small CycleGAN (``configs/demo.yaml``), evaluating itself on the held-out set as it
-             goes; the number of steps is fitted to ``--minutes`` from a short timing run;
-3. evaluate  both directions on every held-out image (``cyclestyle evaluate``);
+             goes, then CUT (``method: cut``) with the same config and number of steps; the number
+             of steps is fitted to ``--minutes`` from a short timing run of each;
+3. evaluate  both directions of CycleGAN, and CUT's A→B, on every held-out image (``cyclestyle evaluate``);
 4. compare   identity (do nothing), Gatys (one domain-B painting as style) and CycleGAN on the same
              held-out photos, against the true paintings (``cyclestyle compare``);
 5. report    ``report.html``, ``report.png`` (input | CycleGAN | Gatys | truth) and ``metrics.json``,
@@ -35,6 +36,7 @@ from ..evaluation import registry, reports
 from ..evaluation.compare import run_comparison
 from ..evaluation.evaluate import evaluate_translators, write_report
 from ..inference.run import open_run
+from ..models import generator_spec
 from ..style import gatys
 from ..training.checkpoint import TrainingState, load_state, resolve_checkpoint
 from ..training.loop import TrainingInterrupted, train
@@ -61,13 +63,15 @@ class DemoData:
 
 @dataclass(frozen=True)
 class _Training:
-    """What the training stage did: its config (steps fitted to the budget), the steps the demo
-    config asked for and the speed that decided between them."""
+    """What the training stage did: the CycleGAN and CUT configs (steps fitted to the budget), the
+    steps the demo config asked for and the speeds that decided between them."""
 
     cfg: Config
+    cut_cfg: Config
     steps: int
     planned: int
     steps_per_second: float
+    cut_steps_per_second: float
 
 
 def run_demo(
@@ -100,6 +104,7 @@ def run_demo(
         training = _train_to_budget(config_path, overrides, root, output_dir, minutes, deadline, reduced)
     with _timed(timings, "evaluate"):
         evaluation = _evaluate(output_dir / "run", root, training.cfg, output_dir / "eval", progress)
+        cut_evaluation = _evaluate(output_dir / CUT_RUN, root, training.cut_cfg, output_dir / "eval_cut", progress)
     vgg_weights = _vgg_weights(vgg_weights, reduced)
     with _timed(timings, "compare"):
         comparison = _compare(output_dir, root, vgg_weights, gatys_steps, gatys_images, progress)
@@ -107,7 +112,7 @@ def run_demo(
         reduced.append(f"comparison: the first {comparison['n']} of {data.n_test} held-out photos "
                        "(Gatys optimises every photo on its own)")
     _say("5/5", "writing the report")
-    result = _result(comparison, evaluation, training, config_path, reduced,
+    result = _result(comparison, evaluation, cut_evaluation, training, config_path, reduced,
                      {**timings, "total": time.perf_counter() - start})
     _write_outputs(output_dir, training.cfg, comparison, result, start)
     _print_summary(result, output_dir)
@@ -134,28 +139,44 @@ def _build_data(data_dir: Path, data: DemoData) -> Path:
 
 def _train_to_budget(config_path: Path, overrides: Sequence[str], root: Path, output_dir: Path, minutes: float,
                      deadline: float, reduced: list[str]) -> _Training:
-    """2. Train the demo config for as many of its steps as fit before ``deadline`` (a
-    ``time.perf_counter`` time), at the speed a short timing run measures on this machine."""
-    run_dir = output_dir / "run"
-    demo_overrides = [*overrides, f"data.root={root}", f"output_dir={run_dir}",
-                      f"eval.paired_truth={root / TRUTH_DIR}"]
-    cfg = load_config(config_path, demo_overrides)
+    """2. Train the demo config, as CycleGAN and then as CUT, each for as many of its steps as fit
+    both before ``deadline`` (a ``time.perf_counter`` time), at the speeds short timing runs
+    measure on this machine: the same budget of steps for both."""
+    demo_overrides = [*overrides, f"data.root={root}", f"eval.paired_truth={root / TRUTH_DIR}"]
+    cyclegan_overrides = [*demo_overrides, f"output_dir={output_dir / 'run'}"]
+    cfg = load_config(config_path, cyclegan_overrides)
+    cut_overrides = [*demo_overrides, *_as_cut(cfg), f"output_dir={output_dir / CUT_RUN}"]
+    cut_cfg = load_config(config_path, cut_overrides)
     planned = cfg.train.max_steps
-    steps_per_second = _training_speed(cfg, output_dir / "calibration")
-    affordable = int((deadline - time.perf_counter()) * steps_per_second)
+    speed = _training_speed(cfg, output_dir / "calibration")
+    cut_speed = _training_speed(cut_cfg, output_dir / "calibration")
+    affordable = int((deadline - time.perf_counter()) / (1 / speed + 1 / cut_speed))
     steps = max(1, min(planned, affordable))
     if steps < planned:
-        reduced.append(f"training: {steps} of the config's {planned} steps, to fit --minutes {minutes:g} at "
-                       f"{steps_per_second:.2f} steps/s on this machine")
-        cfg = load_config(config_path, [*demo_overrides, f"train.max_steps={steps}"])  # validated again
-    _say("2/5", f"training CycleGAN for {steps} steps (about {steps / steps_per_second / 60:.1f} min at "
-                f"{steps_per_second:.2f} steps/s)")
+        reduced.append(f"training: {steps} of the config's {planned} steps for CycleGAN and for CUT, to fit "
+                       f"--minutes {minutes:g} at {speed:.2f} and {cut_speed:.2f} steps/s on this machine")
+        cfg = load_config(config_path, [*cyclegan_overrides, f"train.max_steps={steps}"])  # validated again
+        cut_cfg = load_config(config_path, [*cut_overrides, f"train.max_steps={steps}"])
+    _say("2/5", f"training CycleGAN for {steps} steps (about {steps / speed / 60:.1f} min at {speed:.2f} steps/s)")
     train(cfg)
-    return _Training(cfg, steps, planned, steps_per_second)
+    _say("2/5", f"training CUT for {steps} steps (about {steps / cut_speed / 60:.1f} min at {cut_speed:.2f} steps/s)")
+    train(cut_cfg)
+    return _Training(cfg, cut_cfg, steps, planned, speed, cut_speed)
+
+
+def _as_cut(cfg: Config) -> list[str]:
+    """The overrides that train the demo config with CUT: its encoder layers 0, 4, 8 and 12 and,
+    as the paper's 16 (the fifth residual block), the last of the demo's smaller generator's first
+    five blocks."""
+    n_blocks = generator_spec(cfg.model).arguments["n_blocks"]
+    layers = [0, 4, 8] + sorted({12, 12 + min(4, n_blocks - 1)} if n_blocks else set())
+    return ["method=cut", f"cut.nce_layers=[{', '.join(map(str, layers))}]"]
 
 
 MARKER = ".cyclestyle-demo"  # left in every output folder the demo made: --overwrite needs it
-WRITTEN = ("calibration", "run", "eval", "compare", "report.png", "report.html", "metrics.json")  # what a demo writes
+CUT_RUN = "run_cut"  # CUT's training run, beside CycleGAN's "run"
+WRITTEN = ("calibration", "run", CUT_RUN, "eval", "eval_cut", "compare", "report.png", "report.html",
+           "metrics.json")  # what a demo writes
 
 
 def _claim(output_dir: Path, overwrite: bool) -> None:
@@ -206,10 +227,11 @@ def _reserve_seconds(data: DemoData, gatys_steps: int, gatys_images: int | None)
 
 
 def _evaluate(run_dir: Path, root: Path, cfg: Config, output: Path, progress: bool) -> dict[str, Any]:
-    """3. ``cyclestyle evaluate`` on every held-out image, with the true paintings for A→B."""
-    _say("3/5", "evaluating both generators on every held-out image")
+    """3. ``cyclestyle evaluate`` on every held-out image, with the true paintings for A→B (A→B
+    alone for CUT, which has no B→A generator)."""
     run = open_run(run_dir)
-    g_a, g_b = run.generator("AtoB", "cpu"), run.generator("BtoA", "cpu")
+    g_a, g_b = run.generator("AtoB", "cpu"), run.generator("BtoA", "cpu") if "BtoA" in run.files else None
+    _say("3/5", f"evaluating {'both generators' if g_b else 'CUT (A→B)'} on every held-out image")
     result = evaluate_translators(g_a, g_b, FolderSource(root / "testA"), FolderSource(root / "testB"),
                                   output=output, size=cfg.data.crop_size, truth_dir=root / TRUTH_DIR,
                                   progress=progress,
@@ -244,10 +266,11 @@ def _compare(output_dir: Path, root: Path, vgg_weights: str | None, gatys_steps:
                           device="cpu", progress=progress)
 
 
-def _result(comparison: dict[str, Any], evaluation: dict[str, Any], training: _Training, config_path: Path,
-            reduced: list[str], seconds: dict[str, float]) -> dict[str, Any]:
+def _result(comparison: dict[str, Any], evaluation: dict[str, Any], cut_evaluation: dict[str, Any],
+            training: _Training, config_path: Path, reduced: list[str], seconds: dict[str, float]) -> dict[str, Any]:
     """What ``metrics.json`` holds: the three translators' scores and speed on the compared photos,
-    the verdict, the evaluation of every held-out image, and what ran reduced."""
+    the verdict, the evaluation of every held-out image, CycleGAN against CUT on all of them
+    (A→B, the same steps), and what ran reduced."""
     methods = {"identity": "identity", "gatys": "gatys-style", "cyclegan": "cyclegan"}
     scores = {key: {name: comparison["methods"][method][key] for name, method in methods.items()}
               for key in SCORES}
@@ -259,6 +282,10 @@ def _result(comparison: dict[str, Any], evaluation: dict[str, Any], training: _T
         "held_out": evaluation,
         "training": {"steps": training.steps, "config_steps": training.planned,
                      "steps_per_second": training.steps_per_second, "config": str(config_path)},
+        "cut": {"held_out": cut_evaluation, "steps": training.steps, "steps_per_second": training.cut_steps_per_second,
+                "nce_layers": training.cut_cfg.cut.nce_layers},
+        "cyclegan_vs_cut": {key: {"cyclegan": evaluation["AtoB"][key], "cut": cut_evaluation["AtoB"][key]}
+                            for key in SCORES},
         "vgg_weights": comparison["vgg_weights"],
         "reduced": reduced,
         "notes": comparison["notes"],
@@ -314,12 +341,36 @@ def report_blocks(result: dict[str, Any]) -> list[reports.Block]:
         reports.Heading("All held-out images"),
         reports.metrics_table("direction", held_out,
                               [("n", "n"), *reports.metric_columns(registry.registered())]),
-        reports.Paragraph("Pages:", links=(("evaluation", "eval/index.html"), ("comparison", "compare/index.html"))),
+        reports.Heading("CycleGAN and CUT"),
+        reports.Paragraph(f"The same config and {result['training']['steps']} steps trained with CUT (Park et al. "
+                          "2020: one generator, PatchNCE instead of a cycle); A→B on every held-out photo. "
+                          f"{_cut_verdict(result)}"),
+        reports.metrics_table("translator", _cyclegan_vs_cut(result),
+                              [("n", "n"), *reports.metric_columns(registry.get(key) for key in SCORES),
+                               ("steps_per_second", "timing run, steps / s")]),
+        reports.Paragraph("Pages:", links=(("evaluation", "eval/index.html"),
+                                           ("CUT's evaluation", "eval_cut/index.html"),
+                                           ("comparison", "compare/index.html"))),
         reports.Paragraph("Training log run/log.jsonl; best generators run/checkpoints/best/."),
         reports.Heading("Notes"),
         reports.Notes(tuple(result["notes"]), empty="none"),
         reports.Paragraph(f"Time: {seconds}."),
     ]
+
+
+def _cyclegan_vs_cut(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Rows of the CycleGAN-and-CUT table: A→B on every held-out photo, and training speed."""
+    runs = {"CycleGAN": (result["held_out"], result["training"]), "CUT": (result["cut"]["held_out"], result["cut"])}
+    return {name: {"n": held_out["AtoB"]["n"], **{key: held_out["AtoB"][key] for key in SCORES},
+                   "steps_per_second": training["steps_per_second"]} for name, (held_out, training) in runs.items()}
+
+
+def _cut_verdict(result: dict[str, Any]) -> str:
+    psnr = result["cyclegan_vs_cut"]["psnr"]
+    if psnr["cut"] is None or psnr["cyclegan"] is None:
+        return "PSNR was not computed for both."
+    better = "CUT" if psnr["cut"] > psnr["cyclegan"] else "CycleGAN"
+    return f"{better} scores higher on PSNR ({psnr['cyclegan']:.2f} dB CycleGAN, {psnr['cut']:.2f} dB CUT)."
 
 
 def _log_to_dashboard(cfg: Config, run_dir: Path, result: dict[str, Any], report_png: Path) -> None:
@@ -333,6 +384,8 @@ def _log_to_dashboard(cfg: Config, run_dir: Path, result: dict[str, Any], report
             picture = Panel(img.copy(), "held-out photos: input | CycleGAN | Gatys | true painting")
         values = {f"demo/{key}/{name}": value for key in SCORES
                   for name, value in result[key].items() if value is not None}
+        values |= {f"demo/all_held_out/{key}/{name}": value for key, pair in result["cyclegan_vs_cut"].items()
+                   for name, value in pair.items() if value is not None}  # A→B, every held-out photo
         tracker.log({**values, "demo/report": picture}, result["training"]["steps"])
         tracker.summarize({**values, "demo/cyclegan_beats_both": result["cyclegan_beats_both"]})
 
@@ -346,6 +399,10 @@ def _print_summary(result: dict[str, Any], output_dir: Path) -> None:
         print("CycleGAN beats both doing nothing and Gatys on PSNR.")
     else:
         print("warning: CycleGAN does not beat both baselines on PSNR", file=sys.stderr)
+    held_out = _cyclegan_vs_cut(result)
+    print(f"A→B on all {held_out['CUT']['n']} held-out photos, {result['training']['steps']} training steps each:")
+    for name, row in held_out.items():
+        print(f"  {name:<9} {row['psnr']:6.2f} dB   SSIM {row['ssim']:.3f}   {row['steps_per_second']:.1f} steps/s")
     for line in result["reduced"]:
         print(f"reduced: {line}")
     print(f"wrote {output_dir / 'report.html'}, {output_dir / 'report.png'} and {output_dir / 'metrics.json'} "

@@ -202,7 +202,10 @@ def _translator(name: str, run: TrainedRun, direction: str, device: torch.device
 
         return apply
 
-    return _Method(name, load, {"weights": str(run.file(direction))})
+    # The trained translator of a run keeps the key "cyclegan" (reports and the demo read it by that
+    # name); "method" says which training method made it (cut for a CUT run, fast_style …).
+    return _Method(name, load, {"weights": str(run.file(direction)),
+                                "method": run.config.method if run.config else None})
 
 
 def _fast_style(path: Path, channels: int) -> TrainedRun:

@@ -2,7 +2,8 @@
 
 For each direction (A→B with G_A, B→A with G_B) and every held-out image x, the translation
 G(x) and the reconstruction F(G(x)) are written to disk and measured with every registered
-metric (``registry.py``):
+metric (``registry.py``). A run of a one-way method (CUT: G_A only) is evaluated A→B alone,
+without reconstructions; ``metrics.json`` has ``"BtoA": null`` and a note that it is not trained.
 
 - ``fid`` and ``kid``: translated images against the real held-out images of the target domain;
 - ``cycle_l1``: mean |F(G(x)) − x| on the [0, 1] pixel scale;
@@ -38,6 +39,7 @@ from ..data import DataError, Source, image_to_tensor, list_images, load_image, 
 from ..devices import default_device
 from ..inference.run import open_run
 from ..inference.translate import eval_mode, resize_short_side, translate_tensor
+from ..models.weights import generator_spec_of
 from . import metrics, registry, reports
 
 DIRECTIONS = (("AtoB", "A", "B"), ("BtoA", "B", "A"))
@@ -67,9 +69,11 @@ class Evaluation:
     fid_protocol: str | None = None  # how FID/KID resized images for Inception (metrics.FID_PROTOCOLS)
     notes: list[str] = field(default_factory=list)
     rows: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # for the HTML page
+    untrained: list[str] = field(default_factory=list)  # directions the run has no generator for (null)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: m.to_json() for name, m in self.directions.items()}
+        out |= dict.fromkeys(self.untrained)
         out |= {"step": self.step, "config_hash": self.config_hash, "fid_protocol": self.fid_protocol,
                 "notes": self.notes}
         return out
@@ -218,7 +222,7 @@ class _Task:
 
     direction: str
     forward: nn.Module
-    backward: nn.Module
+    backward: nn.Module | None  # None: no generator back (a one-way method), so no reconstruction
     source: Source
     count: int
     truth: dict[str, Path]
@@ -229,22 +233,26 @@ class _Task:
 
 @dataclass(frozen=True)
 class _Translation:
-    """One held-out image, its translation and reconstruction (1×C×H×W in [-1, 1] on the device)
-    and its true translation ([0, 1] on the CPU; None when none matched)."""
+    """One held-out image, its translation and reconstruction (1×C×H×W in [-1, 1] on the device;
+    no reconstruction without a generator back) and its true translation ([0, 1] on the CPU; None
+    when none matched)."""
 
     real: torch.Tensor
     translated: torch.Tensor
-    reconstructed: torch.Tensor
+    reconstructed: torch.Tensor | None
     truth: torch.Tensor | None
 
     def images(self) -> registry.Images:
         """What the metrics take: [0, 1] on the CPU."""
+        reconstructed = None if self.reconstructed is None else unit(self.reconstructed).cpu()
         return registry.Images(input=unit(self.real).cpu(), translated=unit(self.translated).cpu(),
-                               reconstructed=unit(self.reconstructed).cpu(), truth=self.truth)
+                               reconstructed=reconstructed, truth=self.truth)
 
     def pictures(self) -> dict[str, torch.Tensor]:
         """What is written, by kind of image, in [-1, 1]."""
-        shown = {"real": self.real, "translated": self.translated, "reconstructed": self.reconstructed}
+        shown = {"real": self.real, "translated": self.translated}
+        if self.reconstructed is not None:
+            shown["reconstructed"] = self.reconstructed
         return shown | ({} if self.truth is None else {"truth": self.truth * 2 - 1})
 
 
@@ -262,7 +270,7 @@ class _Translated:
 def _translate(task: _Task, x: torch.Tensor, truth: Path | None) -> _Translation:
     """G(x) and F(G(x)) as their PNGs hold them: F translates the 8-bit G(x), as a user would."""
     fake = to_8bit(translate_tensor(task.forward, x))
-    rec = to_8bit(translate_tensor(task.backward, fake))
+    rec = None if task.backward is None else to_8bit(translate_tensor(task.backward, fake))
     true = None if truth is None else read_truth(truth, x.shape[1], tuple(fake.shape[-2:]))
     return _Translation(x, fake, rec, true)
 
@@ -328,13 +336,14 @@ def _set_metrics(direction: str, real: torch.Tensor, fakes: FeatureStream, n: in
 
 @torch.inference_mode()
 def evaluate_translators(
-    g_a: nn.Module, g_b: nn.Module, test_a: Source, test_b: Source, *,
+    g_a: nn.Module, g_b: nn.Module | None, test_a: Source, test_b: Source, *,
     output: Path | None = None, size: int | None = None, extractor: nn.Module | None = None,
     extractor_note: str | None = None, truth_dir: Path | None = None, limit: int | None = None,
     device: torch.device | str = "cpu", batch_size: int = 16, progress: bool = True,
     real_features: dict[str, torch.Tensor] | None = None,
 ) -> Evaluation:
-    """Translate and measure every held-out image (or the first ``limit``), both directions.
+    """Translate and measure every held-out image (or the first ``limit``), both directions, or
+    A→B alone when ``g_b`` is None (a one-way method such as CUT).
 
     Every registered metric is measured. ``extractor`` maps uint8 N×3×H×W images to the features
     that FID/KID (the metrics that need "features") compare; None skips those (with
@@ -350,8 +359,18 @@ def evaluate_translators(
     extractor = extractor if on_features else None
     sources = {"A": test_a, "B": test_b}
     real_features = {} if real_features is None else real_features
+    if g_b is None:
+        result.notes.append("BtoA: not trained: the run has no B→A generator (a one-way method such as CUT), "
+                            "so no B→A metrics")
+        on_reconstruction = registry.registered(["reconstruction"])
+        if on_reconstruction:
+            result.notes.append(f"AtoB: {registry.group_name(on_reconstruction)} not computed: "
+                                "it needs the B→A generator, which the run does not train")
     for direction, src, dst in DIRECTIONS:
         forward, backward = (g_a, g_b) if direction == "AtoB" else (g_b, g_a)
+        if forward is None:
+            result.untrained.append(direction)
+            continue
         source = sources[src]
         count = len(source) if limit is None else min(limit, len(source))
         task = _Task(direction, forward, backward, source, count, find_truth(truth_dir, direction), output, size,
@@ -438,9 +457,10 @@ class HeldOutEvaluator:
         self._real_features: dict[str, torch.Tensor] = {}
 
     @torch.inference_mode()
-    def __call__(self, g_a: nn.Module, g_b: nn.Module) -> Evaluation:
-        """Evaluate the generators in eval mode; their train mode is restored after."""
-        with eval_mode(g_a, g_b):
+    def __call__(self, g_a: nn.Module, g_b: nn.Module | None) -> Evaluation:
+        """Evaluate the generators in eval mode (G_A alone when ``g_b`` is None); their train mode
+        is restored after."""
+        with eval_mode(*(g for g in (g_a, g_b) if g is not None)):
             result = evaluate_translators(
                 g_a, g_b, self.test_a, self.test_b, size=self.size, extractor=self.extractor,
                 extractor_note=self.extractor_note, truth_dir=self.truth, limit=self.limit, device=self.device,
@@ -470,7 +490,8 @@ def report_blocks(result: Evaluation) -> list[reports.Block]:
         reports.metrics_table("direction", {d: m.to_json() for d, m in result.directions.items()}, columns),
         reports.Notes(tuple(result.notes))]
     for direction, rows in result.rows.items():
-        kinds = ("real", "translated", "reconstructed", *(("truth",) if any("truth" in r for r in rows) else ()))
+        kinds = ("real", "translated", *(("reconstructed",) if any("reconstructed" in r for r in rows) else ()),
+                 *(("truth",) if any("truth" in r for r in rows) else ()))
         blocks += [reports.Heading(direction),
                    reports.ImageRows(kinds, tuple((r["name"], tuple(r.get(k) for k in kinds)) for r in rows))]
     return blocks
@@ -483,15 +504,17 @@ def report_blocks(result: Evaluation) -> list[reports.Block]:
 def run_cli(args: Any) -> int:
     device = default_device(args.device)
     run = open_run(args.weights)
-    g_a, g_b = run.generator("AtoB", device), run.generator("BtoA", device)
+    # A run of a one-way method (CUT) has G_A alone: it is evaluated A→B only.
+    g_a, g_b = run.generator("AtoB", device), run.generator("BtoA", device) if "BtoA" in run.files else None
     cfg = run.config
     data_cfg = dataclasses.replace(cfg.data if cfg else DataConfig(), root=str(args.data_root),
                                    format=args.data_format or (cfg.data.format if cfg else "folder"))
     if args.split:
         data_cfg = dataclasses.replace(data_cfg, test_split=args.split)
     # A is read as the A→B generator takes it, B as the B→A one does (grayscale ↔ colour runs)
+    channels_b = run.in_channels("BtoA") if g_b is not None else generator_spec_of(run.file("AtoB")).out_channels
     test_a, test_b = open_domains(data_cfg, data_cfg.test_split, channels=run.in_channels("AtoB"),
-                                  channels_b=run.in_channels("BtoA"))
+                                  channels_b=channels_b)
     size = args.size or (cfg.data.crop_size if cfg else None)
 
     extractor, note = None, None

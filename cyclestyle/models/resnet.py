@@ -7,6 +7,8 @@ the borders free of the dark frames zero padding produces.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -96,6 +98,42 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.up(self.blocks(self.down(self.stem(x)))))
+
+    def encoder_layers(self) -> list[nn.Module]:
+        """The encoder as one flat list: the stem's 4 modules, the two downsampling stages' 3
+        each, then the residual blocks. ``encode`` counts layers in this list."""
+        return [*self.stem, *self.down, *self.blocks]
+
+    def encode(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
+        """The outputs of the encoder ``layers`` (indices into ``encoder_layers``, ascending), for
+        feature losses such as CUT's PatchNCE; it stops after the last one asked for. As in the
+        reference, ReLUs work in place: a normalisation layer's output reads as its ReLU's."""
+        wanted, features = set(layers), []
+        for index, layer in enumerate(self.encoder_layers()[: max(layers) + 1]):
+            x = layer(x)
+            if index in wanted:
+                features.append(x)
+        return features
+
+
+def cut_layer_index(layer: int, n_blocks: int) -> int:
+    """Our ``encode`` index of layer ``layer`` of CUT's generator (Park et al. 2020), whose
+    ``--nce_layers`` count the modules of its flat ``model`` Sequential.
+
+    CUT's ResNet downsamples with anti-aliasing (Zhang 2019): each stage is conv (stride 1),
+    norm, ReLU and a blur-pool, four modules where ours has three (a stride-2 conv, norm, ReLU).
+    So its layers 0–3 (stem) and 4–6 are ours, 8–10 are our 7–9, and 12 + k is residual block k
+    (our 10 + k). Its blur-pools (7 and 11) have no counterpart here: a ``ValueError``.
+    """
+    if 0 <= layer <= 6:
+        return layer
+    if 8 <= layer <= 10:
+        return layer - 1
+    if layer in (7, 11):
+        raise ValueError(f"layer {layer} is an anti-aliasing blur-pool of CUT's generator, which ours has not")
+    if 12 <= layer < 12 + n_blocks:
+        return layer - 2
+    raise ValueError(f"layer {layer} is not in the encoder (0–{11 + n_blocks} with {n_blocks} residual blocks)")
 
 
 @GENERATORS.register("resnet", "CycleGAN's ResNet generator with model.n_blocks residual blocks (default 9)")

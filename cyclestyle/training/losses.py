@@ -1,4 +1,5 @@
-"""CycleGAN's objective as pure functions of network outputs (paper section 3, eq. 1–3).
+"""CycleGAN's objective as pure functions of network outputs (paper section 3, eq. 1–3), and
+CUT's contrastive term (``patch_nce_loss``, Park et al. 2020).
 
 Adversarial terms take the discriminator's raw patch logits. Three forms:
 - ``lsgan`` (the paper's choice, section 4): least squares, (D(x) − 1)² for real and D(G(z))² for fake;
@@ -55,3 +56,23 @@ def identity_loss(same: torch.Tensor, real: torch.Tensor, weight: float) -> torc
     """λ_idt·λ‖G(y) − y‖₁ (section 5.2): a generator fed an image of its target domain should leave
     it alone, which keeps the colours of paintings↔photos from drifting."""
     return weight * F.l1_loss(same.float(), real.float())
+
+
+def patch_nce_loss(query: torch.Tensor, key: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
+    """CUT's PatchNCE (Park et al. 2020, eq. 2–3) for one layer: B×P×D unit vectors, the query of
+    G(x) and the key of x at the same P locations of each image.
+
+    Each query must pick out its own key (the positive) among the keys of the other P − 1
+    locations of the same image (the negatives: the reference's
+    ``nce_includes_all_negatives_from_minibatch=False``): cross-entropy over
+    [q·k⁺, q·k₁ … q·k_P] / τ with the positive first. As in the reference, the query's similarity
+    to its own key is also in the negatives' row, replaced by −10 (a weight of e^(−10/τ), nil),
+    and the keys carry no gradient. The mean over all B·P queries.
+    """
+    key = key.detach()
+    positive = (query * key).sum(-1, keepdim=True)  # B×P×1
+    negatives = query @ key.transpose(1, 2)  # B×P×P, the positives on the diagonal
+    own = torch.eye(query.shape[1], dtype=torch.bool, device=query.device)
+    logits = torch.cat([positive, negatives.masked_fill(own, -10.0)], dim=2) / temperature
+    target = torch.zeros(logits.shape[0] * logits.shape[1], dtype=torch.long, device=query.device)
+    return F.cross_entropy(logits.flatten(0, 1), target)

@@ -169,4 +169,4 @@ def finite_guard(accelerator: Accelerator, t: TrainConfig) -> FiniteGuard:
     return FiniteGuard(deferred=deferred)
 
 
-from . import cyclegan, fast_style  # noqa: E402,F401  (registers the built-in methods)
+from . import cut, cyclegan, fast_style  # noqa: E402,F401  (registers the built-in methods)
