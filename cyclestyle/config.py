@@ -473,8 +473,8 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{key} must not be negative; got {value}")
-    method = _validate_method(cfg)
     multiple = _validate_architectures(m)
+    method = _validate_method(cfg)  # after the architectures: a method's checks may build them
     if d.preprocess != "none" and d.crop_size % multiple:  # "none" pads every image to the multiple
         raise ConfigError(f"data.crop_size={d.crop_size} must be a multiple of {multiple}, which model.generator "
                           f"{m.generator} needs of its input's sides")
@@ -494,11 +494,9 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
         raise ConfigError(f"data.crop_size={d.crop_size} is larger than data.load_size={d.load_size}")
     if m.in_channels not in (1, 3) or m.out_channels not in (1, 3):
         raise ConfigError("model.in_channels and model.out_channels must be 1 or 3")
-    one_way = cfg.method in CUT_METHODS
+    one_way = "BtoA" not in method.translators  # CUT, FastCUT, fast_style: A→B alone
     if lo.lambda_identity > 0 and m.in_channels != m.out_channels and not one_way:
         raise ConfigError("loss.lambda_identity needs model.in_channels == model.out_channels (set it to 0)")
-    if one_way:
-        _validate_cut(cfg)
     for section, readers in METHOD_SECTIONS.items():
         if cfg.method not in readers and config_to_dict(cfg, every_section=True)[section] != _DEFAULT_SECTIONS[section]:
             raise ConfigError(f"the {section} section is read by method {' and '.join(readers)} only, "
@@ -561,36 +559,6 @@ def _validate_architectures(m: ModelConfig) -> int:
     except ArchitectureError as e:
         raise ConfigError(f"model.discriminator: {e}") from None
     return multiple
-
-
-def _validate_cut(cfg: Config) -> None:
-    """CUT's keys, and the encoder layers they name, against the generator they apply to."""
-    from .models import build_generator
-    from .models.resnet import ResnetGenerator, cut_layer_index
-
-    c, m = cfg.cut, cfg.model
-    for key, value in {"cut.num_patches": c.num_patches, "cut.nce_t": c.nce_t, "cut.mlp_dim": c.mlp_dim,
-                       "cut.lambda_nce": c.lambda_nce}.items():
-        if value <= 0:
-            raise ConfigError(f"{key} must be positive; got {value}")
-    if c.lambda_gan < 0:
-        raise ConfigError(f"cut.lambda_gan must not be negative; got {c.lambda_gan}")
-    if c.nce_idt and m.in_channels != m.out_channels:
-        raise ConfigError("cut.nce_idt needs model.in_channels == model.out_channels (set it to false)")
-    if not c.nce_layers or sorted(set(c.nce_layers)) != c.nce_layers:
-        raise ConfigError(f"cut.nce_layers must be distinct layers in ascending order; got {c.nce_layers}")
-    import torch
-
-    with torch.device("meta"):  # a shape-only build: nothing allocated, whatever the widths
-        generator = build_generator(m)
-    if not isinstance(generator, ResnetGenerator):
-        raise ConfigError(f"method {cfg.method} needs a ResNet generator (model.generator resnet, resnet_9blocks or "
-                          f"resnet_6blocks) for its encoder features; got model.generator {m.generator}")
-    for layer in c.nce_layers:
-        try:
-            cut_layer_index(layer, len(generator.blocks))
-        except ValueError as e:
-            raise ConfigError(f"cut.nce_layers: {e}") from None
 
 
 def split_metric(metric: str) -> tuple[str | None, str]:

@@ -37,3 +37,23 @@ def tiny_config(tiny_overrides):
 
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "cyclestyle", *args]
+
+
+def kill_after_a_checkpoint(args: list[str], run_dir: Path, timeout: float = 120) -> Path:
+    """Run ``cyclestyle *args`` and SIGKILL it as soon as it has written a checkpoint under
+    ``run_dir`` (no chance to save anything more); returns the checkpoint it stopped at."""
+    import subprocess
+    import time
+
+    from cyclestyle.training.checkpoint import resolve_checkpoint
+
+    proc = subprocess.Popen(cli(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + timeout
+    while not (run_dir / "checkpoints" / "latest").exists():
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read().decode()
+        time.sleep(0.005)
+    proc.kill()
+    proc.wait()
+    stopped_at = resolve_checkpoint(run_dir / "checkpoints", "latest")
+    assert stopped_at is not None
+    return stopped_at

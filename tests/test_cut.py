@@ -5,7 +5,6 @@ import json
 import math
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,13 @@ from cyclestyle.config import ConfigError, dump_config, load_config
 from cyclestyle.inference.run import open_run
 from cyclestyle.models.resnet import ResnetGenerator, cut_layer_index
 from cyclestyle.models.weights import CheckpointError
-from cyclestyle.training import checkpoint as ckpt
 from cyclestyle.training.checkpoint import read_checkpoint
 from cyclestyle.training.loop import train
 from cyclestyle.training.losses import patch_nce_loss
 from cyclestyle.training.methods import method_class
 from cyclestyle.training.methods.cut import PatchProjection, StepDraws, encoder_channels, encoder_layers
 
-from .conftest import REPO, cli
+from .conftest import REPO, cli, kill_after_a_checkpoint
 from .test_distributed import EXACT, first_step_gradients, relative_difference, torchrun, train_args
 from .test_distributed import run as run_ok
 
@@ -178,15 +176,8 @@ def test_cut_trains_resumes_bitwise_after_sigkill_and_translates(method, tiny_ov
     killed = tmp_path / "killed"
     args = ["train", "--config", str(REPO / "configs" / "tiny.yaml"), *sum([["--set", o] for o in sets], []),
             "--set", f"output_dir={killed}"]
-    proc = subprocess.Popen(cli(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while not (killed / "checkpoints" / "latest").exists():
-        assert proc.poll() is None and time.time() < deadline, proc.stderr.read().decode()
-        time.sleep(0.005)
-    proc.kill()
-    proc.wait()
-    stopped_at = ckpt.resolve_checkpoint(killed / "checkpoints", "latest")
-    assert stopped_at is not None and stopped_at.name != "step-12"
+    stopped_at = kill_after_a_checkpoint(args, killed)
+    assert stopped_at.name != "step-12"
     result = subprocess.run(cli(*args, "--resume", "latest"), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     a, b = final_weights(straight, 12), final_weights(killed, 12)

@@ -32,12 +32,14 @@ OFFICIAL = Path(__file__).parent / "fixtures" / "official"
 
 def generator_file(folder: Path, kind: str) -> Path:
     """A generator file of each kind export must take: a trained-style ``resnet``, one imported from
-    the official code, and an architecture registered by the tests (inputs in multiples of 8)."""
+    the official code, Johnson et al.'s fast style network, and an architecture registered by the
+    tests (inputs in multiples of 8)."""
     path = folder / f"{kind}.safetensors"
     if kind == "official":
         import_official(OFFICIAL / "resnet_6blocks_ngf8_net_G_A.pth", path)
         return path
-    cfg = ModelConfig(ngf=8, n_blocks=2) if kind == "resnet" else ModelConfig(generator="three_stage", ngf=4)
+    cfg = {"resnet": ModelConfig(ngf=8, n_blocks=2), "johnson": ModelConfig(generator="johnson", ngf=8, n_blocks=1),
+           "three_stage": ModelConfig(generator="three_stage", ngf=4)}[kind]
     spec = generator_spec(cfg)
     torch.manual_seed(1)
     save_weights(path, spec.build().state_dict(), weights_metadata(dataclasses.asdict(cfg), 5, spec))
@@ -55,7 +57,7 @@ def batch(n: int, height: int, width: int, seed: int) -> torch.Tensor:
     return torch.rand(n, 3, height, width, generator=torch.Generator().manual_seed(seed)) * 2 - 1
 
 
-@pytest.mark.parametrize("kind", ["resnet", "official", "three_stage"])
+@pytest.mark.parametrize("kind", ["resnet", "official", "johnson", "three_stage"])
 def test_onnx_runs_at_free_sizes_like_pytorch_and_carries_its_metadata(kind, three_stage_registered, tmp_path, capsys):
     weights, out = generator_file(tmp_path, kind), tmp_path / "g.onnx"
     assert main(["export", "--weights", str(weights), "--format", "onnx", "--output", str(out)]) == 0
@@ -65,7 +67,7 @@ def test_onnx_runs_at_free_sizes_like_pytorch_and_carries_its_metadata(kind, thr
     multiple = 8 if kind == "three_stage" else 4
     assert meta["cyclestyle.direction"] == "AtoB" and meta["cyclestyle.size_multiple"] == str(multiple)
     assert meta["cyclestyle.input_range"] == "[-1, 1]" and "pixel / 127.5 - 1" in meta["cyclestyle.normalisation"]
-    assert json.loads(meta["cyclestyle.network"])["name"] == ("three_stage" if kind == "three_stage" else "resnet")
+    assert json.loads(meta["cyclestyle.network"])["name"] == ("resnet" if kind == "official" else kind)
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
 
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])

@@ -5,7 +5,6 @@ one-line errors. Tiny networks (ngf 8), 32 px crops, random VGG-16 weights."""
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +22,9 @@ from cyclestyle.inference.translate import translate_tensor
 from cyclestyle.models import GENERATORS
 from cyclestyle.style.color import rgb_to_yiq
 from cyclestyle.style.vgg import VGGWeightsError, load_vgg
-from cyclestyle.training import checkpoint as ckpt
 from cyclestyle.training.loop import train
 
-from .conftest import REPO, cli
+from .conftest import REPO, cli, kill_after_a_checkpoint
 
 CONFIG = REPO / "configs" / "fast_style.yaml"
 
@@ -170,15 +168,8 @@ def test_kill_and_resume_equals_uninterrupted(style_image, toy_root, tmp_path):
 
     killed = tmp_path / "killed"
     args = style_args(style_image, toy_root, killed) + ["--set", "train.max_steps=12"]
-    proc = subprocess.Popen(cli(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while not (killed / "checkpoints" / "latest").exists():
-        assert proc.poll() is None and time.time() < deadline, proc.stderr.read().decode()
-        time.sleep(0.005)
-    proc.kill()
-    proc.wait()
-    stopped_at = ckpt.resolve_checkpoint(killed / "checkpoints", "latest")
-    assert stopped_at is not None and stopped_at.name != "step-12"
+    stopped_at = kill_after_a_checkpoint(args, killed)
+    assert stopped_at.name != "step-12"
 
     result = subprocess.run(cli(*args, "--resume", "latest"), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -21,7 +21,7 @@ from cyclestyle.training import losses
 from cyclestyle.training.checkpoint import read_checkpoint
 from cyclestyle.training.loop import NonFiniteLoss, TrainingInterrupted, train
 
-from .conftest import REPO, cli
+from .conftest import REPO, cli, kill_after_a_checkpoint
 
 CYCLEGAN_NETWORKS = ("G_A", "G_B", "D_A", "D_B")  # what a CycleGAN checkpoint holds
 
@@ -92,15 +92,8 @@ def test_kill_and_resume_equals_uninterrupted(tiny_config, tiny_overrides, tmp_p
     args = ["train", "--config", str(REPO / "configs" / "tiny.yaml"),
             *sum([["--set", o] for o in tiny_overrides], []),
             "--set", f"output_dir={killed}", "--set", "train.max_steps=24"]
-    proc = subprocess.Popen(cli(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while not (killed / "checkpoints" / "latest").exists():
-        assert proc.poll() is None and time.time() < deadline, proc.stderr.read().decode()
-        time.sleep(0.005)
-    proc.kill()
-    proc.wait()
-    stopped_at = ckpt.resolve_checkpoint(killed / "checkpoints", "latest")
-    assert stopped_at is not None and stopped_at.name != "step-24"
+    stopped_at = kill_after_a_checkpoint(args, killed)
+    assert stopped_at.name != "step-24"
 
     result = subprocess.run(cli(*args, "--resume", "latest"), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 
 from .speed import resolve_mixed_precision
 
@@ -31,6 +32,10 @@ def make_accelerator(mixed_precision: str) -> Accelerator:
     believe it is the main one, and all would write the same files.
     """
     launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched == 1:
+        # accelerate keeps one state per process and refuses a second Accelerator with another
+        # mixed precision: a notebook or script that trains twice (auto, then fp32) must not fail.
+        AcceleratorState._reset_state(reset_partial_state=True)
     resolved, reason = resolve_mixed_precision(mixed_precision, "cuda" if torch.cuda.is_available() else "cpu")
     accelerator = Accelerator(mixed_precision=resolved, cpu=launched > 1 and not torch.cuda.is_available())
     if mixed_precision == "auto":

@@ -28,7 +28,6 @@ from typing import Any, Callable, Iterable, Iterator, NoReturn
 
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from torch import nn
 from torch.utils.data import DataLoader
@@ -202,12 +201,7 @@ def train(cfg: Config, resume: str | None = None) -> Path:
     except BaseException as e:
         _leave_process_group(accelerator, e.__traceback__)
         raise
-    else:
-        _leave_process_group(accelerator)
-    finally:
-        # accelerate keeps one state per process and refuses a second Accelerator with another
-        # mixed precision: a notebook or script that trains twice (auto, then fp32) must not fail.
-        AcceleratorState._reset_state(reset_partial_state=True)
+    _leave_process_group(accelerator)
     return run_dir
 
 

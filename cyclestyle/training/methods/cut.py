@@ -41,10 +41,10 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
-from ...config import Config, CutConfig
+from ...config import Config, ConfigError, CutConfig
 from ...models import NetworkSpec, discriminator_spec, generator_spec
 from ...models.layers import init_weights
-from ...models.resnet import cut_layer_index
+from ...models.resnet import ResnetGenerator, cut_layer_index
 from .. import losses
 from ..step import FiniteGuard, apply_update, backward_checked, set_requires_grad
 from . import Method, adam, finite_guard, register_method, scalers_for
@@ -160,6 +160,31 @@ class CUT(Method):
     seed: int
     rank: int
     finite: FiniteGuard = dataclasses.field(default_factory=FiniteGuard)
+
+    @classmethod
+    def check_config(cls, cfg: Config) -> None:
+        """The ``cut`` keys, and the encoder layers they name, against the generator they apply to."""
+        c, m = cfg.cut, cfg.model
+        for key, value in {"cut.num_patches": c.num_patches, "cut.nce_t": c.nce_t, "cut.mlp_dim": c.mlp_dim,
+                           "cut.lambda_nce": c.lambda_nce}.items():
+            if value <= 0:
+                raise ConfigError(f"{key} must be positive; got {value}")
+        if c.lambda_gan < 0:
+            raise ConfigError(f"cut.lambda_gan must not be negative; got {c.lambda_gan}")
+        if c.nce_idt and m.in_channels != m.out_channels:
+            raise ConfigError("cut.nce_idt needs model.in_channels == model.out_channels (set it to false)")
+        if not c.nce_layers or sorted(set(c.nce_layers)) != c.nce_layers:
+            raise ConfigError(f"cut.nce_layers must be distinct layers in ascending order; got {c.nce_layers}")
+        with torch.device("meta"):  # a shape-only build: nothing allocated, whatever the widths
+            generator = generator_spec(m).build()
+        if not isinstance(generator, ResnetGenerator):
+            raise ConfigError(f"method {cfg.method} needs a ResNet generator (model.generator resnet, resnet_9blocks "
+                              f"or resnet_6blocks) for its encoder features; got model.generator {m.generator}")
+        for layer in c.nce_layers:
+            try:
+                cut_layer_index(layer, len(generator.blocks))
+            except ValueError as e:
+                raise ConfigError(f"cut.nce_layers: {e}") from None
 
     @staticmethod
     def network_specs(cfg: Config) -> dict[str, NetworkSpec]:
