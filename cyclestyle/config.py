@@ -441,6 +441,20 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 
 
 def validate(cfg: Config, check_paths: bool = True) -> None:
+    """Every value, and every combination, before anything runs; each failure a one-line
+    ``ConfigError`` naming the key. ``check_paths``: the files and folders the config names too
+    (off for a run's own config.yaml read back, whose data may be elsewhere now)."""
+    _validate_ranges(cfg)
+    multiple = _validate_architectures(cfg.model)
+    method = _validate_method(cfg)  # after the architectures: a method's checks may build them
+    _validate_combinations(cfg, multiple, one_way="BtoA" not in method.translators)
+    if check_paths:
+        _validate_paths(cfg, method.domains)
+        method.check_files(cfg)
+
+
+def _validate_ranges(cfg: Config) -> None:
+    """Each number on its own: sizes, counts and rates positive, weights not negative."""
     d, m, t, lo = cfg.data, cfg.model, cfg.train, cfg.loss
     positive = {
         "data.load_size": d.load_size,
@@ -473,13 +487,22 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{key} must not be negative; got {value}")
-    multiple = _validate_architectures(m)
-    method = _validate_method(cfg)  # after the architectures: a method's checks may build them
+    if t.max_steps is not None and t.max_steps <= 0:
+        raise ConfigError(f"train.max_steps must be positive; got {t.max_steps}")
+    for key, value in {"train.beta1": t.beta1, "train.beta2": t.beta2}.items():
+        if not 0 <= value < 1:
+            raise ConfigError(f"{key} must be in [0, 1); got {value}")
+    if m.in_channels not in (1, 3) or m.out_channels not in (1, 3):
+        raise ConfigError("model.in_channels and model.out_channels must be 1 or 3")
+
+
+def _validate_combinations(cfg: Config, multiple: int, one_way: bool) -> None:
+    """Values that cannot work together: the schedule, the crop, the identity loss, a method's
+    section under another method, the evaluation metric (``one_way``: the method trains A→B alone)."""
+    d, m, t, lo = cfg.data, cfg.model, cfg.train, cfg.loss
     if d.preprocess != "none" and d.crop_size % multiple:  # "none" pads every image to the multiple
         raise ConfigError(f"data.crop_size={d.crop_size} must be a multiple of {multiple}, which model.generator "
                           f"{m.generator} needs of its input's sides")
-    if t.max_steps is not None and t.max_steps <= 0:
-        raise ConfigError(f"train.max_steps must be positive; got {t.max_steps}")
     if t.decay_steps is not None:
         if t.max_steps is None:
             raise ConfigError("train.decay_steps needs train.max_steps (epoch runs use train.n_epochs_decay)")
@@ -487,14 +510,8 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
             raise ConfigError(f"train.decay_steps must be between 0 and train.max_steps={t.max_steps}; got {t.decay_steps}")
     if t.max_steps is None and t.n_epochs + t.n_epochs_decay == 0:
         raise ConfigError("train.n_epochs + train.n_epochs_decay is 0: nothing to train (or set train.max_steps)")
-    for key, value in {"train.beta1": t.beta1, "train.beta2": t.beta2}.items():
-        if not 0 <= value < 1:
-            raise ConfigError(f"{key} must be in [0, 1); got {value}")
     if d.preprocess in ("resize_and_crop", "scale_width_and_crop") and d.crop_size > d.load_size:
         raise ConfigError(f"data.crop_size={d.crop_size} is larger than data.load_size={d.load_size}")
-    if m.in_channels not in (1, 3) or m.out_channels not in (1, 3):
-        raise ConfigError("model.in_channels and model.out_channels must be 1 or 3")
-    one_way = "BtoA" not in method.translators  # CUT, FastCUT, fast_style: A→B alone
     if lo.lambda_identity > 0 and m.in_channels != m.out_channels and not one_way:
         raise ConfigError("loss.lambda_identity needs model.in_channels == model.out_channels (set it to 0)")
     for section, readers in METHOD_SECTIONS.items():
@@ -502,8 +519,11 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
             raise ConfigError(f"the {section} section is read by method {' and '.join(readers)} only, "
                               f"and method is {cfg.method}")
     _validate_eval(cfg.eval, cfg.method if one_way else None)
-    if not check_paths:
-        return
+
+
+def _validate_paths(cfg: Config, domains: tuple[str, ...]) -> None:
+    """The files and folders the config names, and the dashboard's names."""
+    d = cfg.data
     _validate_wandb(cfg.wandb)
     for key, value in {"eval.paired_truth": cfg.eval.paired_truth,
                        "eval.inception_weights": cfg.eval.inception_weights}.items():
@@ -511,16 +531,14 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
             raise ConfigError(f"{key} {value} does not exist")
     if not d.root:
         raise ConfigError("data.root is not set: give the dataset folder (or an HF dataset id with data.format: hf)")
-    if d.format in ("folder", "images"):
-        root = Path(d.root).expanduser()
-        if not root.is_dir():
-            raise ConfigError(f"data.root {d.root} is not a folder")
+    root = Path(d.root).expanduser()
+    if d.format in ("folder", "images") and not root.is_dir():
+        raise ConfigError(f"data.root {d.root} is not a folder")
     if d.format == "folder":
-        subs = [f"{d.train_split}{domain}" for domain in method.domains]
+        subs = [f"{d.train_split}{domain}" for domain in domains]
         for sub in subs:
             if not (root / sub).is_dir():
                 raise ConfigError(f"data.root {d.root} has no {sub}/ folder (expected {'/ and '.join(subs)}/)")
-    method.check_files(cfg)
 
 
 def _validate_method(cfg: Config) -> type:

@@ -21,7 +21,8 @@ per step (median of the timed steps), images per second (A and B images), peak m
 allocated on a GPU, the process's resident set on a CPU) and the first step's extra seconds
 (compilation). With ``--trace-steps N`` each mode then trains N steps at batch 1 on a fixed seed,
 and the loss trace is compared with fp32's: the mean of each loss term over the last quarter,
-and the largest gap between the 20-step moving averages of the summed generator loss.
+and the largest gap between the 20-step moving averages of the summed generator loss. fp32 on
+another seed is traced too: the gap between two fp32 runs is the spread a mode's gap is read against.
 """
 
 from __future__ import annotations
@@ -83,10 +84,10 @@ def run_one(args: argparse.Namespace, mode: str, batch: int, steps: int, seed: i
             "losses": [{k: v for k, v in r.items() if k not in ("step", "epoch", "lr", "it_per_s")} for r in records]}
 
 
-def in_child(args: argparse.Namespace, mode: str, batch: int, steps: int) -> dict:
+def in_child(args: argparse.Namespace, mode: str, batch: int, steps: int, seed: int = 0) -> dict:
     """``run_one`` in a fresh process: each row's peak memory is its own."""
     command = [sys.executable, __file__, "--child", mode, str(batch), str(steps), "--size", str(args.size),
-               *sum([["--set", o] for o in args.overrides], [])]
+               "--seed", str(seed), *sum([["--set", o] for o in args.overrides], [])]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         return {"error": (result.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -114,6 +115,7 @@ def trace_rows(args: argparse.Namespace, modes: list[str]) -> None:
           f"(mean of each term over the last {args.trace_steps // 4} steps; gap: largest |difference| of the "
           "20-step moving averages of the summed generator loss, relative to fp32's mean)")
     traces = {m: in_child(args, m, 1, args.trace_steps) for m in dict.fromkeys(["fp32", *modes])}
+    traces["fp32, seed 1"] = in_child(args, "fp32", 1, args.trace_steps, seed=1)  # the run-to-run spread
     reference = traces["fp32"]
     if "error" in reference:
         print(f"  fp32 failed: {reference['error']}")
@@ -146,11 +148,12 @@ def main() -> None:
     parser.add_argument("--trace-steps", type=int, default=0, help="then a loss trace of this many steps per mode")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--child", nargs=3, metavar=("MODE", "BATCH", "STEPS"), help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
         mode, batch, steps = args.child
-        print(json.dumps(run_one(args, mode, int(batch), int(steps))))
+        print(json.dumps(run_one(args, mode, int(batch), int(steps), args.seed)))
         return
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device here")
