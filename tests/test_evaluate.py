@@ -321,3 +321,21 @@ def test_an_image_past_the_resize_caps_is_skipped_with_one_note(toy_root, tmp_pa
         assert result.directions[direction].n == 4 and result.directions[direction].values["fid"] is not None
         notes = [n for n in result.notes if f"strip{domain}.png" in n]
         assert len(notes) == 1 and notes[0].startswith("skipped") and "more elongated than 64:1" in notes[0]
+
+
+def test_evaluate_compiled_scores_what_eager_scores(tiny_run, toy_root, tmp_path, capsys):
+    """--compile on runs both generators through torch.compile: the same images up to rounding
+    noise, so every metric agrees with the eager run's to a small tolerance."""
+    from cyclestyle.cli import main
+
+    scores = {}
+    for setting in ("off", "on"):
+        out = tmp_path / setting
+        assert main(["evaluate", "--weights", str(tiny_run), "--data-root", str(toy_root), "--output", str(out),
+                     "--compile", setting]) == 0
+        scores[setting] = json.loads((out / "metrics.json").read_text())
+    assert "compiling the generators" in capsys.readouterr().err
+    for direction in ("AtoB", "BtoA"):
+        eager, compiled = scores["off"][direction], scores["on"][direction]
+        assert eager["n"] == compiled["n"] > 0
+        assert compiled["cycle_l1"] == pytest.approx(eager["cycle_l1"], rel=1e-3)

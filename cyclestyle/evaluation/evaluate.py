@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ from ..config import Config, ConfigError, DataConfig, config_hash, split_metric
 from ..data import DataError, Source, image_to_tensor, list_images, load_image, open_domains, tensor_to_image
 from ..devices import default_device
 from ..inference.run import open_run
-from ..inference.translate import eval_mode, resize_short_side, translate_tensor
+from ..inference.translate import CompiledGenerator, eval_mode, resize_short_side, translate_tensor, wants_compile
 from ..models.weights import generator_spec_of
 from . import metrics, registry, reports
 
@@ -501,6 +502,10 @@ def report_blocks(result: Evaluation) -> list[reports.Block]:
 # The command
 
 
+def _note(text: str) -> None:
+    print(f"cyclestyle: note: {text}", file=sys.stderr)
+
+
 def run_cli(args: Any) -> int:
     device = default_device(args.device)
     run = open_run(args.weights)
@@ -524,6 +529,9 @@ def run_cli(args: Any) -> int:
         note = str(e)
         print(f"cyclestyle: note: {e}; computing the other metrics")
 
+    if wants_compile(args.compile, min(len(test_a), args.limit or len(test_a))):
+        g_a, g_b = CompiledGenerator(g_a, _note), CompiledGenerator(g_b, _note) if g_b is not None else None
+        _note("compiling the generators (--compile): the first image of each direction takes longer")
     output = Path(args.output)
     start = time.perf_counter()
     result = evaluate_translators(

@@ -32,12 +32,14 @@ from .run import open_run
 from .tiling import DEFAULT_TILE, TilePlan, ceil_to, plan_tiles, size_multiple
 from .translate import (
     AUTO_TILE_PIXELS,
+    CompiledGenerator,
     _alpha_of,
     _translate_pixels,
     _wants_tiles,
     post_process,
     resize_short_side,
     translate_tensor,
+    wants_compile,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -213,7 +215,7 @@ class _Translator:
     strength: float = 1.0  # --style-strength
     preserve_color: bool = False
     precision: str = "fp32"
-    compiled: nn.Module | None = None  # the generator through torch.compile, for full frames
+    compiled: CompiledGenerator | None = None  # the generator through torch.compile, for full frames
     _plan: TilePlan | None = None
 
     def wants_tiles(self, width: int, height: int) -> bool:
@@ -233,28 +235,9 @@ class _Translator:
         else:
             x = torch.stack([image_to_tensor(img) for img in images]).to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-                y = self._full_frame(x)
+                y = translate_tensor(self.compiled or self.generator, x)
             outs = [tensor_to_image(t.float()) for t in y]
         return [post_process(img, out, self.strength, self.preserve_color) for img, out in zip(images, outs)]
-
-    def _full_frame(self, x: torch.Tensor) -> torch.Tensor:
-        if self.compiled is not None:
-            try:
-                return translate_tensor(self.compiled, x)
-            except Exception as error:  # no C++ compiler, an unsupported backend: eager still works
-                note(f"--compile: compilation failed ({_first_line(error)}); translating without it")
-                self.compiled = None
-        return translate_tensor(self.generator, x)
-
-
-COMPILE_MIN_IMAGES = 32
-"""--compile auto compiles for this many images or more. Measured on a Zen 5 core pair with the
-paper's generator at 256 px: compiling costs about 27 s and saves about 1 s per image (3.0 →
-2.0 s), so it pays for itself from about 30 images of one size."""
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def run_cli(args) -> int:
@@ -278,8 +261,8 @@ def run_cli(args) -> int:
     out_root = Path(args.output).expanduser()
     tally = _Tally()
     todo = _outputs_to_write(_collect(args.inputs, out_root), out_root, args.overwrite, tally)
-    if args.compile == "on" or (args.compile == "auto" and len(todo) >= COMPILE_MIN_IMAGES):
-        translator.compiled = torch.compile(generator)
+    if wants_compile(args.compile, len(todo)):
+        translator.compiled = CompiledGenerator(generator, note)
         note(f"compiling the generator for {len(todo)} images (--compile {args.compile}): the first takes longer")
     bar = tqdm(total=len(todo), unit="img", desc="translate", file=sys.stderr, disable=None, dynamic_ncols=True)
     with torch.inference_mode():

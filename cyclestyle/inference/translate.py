@@ -13,7 +13,7 @@ Automatic tiling
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -76,6 +76,41 @@ def translate_tensor(generator: nn.Module, x: torch.Tensor) -> torch.Tensor:
         mode = "reflect" if pad_h < h and pad_w < w else "replicate"
         x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
     return generator(x)[..., :h, :w]
+
+
+COMPILE_MIN_IMAGES = 32
+"""``--compile auto`` compiles for this many images or more. Measured on a Zen 5 core pair with the
+paper's generator at 256 px: compiling costs about 27 s and saves about 1 s per image (3.0 →
+2.0 s), so it pays for itself from about 30 images of one size."""
+
+
+def wants_compile(setting: str, images: int) -> bool:
+    """``--compile on|off|auto`` for a job of ``images`` images."""
+    return setting == "on" or (setting == "auto" and images >= COMPILE_MIN_IMAGES)
+
+
+class CompiledGenerator(nn.Module):
+    """A generator through ``torch.compile``, for a folder's worth of full frames: the first call
+    compiles (tens of seconds), later ones run faster. If compilation fails (no C++ compiler, a
+    backend that cannot take the network), ``note`` says why in one line and the eager network
+    translates instead. Weights are the generator's own: nothing is copied."""
+
+    def __init__(self, generator: nn.Module, note: Callable[[str], None]):
+        super().__init__()
+        self.generator = generator
+        self.size_multiple = size_multiple(generator)
+        self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = torch.compile(generator)
+        self._note = note
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._compiled is not None:
+            try:
+                return self._compiled(x)
+            except Exception as error:
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                self._note(f"--compile: compilation failed ({reason}); translating without it")
+                self._compiled = None
+        return self.generator(x)
 
 
 # --------------------------------------------------------------------------------------------
