@@ -32,11 +32,12 @@ def make_accelerator(mixed_precision: str) -> Accelerator:
     believe it is the main one, and all would write the same files.
     """
     launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if launched == 1:
+    resolved, reason = resolve_mixed_precision(mixed_precision, "cuda" if torch.cuda.is_available() else "cpu")
+    earlier = AcceleratorState._shared_state.get("_mixed_precision")
+    if launched == 1 and earlier is not None and earlier != resolved:
         # accelerate keeps one state per process and refuses a second Accelerator with another
         # mixed precision: a notebook or script that trains twice (auto, then fp32) must not fail.
         AcceleratorState._reset_state(reset_partial_state=True)
-    resolved, reason = resolve_mixed_precision(mixed_precision, "cuda" if torch.cuda.is_available() else "cpu")
     accelerator = Accelerator(mixed_precision=resolved, cpu=launched > 1 and not torch.cuda.is_available())
     if mixed_precision == "auto":
         accelerator.print(f"note: {reason}")
