@@ -514,8 +514,9 @@ def _validate_combinations(cfg: Config, multiple: int, one_way: bool) -> None:
         raise ConfigError(f"data.crop_size={d.crop_size} is larger than data.load_size={d.load_size}")
     if lo.lambda_identity > 0 and m.in_channels != m.out_channels and not one_way:
         raise ConfigError("loss.lambda_identity needs model.in_channels == model.out_channels (set it to 0)")
+    every_section = config_to_dict(cfg, every_section=True)
     for section, readers in METHOD_SECTIONS.items():
-        if cfg.method not in readers and config_to_dict(cfg, every_section=True)[section] != _DEFAULT_SECTIONS[section]:
+        if cfg.method not in readers and every_section[section] != _DEFAULT_SECTIONS[section]:
             raise ConfigError(f"the {section} section is read by method {' and '.join(readers)} only, "
                               f"and method is {cfg.method}")
     _validate_eval(cfg.eval, cfg.method if one_way else None)

@@ -57,3 +57,19 @@ def kill_after_a_checkpoint(args: list[str], run_dir: Path, timeout: float = 120
     stopped_at = resolve_checkpoint(run_dir / "checkpoints", "latest")
     assert stopped_at is not None
     return stopped_at
+
+
+def poison_cycle_loss_from_step(monkeypatch, step: int) -> None:
+    """Make CycleGAN's cycle-consistency loss NaN from training step ``step`` on (it is computed
+    twice per step: from A and from B)."""
+    from cyclestyle.training import losses
+
+    calls = {"n": 0}
+    real_cycle = losses.cycle_consistency_loss
+
+    def poisoned(rec, real, weight):
+        calls["n"] += 1
+        value = real_cycle(rec, real, weight)
+        return value * float("nan") if calls["n"] > 2 * (step - 1) else value
+
+    monkeypatch.setattr(losses, "cycle_consistency_loss", poisoned)

@@ -19,6 +19,8 @@ from cyclestyle.training import speed
 from cyclestyle.training.loop import train
 from cyclestyle.training.step import NonFiniteLoss
 
+from .conftest import poison_cycle_loss_from_step
+
 
 @pytest.mark.parametrize("has_bf16, expected", [(True, "bf16"), (False, "no")])
 def test_auto_mixed_precision_follows_the_cpu(monkeypatch, has_bf16, expected):
@@ -127,18 +129,9 @@ def test_a_deferred_finite_check_skips_a_nan_update_on_the_device():
 
 
 def test_a_deferred_run_stops_at_the_next_read_with_no_nan_in_its_checkpoints(tiny_config, monkeypatch):
-    from cyclestyle.training import losses
     from cyclestyle.training.checkpoint import read_checkpoint
 
-    calls = {"n": 0}
-    real_cycle = losses.cycle_consistency_loss
-
-    def poisoned(rec, real, weight):
-        calls["n"] += 1
-        value = real_cycle(rec, real, weight)
-        return value * float("nan") if calls["n"] > 2 * 6 else value  # two calls per step; NaN from step 7
-
-    monkeypatch.setattr(losses, "cycle_consistency_loss", poisoned)
+    poison_cycle_loss_from_step(monkeypatch, 7)
     cfg = tiny_config("train.finite_check=deferred")
     with pytest.raises(NonFiniteLoss, match=r"not finite in steps 7-8.*step-4"):  # read at the log of step 8
         train(cfg)

@@ -17,11 +17,10 @@ from safetensors.torch import load_file
 from cyclestyle.config import ConfigError
 from cyclestyle.models.weights import CheckpointError, load_generator
 from cyclestyle.training import checkpoint as ckpt
-from cyclestyle.training import losses
 from cyclestyle.training.checkpoint import read_checkpoint
 from cyclestyle.training.loop import NonFiniteLoss, TrainingInterrupted, train
 
-from .conftest import REPO, cli, kill_after_a_checkpoint
+from .conftest import REPO, cli, kill_after_a_checkpoint, poison_cycle_loss_from_step
 
 CYCLEGAN_NETWORKS = ("G_A", "G_B", "D_A", "D_B")  # what a CycleGAN checkpoint holds
 
@@ -159,15 +158,7 @@ def test_sigterm_saves_a_loadable_checkpoint_and_exits_cleanly(tiny_overrides, t
 
 
 def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tiny_config, monkeypatch):
-    calls = {"n": 0}
-    real_cycle = losses.cycle_consistency_loss
-
-    def poisoned(rec, real, weight):
-        calls["n"] += 1
-        value = real_cycle(rec, real, weight)
-        return value * float("nan") if calls["n"] > 2 * 6 else value  # two calls per step; NaN at step 7
-
-    monkeypatch.setattr(losses, "cycle_consistency_loss", poisoned)
+    poison_cycle_loss_from_step(monkeypatch, 7)
     cfg = tiny_config()
     with pytest.raises(NonFiniteLoss, match=r"nan at step 7.*step-4"):
         train(cfg)

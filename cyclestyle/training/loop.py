@@ -159,7 +159,6 @@ class Run:
     window: LogWindow = dataclasses.field(default_factory=LogWindow)
     bar: Any = None  # the progress bar (tqdm)
     first_step_s: float | None = None  # this process's first step: with train.compile, compilation's cost
-    compile_reported: bool = False
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -410,8 +409,10 @@ def _take_step(run: Run, batch: dict[str, torch.Tensor]) -> None:
              for domain, images in batch.items()}
     run.method.set_lr(run.cfg.train.lr * run.lr_factor(run.progress.step))
     terms = run.method.step(run.accelerator, batch, run.progress.step + 1, run.checkpoints_dir)
-    if run.first_step_s is None:  # the loss checks have synchronised with the device
+    if run.first_step_s is None:  # compilation runs on the host, within the first step's calls
         run.first_step_s = time.perf_counter() - began
+        if run.cfg.train.compile != "none":
+            _report_compile_time(run)
     run.progress.step += 1
     run.progress.position += run.global_batch
     run.window.add(terms)
@@ -441,8 +442,6 @@ def _log_record(run: Run) -> None:
     progress, device = run.progress, run.accelerator.device
     run.method.guard.raise_if_skipped(run.accelerator, progress.step, run.checkpoints_dir)
     values, it_per_s = run.window.close()
-    if run.cfg.train.compile != "none" and not run.compile_reported:
-        _report_compile_time(run, 1.0 / it_per_s)
     record = {"step": progress.step, "epoch": progress.epoch, "lr": run.cfg.train.lr * run.lr_factor(progress.step - 1),
               "it_per_s": it_per_s, **values}
     if run.accelerator.is_main_process:
@@ -456,15 +455,12 @@ def _log_record(run: Run) -> None:
                      "epoch": progress.epoch, **memory_metrics(device)}, progress.step)
 
 
-def _report_compile_time(run: Run, mean_step_s: float) -> None:
+def _report_compile_time(run: Run) -> None:
     """One line (and the dashboard's summary): what the first, compiling step cost."""
-    first = run.first_step_s or 0.0
-    run.compile_reported = True
-    if not run.accelerator.is_main_process:
-        return
-    tqdm.write(f"note: train.compile={run.cfg.train.compile}: the first step took {first:.1f} s, compilation "
-               f"included (mean over the first {run.cfg.train.log_every} steps: {mean_step_s:.2f} s)", file=sys.stderr)
-    run.tracker.summarize({"perf/first_step_s": first})
+    if run.accelerator.is_main_process:
+        tqdm.write(f"note: train.compile={run.cfg.train.compile}: the first step took {run.first_step_s:.1f} s, "
+                   "compilation included (the first log record's speed includes it)", file=sys.stderr)
+        run.tracker.summarize({"perf/first_step_s": run.first_step_s})
 
 
 def _log_panels(run: Run) -> None:

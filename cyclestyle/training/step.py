@@ -72,11 +72,11 @@ class FiniteGuard:
 
 
 def backward_checked(accelerator: Accelerator, terms: dict[str, torch.Tensor], scaler: torch.amp.GradScaler,
-                     which: str, step: int, checkpoints_dir: Path, guard: FiniteGuard | None = None) -> None:
+                     which: str, step: int, checkpoints_dir: Path, guard: FiniteGuard) -> None:
     """Back-propagate the sum of ``terms``, after checking that it is finite on every process
     (unless ``guard`` defers the check to the update)."""
     loss = sum(terms.values())
-    if guard is None or not guard.deferred:
+    if not guard.deferred:
         stop_if_not_finite(accelerator, loss, which, step, checkpoints_dir)
     if scaler.is_enabled():
         scaler.scale(loss).backward()
@@ -84,9 +84,8 @@ def backward_checked(accelerator: Accelerator, terms: dict[str, torch.Tensor], s
         accelerator.backward(loss)
 
 
-def apply_update(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                 guard: FiniteGuard | None = None) -> None:
-    (guard or FiniteGuard()).update(optimizer, scaler)
+def apply_update(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, guard: FiniteGuard) -> None:
+    guard.update(optimizer, scaler)
 
 
 def stop_if_not_finite(accelerator: Accelerator, loss: torch.Tensor, which: str, step: int,

@@ -44,6 +44,9 @@ class Method(abc.ABC):
     description: ClassVar[str]
     translators: ClassVar[dict[str, str]]  # direction ("AtoB", "BtoA") → network name
     domains: ClassVar[tuple[str, ...]] = ("A", "B")  # the image collections a step's batch holds
+    # Where the method's non-finite losses are caught (``step.FiniteGuard``, from ``finite_guard``);
+    # the loop reads its count when it logs and saves. This default checks each loss at once.
+    guard: FiniteGuard = FiniteGuard(deferred=False)
 
     @classmethod
     def check_config(cls, cfg: Config) -> None:
@@ -92,12 +95,6 @@ class Method(abc.ABC):
     def scalers(self) -> dict[str, torch.amp.GradScaler]:
         """One grad scaler per optimizer, under the same names."""
 
-    @property
-    def guard(self) -> FiniteGuard:
-        """Where the method's non-finite losses are caught (``step.FiniteGuard``); the loop reads
-        its count when it logs and saves. Default: each loss at once."""
-        return _CHECK_AT_ONCE
-
     @abc.abstractmethod
     def step(self, accelerator: Accelerator, batch: dict[str, torch.Tensor], step: int,
              checkpoints_dir: Path) -> dict[str, torch.Tensor]:
@@ -118,9 +115,6 @@ class Method(abc.ABC):
             optimizer.load_state_dict(optimizers[name])
         for name, scaler in self.scalers.items():
             scaler.load_state_dict(scalers[name])
-
-
-_CHECK_AT_ONCE = FiniteGuard(deferred=False)
 
 
 class MethodError(ValueError):

@@ -159,7 +159,7 @@ class CUT(Method):
     gan_mode: str
     seed: int
     rank: int
-    finite: FiniteGuard = dataclasses.field(default_factory=FiniteGuard)
+    guard: FiniteGuard = dataclasses.field(default_factory=FiniteGuard)
 
     @classmethod
     def check_config(cls, cfg: Config) -> None:
@@ -210,15 +210,11 @@ class CUT(Method):
             opt_g=adam(chain(g.parameters(), f.parameters()), t, device, guard),
             opt_d=adam(d.parameters(), t, device, guard),
             scaler_g=scalers["G"], scaler_d=scalers["D"], cut=cfg.cut, layers=encoder_layers(cfg),
-            gan_mode=cfg.loss.gan_mode, seed=cfg.seed, rank=rank, finite=guard)
+            gan_mode=cfg.loss.gan_mode, seed=cfg.seed, rank=rank, guard=guard)
 
     @property
     def networks(self) -> dict[str, nn.Module]:
         return {"G_A": self.g, "D_A": self.d, "F": self.f}
-
-    @property
-    def guard(self) -> FiniteGuard:
-        return self.finite
 
     @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -257,8 +253,8 @@ class CUT(Method):
         self.opt_d.zero_grad(set_to_none=True)
         with accelerator.autocast():
             terms = {"D": losses.discriminator_loss(self.d(real_b), self.d(fake_b.detach()), self.gan_mode)}
-        backward_checked(accelerator, terms, self.scaler_d, "discriminator", step, checkpoints_dir, self.finite)
-        apply_update(self.opt_d, self.scaler_d, self.finite)
+        backward_checked(accelerator, terms, self.scaler_d, "discriminator", step, checkpoints_dir, self.guard)
+        apply_update(self.opt_d, self.scaler_d, self.guard)
         return terms
 
     def generator_update(
@@ -281,8 +277,8 @@ class CUT(Method):
             nce = [terms[k] for k in ("NCE", "NCE_Y") if k in terms]
             objective = terms["G_GAN"] + sum(nce) / len(nce)
         backward_checked(accelerator, {"G": objective}, self.scaler_g, "generator", step, checkpoints_dir,
-                         self.finite)
-        apply_update(self.opt_g, self.scaler_g, self.finite)
+                         self.guard)
+        apply_update(self.opt_g, self.scaler_g, self.guard)
         return {**terms, "G": objective}
 
     def patch_nce(self, source: torch.Tensor, translated: torch.Tensor, flipped: bool,

@@ -95,7 +95,7 @@ class CycleGAN(Method):
     scaler_d: torch.amp.GradScaler
     loss_cfg: LossConfig = dataclasses.field(default_factory=LossConfig)
     history: dict[str, ImagePool] = dataclasses.field(default_factory=dict)  # fakes of A and of B
-    finite: FiniteGuard = dataclasses.field(default_factory=FiniteGuard)
+    guard: FiniteGuard = dataclasses.field(default_factory=FiniteGuard)
 
     @staticmethod
     def network_specs(cfg: Config) -> dict[str, NetworkSpec]:
@@ -116,7 +116,7 @@ class CycleGAN(Method):
             g_a, g_b, d_a, d_b, accelerator.unwrap_model(d_a), accelerator.unwrap_model(d_b),
             opt_g=adam(chain(g_a.parameters(), g_b.parameters()), t, device, guard),
             opt_d=adam(chain(d_a.parameters(), d_b.parameters()), t, device, guard),
-            scaler_g=scalers["G"], scaler_d=scalers["D"], loss_cfg=cfg.loss, finite=guard,
+            scaler_g=scalers["G"], scaler_d=scalers["D"], loss_cfg=cfg.loss, guard=guard,
             history={"A": ImagePool(t.pool_size, seed=seed), "B": ImagePool(t.pool_size, seed=seed + 1)})
 
     @property
@@ -126,10 +126,6 @@ class CycleGAN(Method):
     @property
     def pools(self) -> dict[str, ImagePool]:
         return self.history
-
-    @property
-    def guard(self) -> FiniteGuard:
-        return self.finite
 
     @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -172,12 +168,12 @@ def generator_step(
         with accelerator.autocast():
             from_a, fake_b = cycle_losses(real_a, gan.g_a, gan.g_b, gan.frozen_d_a, loss_cfg.lambda_a,
                                           loss_cfg.lambda_a * loss_cfg.lambda_identity, loss_cfg.gan_mode)
-        backward_checked(accelerator, from_a, gan.scaler_g, "generator", step, checkpoints_dir, gan.finite)
+        backward_checked(accelerator, from_a, gan.scaler_g, "generator", step, checkpoints_dir, gan.guard)
     with accelerator.autocast():
         from_b, fake_a = cycle_losses(real_b, gan.g_b, gan.g_a, gan.frozen_d_b, loss_cfg.lambda_b,
                                       loss_cfg.lambda_b * loss_cfg.lambda_identity, loss_cfg.gan_mode)
-    backward_checked(accelerator, from_b, gan.scaler_g, "generator", step, checkpoints_dir, gan.finite)
-    apply_update(gan.opt_g, gan.scaler_g, gan.finite)
+    backward_checked(accelerator, from_b, gan.scaler_g, "generator", step, checkpoints_dir, gan.guard)
+    apply_update(gan.opt_g, gan.scaler_g, gan.guard)
     # Reference names: G_A/G_B adversarial, cycle_A/B, and idt_A = ‖G_A(b) − b‖ (from B).
     terms = {"G_A": from_a["adversarial"], "G_B": from_b["adversarial"],
              "cycle_A": from_a["cycle"], "cycle_B": from_b["cycle"]}
@@ -199,6 +195,6 @@ def discriminator_step(
         terms = discriminator_losses(gan.d_a, gan.d_b, real_a, real_b, pools["A"].query(fake_a),
                                      pools["B"].query(fake_b), gan_mode)
     gan.opt_d.zero_grad(set_to_none=True)
-    backward_checked(accelerator, terms, gan.scaler_d, "discriminator", step, checkpoints_dir, gan.finite)
-    apply_update(gan.opt_d, gan.scaler_d, gan.finite)
+    backward_checked(accelerator, terms, gan.scaler_d, "discriminator", step, checkpoints_dir, gan.guard)
+    apply_update(gan.opt_d, gan.scaler_d, gan.guard)
     return terms

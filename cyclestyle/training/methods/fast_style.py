@@ -97,7 +97,7 @@ class FastStyle(Method):
     vgg: VGGFeatures
     grams: dict[str, Tensor]
     style: StyleConfig
-    finite: FiniteGuard = dataclasses.field(default_factory=FiniteGuard)
+    guard: FiniteGuard = dataclasses.field(default_factory=FiniteGuard)
 
     @classmethod
     def check_config(cls, cfg: Config) -> None:
@@ -166,10 +166,6 @@ class FastStyle(Method):
         return {"G_A": self.net}
 
     @property
-    def guard(self) -> FiniteGuard:
-        return self.finite
-
-    @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"G": self.opt}
 
@@ -184,7 +180,7 @@ class FastStyle(Method):
         self.opt.zero_grad(set_to_none=True)
         with accelerator.autocast():
             terms = perceptual_losses(self.vgg, self.net(content), content, self.grams, self.style)
-        backward_checked(accelerator, terms, self.scaler, "style network", step, checkpoints_dir, self.finite)
-        apply_update(self.opt, self.scaler, self.finite)
+        backward_checked(accelerator, terms, self.scaler, "style network", step, checkpoints_dir, self.guard)
+        apply_update(self.opt, self.scaler, self.guard)
         return terms
 
