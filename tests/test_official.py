@@ -90,3 +90,12 @@ def test_a_file_that_would_run_code_is_refused_and_named(tmp_path, capsys):
     assert main(["import-official", str(official_file(6)), "--output", str(out)]) == 0
     assert main(["import-official", str(official_file(9)), "--output", str(out)]) == 1  # no silent overwrite
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_a_file_that_is_no_pickle_is_one_line_that_never_suggests_loading_it_unsafely(tmp_path, capsys):
+    garbage = tmp_path / "horse2zebra.pth"
+    garbage.write_bytes(b"<html>404 Not Found</html>\n")  # what a failed download can leave
+    assert main(["import-official", str(garbage), "--output", str(tmp_path / "G.safetensors")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(garbage) in err and "read safely" in err
+    assert "weights_only" not in err and "False" not in err

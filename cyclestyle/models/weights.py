@@ -147,5 +147,8 @@ def _load_failure(error: Exception) -> str:
     unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", text)
     if unsafe:
         return f"it is not a plain state dict: it names {unsafe.group(1)}, which unpickling would call (refused)"
+    reason = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+    if reason:  # not a pickle torch can read without running code (garbage, a truncated file …)
+        return f"not a weights file torch can read safely ({reason.group(1).strip()})"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
