@@ -17,6 +17,7 @@ from PIL import Image
 
 from cyclestyle.cli import main
 from cyclestyle.style import gatys
+from cyclestyle.style import vgg as gatys_vgg
 from cyclestyle.style.gatys import (
     GatysConfig,
     VGGWeightsError,
@@ -224,8 +225,15 @@ def test_crafted_vgg_weights_run_nothing(images, tmp_path, monkeypatch, capsys, 
     path.parent.mkdir(parents=True)
     torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3), "payload": RunsCode(marker)}, path)
     given = ["--vgg-weights", str(path)] if where == "given" else []
-    code = main(["gatys", "--content", str(images["content"]), "--style", str(images["style_a"]),
-                 "--output", str(tmp_path / "o.png"), *given])
+    command = ["gatys", "--content", str(images["content"]), "--style", str(images["style_a"]),
+               "--output", str(tmp_path / "o.png"), *given]
+    if where == "default":  # torchvision's file name carries its hash, which this file has not ...
+        assert main(command) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(path) in err and "SHA-256 begins" in err
+        # ... and were its hash the expected one, reading it with weights_only runs nothing
+        monkeypatch.setattr(gatys_vgg, "hub_hash_mismatch", lambda path: None)
+    code = main(command)
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and str(path) in err and "unpickling would call" in err
     assert not marker.exists()

@@ -21,7 +21,6 @@ cheap (no torch) for a command that only loads a config.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -85,16 +84,12 @@ def read_inception_weights(path: Path) -> dict[str, torch.Tensor]:
     catches a corrupt or substituted download (the hash is short: ``weights_only`` is the guard).
     """
 
-    if path.name == INCEPTION_FILE:
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        if not digest.hexdigest().startswith(INCEPTION_SHA256_PREFIX):
-            raise InceptionWeightsError(
-                f"Inception weights {path} are not torch-fidelity's {INCEPTION_FILE}: their SHA-256 begins "
-                f"{digest.hexdigest()[:8]}, not {INCEPTION_SHA256_PREFIX}; replace the file")
-    from ..models.weights import StateDictError, read_state_dict
+    from ..models.weights import StateDictError, hub_hash_mismatch, read_state_dict
+
+    if path.name == INCEPTION_FILE and (actual := hub_hash_mismatch(path, INCEPTION_SHA256_PREFIX)) is not None:
+        raise InceptionWeightsError(
+            f"Inception weights {path} are not torch-fidelity's {INCEPTION_FILE}: their SHA-256 begins "
+            f"{actual}, not {INCEPTION_SHA256_PREFIX}; replace the file")
 
     try:
         state = read_state_dict(path)

@@ -7,6 +7,7 @@ it loads without the run folder or the training code, whatever architecture it i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -114,6 +115,24 @@ def _tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     """Each tensor's shape, from the file's header."""
     with safe_open(str(path), framework="pt") as f:
         return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+
+
+def hub_hash_mismatch(path: Path, expected: str | None = None) -> str | None:
+    """For a file named as torch hub names downloads, NAME-HASH.EXT, where HASH begins its
+    SHA-256 (``vgg19-dcbb9e9d.pth``): None if the digest begins with ``expected`` (by default the
+    name's HASH; None too if the name carries none), else what the digest begins with. Catches a
+    truncated or substituted download; the hash is short, so ``weights_only`` reading stays the
+    guard against a malicious file."""
+    named = re.search(r"-([0-9a-f]{6,})\.[^.]+$", path.name)
+    expected = expected or (named.group(1) if named else None)
+    if expected is None:
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    actual = digest.hexdigest()
+    return None if actual.startswith(expected) else actual[:len(expected)]
 
 
 class StateDictError(ValueError):

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data import DataError
-from ..models.weights import StateDictError, read_state_dict
+from ..models.weights import StateDictError, hub_hash_mismatch, read_state_dict
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -175,6 +175,11 @@ def cached_imagenet_weights(arch: VGGArchitecture, option: str = "--vgg-weights"
         raise VGGWeightsError(
             f"{arch.title} ImageNet weights not found and not downloaded: put torchvision's {arch.weights_file} "
             f"(from {arch.url}) at {path}, or pass {_set(option, 'PATH')} (or {_set(option, 'random')} for a demo)")
+    actual = hub_hash_mismatch(path)
+    if actual is not None:
+        raise VGGWeightsError(
+            f"{path} is not torchvision's {arch.weights_file}: its SHA-256 begins {actual}, not as its name says "
+            f"(a truncated or replaced download); download it again from {arch.url}")
     return path
 
 
