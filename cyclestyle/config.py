@@ -107,6 +107,10 @@ class TrainConfig:
     max_steps: int | None = None
     decay_steps: int | None = None
     pool_size: int = 50
+    # train.lr is for one image per step (the paper's batch 1); with more images per step
+    # (batch_size × processes) "sqrt" multiplies it by their square root (Adam's rule), "linear"
+    # by their number (SGD's), "none" keeps it as it is (training/schedule.py scaled_lr).
+    lr_scaling: Literal["none", "sqrt", "linear"] = "none"
     # The speed paths (training/speed.py). auto: bf16 autocast where the device computes bf16 in
     # hardware (recent GPUs; AVX-512 BF16 / AMX CPUs), fp32 elsewhere; "no" is fp32.
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"

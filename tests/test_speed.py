@@ -8,6 +8,7 @@ switches are validated.
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,10 @@ import torch
 
 from cyclestyle.config import ConfigError, TrainConfig
 from cyclestyle.models import PatchDiscriminator, ResnetGenerator
+from cyclestyle.training import checkpoint as ckpt
 from cyclestyle.training import speed
-from cyclestyle.training.loop import train
+from cyclestyle.training.loop import stop_agreement_due, train
+from cyclestyle.training.schedule import scaled_lr
 from cyclestyle.training.step import NonFiniteLoss
 
 from .conftest import poison_cycle_loss_from_step
@@ -96,7 +99,8 @@ def test_compiled_networks_compute_the_eager_outputs_and_gradients():
 
 @pytest.mark.parametrize("override, named", [("train.compile=fast", "train.compile"),
                                              ("train.mixed_precision=fp8", "train.mixed_precision"),
-                                             ("train.channels_last=maybe", "train.channels_last")])
+                                             ("train.channels_last=maybe", "train.channels_last"),
+                                             ("train.lr_scaling=cube", "train.lr_scaling")])
 def test_speed_switches_are_validated_in_one_line(tiny_config, override, named):
     with pytest.raises(ConfigError) as e:
         tiny_config(override)
@@ -138,3 +142,37 @@ def test_a_deferred_run_stops_at_the_next_read_with_no_nan_in_its_checkpoints(ti
     networks, state, _ = read_checkpoint(Path(cfg.output_dir) / "checkpoints" / "step-4")
     assert all(torch.isfinite(t).all() for net in networks.values() for t in net.values())
     assert not (Path(cfg.output_dir) / "checkpoints" / "step-8").exists()
+
+
+def test_lr_scaling_scales_the_rate_by_the_images_per_step(tiny_config, tmp_path, capsys):
+    assert scaled_lr(2e-4, "none", 16) == 2e-4
+    assert scaled_lr(2e-4, "sqrt", 16) == pytest.approx(8e-4)
+    assert scaled_lr(2e-4, "linear", 16) == pytest.approx(3.2e-3)
+    assert scaled_lr(2e-4, "sqrt", 1) == 2e-4  # the paper's batch 1 is the reference
+
+    cfg = tiny_config(f"output_dir={tmp_path / 'run'}", "train.batch_size=4", "train.lr=0.001",
+                      "train.lr_scaling=sqrt", "train.max_steps=4", "train.decay_steps=2")
+    run = train(cfg)
+    assert "train.lr 0.001 becomes 0.002 for 4 images per step" in capsys.readouterr().out
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    # steps 1-2 at the scaled rate, then the linear decay of the last 2 steps (factor 1/2 at step 4)
+    assert [r["lr"] for r in records] == pytest.approx([0.002, 0.001])
+
+
+def test_a_checkpoint_records_its_precision_and_a_resume_in_another_says_so(tiny_config, tmp_path, capsys):
+    """config.yaml may say auto, which another machine resolves otherwise: the checkpoint keeps
+    what the run trained in, and a resume that continues in something else says so."""
+    out = tmp_path / "run"
+    train(tiny_config(f"output_dir={out}", "train.max_steps=4", "train.mixed_precision=no"))
+    assert ckpt.load_state(out / "checkpoints" / "step-4" / "training_state.pt")["mixed_precision"] == "no"
+    capsys.readouterr()
+    train(tiny_config(f"output_dir={out}", "train.max_steps=6", "train.mixed_precision=bf16"), resume="latest")
+    assert "the checkpoint was trained with mixed_precision no" in capsys.readouterr().out
+    assert ckpt.load_state(out / "checkpoints" / "step-6" / "training_state.pt")["mixed_precision"] == "bf16"
+
+
+def test_processes_on_gpus_agree_on_stopping_only_where_they_wait_anyway():
+    assert stop_agreement_due(1, "cuda", at_record=False)  # alone: stops at the next step
+    assert stop_agreement_due(2, "cpu", at_record=False)  # CPUs: after every step
+    assert not stop_agreement_due(2, "cuda", at_record=False)  # GPUs: no wait for the device per step
+    assert stop_agreement_due(2, "cuda", at_record=True)

@@ -82,6 +82,9 @@ class TrainingState:
     config_hash: str
     reason: str  # "periodic", "interrupted" or "final"
     wandb_run_id: str | None = None  # the dashboard run a resume continues; absent in older versions
+    # What train.mixed_precision resolved to ("no", "bf16", "fp16"): config.yaml may say "auto",
+    # which another machine resolves otherwise. Absent in older versions.
+    mixed_precision: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = self.data
@@ -95,6 +98,7 @@ class TrainingState:
             "config_hash": self.config_hash,
             "reason": self.reason,
             "wandb_run_id": self.wandb_run_id,
+            "mixed_precision": self.mixed_precision,
         }
 
     @classmethod
@@ -102,7 +106,8 @@ class TrainingState:
         return cls(
             progress=Progress(**state["progress"]), optimizers=state["optimizers"], scalers=state["scalers"],
             data=DataState(**state["data"]), lr_factor=state["lr_factor"], num_processes=state["num_processes"],
-            config_hash=state["config_hash"], reason=state["reason"], wandb_run_id=state.get("wandb_run_id"))
+            config_hash=state["config_hash"], reason=state["reason"], wandb_run_id=state.get("wandb_run_id"),
+            mixed_precision=state.get("mixed_precision"))
 
 
 @dataclasses.dataclass

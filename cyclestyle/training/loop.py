@@ -59,7 +59,7 @@ from .launch import LaunchError, any_process, gather_objects, make_accelerator  
 from .lock import OutputDirBusy, OutputDirLock, busy_message
 from .methods import Method, method_class
 from .sampling import ShardedBatchSampler, epoch_order, steps_per_epoch
-from .schedule import epoch_lr_factor, step_lr_factor
+from .schedule import epoch_lr_factor, scaled_lr, step_lr_factor
 from .speed import check_channels_last, configure_backends, speed_up, to_memory_format
 from .step import NonFiniteLoss  # noqa: F401 (for cli)
 from .tracking import HeldOutPanels, Tracker, memory_metrics, open_tracker
@@ -171,6 +171,12 @@ class Run:
     @property
     def global_batch(self) -> int:
         return self.cfg.train.batch_size * self.accelerator.num_processes
+
+    def lr(self, step: int) -> float:
+        """The learning rate of step ``step`` (0-based): ``train.lr`` scaled for the global batch,
+        times the schedule's factor."""
+        t = self.cfg.train
+        return scaled_lr(t.lr, t.lr_scaling, self.global_batch) * self.lr_factor(step)
 
     def due(self, every: int) -> bool:
         """Whether something done every ``every`` steps, and after the last, is due now."""
@@ -286,12 +292,23 @@ def _start_run(cfg: Config, resume: str | None, accelerator: Accelerator, run_di
     networks = {name: speed_up(net, cfg.train, accelerator.device) for name, net in networks.items()}
     run = Run(cfg, accelerator, run_dir, sources, dataset, evaluator, total_steps, lr_factor,
               method.prepare(accelerator, networks, cfg, accelerator.process_index))
+    _note_lr_scaling(run)
     if saved:
         _resume(run, saved)
     else:
         set_seed(cfg.seed + accelerator.process_index)  # different dropout / pool draws per process, same weights
     _open_outputs(run, resumed=saved is not None)
     return run
+
+
+def _note_lr_scaling(run: Run) -> None:
+    """One line with the learning rate that ``train.lr_scaling`` made of ``train.lr``."""
+    t = run.cfg.train
+    if t.lr_scaling != "none":
+        run.accelerator.print(
+            f"note: train.lr_scaling={t.lr_scaling}: train.lr {t.lr:g} becomes "
+            f"{scaled_lr(t.lr, t.lr_scaling, run.global_batch):g} for {run.global_batch} images per step "
+            f"(batch {t.batch_size} × {run.accelerator.num_processes} processes)")
 
 
 def _checkpoint_to_resume(run_dir: Path, resume: str | None, accelerator: Accelerator) -> Path | None:
@@ -335,6 +352,10 @@ def _resume(run: Run, saved: Checkpoint) -> None:
     run.branched_from = state.progress.step
     run.resumed_order = (state.progress.epoch, state.data.order)
     run.wandb_run_id = state.wandb_run_id
+    if state.mixed_precision not in (None, accelerator.mixed_precision):
+        accelerator.print(f"note: the checkpoint was trained with mixed_precision {state.mixed_precision}; "
+                          f"train.mixed_precision={run.cfg.train.mixed_precision} continues it with "
+                          f"{accelerator.mixed_precision} here")
     if run.progress.position % run.global_batch:
         accelerator.print(f"warning: resuming with {accelerator.num_processes} processes × batch "
                           f"{run.cfg.train.batch_size}; {run.progress.position % run.global_batch} images "
@@ -407,7 +428,7 @@ def _take_step(run: Run, batch: dict[str, torch.Tensor]) -> None:
     device, began = run.accelerator.device, time.perf_counter()
     batch = {domain: to_memory_format(images.to(device, non_blocking=True), run.cfg.train)
              for domain, images in batch.items()}
-    run.method.set_lr(run.cfg.train.lr * run.lr_factor(run.progress.step))
+    run.method.set_lr(run.lr(run.progress.step))
     terms = run.method.step(run.accelerator, batch, run.progress.step + 1, run.checkpoints_dir)
     if run.first_step_s is None:  # compilation runs on the host, within the first step's calls
         run.first_step_s = time.perf_counter() - began
@@ -432,8 +453,19 @@ def _after_step(run: Run, stop: StopRequest) -> None:
     if run.due(cfg.train.checkpoint_every):
         _save(run, "periodic" if run.progress.step < run.total_steps else "final")
         run.last_saved_step = run.progress.step
-    if any_process(run.accelerator, stop.signum is not None):
+    at_record = run.due(cfg.train.log_every) or run.due(cfg.train.checkpoint_every)
+    if stop_agreement_due(run.accelerator.num_processes, run.accelerator.device.type, at_record) \
+            and any_process(run.accelerator, stop.signum is not None):
         _stop(run, stop.signum)
+
+
+def stop_agreement_due(processes: int, device_type: str, at_record: bool) -> bool:
+    """Whether the processes agree now on whether to stop (a Ctrl-C reaches each at its own time,
+    and all must save the same step). One process needs no agreement. Several on CPUs agree after
+    every step: their collective costs little. On GPUs the agreement reads a value back from the
+    device, a wait for all queued work, so they agree only at log records and checkpoints, which
+    wait anyway: no step waits for the device, and a Ctrl-C stops within train.log_every steps."""
+    return processes == 1 or device_type == "cpu" or at_record
 
 
 def _log_record(run: Run) -> None:
@@ -442,7 +474,7 @@ def _log_record(run: Run) -> None:
     progress, device = run.progress, run.accelerator.device
     run.method.guard.raise_if_skipped(run.accelerator, progress.step, run.checkpoints_dir)
     values, it_per_s = run.window.close()
-    record = {"step": progress.step, "epoch": progress.epoch, "lr": run.cfg.train.lr * run.lr_factor(progress.step - 1),
+    record = {"step": progress.step, "epoch": progress.epoch, "lr": run.lr(progress.step - 1),
               "it_per_s": it_per_s, **values}
     if run.accelerator.is_main_process:
         run.bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
@@ -513,7 +545,7 @@ def _training_state(run: Run, reason: str) -> TrainingState:
         lr_factor=run.lr_factor(progress.step) if progress.step < run.total_steps else 0.0,
         num_processes=run.accelerator.num_processes, config_hash=config_hash(run.cfg), reason=reason,
         # The dashboard run --resume continues (the checkpoint's own when none is open now).
-        wandb_run_id=run.tracker.run_id or run.wandb_run_id)
+        wandb_run_id=run.tracker.run_id or run.wandb_run_id, mixed_precision=run.accelerator.mixed_precision)
 
 
 def _stop(run: Run, signum: int | None) -> NoReturn:

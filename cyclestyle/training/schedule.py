@@ -1,8 +1,28 @@
-"""The learning-rate schedule: constant, then linear decay towards zero (paper section 4)."""
+"""The learning rate: its scaling with the batch, and its schedule (constant, then linear
+decay towards zero, paper section 4)."""
 
 from __future__ import annotations
 
+import math
 from typing import Callable
+
+BATCH_SCALING: dict[str, Callable[[int], float]] = {
+    "none": lambda images: 1.0,
+    "sqrt": math.sqrt,
+    "linear": float,
+}
+
+
+def scaled_lr(lr: float, scaling: str, images_per_step: int) -> float:
+    """``lr``, given for one image per step (the paper's batch 1), for ``images_per_step``.
+
+    A batch of k images averages k gradients, which divides the gradient noise's variance by k.
+    For Adam, whose update is normalised by the gradient's scale, the rule that keeps training
+    on the same trajectory per image seen multiplies the rate by √k (Malladi et al., "On the SDEs
+    and Scaling Rules for Adaptive Gradient Algorithms", NeurIPS 2022); the linear rule is SGD's
+    (Goyal et al. 2017), here for comparison.
+    """
+    return lr * BATCH_SCALING[scaling](images_per_step)
 
 
 def epoch_lr_factor(n_epochs: int, n_epochs_decay: int, steps_per_epoch: int) -> Callable[[int], float]:
