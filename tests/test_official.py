@@ -39,6 +39,20 @@ def test_a_converted_generator_reproduces_the_official_output(blocks, tmp_path):
     assert (got - io["output"]).abs().max().item() <= 1e-5
 
 
+def test_a_file_in_the_pre_1_6_format_of_the_published_models_converts_alike(tmp_path):
+    """The published .pth files date from 2017, before torch's zip format: the same state dict
+    saved in the old format converts to the same generator."""
+    legacy = tmp_path / "latest_net_G.pth"
+    torch.save(torch.load(official_file(6), weights_only=True), legacy, _use_new_zipfile_serialization=False)
+    assert legacy.read_bytes()[:2] != b"PK"  # not a zip archive
+    outs = [tmp_path / "legacy.safetensors", tmp_path / "zip.safetensors"]
+    for source, out in zip((legacy, official_file(6)), outs):
+        assert main(["import-official", str(source), "--output", str(out)]) == 0
+    converted = [load_file(str(out)) for out in outs]
+    assert converted[0].keys() == converted[1].keys()
+    assert all(torch.equal(converted[0][k], converted[1][k]) for k in converted[1])
+
+
 def test_instance_norm_statistics_of_old_pytorch_files_are_dropped():
     state = torch.load(official_file(6), weights_only=True)
     plain, _ = convert(state)
