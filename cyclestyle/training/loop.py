@@ -356,7 +356,7 @@ def _open_outputs(run: Run, resumed: bool) -> None:
     if run.progress.step < run.total_steps:  # a finished run that is resumed has nothing to show
         run.tracker = open_tracker(cfg, run.run_dir, is_main=is_main, resume_id=run.wandb_run_id)
     if run.evaluator:
-        run.best = _previous_best(run.checkpoints_dir, cfg.eval.metric, accelerator)
+        run.best = _previous_best(run.checkpoints_dir, run.evaluator, accelerator)
         if is_main:
             for note in run.evaluator.notes:
                 tqdm.write(f"note: {note}", file=sys.stderr)
@@ -554,7 +554,7 @@ def _evaluate_held_out(run: Run) -> None:
     result = evaluator(translators.get("AtoB"), translators.get("BtoA"))
     result.step = step
     record = {"metric": evaluator.metric, "value": score(result, evaluator.metric), "step": step,
-              "evaluation": result.to_json()}
+              "setting": evaluator.setting, "evaluation": result.to_json()}
     if is_better(record["value"], run.best["value"] if run.best else None, evaluator.metric):
         try:
             write_best(run.checkpoints_dir, {k: g.state_dict() for k, g in run.generator_files().items()}, record,
@@ -573,14 +573,39 @@ def _evaluate_held_out(run: Run) -> None:
     run.last_eval = record
 
 
-def _previous_best(checkpoints_dir: Path, metric: str, accelerator: Accelerator) -> dict[str, Any] | None:
-    """The best evaluation of an earlier part of this run, if it was chosen by the same metric."""
+def _previous_best(checkpoints_dir: Path, evaluator: HeldOutEvaluator, accelerator: Accelerator
+                   ) -> dict[str, Any] | None:
+    """The best evaluation of an earlier part of this run, if its value can be set beside this
+    run's: chosen by the same metric, in the same setting (``held_out_setting``: the held-out
+    images, the FID protocol and network, the true translations). Otherwise one note says why,
+    and the next evaluation replaces it.
+
+    A best written before the setting was recorded has none: nothing shows that it was measured
+    as this run measures, and a stale value that no new evaluation can beat (a legacy FID beside
+    clean ones) would keep the run's real best from ever being saved, so it counts as not
+    comparable too."""
     best = read_best(checkpoints_dir)
-    if best is not None and best.get("metric") != metric:
+    if best is None:
+        return None
+    if best.get("metric") != evaluator.metric:
         accelerator.print(f"note: {checkpoints_dir / BEST} was chosen by {best.get('metric')}, not eval.metric "
-                          f"{metric}: the next evaluation replaces it")
+                          f"{evaluator.metric}: the next evaluation replaces it")
+        return None
+    differs = _setting_differences(best.get("setting"), evaluator.setting)
+    if differs:
+        accelerator.print(f"note: {checkpoints_dir / BEST / 'metrics.json'} is not comparable with this run's "
+                          f"evaluations ({differs}): the next evaluation replaces it")
         return None
     return best
+
+
+def _setting_differences(recorded: Any, current: dict[str, Any]) -> str:
+    """What differs between a best's recorded setting and this run's, as ``key=old (now new)``
+    items; empty when nothing does."""
+    if not isinstance(recorded, dict):
+        return "it records no evaluation setting: written by an older version"
+    keys = sorted(recorded.keys() | current.keys())
+    return ", ".join(f"{k}={recorded.get(k)} (now {current.get(k)})" for k in keys if recorded.get(k) != current.get(k))
 
 
 def _report_evaluations(last: dict[str, Any], best: dict[str, Any] | None, metric: str, checkpoints_dir: Path,
