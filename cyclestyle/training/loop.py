@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -158,6 +159,7 @@ class Run:
     branched_from: int | None = None
     window: LogWindow = dataclasses.field(default_factory=LogWindow)
     bar: Any = None  # the progress bar (tqdm)
+    num_workers: int = 0  # DataLoader workers: data.num_workers, at most the CPUs this process may use
     first_step_s: float | None = None  # this process's first step: with train.compile, compilation's cost
 
     @property
@@ -285,7 +287,8 @@ def _start_run(cfg: Config, resume: str | None, accelerator: Accelerator, run_di
         saved.load_networks(networks)
     networks = {name: speed_up(net, cfg.train, accelerator.device) for name, net in networks.items()}
     run = Run(cfg, accelerator, run_dir, sources, dataset, evaluator, total_steps, lr_factor,
-              method.prepare(accelerator, networks, cfg, accelerator.process_index))
+              method.prepare(accelerator, networks, cfg, accelerator.process_index),
+              num_workers=_data_workers(cfg.data.num_workers, accelerator))
     if saved:
         _resume(run, saved)
     else:
@@ -389,9 +392,33 @@ def _epoch_batches(run: Run) -> DataLoader:
                                   accelerator.num_processes, start_step=run.progress.position // run.global_batch)
     # A private generator keeps DataLoader from drawing its worker seed from the global
     # RNG, which would make a resumed run's random stream differ from an uninterrupted one.
-    return DataLoader(run.dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers,
+    return DataLoader(run.dataset, batch_sampler=sampler, num_workers=run.num_workers,
                       pin_memory=accelerator.device.type == "cuda",
                       generator=torch.Generator().manual_seed(cfg.seed))
+
+
+def _data_workers(requested: int, accelerator: Accelerator) -> int:
+    """``data.num_workers``, but no more than the CPUs this process may run on (one note says so).
+
+    More workers than CPUs only share them: nothing is faster, every worker costs its memory, and
+    torch warns at every epoch's DataLoader. The CPUs are the process's affinity mask where the
+    system has one (a container's or a cluster job's share), as torch's own check counts them."""
+    available = _usable_cpus()
+    if requested <= available:
+        return requested
+    if accelerator.is_main_process:
+        cpus = "1 CPU is" if available == 1 else f"{available} CPUs are"
+        tqdm.write(f"note: data.num_workers={requested} but {cpus} available: using {available}", file=sys.stderr)
+    return available
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask, or the machine's count where the
+    system has no masks (macOS, Windows)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def _epoch_order(run: Run) -> torch.Tensor:
