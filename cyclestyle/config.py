@@ -55,7 +55,7 @@ class DataConfig:
     load_size: int = 286
     crop_size: int = 256
     flip: bool = True
-    num_workers: int = 2
+    num_workers: int = 2  # capped at the CPUs the process may use (training.loop._data_workers)
     # An unreadable image is skipped with a warning; with strict_images it stops the run.
     strict_images: bool = False
 

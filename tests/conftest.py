@@ -73,3 +73,17 @@ def poison_cycle_loss_from_step(monkeypatch, step: int) -> None:
         return value * float("nan") if calls["n"] > 2 * (step - 1) else value
 
     monkeypatch.setattr(losses, "cycle_consistency_loss", poisoned)
+
+
+def few_cpus(monkeypatch) -> int:
+    """Let this process see at most 2 of its CPUs (as a container's or a cluster job's share
+    would), for torch's worker check as for ours; returns how many. Keeps worker tests light on
+    a machine of many cores."""
+    allowed = set(sorted(os.sched_getaffinity(0))[:2])
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(allowed))
+    return len(allowed)
+
+
+def worker_warnings(recorded) -> list[str]:
+    """torch's DataLoader warnings of more workers than CPUs among ``recorded`` (pytest's recwarn)."""
+    return [str(w.message) for w in recorded if "worker processes in total" in str(w.message)]

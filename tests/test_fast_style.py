@@ -24,7 +24,7 @@ from cyclestyle.style.color import rgb_to_yiq
 from cyclestyle.style.vgg import VGGWeightsError, load_vgg
 from cyclestyle.training.loop import train
 
-from .conftest import REPO, cli, kill_after_a_checkpoint
+from .conftest import REPO, cli, few_cpus, kill_after_a_checkpoint, worker_warnings
 
 CONFIG = REPO / "configs" / "fast_style.yaml"
 
@@ -195,6 +195,21 @@ def test_a_plain_folder_of_photos_is_one_domain(tmp_path, toy_root):
         load_config(CONFIG, ["method=cyclegan", "data.format=images", f"data.root={photos}"], check_paths=False)
     with pytest.raises(ConfigError, match="eval.every=5"):
         load_config(CONFIG, ["eval.every=5", "style.images=[x.png]"], check_paths=False)
+
+
+def test_more_data_workers_than_cpus_are_capped_with_a_note_not_a_warning(style_image, toy_root, tmp_path,
+                                                                          monkeypatch, recwarn, capsys):
+    """data.num_workers above the CPUs made torch warn of too many worker processes; the run now
+    uses as many workers as there are CPUs, and says so once, not at each epoch's DataLoader (8
+    steps of 6 per epoch: two epochs)."""
+    cpus = few_cpus(monkeypatch)
+    args = [*style_args(style_image, toy_root, tmp_path / "run"), "--set", "train.max_steps=8",
+            "--set", f"data.num_workers={cpus + 3}"]
+    assert main(args) == 0
+    assert worker_warnings(recwarn) == []
+    cpus_are = "1 CPU is" if cpus == 1 else f"{cpus} CPUs are"
+    note = f"note: data.num_workers={cpus + 3} but {cpus_are} available: using {cpus}"
+    assert capsys.readouterr().err.count(note) == 1
 
 
 def test_the_dashboard_panels_show_held_out_photos_stylised(style_run, toy_root, capsys):

@@ -20,6 +20,7 @@ from cyclestyle.data import FolderSource
 from cyclestyle.evaluation import metrics
 from cyclestyle.evaluation.evaluate import HeldOutEvaluator, prepare, unit
 from cyclestyle.evaluation.inception import inception_network, resize_for_inception
+from cyclestyle.training.checkpoint import read_best
 from cyclestyle.training.loop import train
 
 
@@ -207,6 +208,38 @@ def test_evaluation_during_training_follows_eval_fid_protocol(tiny_config, rando
                             "eval.fid_protocol=legacy"))
     best = json.loads((run / "checkpoints" / "best" / "metrics.json").read_text())
     assert best["evaluation"]["fid_protocol"] == "legacy"
+
+
+def unbeatable_best(run) -> dict:
+    """Make the best that ``run`` holds an FID of 0, which no later evaluation can beat: a best
+    that is kept shows in its step and value staying."""
+    path = run / "checkpoints" / "best" / "metrics.json"
+    best = json.loads(path.read_text())
+    path.write_text(json.dumps({**best, "value": 0.0}))
+    return {**best, "value": 0.0}
+
+
+def test_a_resumed_run_keeps_a_best_of_another_fid_protocol_no_longer(tiny_config, random_inception, monkeypatch,
+                                                                       capsys):
+    """A legacy FID is not a clean one: a best measured the other way cannot stand against this
+    run's evaluations, however good its number (and is kept when only the length of the run changes)."""
+    load_inception = metrics.load_inception
+    monkeypatch.setattr(metrics, "load_inception", lambda weights, protocol: FirstFeatures(
+        load_inception(weights, protocol)))
+    evaluated = ("eval.every=2", "eval.num_images=2", "eval.metric=fid", f"eval.inception_weights={random_inception}")
+    run = train(tiny_config("train.max_steps=2", *evaluated, "eval.fid_protocol=legacy"))
+    first = unbeatable_best(run)
+    train(tiny_config("train.max_steps=4", *evaluated, "eval.fid_protocol=legacy"), resume="latest")
+    assert read_best(run / "checkpoints") == first  # the same setting: the old best stands
+    capsys.readouterr()
+
+    train(tiny_config("train.max_steps=6", *evaluated, "eval.fid_protocol=clean"), resume="latest")
+    best = read_best(run / "checkpoints")
+    assert best["step"] == 6 and best["value"] > 0
+    assert best["setting"]["eval.fid_protocol"] == best["evaluation"]["fid_protocol"] == "clean"
+    out = capsys.readouterr().out
+    assert f"{run / 'checkpoints' / 'best' / 'metrics.json'} is not comparable" in out
+    assert "eval.fid_protocol=legacy (now clean)" in out and "num_images" not in out
 
 
 def test_config_and_command_line_take_the_protocols_and_nothing_else(tiny_config):

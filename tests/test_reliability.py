@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from cyclestyle.config import ConfigError
+from cyclestyle.data import DataError
 from cyclestyle.training import checkpoint as ckpt
 from cyclestyle.training.lock import OutputDirBusy, OutputDirLock
 from cyclestyle.training.loop import train
@@ -161,6 +162,61 @@ def test_a_killed_run_frees_its_folder_at_once_though_its_data_workers_linger(ti
         for worker in workers:
             if worker.is_running():
                 worker.kill()
+
+
+def folder_without_images(tmp_path: Path) -> Path:
+    root = tmp_path / "no-images"
+    for split in ("trainA", "trainB"):
+        (root / split).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def test_a_run_that_fails_before_writing_anything_leaves_nothing(tiny_config, tmp_path):
+    """No folder (nor parent) created for a run that stopped at its data, and no lone .lock."""
+    run_dir = tmp_path / "runs" / "new" / "run"
+    with pytest.raises(DataError, match="no images in"):
+        train(tiny_config(f"data.root={folder_without_images(tmp_path)}", f"output_dir={run_dir}"))
+    assert not (tmp_path / "runs").exists()
+
+    empty = tmp_path / "existing"  # a folder the run did not create stays, empty as it was
+    empty.mkdir()
+    with pytest.raises(DataError, match="no images in"):
+        train(tiny_config(f"data.root={folder_without_images(tmp_path)}", f"output_dir={empty}"))
+    assert empty.is_dir() and not list(empty.iterdir())
+
+
+def test_a_failed_run_leaves_a_folder_that_holds_anything_else_as_it_was(tiny_config, tmp_path):
+    run_dir = tmp_path / "mine"
+    run_dir.mkdir()
+    (run_dir / "notes.txt").write_text("mine\n")
+    with pytest.raises(DataError, match="no images in"):
+        train(tiny_config(f"data.root={folder_without_images(tmp_path)}", f"output_dir={run_dir}"))
+    assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "notes.txt"]
+    assert (run_dir / "notes.txt").read_text() == "mine\n"
+
+
+def test_a_lock_taken_on_a_file_just_unlinked_is_taken_again_on_the_new_one(tmp_path, monkeypatch):
+    """A run that opened .lock as the last one was releasing it can lock the unlinked file: it
+    would then hold a lock no other run sees. acquire must notice and lock what the path names."""
+    from cyclestyle.training import lock as lock_module
+
+    run_dir = tmp_path / "run"
+    real_flock, calls = lock_module.fcntl.flock, []
+
+    def released_meanwhile(fd, operation):
+        calls.append(fd)
+        if len(calls) == 1:  # the holder unlinks the file between our open and our flock
+            os.unlink(run_dir / ".lock")
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(lock_module.fcntl, "flock", released_meanwhile)
+    with OutputDirLock.acquire(run_dir) as held:
+        assert len(calls) == 2
+        assert os.fstat(held.fd).st_ino == os.stat(run_dir / ".lock").st_ino
+        with pytest.raises(OutputDirBusy):
+            OutputDirLock.acquire(run_dir)  # a second run sees the lock that is held
+        (run_dir / "config.yaml").write_text("seed: 0\n")  # the run wrote something: its lock file stays
+    assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "config.yaml"]
 
 
 def test_temporary_names_are_the_process_own_on_this_host(tmp_path):

@@ -20,7 +20,7 @@ from cyclestyle.training import checkpoint as ckpt
 from cyclestyle.training.checkpoint import read_checkpoint
 from cyclestyle.training.loop import NonFiniteLoss, TrainingInterrupted, train
 
-from .conftest import REPO, cli, kill_after_a_checkpoint, poison_cycle_loss_from_step
+from .conftest import REPO, cli, few_cpus, kill_after_a_checkpoint, poison_cycle_loss_from_step, worker_warnings
 
 CYCLEGAN_NETWORKS = ("G_A", "G_B", "D_A", "D_B")  # what a CycleGAN checkpoint holds
 
@@ -58,6 +58,13 @@ def test_tiny_run_writes_outputs_and_cycle_loss_falls(toy_root, tmp_path):
     assert g_a(x).shape == x.shape
     assert load_generator(run / "G_B.safetensors")(x).shape == x.shape
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step-120", "step-60"]
+
+
+def test_more_data_workers_than_cpus_are_capped_for_cyclegan_too(tiny_config, monkeypatch, recwarn, capsys):
+    cpus = few_cpus(monkeypatch)
+    train(tiny_config("train.max_steps=2", f"data.num_workers={cpus + 1}"))
+    assert worker_warnings(recwarn) == []
+    assert f"data.num_workers={cpus + 1} but" in capsys.readouterr().err
 
 
 def test_generator_step_computes_no_discriminator_gradients(tiny_config, monkeypatch):

@@ -86,6 +86,35 @@ def test_a_resumed_run_keeps_the_best_of_its_first_part(tiny_config, truth_dir):
     assert best_after["step"] == min(values, key=values.get)
 
 
+def test_a_resumed_run_keeps_no_best_of_another_held_out_set_or_an_older_version(tiny_config, capsys):
+    """A best of 2 held-out images is no measure for evaluations of 3; nor is one that records no
+    setting (an older version's), which could be either. Each is replaced by the next evaluation."""
+    evaluated = ("eval.every=2", "eval.metric=cycle_l1")
+    run = train(tiny_config("train.max_steps=2", *evaluated, "eval.num_images=2"))
+    path = run / "checkpoints" / "best" / "metrics.json"
+
+    def unbeatable(drop_setting: bool = False) -> None:
+        best = json.loads(path.read_text())
+        best["value"] = 0.0
+        if drop_setting:
+            best.pop("setting", None)
+        path.write_text(json.dumps(best))
+
+    unbeatable()
+    capsys.readouterr()
+    train(tiny_config("train.max_steps=4", *evaluated, "eval.num_images=3"), resume="latest")
+    best = read_best(run / "checkpoints")
+    assert best["step"] == 4 and best["value"] > 0 and best["evaluation"]["AtoB"]["n"] == 3
+    out = capsys.readouterr().out
+    assert f"{path} is not comparable" in out and "eval.num_images=2 (now 3)" in out
+
+    unbeatable(drop_setting=True)
+    train(tiny_config("train.max_steps=6", *evaluated, "eval.num_images=3"), resume="latest")
+    best = read_best(run / "checkpoints")
+    assert best["step"] == 6 and best["value"] > 0 and best["setting"]["eval.num_images"] == 3
+    assert "records no evaluation setting: written by an older version" in capsys.readouterr().out
+
+
 def test_score_and_direction_of_better():
     from cyclestyle.evaluation.evaluate import DirectionMetrics, Evaluation
 

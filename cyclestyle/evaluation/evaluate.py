@@ -422,6 +422,36 @@ def is_better(value: float | None, best: float | None, metric: str) -> bool:
     return value < best if better.better == "min" else value > best
 
 
+def held_out_setting(cfg: Config, needs: str | None) -> dict[str, Any]:
+    """What, besides the generators, decides the value of ``eval.metric`` during training, by
+    config key: the held-out images (where they come from, how many, at what size) and what the
+    metric ``needs`` of its own (the FID protocol and network; the true translations).
+
+    Two evaluations are comparable only when these agree, so the best record keeps them: a best
+    of another setting (a legacy FID beside clean ones, 50 images beside 10) is no measure for a
+    resumed run. Paths are resolved so that a resume from another working directory still agrees;
+    anything else (a hub id) is kept as written."""
+    e, d = cfg.eval, cfg.data
+    setting: dict[str, Any] = {"data.format": d.format, "data.root": _resolved(d.root),
+                               "data.test_split": d.test_split, "data.crop_size": d.crop_size,
+                               "eval.num_images": e.num_images}
+    if d.format == "hf":
+        setting |= {"data.column_a": d.column_a, "data.column_b": d.column_b, "data.label_column": d.label_column,
+                    "data.label_a": d.label_a, "data.label_b": d.label_b}
+    if needs == "features":
+        setting |= {"eval.fid_protocol": e.fid_protocol, "eval.inception_weights": _resolved(e.inception_weights)}
+    if needs == "truth":
+        setting["eval.paired_truth"] = _resolved(e.paired_truth)
+    return setting
+
+
+def _resolved(path: str | None) -> str | None:
+    """An existing path as an absolute one; anything else (None, a hub id) as given."""
+    if not path or not Path(path).expanduser().exists():
+        return path
+    return str(Path(path).expanduser().resolve())
+
+
 class HeldOutEvaluator:
     """Evaluation during training: the same held-out images each time (the first
     ``eval.num_images`` of each domain) and the same metrics as ``cyclestyle evaluate``.
@@ -429,7 +459,8 @@ class HeldOutEvaluator:
     Built once per run, so the test sets are opened, the FID network loaded and the real
     images' features extracted once; every process builds one (a missing test split stops all
     of them at the start), only the main one loads the FID network and evaluates. ``notes``
-    says, once, what cannot be computed and why.
+    says, once, what cannot be computed and why; ``setting`` what its values depend on besides
+    the generators (``held_out_setting``), which the best record keeps.
     """
 
     def __init__(self, cfg: Config, device: torch.device, load_extractor: bool = True):
@@ -445,6 +476,7 @@ class HeldOutEvaluator:
         self.truth = Path(e.paired_truth).expanduser() if e.paired_truth else None
         self.extractor, self.extractor_note = None, None
         chosen = registry.get(split_metric(e.metric)[1])  # validated with the config
+        self.setting = held_out_setting(cfg, chosen.needs if chosen else None)
         needs_features = chosen is not None and chosen.needs == "features"
         if load_extractor and (needs_features or e.inception_weights):
             try:

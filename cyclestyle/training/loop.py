@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -158,6 +159,7 @@ class Run:
     branched_from: int | None = None
     window: LogWindow = dataclasses.field(default_factory=LogWindow)
     bar: Any = None  # the progress bar (tqdm)
+    num_workers: int = 0  # DataLoader workers: data.num_workers, at most the CPUs this process may use
     first_step_s: float | None = None  # this process's first step: with train.compile, compilation's cost
 
     @property
@@ -291,7 +293,8 @@ def _start_run(cfg: Config, resume: str | None, accelerator: Accelerator, run_di
         saved.load_networks(networks)
     networks = {name: speed_up(net, cfg.train, accelerator.device) for name, net in networks.items()}
     run = Run(cfg, accelerator, run_dir, sources, dataset, evaluator, total_steps, lr_factor,
-              method.prepare(accelerator, networks, cfg, accelerator.process_index))
+              method.prepare(accelerator, networks, cfg, accelerator.process_index),
+              num_workers=_data_workers(cfg.data.num_workers, accelerator))
     _note_lr_scaling(run)
     if saved:
         _resume(run, saved)
@@ -377,7 +380,7 @@ def _open_outputs(run: Run, resumed: bool) -> None:
     if run.progress.step < run.total_steps:  # a finished run that is resumed has nothing to show
         run.tracker = open_tracker(cfg, run.run_dir, is_main=is_main, resume_id=run.wandb_run_id)
     if run.evaluator:
-        run.best = _previous_best(run.checkpoints_dir, cfg.eval.metric, accelerator)
+        run.best = _previous_best(run.checkpoints_dir, run.evaluator, accelerator)
         if is_main:
             for note in run.evaluator.notes:
                 tqdm.write(f"note: {note}", file=sys.stderr)
@@ -410,9 +413,33 @@ def _epoch_batches(run: Run) -> DataLoader:
                                   accelerator.num_processes, start_step=run.progress.position // run.global_batch)
     # A private generator keeps DataLoader from drawing its worker seed from the global
     # RNG, which would make a resumed run's random stream differ from an uninterrupted one.
-    return DataLoader(run.dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers,
+    return DataLoader(run.dataset, batch_sampler=sampler, num_workers=run.num_workers,
                       pin_memory=accelerator.device.type == "cuda",
                       generator=torch.Generator().manual_seed(cfg.seed))
+
+
+def _data_workers(requested: int, accelerator: Accelerator) -> int:
+    """``data.num_workers``, but no more than the CPUs this process may run on (one note says so).
+
+    More workers than CPUs only share them: nothing is faster, every worker costs its memory, and
+    torch warns at every epoch's DataLoader. The CPUs are the process's affinity mask where the
+    system has one (a container's or a cluster job's share), as torch's own check counts them."""
+    available = _usable_cpus()
+    if requested <= available:
+        return requested
+    if accelerator.is_main_process:
+        cpus = "1 CPU is" if available == 1 else f"{available} CPUs are"
+        tqdm.write(f"note: data.num_workers={requested} but {cpus} available: using {available}", file=sys.stderr)
+    return available
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask, or the machine's count where the
+    system has no masks (macOS, Windows)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def _epoch_order(run: Run) -> torch.Tensor:
@@ -586,7 +613,7 @@ def _evaluate_held_out(run: Run) -> None:
     result = evaluator(translators.get("AtoB"), translators.get("BtoA"))
     result.step = step
     record = {"metric": evaluator.metric, "value": score(result, evaluator.metric), "step": step,
-              "evaluation": result.to_json()}
+              "setting": evaluator.setting, "evaluation": result.to_json()}
     if is_better(record["value"], run.best["value"] if run.best else None, evaluator.metric):
         try:
             write_best(run.checkpoints_dir, {k: g.state_dict() for k, g in run.generator_files().items()}, record,
@@ -605,14 +632,39 @@ def _evaluate_held_out(run: Run) -> None:
     run.last_eval = record
 
 
-def _previous_best(checkpoints_dir: Path, metric: str, accelerator: Accelerator) -> dict[str, Any] | None:
-    """The best evaluation of an earlier part of this run, if it was chosen by the same metric."""
+def _previous_best(checkpoints_dir: Path, evaluator: HeldOutEvaluator, accelerator: Accelerator
+                   ) -> dict[str, Any] | None:
+    """The best evaluation of an earlier part of this run, if its value can be set beside this
+    run's: chosen by the same metric, in the same setting (``held_out_setting``: the held-out
+    images, the FID protocol and network, the true translations). Otherwise one note says why,
+    and the next evaluation replaces it.
+
+    A best written before the setting was recorded has none: nothing shows that it was measured
+    as this run measures, and a stale value that no new evaluation can beat (a legacy FID beside
+    clean ones) would keep the run's real best from ever being saved, so it counts as not
+    comparable too."""
     best = read_best(checkpoints_dir)
-    if best is not None and best.get("metric") != metric:
+    if best is None:
+        return None
+    if best.get("metric") != evaluator.metric:
         accelerator.print(f"note: {checkpoints_dir / BEST} was chosen by {best.get('metric')}, not eval.metric "
-                          f"{metric}: the next evaluation replaces it")
+                          f"{evaluator.metric}: the next evaluation replaces it")
+        return None
+    differs = _setting_differences(best.get("setting"), evaluator.setting)
+    if differs:
+        accelerator.print(f"note: {checkpoints_dir / BEST / 'metrics.json'} is not comparable with this run's "
+                          f"evaluations ({differs}): the next evaluation replaces it")
         return None
     return best
+
+
+def _setting_differences(recorded: Any, current: dict[str, Any]) -> str:
+    """What differs between a best's recorded setting and this run's, as ``key=old (now new)``
+    items; empty when nothing does."""
+    if not isinstance(recorded, dict):
+        return "it records no evaluation setting: written by an older version"
+    keys = sorted(recorded.keys() | current.keys())
+    return ", ".join(f"{k}={recorded.get(k)} (now {current.get(k)})" for k in keys if recorded.get(k) != current.get(k))
 
 
 def _report_evaluations(last: dict[str, Any], best: dict[str, Any] | None, metric: str, checkpoints_dir: Path,
