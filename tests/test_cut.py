@@ -21,13 +21,11 @@ from cyclestyle.training.losses import patch_nce_loss
 from cyclestyle.training.methods import method_class
 from cyclestyle.training.methods.cut import PatchProjection, StepDraws, encoder_channels, encoder_layers
 
-from .conftest import REPO, cli, kill_after_a_checkpoint
+from .conftest import REPO, TINY_CUT, cli, kill_after_a_checkpoint
 from .test_distributed import EXACT, first_step_gradients, relative_difference, torchrun, train_args
 from .test_distributed import run as run_ok
 
 CUT_NETWORKS = ("G_A", "D_A", "F")
-# A tiny CUT: two residual blocks, so CUT's layers 12 and 13 are our blocks 0 and 1; few patches.
-TINY_CUT = ["model.n_blocks=2", "cut.nce_layers=[0,4,8,12,13]", "cut.num_patches=16", "cut.mlp_dim=32"]
 
 
 def test_patch_nce_matches_a_hand_computation():
