@@ -2,12 +2,21 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from cyclestyle.config import load_config
 from cyclestyle.demo.toy import make_toy_dataset
 
 REPO = Path(__file__).resolve().parents[1]
+
+# A tiny CUT: two residual blocks, so CUT's layers 12 and 13 are our blocks 0 and 1; few patches.
+TINY_CUT = ["model.n_blocks=2", "cut.nce_layers=[0,4,8,12,13]", "cut.num_patches=16", "cut.mlp_dim=32"]
+# A tiny fast style network (ngf 8, one residual block, 32 px) on a random VGG-16, in fp32 on
+# every CPU (auto would be bf16 on a Zen 5); the style image comes from the style_image fixture.
+TINY_STYLE = ["style.vgg_weights=random", "model.ngf=8", "model.n_blocks=1", "data.load_size=32",
+              "data.crop_size=32", "data.num_workers=0", "style.tv_weight=10", "train.mixed_precision=no"]
 
 # No test may reach a W&B server, even on a developer's machine that holds a key: the dashboard
 # is off for every run here (subprocesses inherit this) except in test_tracking.py, whose fixture
@@ -19,6 +28,16 @@ os.environ["WANDB_MODE"] = "disabled"
 def toy_root(tmp_path_factory) -> Path:
     """A small two-domain dataset built by the project itself (48 px, 12 images per domain)."""
     return make_toy_dataset(tmp_path_factory.mktemp("toy"), n_train=12, n_test=4, size=48, seed=0)
+
+
+@pytest.fixture(scope="session")
+def style_image(tmp_path_factory) -> Path:
+    """A striped, saturated 'painting' unlike the toy photos."""
+    path = tmp_path_factory.mktemp("style") / "stripes.png"
+    y, x = np.mgrid[0:40, 0:56]
+    stripes = np.stack([(np.sin(x / 2.0) > 0) * 230, (np.sin(y / 3.0) > 0) * 200, np.full_like(x, 40)], axis=-1)
+    Image.fromarray(stripes.astype(np.uint8)).save(path)
+    return path
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ and tiny runs that train, resume bit for bit, evaluate one way and translate."""
 import json
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,13 +20,9 @@ from cyclestyle.training.losses import patch_nce_loss
 from cyclestyle.training.methods import method_class
 from cyclestyle.training.methods.cut import PatchProjection, StepDraws, encoder_channels, encoder_layers
 
-from .conftest import REPO, cli, kill_after_a_checkpoint
-from .test_distributed import EXACT, first_step_gradients, relative_difference, torchrun, train_args
-from .test_distributed import run as run_ok
+from .conftest import REPO, TINY_CUT, cli, kill_after_a_checkpoint
 
 CUT_NETWORKS = ("G_A", "D_A", "F")
-# A tiny CUT: two residual blocks, so CUT's layers 12 and 13 are our blocks 0 and 1; few patches.
-TINY_CUT = ["model.n_blocks=2", "cut.nce_layers=[0,4,8,12,13]", "cut.num_patches=16", "cut.mlp_dim=32"]
 
 
 def test_patch_nce_matches_a_hand_computation():
@@ -223,15 +218,3 @@ def test_cut_run_evaluates_itself_and_with_evaluate_one_way(tiny_overrides, toy_
     assert "not trained" in (out / "index.html").read_text()
     assert not (out / "images" / "AtoB" / "reconstructed").exists()
     assert len(list((out / "images" / "AtoB" / "translated").iterdir())) == 4
-
-
-def test_two_processes_of_batch_1_equal_one_process_of_batch_2(toy_root, tmp_path):
-    """As for CycleGAN (test_distributed.py): the step-1 gradients of G with F, and of D, agree to
-    float noise; one process of batch 1 sees half the images and differs."""
-    steps = ["train.max_steps=2", "train.checkpoint_every=1", "method=cut", *TINY_CUT]
-    run_ok(torchrun(2) + train_args(toy_root, tmp_path / "two", *steps, "train.batch_size=1", *EXACT))
-    run_ok([sys.executable] + train_args(toy_root, tmp_path / "one", *steps, "train.batch_size=2", *EXACT))
-    two, one = first_step_gradients(tmp_path / "two"), first_step_gradients(tmp_path / "one")
-    assert relative_difference(two, one) < 1e-2
-    run_ok([sys.executable] + train_args(toy_root, tmp_path / "half", *steps, "train.batch_size=1", *EXACT))
-    assert relative_difference(first_step_gradients(tmp_path / "half"), one) > 0.1

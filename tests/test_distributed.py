@@ -1,45 +1,39 @@
 """Multi-process training on CPU (gloo), launched the way a user launches it."""
 
 import json
-import socket
-import subprocess
+import math
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from cyclestyle.config import load_config
 from cyclestyle.training.checkpoint import read_checkpoint
 
-from .conftest import REPO
+from .conftest import REPO, TINY_CUT, TINY_STYLE
+from .multiprocess import (
+    EXACT,
+    first_step_gradients,
+    free_port,
+    launch,
+    relative_differences,
+    run,
+    torchrun,
+    train_args,
+)
 
-# Same images in both layouts: no history pool, no flips, no crops (48 px toy images, kept whole).
-EXACT = ["train.pool_size=0", "data.flip=false", "data.preprocess=none", "model.n_blocks=2"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def train_args(toy_root: Path, out: Path, *overrides: str) -> list[str]:
-    sets = [f"data.root={toy_root}", f"output_dir={out}", "train.log_every=1", "train.checkpoint_every=2",
-            "train.keep_checkpoints=10", *overrides]
-    return ["-m", "cyclestyle", "train", "--config", str(REPO / "configs" / "tiny.yaml"),
-            *sum([["--set", s] for s in sets], [])]
+METHODS = ("cyclegan", "cut", "fastcut", "fast_style")
 
 
-def run(cmd: list[str], resume: bool = False) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd + (["--resume", "latest"] if resume else []),
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result
-
-
-def torchrun(n: int) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n)]
+def method_args(method: str, toy_root: Path, out: Path, style_image: Path, *overrides: str) -> list[str]:
+    """``train_args`` of a tiny run of ``method``: tiny.yaml as it is for CycleGAN, with the tiny
+    CUT settings for CUT and FastCUT, fast_style.yaml on the toy photos of domain A for the fast
+    style network."""
+    if method == "fast_style":
+        sets = ["data.format=folder", f"style.images=[{style_image}]", *TINY_STYLE]
+        return train_args(toy_root, out, *sets, *overrides, config=REPO / "configs" / "fast_style.yaml")
+    sets = [] if method == "cyclegan" else [f"method={method}", *TINY_CUT]
+    return train_args(toy_root, out, *sets, *overrides)
 
 
 def test_accelerate_launch_gives_two_identical_replicas(toy_root, tmp_path):
@@ -57,58 +51,58 @@ def test_accelerate_launch_gives_two_identical_replicas(toy_root, tmp_path):
         assert not torch.equal(processes[0]["rng"]["torch"], processes[1]["rng"]["torch"])
 
 
-def first_step_gradients(run_dir: Path) -> dict[str, torch.Tensor]:
-    """The gradient each optimizer applied at step 1, read back from the step-1 checkpoint: after
-    one step Adam's first moment is exactly (1 − β1)·g. In a multi-process run that g is the
-    average over the processes, so this is what data parallelism is about, before any optimizer
-    step can turn float noise into weight differences (Adam's first updates are ±lr whatever the
-    gradient's size, so near-zero gradients of either sign give full-size steps)."""
-    _, state, _ = read_checkpoint(run_dir / "checkpoints" / "step-1")
-    beta1 = load_config(run_dir / "config.yaml", check_paths=False).train.beta1
-    out = {}
-    for name in ("G", "D"):
-        moments = state["optimizers"][name]["state"]
-        out[name] = torch.cat([moments[i]["exp_avg"].flatten() for i in sorted(moments)]) / (1 - beta1)
-    return out
+@pytest.mark.parametrize("method", METHODS)
+def test_two_processes_of_batch_1_equal_one_process_of_batch_2(method, toy_root, style_image, tmp_path):
+    """Same images per step, and the same averaged gradient for every network the method trains
+    (CUT's projection heads F included): compared at step 1, to float noise. The two layouts sum
+    in different orders and CPUs differ in their kernels; on the toy images, instance norm
+    amplifies that noise in CycleGAN's generators to 4e-4 of the gradient's norm (measured on Zen
+    5; one process computing the two images one at a time differs from batch 2 as much; the other
+    methods' networks, 5e-6 at most). One process of batch 1 computes what process 0 alone would
+    apply if a network's gradient were not averaged, or if CUT drew image 1's patches as image 0's:
+    that differs by over 10% for each network (measured: 40% and more)."""
+    def gradients(name: str, processes: int, batch: int) -> dict[str, torch.Tensor]:
+        steps = ["train.max_steps=2", "train.checkpoint_every=1", f"train.batch_size={batch}", *EXACT]
+        run(launch(processes) + method_args(method, toy_root, tmp_path / name, style_image, *steps))
+        return first_step_gradients(tmp_path / name)
 
-
-def relative_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    return max(float((a[n] - b[n]).norm() / b[n].norm()) for n in a)
-
-
-def test_two_processes_of_batch_1_equal_one_process_of_batch_2(toy_root, tmp_path):
-    """Same images per step, and the same averaged gradient: compared at step 1, to float noise.
-    The two layouts sum in different orders and CPUs differ in their kernels; on the toy images,
-    instance norm amplifies that noise to 4e-4 of the gradient's norm (measured on Zen 5; one
-    process computing the two images one at a time differs from batch 2 as much), while a process
-    that sees only half of the images differs by over 10%."""
-    steps = ["train.max_steps=2", "train.checkpoint_every=1"]
-    run(torchrun(2) + train_args(toy_root, tmp_path / "two", *steps, "train.batch_size=1", *EXACT))
-    run([sys.executable] + train_args(toy_root, tmp_path / "one", *steps, "train.batch_size=2", *EXACT))
-    two, one = first_step_gradients(tmp_path / "two"), first_step_gradients(tmp_path / "one")
-    assert relative_difference(two, one) < 1e-2  # measured: 4e-4 on Zen 5 (toy images amplify the noise)
-    # And the comparison has teeth: one process of batch 1 sees only half of those images.
-    run([sys.executable] + train_args(toy_root, tmp_path / "half", *steps, "train.batch_size=1", *EXACT))
-    assert relative_difference(first_step_gradients(tmp_path / "half"), one) > 0.1
+    one = gradients("one", 1, 2)
+    two = relative_differences(gradients("two", 2, 1), one)
+    assert max(two.values()) < 1e-2, f"2 × batch 1 against 1 × batch 2: {two}"
+    half = relative_differences(gradients("half", 1, 1), one)
+    assert min(half.values()) > 0.1, f"1 × batch 1 (half the images) against 1 × batch 2: {half}"
+    # The replicas stay identical, and both steps are logged once.
+    for step in (1, 2):
+        _, _, processes = read_checkpoint(tmp_path / "two" / "checkpoints" / f"step-{step}")
+        assert processes[0]["weights_digest"] == processes[1]["weights_digest"]
     records = [json.loads(l) for l in (tmp_path / "two" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2]
 
 
-@pytest.mark.parametrize("first, second", [(2, 1), (1, 2)])
-def test_checkpoint_resumes_with_another_process_count(toy_root, tmp_path, first, second):
+@pytest.mark.parametrize("method, first, second", [
+    ("cyclegan", 2, 1), ("cyclegan", 1, 2), ("cut", 2, 1), ("fastcut", 1, 2), ("fast_style", 2, 1)])
+def test_checkpoint_resumes_with_another_process_count(method, first, second, toy_root, style_image, tmp_path):
+    """A run checkpointed by ``first`` processes goes on in ``second`` and finishes: the
+    networks, optimizers and progress do not depend on the process count (a process that the
+    checkpoint lacks takes process 0's random state)."""
     out = tmp_path / "run"
 
-    def launch(n: int) -> list[str]:
-        return torchrun(n) if n > 1 else [sys.executable]
+    def train_in(processes: int, steps: int, resume: bool = False) -> str:
+        # Global batch 2 either way (2 × 1 or 1 × 2), so the position in the epoch stays aligned.
+        sets = [f"train.max_steps={steps}", f"train.batch_size={2 // processes}"]
+        result = run(launch(processes) + method_args(method, toy_root, out, style_image, *sets), resume=resume)
+        return result.stdout + result.stderr
 
-    # Global batch 2 either way (2 × 1 or 1 × 2), so the position in the epoch stays aligned.
-    run(launch(first) + train_args(toy_root, out, "train.max_steps=2", f"train.batch_size={2 // first}"))
-    result = run(launch(second) + train_args(toy_root, out, "train.max_steps=4", f"train.batch_size={2 // second}"),
-                 resume=True)
-    assert "resumed from" in result.stdout + result.stderr
+    train_in(first, 2)
+    assert "resumed from" in train_in(second, 4, resume=True)
     _, state, processes = read_checkpoint(out / "checkpoints" / "step-4")
     assert state["num_processes"] == second and len(processes) == second
+    assert len({p["weights_digest"] for p in processes}) == 1
     assert state["progress"] == {"step": 4, "epoch": 0, "position": 8}
+    records = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert all(math.isfinite(v) for r in records for k, v in r.items() if k not in ("step", "epoch"))
+    assert (out / "G_A.safetensors").is_file()
 
 
 def test_accelerate_cpu_launch_of_two_warns_that_it_started_one(toy_root, tmp_path):

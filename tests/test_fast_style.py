@@ -24,7 +24,7 @@ from cyclestyle.style.color import rgb_to_yiq
 from cyclestyle.style.vgg import VGGWeightsError, load_vgg
 from cyclestyle.training.loop import train
 
-from .conftest import REPO, cli, few_cpus, kill_after_a_checkpoint, worker_warnings
+from .conftest import REPO, TINY_STYLE, cli, few_cpus, kill_after_a_checkpoint, worker_warnings
 
 CONFIG = REPO / "configs" / "fast_style.yaml"
 
@@ -37,28 +37,12 @@ def smooth_picture(height: int, width: int, seed: int) -> np.ndarray:
     return (fine[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
-@pytest.fixture(scope="module")
-def style_image(tmp_path_factory) -> Path:
-    """A striped, saturated 'painting' unlike the toy photos."""
-    path = tmp_path_factory.mktemp("style") / "stripes.png"
-    y, x = np.mgrid[0:40, 0:56]
-    stripes = np.stack([(np.sin(x / 2.0) > 0) * 230, (np.sin(y / 3.0) > 0) * 200, np.full_like(x, 40)], axis=-1)
-    Image.fromarray(stripes.astype(np.uint8)).save(path)
-    return path
-
-
 def style_args(style: Path, content: Path, output: Path) -> list[str]:
-    """A tiny style-train command: ngf 8, one residual block, 32 px, batch 2, random VGG-16."""
+    """A tiny style-train command (``TINY_STYLE``), batch 2, a checkpoint every 4 steps."""
+    sets = [*TINY_STYLE, "train.batch_size=2", "train.log_every=4", "train.checkpoint_every=4",
+            "train.keep_checkpoints=10"]
     return ["style-train", "--style", str(style), "--content", str(content), "--output", str(output),
-            "--set", "style.vgg_weights=random", "--set", "model.ngf=8", "--set", "model.n_blocks=1",
-            "--set", "data.load_size=32", "--set", "data.crop_size=32", "--set", "data.num_workers=0",
-            "--set", "train.batch_size=2", "--set", "train.log_every=4", "--set", "train.checkpoint_every=4",
-            "--set", "train.keep_checkpoints=10", "--set", "style.tv_weight=10",
-            "--set", "train.mixed_precision=no"]  # fp32 on every CPU (auto would be bf16 on a Zen 5)
-
-
-def overrides(args: list[str]) -> list[str]:
-    return [args[i + 1] for i, a in enumerate(args) if a == "--set"]
+            *sum([["--set", s] for s in sets], [])]
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from cyclestyle.training.checkpoint import read_checkpoint
 from cyclestyle.training.loop import NonFiniteLoss, TrainingInterrupted, train
 
 from .conftest import REPO, cli, few_cpus, kill_after_a_checkpoint, poison_cycle_loss_from_step, worker_warnings
+from .multiprocess import torchrun
 
 CYCLEGAN_NETWORKS = ("G_A", "G_B", "D_A", "D_B")  # what a CycleGAN checkpoint holds
 
@@ -355,14 +356,11 @@ def test_mixed_precision_paths_run_on_cpu(tiny_overrides, tmp_path, precision):
 
 def test_two_process_torchrun_on_cpu_forms_one_gloo_group(tiny_overrides, tmp_path):
     """Without GPUs, a 2-process launch must train as one run, not as two runs writing one folder."""
-    import sys
-
     run = tmp_path / "ddp"
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     args = ["-m", "cyclestyle", "train", "--config", str(REPO / "configs" / "tiny.yaml"),
             *sum([["--set", o] for o in tiny_overrides], []), "--set", f"output_dir={run}",
             "--set", "train.max_steps=4"]
-    result = subprocess.run(torchrun + args, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(torchrun(2) + args, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (result.stdout + result.stderr).count("done: 4 steps") == 1  # only the main process speaks
     folder = run / "checkpoints" / "step-4"
