@@ -68,6 +68,31 @@ def test_more_data_workers_than_cpus_are_capped_for_cyclegan_too(tiny_config, mo
     assert f"data.num_workers={cpus + 1} but" in capsys.readouterr().err
 
 
+def test_data_workers_serve_every_epoch_of_a_run_and_change_nothing(tiny_config, tmp_path, monkeypatch):
+    """One DataLoader with persistent workers for the whole run (not one per epoch), and the same
+    batches as without workers: the same computation, so the same weights bit for bit."""
+    from torch.utils.data import DataLoader
+
+    from cyclestyle.training import loop
+
+    loaders = []
+
+    class Counted(DataLoader):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            loaders.append(self)
+
+    monkeypatch.setattr(loop, "DataLoader", Counted)
+    few_cpus(monkeypatch)
+    steps = "train.max_steps=30"  # 12 images per epoch: three epochs, the last one cut short
+    with_workers = train(tiny_config(steps, "data.num_workers=2", f"output_dir={tmp_path / 'workers'}"))
+    assert len(loaders) == 1 and loaders[0].persistent_workers
+    without = train(tiny_config(steps, "data.num_workers=0", f"output_dir={tmp_path / 'main'}"))
+    for name in ("G_A", "G_B"):
+        a, b = (load_file(run / f"{name}.safetensors") for run in (with_workers, without))
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
 def test_generator_step_computes_no_discriminator_gradients(tiny_config, monkeypatch):
     """The discriminators are frozen while the generators learn (paper's alternating updates)."""
     from cyclestyle.training.methods import cyclegan as step_module

@@ -31,7 +31,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from ..config import Config, ConfigError, TrainConfig, config_hash, config_to_dict, dump_config
@@ -160,6 +160,7 @@ class Run:
     window: LogWindow = dataclasses.field(default_factory=LogWindow)
     bar: Any = None  # the progress bar (tqdm)
     num_workers: int = 0  # DataLoader workers: data.num_workers, at most the CPUs this process may use
+    loader: DataLoader | None = None  # the run's one DataLoader (``_epoch_batches``)
     first_step_s: float | None = None  # this process's first step: with train.compile, compilation's cost
 
     @property
@@ -407,15 +408,40 @@ def _train_until_done(run: Run, stop: StopRequest) -> None:
 
 
 def _epoch_batches(run: Run) -> DataLoader:
-    """This process's batches of the current epoch, from where the run stands in it."""
-    cfg, accelerator = run.cfg, run.accelerator
-    sampler = ShardedBatchSampler(_epoch_order(run), cfg.train.batch_size, accelerator.process_index,
-                                  accelerator.num_processes, start_step=run.progress.position // run.global_batch)
-    # A private generator keeps DataLoader from drawing its worker seed from the global
-    # RNG, which would make a resumed run's random stream differ from an uninterrupted one.
-    return DataLoader(run.dataset, batch_sampler=sampler, num_workers=run.num_workers,
-                      pin_memory=accelerator.device.type == "cuda",
-                      generator=torch.Generator().manual_seed(cfg.seed))
+    """This process's batches of the current epoch, from where the run stands in it.
+
+    One DataLoader serves the whole run: its batch sampler (``_CurrentEpoch``) reads the epoch
+    and position at each pass, so its workers persist across epochs instead of being started
+    again for each (which, with few steps per epoch at a large batch, costs more than the epoch).
+    """
+    if run.loader is None:
+        workers = run.num_workers
+        # A private generator keeps DataLoader from drawing its worker seed from the global
+        # RNG, which would make a resumed run's random stream differ from an uninterrupted one.
+        run.loader = DataLoader(run.dataset, batch_sampler=_CurrentEpoch(run), num_workers=workers,
+                                pin_memory=run.accelerator.device.type == "cuda", persistent_workers=workers > 0,
+                                prefetch_factor=2 if workers else None,
+                                generator=torch.Generator().manual_seed(run.cfg.seed))
+    return run.loader
+
+
+class _CurrentEpoch(Sampler[list[tuple[int, int, int]]]):
+    """The run's batch sampler: each pass yields this process's share of the current epoch's
+    batches (``ShardedBatchSampler``), starting where the run stands in it."""
+
+    def __init__(self, run: Run):
+        self.run = run
+
+    def _epoch(self) -> ShardedBatchSampler:
+        run = self.run
+        return ShardedBatchSampler(_epoch_order(run), run.cfg.train.batch_size, run.accelerator.process_index,
+                                   run.accelerator.num_processes, start_step=run.progress.position // run.global_batch)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
+        return iter(self._epoch())
+
+    def __len__(self) -> int:
+        return len(self._epoch())
 
 
 def _data_workers(requested: int, accelerator: Accelerator) -> int:
