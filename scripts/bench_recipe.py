@@ -12,10 +12,11 @@ linearly, the held-out evaluation ``--evals`` times. Batch 1 runs on ``--seeds``
 run-to-run spread), each larger batch with each scaling on ``--recipe-seeds``.
 
 Printed per run: learning rate, steps, s/step, images/s (A and B images), the held-out metric at
-each evaluation, and the loss gap: the largest |difference| between the run's summed generator
-loss and batch 1 seed 0's, log record by log record (each the mean over the same number of
-images), relative to the latter's mean. Then the verdict: a recipe holds where its final metric
-is within the range of batch 1's seeds (or better) and its loss gap within the batch-1 seeds' own.
+each evaluation, and how its summed generator loss compares with batch 1 seed 0's, log record by
+log record (each the mean over the same number of images): the largest |difference| over the
+second half of the run, and the difference of the last quarter's means ("late"), both relative
+to batch 1 seed 0's. Then, for each recipe, whether its final metric is within the range of
+batch 1's seeds (or better) and its loss within the spread of batch 1's seeds.
 Runs are kept under ``--out`` (each with its ``train.log``).
 """
 
@@ -70,9 +71,19 @@ def train_run(args: argparse.Namespace, batch: int, scaling: str, seed: int) -> 
 
 
 def loss_gap(run: dict, reference: dict) -> float:
-    """The largest |difference| of the summed generator loss, record by record, over the reference's mean."""
+    """The largest |difference| of the summed generator loss, record by record over the second half
+    of the run (the first is a transient that any two seeds differ in most), over the reference's mean."""
     pairs = list(zip(run["generator_loss"], reference["generator_loss"]))
+    pairs = pairs[len(pairs) // 2:]
     return max(abs(a - b) for a, b in pairs) / statistics.fmean(b for _, b in pairs)
+
+
+def late_difference(run: dict, reference: dict) -> float:
+    """How far the summed generator loss ends from the reference's: the difference of their means
+    over the last quarter of the records, relative to the reference's (positive: higher)."""
+    quarter = max(1, len(reference["generator_loss"]) // 4)
+    late = [statistics.fmean(r["generator_loss"][-quarter:]) for r in (run, reference)]
+    return late[0] / late[1] - 1
 
 
 def main() -> None:
@@ -104,7 +115,7 @@ def main() -> None:
     plan += [(b, s, seed) for b in args.batch_sizes if b > 1 for s in args.scaling for seed in args.recipe_seeds]
     print(f"{args.config}  {args.images} images per run  {' '.join(args.overrides)}")
     print(f"{'batch':>5s} {'scaling':>7s} {'seed':>4s} {'lr':>8s} {'steps':>6s} {'s/step':>7s} {'images/s':>8s} "
-          f"{'loss gap':>8s}  {metric} at images …")
+          f"{'loss gap':>8s} {'late':>6s}  {metric} at images …")
     runs: dict[tuple[int, str, int], dict] = {}
     for key in plan:
         run = runs[key] = train_run(args, *key)
@@ -112,35 +123,40 @@ def main() -> None:
             print(f"{key[0]:5d} {key[1]:>7s} {key[2]:4d}  failed: {run['error']}", flush=True)
             continue
         reference = runs.get(plan[0], {})
-        gap = loss_gap(run, reference) if "generator_loss" in reference else float("nan")
+        compared = "generator_loss" in reference
+        gap = loss_gap(run, reference) if compared else float("nan")
+        late = late_difference(run, reference) if compared else float("nan")
         scores = "  ".join(f"{images}: {e.get(metric, float('nan')):.4g}" for images, e in run["evals"])
         print(f"{key[0]:5d} {key[1]:>7s} {key[2]:4d} {run['lr']:8.2g} {run['steps']:6d} {run['s_step']:7.3f} "
-              f"{run['images_s']:8.2f} {gap:8.1%}  {scores}", flush=True)
+              f"{run['images_s']:8.2f} {gap:8.1%} {late:+6.1%}  {scores}", flush=True)
     verdicts(runs, plan, metric, higher)
 
 
 def verdicts(runs: dict, plan: list, metric: str, higher: bool) -> None:
-    """Each recipe's final metric and loss gap against batch 1's spread over seeds."""
+    """Each recipe's final metric and loss trace against batch 1's spread over seeds."""
     ones = [runs[k] for k in plan if k[0] == 1 and "error" not in runs[k]]
     if len(ones) < 2:
         print("verdict: needs two batch-1 seeds for the spread")
         return
     finals = [r["evals"][-1][1][metric] for r in ones]
     spread = max(loss_gap(r, ones[0]) for r in ones[1:])
+    late_spread = max(abs(late_difference(r, ones[0])) for r in ones[1:])
     worst = min(finals) if higher else max(finals)
-    print(f"batch 1: final {metric} {min(finals):.4g} … {max(finals):.4g}, loss gap between seeds up to {spread:.1%}")
+    print(f"batch 1: final {metric} {min(finals):.4g} … {max(finals):.4g}; between seeds: loss gap up to "
+          f"{spread:.1%}, late loss within ±{late_spread:.1%}")
     for batch, scaling in dict.fromkeys((b, s) for b, s, _ in plan if b > 1):
         recipe = [runs[k] for k in plan if k[:2] == (batch, scaling) and "error" not in runs[k]]
         if not recipe:
             continue
         values = [r["evals"][-1][1][metric] for r in recipe]
         gap = max(loss_gap(r, ones[0]) for r in recipe)
+        late = max((late_difference(r, ones[0]) for r in recipe), key=abs)
         quality = all((v >= worst) if higher else (v <= worst) for v in values)
-        print(f"batch {batch} ({scaling}): final {metric} {', '.join(f'{v:.4g}' for v in values)}, loss gap "
-              f"{gap:.1%}, speed ×{statistics.fmean(r['images_s'] for r in recipe) / statistics.fmean(r['images_s'] for r in ones):.2f}"
-              f": {'holds' if quality and gap <= spread else 'does not hold'} "
-              f"({'metric within or above' if quality else 'metric below'} batch 1's range, "
-              f"loss gap {'within' if gap <= spread else 'beyond'} its spread)")
+        speed = statistics.fmean(r["images_s"] for r in recipe) / statistics.fmean(r["images_s"] for r in ones)
+        print(f"batch {batch} ({scaling}): final {metric} {', '.join(f'{v:.4g}' for v in values)} "
+              f"({'within or beyond' if quality else 'below'} batch 1's range); loss gap {gap:.1%}, late {late:+.1%} "
+              f"({'within' if gap <= spread and abs(late) <= late_spread else 'beyond'} batch 1's spread); "
+              f"images/s ×{speed:.2f}")
 
 
 if __name__ == "__main__":

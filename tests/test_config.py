@@ -4,7 +4,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from cyclestyle.config import Config, ConfigError, config_hash, dump_config, load_config
+from cyclestyle.config import Config, ConfigError, config_hash, config_to_dict, dump_config, load_config
 from cyclestyle.models import discriminator_spec, generator_spec
 
 
@@ -121,6 +121,28 @@ def test_every_shipped_config_parses(monkeypatch, tmp_path):
             assert generator_spec(cfg.model).arguments["n_blocks"] == 9
     paintings = [load_config(p, ["data.format=hf"]) for p in configs if p.stem.endswith("2photo")]
     assert paintings and all(c.loss.lambda_identity == 0.5 for c in paintings)
+
+
+def test_the_gpu_recipe_is_horse2zebra_with_speed_switches_only():
+    """configs/horse2zebra_fast.yaml differs from the paper's run only where the recipe says."""
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    paper, fast = (flatten(config_to_dict(load_config(configs / f"{name}.yaml", ["data.format=hf"])))
+                   for name in ("horse2zebra", "horse2zebra_fast"))
+    differing = {key for key in paper.keys() | fast.keys() if paper.get(key) != fast.get(key)}
+    assert differing == {"output_dir", "data.num_workers", "train.batch_size", "train.lr_scaling",
+                         "train.channels_last", "train.compile",
+                         "train.checkpoint_every", "eval.every"}
+    assert (fast["train.batch_size"], fast["train.lr_scaling"], fast["train.lr"]) == (4, "sqrt", paper["train.lr"])
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat |= flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def test_dashboard_keys_have_defaults_and_the_yaml_key_log_with(root, tmp_path):
