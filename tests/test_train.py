@@ -260,6 +260,19 @@ def test_refuses_to_overwrite_a_run_and_rejects_corrupt_checkpoints(tiny_config)
         train(cfg, resume=str(run / "checkpoints" / "step-999"))
 
 
+def test_a_new_run_refuses_a_folder_that_keeps_an_earlier_runs_best(tiny_config):
+    """Step checkpoints deleted, checkpoints/best kept: a new run's first evaluation would replace it."""
+    cfg = tiny_config()
+    best = Path(cfg.output_dir) / "checkpoints" / "best"
+    best.mkdir(parents=True)
+    (best / "G_A.safetensors").write_bytes(b"an earlier run's generator")
+    with pytest.raises(ConfigError, match="best generators of an earlier run") as e:
+        train(cfg)
+    assert str(best) in str(e.value) and "\n" not in str(e.value)
+    assert not (Path(cfg.output_dir) / "config.yaml").exists()
+    assert (best / "G_A.safetensors").read_bytes() == b"an earlier run's generator"
+
+
 def test_resume_after_finishing_is_a_no_op(tiny_config):
     cfg = tiny_config("train.max_steps=4")
     run = train(cfg)

@@ -326,6 +326,10 @@ def _checkpoint_to_resume(run_dir: Path, resume: str | None, accelerator: Accele
         raise ConfigError(
             f"output_dir {run_dir} already holds checkpoints; pass --resume latest to continue it, "
             "or choose another output_dir")
+    if resume is None and (checkpoints_dir / BEST).is_dir():  # the first evaluation would replace it
+        raise ConfigError(
+            f"output_dir {run_dir} holds the best generators of an earlier run ({checkpoints_dir / BEST}); "
+            "choose another output_dir, move that folder away, or pass --resume latest to keep training over it")
     generators = [name for name in FINAL_GENERATORS if (run_dir / name).exists()]
     if resume is None and generators:
         raise ConfigError(
