@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cyclestyle.config import load_config  # noqa: E402
+from cyclestyle.config import ConfigError, load_config  # noqa: E402
 from cyclestyle.evaluation import registry  # noqa: E402
 from cyclestyle.evaluation.evaluate import split_metric  # noqa: E402
 
@@ -57,9 +57,10 @@ def train_run(args: argparse.Namespace, batch: int, scaling: str, seed: int) -> 
         out.mkdir(parents=True, exist_ok=True)
         with (out / "train.log").open("w") as log:
             result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-        if result.returncode != 0:
-            tail = (out / "train.log").read_text().strip().splitlines()
-            return {"error": tail[-1] if tail else f"exit status {result.returncode}"}
+        if result.returncode != 0:  # the error's last line, not the progress bar's
+            lines = (out / "train.log").read_text().replace("\r", "\n").splitlines()
+            said = [line for line in lines if line.strip() and not line.startswith("train:")]
+            return {"error": said[-1] if said else f"exit status {result.returncode}"}
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     losses = [r for r in records if "it_per_s" in r]
     evals = [(r["step"] * batch, r["eval"]) for r in records if "eval" in r]
@@ -105,7 +106,10 @@ def main() -> None:
         if args.images % (batch * args.evals) or args.log_images % batch:
             parser.error(f"--images {args.images} and --log-images {args.log_images} must divide into batch "
                          f"{batch} × {args.evals} evaluations")
-    cfg = load_config(args.config, args.overrides, check_paths=False)
+    try:
+        cfg = load_config(args.config, args.overrides, check_paths=False)
+    except ConfigError as e:
+        parser.error(str(e))
     if args.config.name == "demo.yaml" and not Path(cfg.data.root).exists():  # built offline in seconds
         from cyclestyle.demo.data import build_demo_dataset
         build_demo_dataset(cfg.data.root)
