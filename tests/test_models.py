@@ -78,3 +78,24 @@ def test_builders_swap_channels_for_reverse_generator():
     assert g(torch.randn(1, 1, 16, 16)).shape == (1, 3, 16, 16)
     assert f(torch.randn(1, 3, 16, 16)).shape == (1, 1, 16, 16)
     assert build_discriminator(cfg, 1)(torch.randn(1, 1, 64, 64)).shape[1] == 1
+
+
+def test_a_hub_file_is_hashed_once_until_it_changes(tmp_path, monkeypatch):
+    """A command checks the VGG file when it validates and again when it loads: one read of the
+    file; a file replaced since is read again, and judged by its new bytes."""
+    import hashlib
+
+    from cyclestyle.models import weights
+
+    reads = []
+    real = hashlib.file_digest
+    monkeypatch.setattr(weights.hashlib, "file_digest", lambda f, name: reads.append(f.name) or real(f, name))
+    path = tmp_path / "net-00000000.pth"
+    path.write_bytes(b"first download")
+    prefix = hashlib.sha256(b"first download").hexdigest()[:8]
+    assert weights.hub_hash_mismatch(path, prefix) is None
+    assert weights.hub_hash_mismatch(path, prefix) is None
+    assert len(reads) == 1
+    path.write_bytes(b"a truncated one")
+    assert weights.hub_hash_mismatch(path, prefix) == hashlib.sha256(b"a truncated one").hexdigest()[:8]
+    assert len(reads) == 2

@@ -7,6 +7,7 @@ it loads without the run folder or the training code, whatever architecture it i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -127,12 +128,18 @@ def hub_hash_mismatch(path: Path, expected: str | None = None) -> str | None:
     expected = expected or (named.group(1) if named else None)
     if expected is None:
         return None
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    actual = digest.hexdigest()
+    stat = path.stat()
+    actual = _sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     return None if actual.startswith(expected) else actual[:len(expected)]
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    """A file's SHA-256, read once per process while the file is unchanged (its size and
+    modification time are part of the key): a half-gigabyte VGG file is checked where a command
+    first validates its options and again where it loads the network."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class StateDictError(ValueError):
