@@ -175,11 +175,15 @@ class Run:
     def global_batch(self) -> int:
         return self.cfg.train.batch_size * self.accelerator.num_processes
 
-    def lr(self, step: int) -> float:
-        """The learning rate of step ``step`` (0-based): ``train.lr`` scaled for the global batch,
-        times the schedule's factor."""
+    @property
+    def base_lr(self) -> float:
+        """``train.lr`` scaled for the global batch (``train.lr_scaling``)."""
         t = self.cfg.train
-        return scaled_lr(t.lr, t.lr_scaling, self.global_batch) * self.lr_factor(step)
+        return scaled_lr(t.lr, t.lr_scaling, self.global_batch)
+
+    def lr(self, step: int) -> float:
+        """The learning rate of step ``step`` (0-based): the base rate times the schedule's factor."""
+        return self.base_lr * self.lr_factor(step)
 
     def due(self, every: int) -> bool:
         """Whether something done every ``every`` steps, and after the last, is due now."""
@@ -310,8 +314,8 @@ def _note_lr_scaling(run: Run) -> None:
     t = run.cfg.train
     if t.lr_scaling != "none":
         run.accelerator.print(
-            f"note: train.lr_scaling={t.lr_scaling}: train.lr {t.lr:g} becomes "
-            f"{scaled_lr(t.lr, t.lr_scaling, run.global_batch):g} for {run.global_batch} images per step "
+            f"note: train.lr_scaling={t.lr_scaling}: train.lr {t.lr:g} becomes {run.base_lr:g} for "
+            f"{run.global_batch} images per step "
             f"(batch {t.batch_size} × {run.accelerator.num_processes} processes)")
 
 
@@ -501,17 +505,17 @@ def _after_step(run: Run, stop: StopRequest) -> None:
     """What is due after a step: the log record, image panels, the held-out evaluation, a
     checkpoint; then stop if any process was asked to."""
     cfg = run.cfg
-    if run.due(cfg.train.log_every):
+    log_due, save_due = run.due(cfg.train.log_every), run.due(cfg.train.checkpoint_every)
+    if log_due:
         _log_record(run)
     if run.panels is not None and run.due(cfg.log.images_every):
         _log_panels(run)
     if run.evaluator and run.due(cfg.eval.every):
         _evaluate(run)
-    if run.due(cfg.train.checkpoint_every):
+    if save_due:
         _save(run, "periodic" if run.progress.step < run.total_steps else "final")
         run.last_saved_step = run.progress.step
-    at_record = run.due(cfg.train.log_every) or run.due(cfg.train.checkpoint_every)
-    if stop_agreement_due(run.accelerator.num_processes, run.accelerator.device.type, at_record) \
+    if stop_agreement_due(run.accelerator.num_processes, run.accelerator.device.type, log_due or save_due) \
             and any_process(run.accelerator, stop.signum is not None):
         _stop(run, stop.signum)
 
