@@ -20,6 +20,8 @@ from cyclestyle.models import PatchDiscriminator, ResnetGenerator
 from cyclestyle.training import loop, speed
 from cyclestyle.training.loop import train
 
+from .conftest import assert_compiled_matches_eager
+
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 CUDA = torch.device("cuda")
@@ -60,12 +62,7 @@ def test_compiled_networks_compute_the_eager_outputs_and_gradients_on_the_gpu(mo
     for eager in (ResnetGenerator(ngf=8, n_blocks=2), PatchDiscriminator(ndf=8, n_layers=2)):
         eager = eager.to(CUDA, memory_format=torch.channels_last)
         compiled = speed.speed_up(copy.deepcopy(eager), TrainConfig(compile=mode, channels_last=True), CUDA)
-        outputs = [net(x) for net in (eager, compiled)]
-        for out in outputs:
-            out.square().mean().backward()
-        assert (outputs[1] - outputs[0]).abs().max() <= 1e-3 * max(1.0, outputs[0].abs().max().item())
-        grads = [torch.cat([p.grad.flatten() for p in net.parameters()]) for net in (eager, compiled)]
-        assert (grads[1] - grads[0]).norm() <= 1e-3 * grads[0].norm()
+        assert_compiled_matches_eager(eager, compiled, x, output_tolerance=1e-3, gradient_tolerance=1e-3)
 
 
 def test_a_step_in_the_fast_modes_does_not_wait_for_the_device(tiny_config, monkeypatch):
