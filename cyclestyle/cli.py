@@ -13,14 +13,16 @@ FAST_STYLE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "fast_styl
 EPILOG_TRAIN = """\
 examples:
   cyclestyle train --config configs/tiny.yaml --set data.root=data/toy
-  cyclestyle train --config configs/monet2photo.yaml --set train.batch_size=4 --set output_dir=runs/monet
+  cyclestyle train --config configs/monet2photo.yaml --set train.batch_size=4 --set train.lr_scaling=sqrt  # lr ×2
+  cyclestyle train --config configs/horse2zebra_fast.yaml          # one GPU: bf16, channels_last, compile
   cyclestyle train --config configs/monet2photo.yaml --resume latest      # continue after a stop
   cyclestyle train --config configs/horse2zebra_cut.yaml                   # CUT (configs/horse2zebra_fastcut.yaml)
   cyclestyle train --config configs/monet2photo.yaml --set train.compile=default   # see the README's "Speed"
   accelerate launch --multi_gpu --num_processes 4 -m cyclestyle train --config configs/horse2zebra.yaml
 
-Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes a checkpoint and exits; run the same
-command with --resume latest to continue exactly where it stopped.
+Ctrl-C (SIGINT) or SIGTERM finishes the current step (several GPU processes: the steps up to the
+next log record), writes a checkpoint and exits; run the same command with --resume latest to
+continue exactly where it stopped.
 """
 
 
