@@ -19,10 +19,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..config import Config, ConfigError, load_config
+from ..config import Config, ConfigError, read_config
 from ..devices import default_device
+from ..models import NetworkSpec
 from ..models.weights import CheckpointError, generator_spec_of, load_generator, read_step
-from ..training.checkpoint import resolve_checkpoint
+from ..run_folder import CHECKPOINTS, LATEST, find_config, generator_files, resolve_checkpoint
 from .hub import HUB_PREFIX, hub_files, resolve_hub_id
 from .tiling import tiled_translate
 from .translate import translate_image, translate_tensor
@@ -30,15 +31,14 @@ from .translate import translate_image, translate_tensor
 
 @dataclass(frozen=True)
 class Direction:
-    """One way of translating: the generator that does it and the domains it maps between."""
+    """One way of translating: the domains it maps between."""
 
     name: str  # "AtoB" or "BtoA"
-    generator: str  # the generator's file stem: "G_A" or "G_B"
     source: str  # domain of the inputs: "A" or "B"
     target: str  # domain of the outputs
 
 
-DIRECTIONS = {"AtoB": Direction("AtoB", "G_A", "A", "B"), "BtoA": Direction("BtoA", "G_B", "B", "A")}
+DIRECTIONS = {"AtoB": Direction("AtoB", "A", "B"), "BtoA": Direction("BtoA", "B", "A")}
 
 
 def direction(name: str) -> Direction:
@@ -48,28 +48,52 @@ def direction(name: str) -> Direction:
         raise ValueError(f"direction must be AtoB or BtoA, not {name!r}") from None
 
 
+@dataclass(frozen=True)
+class Translator:
+    """One direction's generator file and what rebuilds it (architecture, channels), with the
+    step it was saved at: read from the file's header once, when the run is opened."""
+
+    file: Path
+    spec: NetworkSpec
+    step: int | None
+
+    @classmethod
+    def read(cls, file: Path) -> Translator:
+        return cls(file, generator_spec_of(file), read_step(file))
+
+
 @dataclass
 class TrainedRun:
-    """A trained translator on disk. ``files`` maps each available direction to its generator
-    file; ``config`` is the run's ``config.yaml`` when one was found (None for a lone file)."""
+    """A trained translator on disk, read when opened: each available direction's generator
+    (``translators``) and the run's ``config.yaml`` when one was found (None for a lone file).
+    Only ``generator`` and ``translate`` read weights; nothing else opens a file again."""
 
     path: Path
-    files: dict[str, Path]
+    translators: dict[str, Translator]
     config: Config | None = None
     _loaded: dict[tuple[str, str], nn.Module] = field(default_factory=dict, repr=False)
 
     @property
+    def files(self) -> dict[str, Path]:
+        """The generator file of each direction."""
+        return {name: t.file for name, t in self.translators.items()}
+
+    @property
     def step(self) -> int | None:
         """The training step the generators were saved at."""
-        return read_step(next(iter(self.files.values())))
+        return next(iter(self.translators.values())).step
+
+    def translator(self, name: str) -> Translator:
+        """Direction ``name``'s generator, or a ``CheckpointError`` saying what is there."""
+        direction(name)
+        if name not in self.translators:
+            raise CheckpointError(f"--weights {self.path}: no generator for {name}, only for "
+                                  f"{', '.join(self.translators)}")
+        return self.translators[name]
 
     def file(self, name: str) -> Path:
-        """The generator file of direction ``name``, or a ``CheckpointError`` saying what is there."""
-        direction(name)
-        if name not in self.files:
-            raise CheckpointError(f"--weights {self.path}: no {DIRECTIONS[name].generator}.safetensors for {name} "
-                                  f"(it has {', '.join(self.files)})")
-        return self.files[name]
+        """The generator file of direction ``name``."""
+        return self.translator(name).file
 
     def generator(self, name: str = "AtoB", device: str | torch.device | None = None) -> nn.Module:
         """The generator of direction ``name`` on ``device`` (default: cuda when available), in
@@ -77,16 +101,17 @@ class TrainedRun:
         device = default_device(device)
         key = (name, str(device))
         if key not in self._loaded:
-            self._loaded[key] = load_generator(self.file(name), device)
+            translator = self.translator(name)
+            self._loaded[key] = load_generator(translator.file, device, translator.spec)
         return self._loaded[key]
 
     def in_channels(self, name: str = "AtoB") -> int:
-        """Channels of the images direction ``name`` takes (1 or 3), from its file's metadata."""
-        return generator_spec_of(self.file(name)).in_channels
+        """Channels of the images direction ``name`` takes (1 or 3)."""
+        return self.translator(name).spec.in_channels
 
     def out_channels(self, name: str = "AtoB") -> int:
         """Channels of the images direction ``name`` makes."""
-        return generator_spec_of(self.file(name)).out_channels
+        return self.translator(name).spec.out_channels
 
     def translate(self, image: Image.Image | torch.Tensor, name: str = "AtoB", *, tile: int | None = None,
                   overlap: int | None = None, device: str | torch.device | None = None) -> Image.Image | torch.Tensor:
@@ -110,33 +135,32 @@ def open_run(path: str | Path) -> TrainedRun:
     path = Path(path).expanduser()
     if path.is_file():
         # A lone file is the translator the user chose, whichever direction is asked of it.
-        return TrainedRun(path, {"AtoB": path, "BtoA": path}, _run_config(path.parent))
+        translator = Translator.read(path)
+        return TrainedRun(path, {"AtoB": translator, "BtoA": translator}, _run_config(path.parent))
     if not path.is_dir():
         raise CheckpointError(f"--weights {path}: no such file or folder")
     folder = path
     if not _generator_files(folder):
-        latest = resolve_checkpoint(path / "checkpoints", "latest")
+        latest = resolve_checkpoint(path / CHECKPOINTS, LATEST)
         folder = latest if latest is not None else path
     files = _generator_files(folder)
     if not files:
         raise CheckpointError(f"--weights {path}: no G_A.safetensors or G_B.safetensors there (nor AtoB/ or "
                               "BtoA/model.safetensors of a hub folder), nor in a checkpoints/ folder under it")
-    return TrainedRun(path, files, _run_config(folder))
+    return TrainedRun(path, {name: Translator.read(file) for name, file in files.items()}, _run_config(folder))
 
 
 def _generator_files(folder: Path) -> dict[str, Path]:
-    """A run or checkpoint folder's ``G_A``/``G_B.safetensors``, else a hub folder's files."""
-    files = {d.name: folder / f"{d.generator}.safetensors" for d in DIRECTIONS.values()
-             if (folder / f"{d.generator}.safetensors").is_file()}
-    return files or hub_files(folder)
+    """A run or checkpoint folder's generator of each direction, else a hub folder's files."""
+    return generator_files(folder) or hub_files(folder)
 
 
 def _run_config(folder: Path) -> Config | None:
     """The run's resolved config: beside the weights, or in the run folder above a checkpoint."""
-    for candidate in (folder, folder.parent, folder.parent.parent):
-        if (candidate / "config.yaml").is_file():
-            try:
-                return load_config(candidate / "config.yaml", check_paths=False)  # data is given separately
-            except ConfigError:
-                return None
-    return None
+    path = find_config(folder)
+    if path is None:
+        return None
+    try:
+        return read_config(path)
+    except ConfigError:
+        return None

@@ -19,7 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..config import ConfigError, config_from_dict, load_config
+from ..config import ConfigError, config_from_dict, read_config
 from . import ArchitectureError, NetworkSpec, generator_spec
 
 
@@ -89,15 +89,17 @@ def generator_spec_of(path: Path) -> NetworkSpec:
     except (ValueError, TypeError, ConfigError, ArchitectureError) as e:  # json errors are ValueErrors
         raise CheckpointError(f"{path}: unusable model metadata: {str(e).splitlines()[0]}") from None
     if (path.parent / "config.yaml").is_file():
-        return generator_spec(load_config(path.parent / "config.yaml", check_paths=False).model, reverse)
+        return generator_spec(read_config(path.parent / "config.yaml").model, reverse)
     raise CheckpointError(f"{path} carries no cyclestyle model metadata and has no config.yaml beside it")
 
 
-def load_generator(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a generator from its ``.safetensors`` file (``generator_spec_of``), in eval mode.
-    Any registered architecture; an unknown name is a ``CheckpointError`` naming the registered ones."""
+def load_generator(path: str | Path, device: str | torch.device = "cpu", spec: NetworkSpec | None = None
+                   ) -> nn.Module:
+    """Rebuild a generator from its ``.safetensors`` file (``spec``, or ``generator_spec_of`` the
+    file), in eval mode. Any registered architecture; an unknown name is a ``CheckpointError``
+    naming the registered ones."""
     path = Path(path)
-    spec = generator_spec_of(path)
+    spec = spec or generator_spec_of(path)
     try:
         with torch.device("meta"):  # shapes first: metadata that asks for a huge network allocates nothing
             expected = {k: tuple(v.shape) for k, v in spec.build().state_dict().items()}
