@@ -1,10 +1,15 @@
 """Typed run configuration: YAML in, validated dataclasses out.
 
-Every key a run can take is a field below, with the CycleGAN paper's value as its default
+Every key that all methods share is a field below, with the CycleGAN paper's value as its default
 (Zhu et al. 2017, section 4 and appendix 7). A YAML file and ``--set section.key=value``
-overrides are merged into one plain dict, then converted and checked once, here, before anything
-runs: an unknown key, a value of the wrong type or an impossible combination is a ``ConfigError``
-whose one-line message names the key.
+overrides are merged into one plain dict, then converted and checked here, before anything runs:
+an unknown key, a value of the wrong type or an impossible combination is a ``ConfigError`` whose
+one-line message names the key.
+
+A method's own section (``cut:``, ``style:`` …) is kept as written, in ``Config.sections``, until
+the method types and checks it (``training/methods``; ``training/configure.py`` checks a run's
+config whole: this module, the architectures, the method and the metric). This module is at the
+bottom of the package and imports nothing else of it.
 """
 
 from __future__ import annotations
@@ -21,12 +26,9 @@ from typing import Any, Literal
 
 import yaml
 
-from .evaluation import registry
-
 
 class ConfigError(ValueError):
     """A configuration problem, reported in one line that names the key."""
-
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -55,7 +57,7 @@ class DataConfig:
     load_size: int = 286
     crop_size: int = 256
     flip: bool = True
-    num_workers: int = 2  # capped at the CPUs the process may use (training.loop._data_workers)
+    num_workers: int = 2  # capped at the CPUs the process may use (training/launch.py data_workers)
     # An unreadable image is skipped with a warning; with strict_images it stops the run.
     strict_images: bool = False
 
@@ -179,65 +181,6 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
-class StyleConfig:
-    """The perceptual losses of fast feed-forward style transfer (``method: fast_style``; Johnson,
-    Alahi and Fei-Fei 2016), on a frozen VGG-16. The weights are pytorch/examples'
-    fast_neural_style ones, for its loss scale: means of squared differences, Gram matrices
-    divided by C·H·W, VGG fed [0, 1] images with ImageNet normalisation."""
-
-    images: list[str] = field(default_factory=list)  # style image files; several: their mean Gram matrices
-    image_size: int = 256  # long side the style images are resized to (fast-neural-style's style_image_size)
-    content_weight: float = 1e5
-    style_weight: float = 1e10
-    # Total variation (mean squared neighbour difference on [0, 1] pixels). pytorch/examples uses
-    # none; Johnson et al. cross-validated 1e-6 … 1e-4 per style on their own loss scale.
-    tv_weight: float = 0.0
-    vgg_weights: str = "imagenet"  # imagenet (torchvision's file in the torch hub cache) | random | PATH
-    content_layer: str = "relu2_2"
-    style_layers: list[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
-
-
-@dataclass(frozen=True)
-class CutConfig:
-    """CUT and FastCUT's objective (Park et al. 2020; ``method: cut`` or ``fastcut``): λ_GAN·GAN +
-    λ_NCE·PatchNCE(G(x), x), averaged with PatchNCE(G(y), y) when ``nce_idt`` is on.
-
-    ``null`` (the default) for ``lambda_nce``, ``nce_idt`` and ``flip_equivariance`` means the
-    method's value (CUT: 1, on, off; FastCUT: 10, off, on), filled in when the config is read.
-    """
-
-    lambda_gan: float = 1.0
-    lambda_nce: float | None = None
-    nce_idt: bool | None = None  # the identity term PatchNCE(G(y), y) on real B images
-    # Encoder layers whose features are contrasted, numbered as in CUT's generator (its
-    # --nce_layers; ``models.resnet.cut_layer_index`` maps them onto ours).
-    nce_layers: list[int] = field(default_factory=lambda: [0, 4, 8, 12, 16])
-    num_patches: int = 256  # locations sampled per layer and image
-    nce_t: float = 0.07  # temperature τ of the contrastive logits
-    mlp_dim: int = 256  # width of each layer's two-layer projection head
-    flip_equivariance: bool | None = None  # FastCUT: flip the inputs half the time, compare unflipped
-
-
-@dataclass(frozen=True)
-class MethodDefaults:
-    """What ``null`` means for the ``cut`` keys whose default depends on the method."""
-
-    lambda_nce: float
-    nce_idt: bool
-    flip_equivariance: bool
-
-
-# The methods that read the ``cut`` section, and their defaults (the reference's --CUT_mode).
-CUT_METHODS = {"cut": MethodDefaults(lambda_nce=1.0, nce_idt=True, flip_equivariance=False),
-               "fastcut": MethodDefaults(lambda_nce=10.0, nce_idt=False, flip_equivariance=True)}
-
-# The sections that only some methods read, and those methods: elsewhere a section must keep its
-# defaults, and a run's config.yaml leaves it out (so that a CycleGAN run's file and fingerprint
-# stay what they were before the section existed).
-METHOD_SECTIONS = {"style": ("fast_style",), "cut": tuple(CUT_METHODS)}
-
-
-@dataclass(frozen=True)
 class Config:
     """A whole run."""
 
@@ -253,51 +196,48 @@ class Config:
     wandb: WandbConfig = field(default_factory=WandbConfig)
     log: LogConfig = field(default_factory=LogConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    style: StyleConfig = field(default_factory=StyleConfig)  # method fast_style only
-    cut: CutConfig = field(default_factory=CutConfig)  # read by method cut and fastcut only
+    # Sections of one method (``cut:``, ``style:``) by YAML key, as written: the method types them.
+    # A checked config (``training/configure.py``) holds its method's own section alone, resolved.
+    sections: dict[str, Any] = field(default_factory=dict)
 
 
 # YAML keys that are Python keywords, and the dataclass fields that hold them.
-# Each method-only section as it is when nobody sets it (see ``METHOD_SECTIONS``).
-_DEFAULT_SECTIONS = {"style": dataclasses.asdict(StyleConfig()), "cut": dataclasses.asdict(CutConfig())}
-
 _FIELD_FOR_KEY = {"with": "with_"}
 _KEY_FOR_FIELD = {f: k for k, f in _FIELD_FOR_KEY.items()}
+SHARED_KEYS = tuple(f.name for f in dataclasses.fields(Config) if f.name != "sections")
 
 
 # --------------------------------------------------------------------------------------------
 # Loading
 
 
-def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = (),
-                check_paths: bool = True) -> Config:
-    """Read a YAML file (or start from defaults), apply ``key=value`` overrides, validate.
-
-    ``check_paths=False`` skips the checks that the data folder exists: for reading back a run's
-    ``config.yaml`` where only its model and settings matter.
-    """
+def read_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
+    """Read a YAML file (or start from defaults), apply ``key=value`` overrides, and check the
+    shared sections. A method's section stays as written (see the module docstring)."""
     raw: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path} must hold a mapping of sections, not {type(loaded).__name__}")
-        raw = loaded
+        raw = _read_yaml(Path(path))
     for item in overrides:
         raw = apply_override(raw, item)
     cfg = config_from_dict(raw)
-    validate(cfg, check_paths)
+    validate_shared(cfg)
     return cfg
 
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections, not {type(loaded).__name__}")
+    return loaded
 
 @dataclass(frozen=True)
 class OverrideText:
@@ -346,43 +286,46 @@ def _override_value(value: OverrideText, tp: Any) -> Any:
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
-    return _resolve_method_defaults(_build(Config, raw, prefix=""))
+    """The shared keys typed; any other section (a mapping, or empty) kept as written."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config must be a mapping, got {raw!r}")
+    shared = {k: v for k, v in raw.items() if k in SHARED_KEYS}
+    sections = {k: v for k, v in raw.items() if k not in SHARED_KEYS}
+    for key, value in sections.items():
+        if key == "sections" or not (value is None or isinstance(value, dict)):
+            raise ConfigError(f"unknown config key {key} (known: {', '.join(sorted(SHARED_KEYS))})")
+    return dataclasses.replace(build_section(Config, shared, prefix=""),
+                               sections={k: v or {} for k, v in sections.items()})
 
 
-def _resolve_method_defaults(cfg: Config) -> Config:
-    """The ``cut`` keys left ``null`` set to the method's own values, so that the run's
-    ``config.yaml`` says what it trained with."""
-    defaults = CUT_METHODS.get(cfg.method)
-    if defaults is None:
-        return cfg
-    c = cfg.cut
-    return dataclasses.replace(cfg, cut=dataclasses.replace(
-        c,
-        lambda_nce=defaults.lambda_nce if c.lambda_nce is None else c.lambda_nce,
-        nce_idt=defaults.nce_idt if c.nce_idt is None else c.nce_idt,
-        flip_equivariance=defaults.flip_equivariance if c.flip_equivariance is None else c.flip_equivariance))
-
-
-def _build(cls: type, raw: Any, prefix: str) -> Any:
+def build_section(cls: type, raw: Any, prefix: str) -> Any:
+    """Dataclass ``cls`` from the mapping ``raw``, each value checked against its annotation;
+    ``prefix`` (``"cut."``) names the keys in errors."""
     name = prefix.rstrip(".") or "config"
     if not isinstance(raw, dict):
-        raise ConfigError(f"{name} must be a mapping, got {raw!r}")
+        raise ConfigError(f"{name} must be a mapping, got {_shown(raw)}")
     hints = typing.get_type_hints(cls)
-    known = {_KEY_FOR_FIELD.get(f.name, f.name) for f in dataclasses.fields(cls)}
+    fields = [f for f in dataclasses.fields(cls) if f.name != "sections"]
+    known = {_KEY_FOR_FIELD.get(f.name, f.name) for f in fields}
     for key in raw:
         if key not in known:
             raise ConfigError(f"unknown config key {prefix}{key} (known: {', '.join(sorted(known))})")
     kwargs = {}
-    for f in dataclasses.fields(cls):
+    for f in fields:
         key = _KEY_FOR_FIELD.get(f.name, f.name)
         if key not in raw:
             continue
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp):
-            kwargs[f.name] = _build(tp, raw[key] or {}, prefix=f"{prefix}{key}.")
+            kwargs[f.name] = build_section(tp, raw[key] or {}, prefix=f"{prefix}{key}.")
         else:
             kwargs[f.name] = _coerce(raw[key], tp, f"{prefix}{key}")
     return cls(**kwargs)
+
+
+def _shown(value: Any) -> str:
+    """A value as the user typed it: an override's text, not its wrapper."""
+    return repr(value.text) if isinstance(value, OverrideText) else repr(value)
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -441,20 +384,20 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
-# Validation: impossible values, each named by key
+# Validation of the shared sections: impossible values, each named by key
 
 
-def validate(cfg: Config, check_paths: bool = True) -> None:
-    """Every value, and every combination, before anything runs; each failure a one-line
-    ``ConfigError`` naming the key. ``check_paths``: the files and folders the config names too
-    (off for a run's own config.yaml read back, whose data may be elsewhere now)."""
+def validate_shared(cfg: Config) -> None:
+    """Every shared value, and the combinations of them that cannot work, each failure a one-line
+    ``ConfigError`` naming the key. What needs an architecture, a method or a metric is checked
+    in ``training/configure.py``."""
     _validate_ranges(cfg)
-    multiple = _validate_architectures(cfg.model)
-    method = _validate_method(cfg)  # after the architectures: a method's checks may build them
-    _validate_combinations(cfg, multiple, one_way="BtoA" not in method.translators)
-    if check_paths:
-        _validate_paths(cfg, method.domains)
-        method.check_files(cfg)
+    _validate_schedule(cfg.train)
+    d, e = cfg.data, cfg.eval
+    if d.preprocess in ("resize_and_crop", "scale_width_and_crop") and d.crop_size > d.load_size:
+        raise ConfigError(f"data.crop_size={d.crop_size} is larger than data.load_size={d.load_size}")
+    if e.every < 0 or e.num_images < 0:
+        raise ConfigError(f"eval.every and eval.num_images must not be negative; got {e.every} and {e.num_images}")
 
 
 def _validate_ranges(cfg: Config) -> None:
@@ -500,13 +443,7 @@ def _validate_ranges(cfg: Config) -> None:
         raise ConfigError("model.in_channels and model.out_channels must be 1 or 3")
 
 
-def _validate_combinations(cfg: Config, multiple: int, one_way: bool) -> None:
-    """Values that cannot work together: the schedule, the crop, the identity loss, a method's
-    section under another method, the evaluation metric (``one_way``: the method trains A→B alone)."""
-    d, m, t, lo = cfg.data, cfg.model, cfg.train, cfg.loss
-    if d.preprocess != "none" and d.crop_size % multiple:  # "none" pads every image to the multiple
-        raise ConfigError(f"data.crop_size={d.crop_size} must be a multiple of {multiple}, which model.generator "
-                          f"{m.generator} needs of its input's sides")
+def _validate_schedule(t: TrainConfig) -> None:
     if t.decay_steps is not None:
         if t.max_steps is None:
             raise ConfigError("train.decay_steps needs train.max_steps (epoch runs use train.n_epochs_decay)")
@@ -514,20 +451,11 @@ def _validate_combinations(cfg: Config, multiple: int, one_way: bool) -> None:
             raise ConfigError(f"train.decay_steps must be between 0 and train.max_steps={t.max_steps}; got {t.decay_steps}")
     if t.max_steps is None and t.n_epochs + t.n_epochs_decay == 0:
         raise ConfigError("train.n_epochs + train.n_epochs_decay is 0: nothing to train (or set train.max_steps)")
-    if d.preprocess in ("resize_and_crop", "scale_width_and_crop") and d.crop_size > d.load_size:
-        raise ConfigError(f"data.crop_size={d.crop_size} is larger than data.load_size={d.load_size}")
-    if lo.lambda_identity > 0 and m.in_channels != m.out_channels and not one_way:
-        raise ConfigError("loss.lambda_identity needs model.in_channels == model.out_channels (set it to 0)")
-    every_section = config_to_dict(cfg, every_section=True)
-    for section, readers in METHOD_SECTIONS.items():
-        if cfg.method not in readers and every_section[section] != _DEFAULT_SECTIONS[section]:
-            raise ConfigError(f"the {section} section is read by method {' and '.join(readers)} only, "
-                              f"and method is {cfg.method}")
-    _validate_eval(cfg.eval, cfg.method if one_way else None)
 
 
-def _validate_paths(cfg: Config, domains: tuple[str, ...]) -> None:
-    """The files and folders the config names, and the dashboard's names."""
+def validate_paths(cfg: Config, domains: tuple[str, ...]) -> None:
+    """The files and folders the config names, for a method that reads ``domains`` (("A", "B") or
+    ("A",)), and the dashboard's names: checked before a run, not for a run's config read back."""
     d = cfg.data
     _validate_wandb(cfg.wandb)
     for key, value in {"eval.paired_truth": cfg.eval.paired_truth,
@@ -546,64 +474,10 @@ def _validate_paths(cfg: Config, domains: tuple[str, ...]) -> None:
                 raise ConfigError(f"data.root {d.root} has no {sub}/ folder (expected {'/ and '.join(subs)}/)")
 
 
-def _validate_method(cfg: Config) -> type:
-    """A registered training method, and what it asks of the rest of the config (its own
-    section, its domains); returns its class. (Imported here, as the architectures are.)"""
-    from .training.methods import METHODS
-
-    method = METHODS.get(cfg.method)
-    if method is None:
-        raise ConfigError(f"method: unknown method {cfg.method!r} (registered: {', '.join(METHODS)})")
-    if len(method.domains) == 1 and cfg.eval.every:
-        raise ConfigError(f"eval.every={cfg.eval.every}: method {cfg.method} trains on one domain, with no "
-                          "domain B to evaluate against; set eval.every: 0")
-    if len(method.domains) == 2 and cfg.data.format == "images":
-        raise ConfigError(f"data.format images holds one domain; method {cfg.method} needs two "
-                          "(use data.format folder: ROOT/trainA and ROOT/trainB)")
-    method.check_config(cfg)
-    return method
-
-
-def _validate_architectures(m: ModelConfig) -> int:
-    """Registered names and settings the architectures can take; returns the generator's size
-    multiple. (Imported here: the registry brings torch with it, which ``--help`` does without.)"""
-    from .models import ArchitectureError, discriminator_spec, generator_size_multiple
-
-    if m.n_blocks is not None and m.n_blocks < 0:
-        raise ConfigError(f"model.n_blocks must not be negative; got {m.n_blocks}")
-    if m.n_layers_d is not None and m.n_layers_d <= 0:
-        raise ConfigError(f"model.n_layers_d must be positive; got {m.n_layers_d}")
-    try:
-        multiple = generator_size_multiple(m)  # a shape-only build: a huge model.ngf allocates nothing
-    except ArchitectureError as e:
-        raise ConfigError(f"model.generator: {e}") from None
-    try:
-        discriminator_spec(m, m.in_channels)
-    except ArchitectureError as e:
-        raise ConfigError(f"model.discriminator: {e}") from None
-    return multiple
-
-
 def split_metric(metric: str) -> tuple[str | None, str]:
     """``"AtoB/psnr"`` → ("AtoB", "psnr"); ``"fid"`` → (None, "fid"): None means both directions."""
     direction, _, name = metric.rpartition("/")
     return direction or None, name
-
-
-def _validate_eval(e: EvalConfig, one_way_method: str | None = None) -> None:
-    if e.every < 0 or e.num_images < 0:
-        raise ConfigError(f"eval.every and eval.num_images must not be negative; got {e.every} and {e.num_images}")
-    direction, name = split_metric(e.metric)
-    metric = registry.get(name)  # the held-out metrics, and which way is better, are registered there
-    if metric is None or direction not in (None, "AtoB", "BtoA"):
-        choices = ", ".join(m.name for m in registry.registered())
-        raise ConfigError(f"eval.metric must be one of {choices}, optionally prefixed by AtoB/ or BtoA/; "
-                          f"got {e.metric!r}")
-    if one_way_method and (direction == "BtoA" or metric.needs == "reconstruction"):
-        raise ConfigError(f"eval.metric {e.metric} needs a B→A generator, which method {one_way_method} does not "
-                          "train (it translates A→B only)")
-    if metric.needs == "truth" and e.paired_truth is None:
-        raise ConfigError(f"eval.metric {e.metric} needs eval.paired_truth (a folder of true translations)")
 
 
 # Characters W&B does not accept in project and entity names.
@@ -628,20 +502,20 @@ def _validate_wandb(w: WandbConfig) -> None:
 # Writing
 
 
-def config_to_dict(cfg: Config, every_section: bool = False) -> dict[str, Any]:
-    """The config as plain data, with the YAML key names (``log.with``, not ``with_``). A
-    method's own section (``METHOD_SECTIONS``) only for the methods that read it, unless
-    ``every_section``."""
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    """The config as plain data, with the YAML key names (``log.with``, not ``with_``), its
+    method's section last, as ``config.yaml`` holds it."""
     data = _yaml_keys(dataclasses.asdict(cfg))
-    for section, readers in METHOD_SECTIONS.items():
-        if cfg.method not in readers and not every_section:
-            del data[section]
-    return data
+    return {**{k: v for k, v in data.items() if k != "sections"}, **data["sections"]}
 
 
 def _yaml_keys(node: Any) -> Any:
     if isinstance(node, dict):
         return {_KEY_FOR_FIELD.get(k, k): _yaml_keys(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_yaml_keys(v) for v in node]
+    if isinstance(node, OverrideText):  # a section no method typed yet
+        return node.parsed
     return node
 
 

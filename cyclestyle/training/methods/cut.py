@@ -34,20 +34,42 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from itertools import chain
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
 from accelerate import Accelerator
 from torch import nn
 
-from ...config import Config, ConfigError, CutConfig
+from ...config import Config, ConfigError
 from ...models import NetworkSpec, discriminator_spec, generator_spec
 from ...models.layers import init_weights
 from ...models.resnet import ResnetGenerator, cut_layer_index
 from .. import losses
-from ..step import FiniteGuard, apply_update, backward_checked, set_requires_grad
-from . import Method, adam, finite_guard, register_method, scalers_for
+from ..update import set_requires_grad
+from .base import METHODS, Group, Method
+
+
+@dataclass(frozen=True)
+class CutOptions:
+    """The ``cut:`` section: CUT and FastCUT's objective, λ_GAN·GAN + λ_NCE·PatchNCE(G(x), x),
+    averaged with PatchNCE(G(y), y) when ``nce_idt`` is on.
+
+    ``null`` (the default) for ``lambda_nce``, ``nce_idt`` and ``flip_equivariance`` means the
+    method's value (CUT: 1, on, off; FastCUT: 10, off, on: the reference's --CUT_mode), filled in
+    when the config is checked.
+    """
+
+    lambda_gan: float = 1.0
+    lambda_nce: float | None = None
+    nce_idt: bool | None = None  # the identity term PatchNCE(G(y), y) on real B images
+    # Encoder layers whose features are contrasted, numbered as in CUT's generator (its
+    # --nce_layers; ``models.resnet.cut_layer_index`` maps them onto ours).
+    nce_layers: list[int] = field(default_factory=lambda: [0, 4, 8, 12, 16])
+    num_patches: int = 256  # locations sampled per layer and image
+    nce_t: float = 0.07  # temperature τ of the contrastive logits
+    mlp_dim: int = 256  # width of each layer's two-layer projection head
+    flip_equivariance: bool | None = None  # FastCUT: flip the inputs half the time, compare unflipped
 
 # --------------------------------------------------------------------------------------------
 # The projection heads and the patches they see
@@ -74,7 +96,7 @@ class PatchProjection(nn.Module):
 def encoder_layers(cfg: Config) -> list[int]:
     """``cut.nce_layers`` (CUT's numbering) as indices of our generator's ``encode``."""
     n_blocks = generator_spec(cfg.model).arguments["n_blocks"]
-    return [cut_layer_index(layer, n_blocks) for layer in cfg.cut.nce_layers]
+    return [cut_layer_index(layer, n_blocks) for layer in CUT.options(cfg).nce_layers]
 
 
 def encoder_channels(cfg: Config) -> list[int]:
@@ -131,40 +153,30 @@ class StepDraws:
 
 
 # --------------------------------------------------------------------------------------------
-# What a step updates
+# The method
 
 
-@register_method
-@dataclasses.dataclass
+@METHODS.register("cut")
 class CUT(Method):
-    """G (``G_A``, A→B), D (``D_A``, judging domain B) and the projection heads (``F``) as
-    ``accelerator.prepare`` returned them; ``plain_g`` and ``frozen_d`` are the unwrapped modules
-    (``encode`` is not DDP's forward; the generator half judges without D's gradient hooks)."""
+    """G (``G_A``, A→B), D (``D_A``, judging domain B) and the projection heads (``F``); one Adam
+    for G and the heads, one for D (the reference's defaults: 2e-4, betas 0.5 and 0.999)."""
 
-    name: ClassVar[str] = "cut"
     description: ClassVar[str] = "CUT (Park et al. 2020): one generator, PatchNCE on its encoder, a PatchGAN"
     translators: ClassVar[dict[str, str]] = {"AtoB": "G_A"}
-
-    g: nn.Module
-    d: nn.Module
-    f: nn.Module
-    plain_g: nn.Module
-    frozen_d: nn.Module
-    opt_g: torch.optim.Optimizer  # G and F
-    opt_d: torch.optim.Optimizer
-    scaler_g: torch.amp.GradScaler
-    scaler_d: torch.amp.GradScaler
-    cut: CutConfig
-    layers: list[int]  # cut.nce_layers as ``encode`` indices
-    gan_mode: str
-    seed: int
-    rank: int
-    guard: FiniteGuard = dataclasses.field(default_factory=FiniteGuard)
+    groups: ClassVar[tuple[Group, ...]] = (Group("G", "generator", ("G_A", "F")), Group("D", "discriminator", ("D_A",)))
+    section: ClassVar[str] = "cut"
+    options_type: ClassVar[type] = CutOptions
+    # What null means for the keys whose default depends on the method (the reference's --CUT_mode).
+    own_defaults: ClassVar[dict[str, float | bool]] = {"lambda_nce": 1.0, "nce_idt": True, "flip_equivariance": False}
 
     @classmethod
-    def check_config(cls, cfg: Config) -> None:
+    def resolve_options(cls, options: CutOptions) -> CutOptions:
+        return dataclasses.replace(options, **{k: v for k, v in cls.own_defaults.items() if getattr(options, k) is None})
+
+    @classmethod
+    def check_options(cls, cfg: Config, c: CutOptions) -> None:
         """The ``cut`` keys, and the encoder layers they name, against the generator they apply to."""
-        c, m = cfg.cut, cfg.model
+        m = cfg.model
         for key, value in {"cut.num_patches": c.num_patches, "cut.nce_t": c.nce_t, "cut.mlp_dim": c.mlp_dim,
                            "cut.lambda_nce": c.lambda_nce}.items():
             if value <= 0:
@@ -186,8 +198,8 @@ class CUT(Method):
             except ValueError as e:
                 raise ConfigError(f"cut.nce_layers: {e}") from None
 
-    @staticmethod
-    def network_specs(cfg: Config) -> dict[str, NetworkSpec]:
+    @classmethod
+    def network_specs(cls, cfg: Config) -> dict[str, NetworkSpec]:
         """G_A (A→B) and D_A (judging domain B), built in this order."""
         m = cfg.model
         return {"G_A": generator_spec(m), "D_A": discriminator_spec(m, m.out_channels)}
@@ -196,45 +208,23 @@ class CUT(Method):
     def build_networks(cls, cfg: Config) -> dict[str, nn.Module]:
         """G_A and D_A, then the projection heads F, whose in-channels are the encoder's widths."""
         networks = super().build_networks(cfg)
-        networks["F"] = PatchProjection(encoder_channels(cfg), cfg.cut.mlp_dim, cfg.model.init_gain)
+        networks["F"] = PatchProjection(encoder_channels(cfg), cls.options(cfg).mlp_dim, cfg.model.init_gain)
         return networks
 
-    @classmethod
-    def prepare(cls, accelerator: Accelerator, networks: dict[str, nn.Module], cfg: Config, rank: int) -> CUT:
-        """Hand G, D and F to accelerate; Adam 2e-4 (0.5, 0.999) as the reference's defaults."""
-        t = cfg.train
-        g, d, f = accelerator.prepare(networks["G_A"], networks["D_A"], networks["F"])
-        scalers, device, guard = scalers_for(accelerator, ("G", "D")), accelerator.device, finite_guard(accelerator, t)
-        return cls(
-            g, d, f, accelerator.unwrap_model(g), accelerator.unwrap_model(d),
-            opt_g=adam(chain(g.parameters(), f.parameters()), t, device, guard),
-            opt_d=adam(d.parameters(), t, device, guard),
-            scaler_g=scalers["G"], scaler_d=scalers["D"], cut=cfg.cut, layers=encoder_layers(cfg),
-            gan_mode=cfg.loss.gan_mode, seed=cfg.seed, rank=rank, guard=guard)
+    def __init__(self, cfg: Config, accelerator: Accelerator, networks: dict[str, nn.Module], rank: int):
+        super().__init__(cfg, accelerator, networks, rank)
+        self.cut: CutOptions = self.options(cfg)
+        self.layers = encoder_layers(cfg)  # cut.nce_layers as ``encode`` indices
 
-    @property
-    def networks(self) -> dict[str, nn.Module]:
-        return {"G_A": self.g, "D_A": self.d, "F": self.f}
-
-    @property
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"G": self.opt_g, "D": self.opt_d}
-
-    @property
-    def scalers(self) -> dict[str, torch.amp.GradScaler]:
-        return {"G": self.scaler_g, "D": self.scaler_d}
-
-    def step(self, accelerator: Accelerator, batch: dict[str, torch.Tensor], step: int,
-             checkpoints_dir: Path) -> dict[str, torch.Tensor]:
+    def step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         """Translate, update D, then update G and the heads (the module docstring's three steps)."""
         real_a, real_b = batch["A"], batch["B"]
-        draws = StepDraws(self.seed, step, first_image=self.rank * real_a.shape[0])
+        draws = StepDraws(self.cfg.seed, step, first_image=self.rank * real_a.shape[0])
         flipped = bool(self.cut.flip_equivariance) and draws.flip()
-        with accelerator.autocast():
+        with self.accelerator.autocast():
             fake_b, idt_b = self.translate(real_a, real_b if self.cut.nce_idt else None, flipped)
-        d_terms = self.discriminator_update(accelerator, real_b, fake_b, step, checkpoints_dir)
-        g_terms = self.generator_update(accelerator, (real_a, fake_b), (real_b, idt_b), flipped, draws, step,
-                                        checkpoints_dir)
+        d_terms = self.update_discriminator(real_b, fake_b, step)
+        g_terms = self.update_generator((real_a, fake_b), (real_b, idt_b), flipped, draws, step)
         return {**g_terms, **d_terms}
 
     def translate(self, real_a: torch.Tensor, real_b: torch.Tensor | None, flipped: bool
@@ -242,43 +232,40 @@ class CUT(Method):
         """(G(x), G(y)): one pass over A and B together, as the reference (inputs flipped when
         ``flipped``; the outputs stay as G made them). G(y) is None without ``real_b``."""
         real = real_a if real_b is None else torch.cat([real_a, real_b])
-        fake = self.g(real.flip(3) if flipped else real)
+        fake = self.networks["G_A"](real.flip(3) if flipped else real)
         n = real_a.shape[0]
         return fake[:n], (None if real_b is None else fake[n:])
 
-    def discriminator_update(self, accelerator: Accelerator, real_b: torch.Tensor, fake_b: torch.Tensor, step: int,
-                             checkpoints_dir: Path) -> dict[str, torch.Tensor]:
+    def update_discriminator(self, real_b: torch.Tensor, fake_b: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         """D on real B against the newest G(x), the loss halved."""
-        set_requires_grad((self.d,), True)
-        self.opt_d.zero_grad(set_to_none=True)
-        with accelerator.autocast():
-            terms = {"D": losses.discriminator_loss(self.d(real_b), self.d(fake_b.detach()), self.gan_mode)}
-        backward_checked(accelerator, terms, self.scaler_d, "discriminator", step, checkpoints_dir, self.guard)
-        apply_update(self.opt_d, self.scaler_d, self.guard)
+        D, d = self.updates["D"], self.networks["D_A"]
+        set_requires_grad((d,), True)
+        D.zero_grad()
+        with self.accelerator.autocast():
+            terms = {"D": losses.discriminator_loss(d(real_b), d(fake_b.detach()), self.cfg.loss.gan_mode)}
+        D.backward(terms, step)
+        D.step()
         return terms
 
-    def generator_update(
-        self, accelerator: Accelerator, from_a: tuple[torch.Tensor, torch.Tensor],
-        from_b: tuple[torch.Tensor, torch.Tensor | None], flipped: bool, draws: StepDraws, step: int,
-        checkpoints_dir: Path,
-    ) -> dict[str, torch.Tensor]:
-        """G and F on λ_GAN·GAN(G(x)) + the NCE terms' mean, with D frozen. ``from_a`` is (x, G(x)),
-        ``from_b`` (y, G(y)) with G(y) None when the identity term is off. Returns the terms
-        under the reference's names (G_GAN, NCE, NCE_Y) and their sum G."""
+    def update_generator(self, from_a: tuple[torch.Tensor, torch.Tensor], from_b: tuple[torch.Tensor, torch.Tensor | None],
+                         flipped: bool, draws: StepDraws, step: int) -> dict[str, torch.Tensor]:
+        """G and F on λ_GAN·GAN(G(x)) + the NCE terms' mean, with D frozen (called unwrapped, without
+        DDP's gradient hooks). ``from_a`` is (x, G(x)), ``from_b`` (y, G(y)) with G(y) None when the
+        identity term is off. Returns the terms under the reference's names (G_GAN, NCE, NCE_Y) and
+        their sum G."""
         (real_a, fake_b), (real_b, idt_b) = from_a, from_b
-        set_requires_grad((self.d,), False)
-        self.opt_g.zero_grad(set_to_none=True)
-        with accelerator.autocast():
-            terms = {"G_GAN": self.cut.lambda_gan * losses.generator_adversarial_loss(self.frozen_d(fake_b),
-                                                                                     self.gan_mode),
+        G, gan_mode = self.updates["G"], self.cfg.loss.gan_mode
+        set_requires_grad((self.networks["D_A"],), False)
+        G.zero_grad()
+        with self.accelerator.autocast():
+            terms = {"G_GAN": self.cut.lambda_gan * losses.generator_adversarial_loss(self.plain("D_A")(fake_b), gan_mode),
                      "NCE": self.patch_nce(real_a, fake_b, flipped, draws.patch_generators("A", len(real_a)))}
             if idt_b is not None:
                 terms["NCE_Y"] = self.patch_nce(real_b, idt_b, flipped, draws.patch_generators("B", len(real_b)))
             nce = [terms[k] for k in ("NCE", "NCE_Y") if k in terms]
             objective = terms["G_GAN"] + sum(nce) / len(nce)
-        backward_checked(accelerator, {"G": objective}, self.scaler_g, "generator", step, checkpoints_dir,
-                         self.guard)
-        apply_update(self.opt_g, self.scaler_g, self.guard)
+        G.backward({"G": objective}, step)
+        G.step()
         return {**terms, "G": objective}
 
     def patch_nce(self, source: torch.Tensor, translated: torch.Tensor, flipped: bool,
@@ -287,14 +274,15 @@ class CUT(Method):
         ``calculate_NCE_loss``). Queries are G's encoding of the translation, flipped back when the
         input was flipped; keys are its encoding of the source, at the same locations. Keys carry
         no gradient (the loss detaches them), so they are computed without one."""
-        queries = self.plain_g.encode(translated, self.layers)
+        g = self.plain("G_A")  # ``encode`` is not DDP's forward
+        queries = g.encode(translated, self.layers)
         if flipped:
             queries = [q.flip(3) for q in queries]
         with torch.no_grad():
-            keys = self.plain_g.encode(source, self.layers)
+            keys = g.encode(source, self.layers)
         locations = [sample_locations(k, self.cut.num_patches, generators) for k in keys]
         # One pass of the heads over keys and queries together: each layer's two sets stacked.
-        projected = self.f([torch.cat([patches_at(k, at), patches_at(q, at)]) for k, q, at in
+        projected = self.networks["F"]([torch.cat([patches_at(k, at), patches_at(q, at)]) for k, q, at in
                             zip(keys, queries, locations)])
         per_layer = []
         for both in projected:
@@ -303,10 +291,10 @@ class CUT(Method):
         return self.cut.lambda_nce * sum(per_layer) / len(per_layer)
 
 
-@register_method
+@METHODS.register("fastcut")
 class FastCUT(CUT):
     """FastCUT: CUT without the identity term, λ_NCE 10 and flip-equivariance (the defaults of
     ``cut`` resolve to these; the step is CUT's)."""
 
-    name: ClassVar[str] = "fastcut"
     description: ClassVar[str] = "FastCUT (Park et al. 2020): CUT without the identity NCE term, with flips"
+    own_defaults: ClassVar[dict[str, float | bool]] = {"lambda_nce": 10.0, "nce_idt": False, "flip_equivariance": True}

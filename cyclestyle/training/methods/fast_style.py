@@ -9,7 +9,7 @@ one forward pass per image.
 * [U16] D. Ulyanov, A. Vedaldi, V. Lempitsky, "Instance normalization", arXiv:1607.08022.
 
 The losses are those of pytorch/examples' fast_neural_style, whose weights are the defaults
-(content 1e5, style 1e10; ``config.StyleConfig``): means of squared differences, Gram matrices
+(content 1e5, style 1e10; ``StyleOptions``): means of squared differences, Gram matrices
 divided by C·H·W (``style/losses.py``), VGG fed [0, 1] images with ImageNet normalisation.
 
 One domain: the content photos are domain A; the style is the images of the config's ``style:``
@@ -20,26 +20,42 @@ and not in the checkpoints: it is rebuilt from its weights on resume.
 
 from __future__ import annotations
 
-import dataclasses
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-import torch
 from accelerate import Accelerator
 from torch import Tensor, nn
 
-from ...config import Config, ConfigError, StyleConfig
+from ...config import Config, ConfigError
 from ...data import DataError, image_to_tensor, load_image, verify_image
 from ...models import NetworkSpec, generator_spec
 from ...style.gatys import resize_long_side, style_targets
 from ...style.losses import content_loss, style_loss, tv_loss
 from ...style.vgg import ARCHITECTURES, VGGFeatures, VGGWeightsError, cached_imagenet_weights, load_vgg
-from ..step import FiniteGuard, apply_update, backward_checked
-from . import Method, adam, finite_guard, register_method, scalers_for
+from .base import METHODS, Group, Method
 
 LOSS_NETWORK = "vgg16"  # [J16] §3.1
 MIN_STYLE_SIDE = 16  # VGG-16 pools three times before relu4_3
+
+
+@dataclass(frozen=True)
+class StyleOptions:
+    """The ``style:`` section: the perceptual losses of [J16] on a frozen VGG-16. The weights are
+    pytorch/examples' fast_neural_style ones, for its loss scale: means of squared differences,
+    Gram matrices divided by C·H·W, VGG fed [0, 1] images with ImageNet normalisation."""
+
+    images: list[str] = field(default_factory=list)  # style image files; several: their mean Gram matrices
+    image_size: int = 256  # long side the style images are resized to (fast-neural-style's style_image_size)
+    content_weight: float = 1e5
+    style_weight: float = 1e10
+    # Total variation (mean squared neighbour difference on [0, 1] pixels). pytorch/examples uses
+    # none; Johnson et al. cross-validated 1e-6 … 1e-4 per style on their own loss scale.
+    tv_weight: float = 0.0
+    vgg_weights: str = "imagenet"  # imagenet (torchvision's file in the torch hub cache) | random | PATH
+    content_layer: str = "relu2_2"
+    style_layers: list[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -47,7 +63,7 @@ MIN_STYLE_SIDE = 16  # VGG-16 pools three times before relu4_3
 
 
 def perceptual_losses(vgg: VGGFeatures, stylized: Tensor, content: Tensor, style_grams: dict[str, Tensor],
-                      s: StyleConfig) -> dict[str, Tensor]:
+                      s: StyleOptions) -> dict[str, Tensor]:
     """The weighted terms of [J16] eq. 5 for a batch: ``stylized`` (the network's output) against
     the ``content`` photos it was made from, and against the style's Gram matrices; both images
     N×3×H×W in [-1, 1]. Gram matrices are computed in float32 whatever the autocast."""
@@ -63,13 +79,13 @@ def perceptual_losses(vgg: VGGFeatures, stylized: Tensor, content: Tensor, style
     }
 
 
-def load_style_images(s: StyleConfig) -> list[Tensor]:
+def load_style_images(s: StyleOptions) -> list[Tensor]:
     """The style images as 1×3×H×W in [0, 1], long side ``image_size``."""
     return [resize_long_side((image_to_tensor(load_image(Path(path).expanduser())).unsqueeze(0) + 1) / 2,
                              s.image_size) for path in s.images]
 
 
-def style_grams(vgg: VGGFeatures, s: StyleConfig) -> dict[str, Tensor]:
+def style_grams(vgg: VGGFeatures, s: StyleOptions) -> dict[str, Tensor]:
     """The target Gram matrix per style layer: with several style images, their mean (each image
     weighing the same, as ``cyclestyle gatys --style a b``)."""
     device = vgg.mean.device
@@ -80,28 +96,21 @@ def style_grams(vgg: VGGFeatures, s: StyleConfig) -> dict[str, Tensor]:
 # The method
 
 
-@register_method
-@dataclasses.dataclass
+@METHODS.register("fast_style")
 class FastStyle(Method):
-    """The style network as accelerate prepared it, its optimizer and scaler, and the frozen loss
-    network with the style's Gram matrices."""
+    """The style network (``G_A``) and its Adam, and the frozen loss network with the style's
+    Gram matrices."""
 
-    name: ClassVar[str] = "fast_style"
     description: ClassVar[str] = "fast feed-forward style transfer (Johnson et al. 2016): one network per style"
     translators: ClassVar[dict[str, str]] = {"AtoB": "G_A"}
+    groups: ClassVar[tuple[Group, ...]] = (Group("G", "style network", ("G_A",)),)
     domains: ClassVar[tuple[str, ...]] = ("A",)
-
-    net: nn.Module
-    opt: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    vgg: VGGFeatures
-    grams: dict[str, Tensor]
-    style: StyleConfig
-    guard: FiniteGuard = dataclasses.field(default_factory=FiniteGuard)
+    section: ClassVar[str] = "style"
+    options_type: ClassVar[type] = StyleOptions
 
     @classmethod
-    def check_config(cls, cfg: Config) -> None:
-        s, m = cfg.style, cfg.model
+    def check_options(cls, cfg: Config, s: StyleOptions) -> None:
+        m = cfg.model
         if not s.images:
             raise ConfigError("style.images is empty: name the style image(s), e.g. cyclestyle style-train --style IMG")
         for key, value in {"style.content_weight": s.content_weight, "style.style_weight": s.style_weight,
@@ -125,7 +134,7 @@ class FastStyle(Method):
     def check_files(cls, cfg: Config) -> None:
         """Each style image exists and opens, and the VGG-16 weights are there: one line naming the
         file otherwise, before any data is read."""
-        s = cfg.style
+        s = cls.options(cfg)
         for path in s.images:
             if not Path(path).expanduser().is_file():
                 raise ConfigError(f"style.images: {path} does not exist")
@@ -141,46 +150,30 @@ class FastStyle(Method):
         elif s.vgg_weights != "random" and not Path(s.vgg_weights).expanduser().is_file():
             raise ConfigError(f"style.vgg_weights {s.vgg_weights} does not exist (imagenet, random or a weights file)")
 
-    @staticmethod
-    def network_specs(cfg: Config) -> dict[str, NetworkSpec]:
+    @classmethod
+    def network_specs(cls, cfg: Config) -> dict[str, NetworkSpec]:
         """G_A, the style network (photos → stylised photos)."""
         return {"G_A": generator_spec(cfg.model)}
 
-    @classmethod
-    def prepare(cls, accelerator: Accelerator, networks: dict[str, nn.Module], cfg: Config, rank: int) -> FastStyle:
-        """Hand the style network to accelerate, with Adam [J16 §4.1]; load the frozen VGG-16 and
-        compute the style's Gram matrices once."""
-        t, s = cfg.train, cfg.style
-        net = accelerator.prepare(networks["G_A"])
-        vgg = load_vgg(LOSS_NETWORK, s.vgg_weights, (s.content_layer, *s.style_layers), device=accelerator.device,
-                       option="style.vgg_weights")
-        if vgg.is_random:
+    def __init__(self, cfg: Config, accelerator: Accelerator, networks: dict[str, nn.Module], rank: int):
+        """The style network and its Adam [J16 §4.1]; the frozen VGG-16, and the style's Gram
+        matrices computed once."""
+        super().__init__(cfg, accelerator, networks, rank)
+        s: StyleOptions = self.options(cfg)
+        self.style = s
+        self.vgg = load_vgg(LOSS_NETWORK, s.vgg_weights, (s.content_layer, *s.style_layers), device=accelerator.device,
+                            option="style.vgg_weights")
+        if self.vgg.is_random:
             accelerator.print("note: style.vgg_weights random: VGG-16 has random weights, so this network will "
                               "not learn a real style transfer (for tests and offline demos)")
-        guard = finite_guard(accelerator, t)
-        return cls(net, adam(net.parameters(), t, accelerator.device, guard), scalers_for(accelerator, ("G",))["G"],
-                   vgg, style_grams(vgg, s), s, guard)
+        self.grams = style_grams(self.vgg, s)
 
-    @property
-    def networks(self) -> dict[str, nn.Module]:
-        return {"G_A": self.net}
-
-    @property
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"G": self.opt}
-
-    @property
-    def scalers(self) -> dict[str, torch.amp.GradScaler]:
-        return {"G": self.scaler}
-
-    def step(self, accelerator: Accelerator, batch: dict[str, Tensor], step: int,
-             checkpoints_dir: Path) -> dict[str, Tensor]:
+    def step(self, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
         """One update of the style network on a batch of photos; the weighted terms by name."""
-        content = batch["A"]
-        self.opt.zero_grad(set_to_none=True)
-        with accelerator.autocast():
-            terms = perceptual_losses(self.vgg, self.net(content), content, self.grams, self.style)
-        backward_checked(accelerator, terms, self.scaler, "style network", step, checkpoints_dir, self.guard)
-        apply_update(self.opt, self.scaler, self.guard)
+        G, content = self.updates["G"], batch["A"]
+        G.zero_grad()
+        with self.accelerator.autocast():
+            terms = perceptual_losses(self.vgg, self.networks["G_A"](content), content, self.grams, self.style)
+        G.backward(terms, step)
+        G.step()
         return terms
-

@@ -1,0 +1,145 @@
+"""What a training method is: the extension point for a new way of learning a translator.
+
+A run's ``method:`` key names an entry of ``METHODS``. The training loop is the same for every
+method (data, schedule, accelerate, checkpoints and bit-exact resume, the dashboard, held-out
+evaluation, the final files); a method says only what is its own, in one module
+(``methods/NAME.py``) holding one ``Method`` subclass:
+
+- ``section`` and ``options_type``: its own config section (``cut:``), a dataclass of its keys
+  and defaults; ``resolve_options``, ``check_options`` and ``check_files`` complete and check it;
+- ``network_specs(cfg)`` (and ``build_networks`` for networks outside the registries): every
+  network it trains, by the name its weights file takes in a checkpoint (``G_A``, ``D_A`` …);
+- ``groups``: which networks each ``Update`` optimises (``Group("G", "generator", ("G_A", "G_B"))``);
+- ``step(batch, step)``: one step of its algorithm, returning every loss term by name;
+- ``translators``: which of its networks translate in which direction (``{"AtoB": "G_A"}``);
+- ``domains``: ``("A", "B")``, or ``("A",)`` for a method that learns from one collection.
+
+The base class owns the rest, once for every method: the networks handed to accelerate, one
+``Update`` per group, the learning rate, and what a checkpoint keeps of them.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, ClassVar
+
+import torch
+from accelerate import Accelerator
+from torch import nn
+
+from ...config import Config, ConfigError, build_section
+from ...models import NetworkSpec
+from ...registry import Registry
+from ..pool import ImagePool
+from ..update import FiniteGuard, Update
+
+
+class MethodError(ConfigError):
+    """An unknown method name, or one registered twice; one line naming the registered ones."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """Networks that one ``Update`` optimises together, and the name of their loss in errors."""
+
+    name: str  # "G", "D": the optimizer's name in checkpoints and on the dashboard (lr/G)
+    label: str  # "generator": "the generator loss is nan at step 7"
+    networks: tuple[str, ...]  # in parameter order
+
+
+class Method(abc.ABC):
+    """One training method's networks, updates and step (see the module docstring)."""
+
+    description: ClassVar[str]
+    translators: ClassVar[dict[str, str]]  # direction ("AtoB", "BtoA") → network name
+    groups: ClassVar[tuple[Group, ...]]
+    domains: ClassVar[tuple[str, ...]] = ("A", "B")  # the image collections a step's batch holds
+    section: ClassVar[str | None] = None  # the YAML key of the method's own config section
+    options_type: ClassVar[type | None] = None  # the dataclass of that section's keys
+
+    # ---------------------------------------------------------------------------------------
+    # The config section: typed, completed and checked by ``training/configure.py``
+
+    @classmethod
+    def options(cls, cfg: Config) -> Any:
+        """The method's own section of ``cfg``, typed (None for a method without one)."""
+        if cls.options_type is None:
+            return None
+        return build_section(cls.options_type, cfg.sections.get(cls.section, {}), f"{cls.section}.")
+
+    @classmethod
+    def resolve_options(cls, options: Any) -> Any:
+        """The section with what the method decides filled in (e.g. FastCUT's own defaults), so
+        that the run's ``config.yaml`` says what it trained with."""
+        return options
+
+    @classmethod
+    def check_options(cls, cfg: Config, options: Any) -> None:
+        """Raise a one-line ``ConfigError`` for a setting of the method's own that cannot work."""
+
+    @classmethod
+    def check_files(cls, cfg: Config) -> None:
+        """The same for the files its settings name; not checked for a run's config read back."""
+
+    @classmethod
+    def configure(cls, cfg: Config) -> Config:
+        """``cfg`` with the method's section typed, resolved and checked, and no other section."""
+        if cls.options_type is None:
+            return dataclasses.replace(cfg, sections={})
+        options = cls.resolve_options(cls.options(cfg))
+        cls.check_options(cfg, options)
+        return dataclasses.replace(cfg, sections={cls.section: dataclasses.asdict(options)})
+
+    # ---------------------------------------------------------------------------------------
+    # Networks
+
+    @classmethod
+    @abc.abstractmethod
+    def network_specs(cls, cfg: Config) -> dict[str, NetworkSpec]:
+        """What rebuilds each registered network the method trains, by name, in build order. It is
+        written into each weights file, so that a file rebuilds its network alone."""
+
+    @classmethod
+    def build_networks(cls, cfg: Config) -> dict[str, nn.Module]:
+        """Every network the method trains (the specs built in their order; a method with
+        networks outside the registries, such as projection heads, adds them here)."""
+        return {name: spec.build() for name, spec in cls.network_specs(cfg).items()}
+
+    # ---------------------------------------------------------------------------------------
+    # Training
+
+    def __init__(self, cfg: Config, accelerator: Accelerator, networks: dict[str, nn.Module], rank: int):
+        """Hand ``networks`` to accelerate (in build order) and make one ``Update`` per group."""
+        self.cfg, self.accelerator, self.rank = cfg, accelerator, rank
+        prepared = accelerator.prepare(*networks.values())
+        self.networks: dict[str, nn.Module] = dict(zip(networks, prepared if len(networks) > 1 else (prepared,)))
+        self.guard = FiniteGuard.for_run(accelerator, cfg.train)
+        self.updates = {g.name: Update(g.label, [self.networks[n] for n in g.networks], accelerator, cfg.train,
+                                       self.guard) for g in self.groups}
+        self.pools: dict[str, ImagePool] = {}  # this process's history pools, saved per process
+
+    def plain(self, name: str) -> nn.Module:
+        """Network ``name`` without accelerate's wrappers: its own methods (``encode``), or a
+        forward that skips DDP's gradient hooks (a frozen discriminator)."""
+        return self.accelerator.unwrap_model(self.networks[name])
+
+    @abc.abstractmethod
+    def step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        """Step ``step`` (counted from 1) of the method's algorithm; every loss term by name."""
+
+    def set_lr(self, lr: float) -> None:
+        for update in self.updates.values():
+            update.set_lr(lr)
+
+    def optimizer_states(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(optimizers, scalers) as state dicts by group name: what a checkpoint keeps of them."""
+        states = {name: u.state_dicts() for name, u in self.updates.items()}
+        return {k: s[0] for k, s in states.items()}, {k: s[1] for k, s in states.items()}
+
+    def load_optimizer_states(self, optimizers: dict[str, Any], scalers: dict[str, Any]) -> None:
+        for name, update in self.updates.items():
+            update.load_state_dicts(optimizers[name], scalers[name])
+
+
+METHODS: Registry[type[Method]] = Registry("method", MethodError)
