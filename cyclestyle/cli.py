@@ -504,7 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .config import load_config
+    from .training.configure import load_config
 
     cfg = load_config(args.config, args.overrides)
     again = f"cyclestyle train --config {args.config}" + "".join(f" --set {o}" for o in args.overrides)
@@ -515,7 +515,7 @@ def _style_train(args: argparse.Namespace) -> int:
     """``train`` with the style, the photos and the run folder turned into config overrides."""
     import json
 
-    from .config import load_config
+    from .training.configure import load_config
     from .data import content_format
 
     given = ["method=fast_style", f"style.images={json.dumps(args.style)}", f"output_dir={args.output}"]
@@ -530,7 +530,8 @@ def _style_train(args: argparse.Namespace) -> int:
 
 def _run_training(cfg, resume: str | None, again: str) -> int:
     """Train; a stop by signal prints ``again`` (the command that started it) with --resume latest."""
-    from .training.loop import LaunchError, NonFiniteLoss, TrainingInterrupted, train
+    from .training.launch import LaunchError
+    from .training.loop import NonFiniteLoss, TrainingInterrupted, train
 
     try:
         train(cfg, resume=resume)

@@ -30,7 +30,7 @@ from typing import Any, Iterator, Sequence
 
 from PIL import Image
 
-from ..config import Config, load_config
+from ..config import Config
 from ..data import DataError, FolderSource
 from ..evaluation import registry, reports
 from ..evaluation.compare import run_comparison
@@ -38,7 +38,9 @@ from ..evaluation.evaluate import evaluate_translators, write_report
 from ..inference.run import open_run
 from ..models import generator_spec
 from ..style import gatys
-from ..training.checkpoint import TrainingState, load_state, resolve_checkpoint
+from ..run_folder import resolve_checkpoint
+from ..training.checkpoint import TrainingState, load_state
+from ..training.configure import load_config
 from ..training.loop import TrainingInterrupted, train
 from ..training.tracking import Panel, open_tracker
 from .data import TRUTH_DIR, ensure_demo_dataset
@@ -283,7 +285,7 @@ def _result(comparison: dict[str, Any], evaluation: dict[str, Any], cut_evaluati
         "training": {"steps": training.steps, "config_steps": training.planned,
                      "steps_per_second": training.steps_per_second, "config": str(config_path)},
         "cut": {"held_out": cut_evaluation, "steps": training.steps, "steps_per_second": training.cut_steps_per_second,
-                "nce_layers": training.cut_cfg.cut.nce_layers},
+                "nce_layers": training.cut_cfg.sections["cut"]["nce_layers"]},
         "cyclegan_vs_cut": {key: {"cyclegan": evaluation["AtoB"][key], "cut": cut_evaluation["AtoB"][key]}
                             for key in SCORES},
         "vgg_weights": comparison["vgg_weights"],

@@ -24,7 +24,6 @@ import dataclasses
 import json
 import os
 import random
-import re
 import shutil
 import socket
 from collections.abc import Mapping
@@ -36,9 +35,7 @@ import torch
 from torch import nn
 
 from ..models.weights import CheckpointError, load_weights, save_weights
-
-LATEST = "latest"  # the pointer file: one line naming the newest checkpoint of the run
-_STEP_DIR = re.compile(r"step-([0-9]+)")
+from ..run_folder import BEST, LATEST, list_checkpoints, step_of
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,17 +247,6 @@ def prune(checkpoints_dir: Path, written: Path, keep: int, branched_from: int | 
         shutil.rmtree(old, ignore_errors=True)
 
 
-def step_of(checkpoint: Path) -> int:
-    """N of a ``step-N`` folder."""
-    match = _STEP_DIR.fullmatch(checkpoint.name)
-    if match is None:
-        raise ValueError(f"{checkpoint} is not a step-N checkpoint folder")
-    return int(match.group(1))
-
-
-BEST = "best"
-
-
 def write_best(checkpoints_dir: Path, generators: dict[str, dict[str, torch.Tensor]], record: dict[str, Any],
                metadata: Mapping[str, dict[str, str]] | None = None) -> Path:
     """Replace ``checkpoints/best/`` with these generators and ``record`` (the evaluation that
@@ -285,50 +271,6 @@ def write_best(checkpoints_dir: Path, generators: dict[str, dict[str, torch.Tens
         raise
     shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def read_best(checkpoints_dir: Path) -> dict[str, Any] | None:
-    """The record ``write_best`` stored with the best generators, or None when there are none."""
-    try:
-        return json.loads((checkpoints_dir / BEST / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def list_checkpoints(checkpoints_dir: Path) -> list[Path]:
-    """Complete ``step-N`` folders, oldest first."""
-    if not checkpoints_dir.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in checkpoints_dir.iterdir()
-             if (m := _STEP_DIR.fullmatch(p.name)) and p.is_dir()]
-    return [p for _, p in sorted(found)]
-
-
-def resolve_checkpoint(checkpoints_dir: Path, which: str) -> Path | None:
-    """``latest`` → the folder ``latest`` names, or the newest complete one when the pointer is
-    missing or names anything but a ``step-N`` folder here (None when the run has none yet);
-    anything else is a path to a ``step-N`` folder."""
-    if which == "latest":
-        found = list_checkpoints(checkpoints_dir)
-        return read_latest(checkpoints_dir) or (found[-1] if found else None)
-    path = Path(which).expanduser()
-    if (path / "checkpoints").is_dir():  # a run directory
-        return resolve_checkpoint(path / "checkpoints", "latest")
-    if not path.is_dir():
-        raise CheckpointError(f"--resume {which}: no such checkpoint folder")
-    return path
-
-
-def read_latest(checkpoints_dir: Path) -> Path | None:
-    """The ``step-N`` folder that the ``latest`` pointer names, or None. An empty, unreadable or
-    garbage pointer (``best``, ``..``, a path elsewhere, a folder since removed) names nothing:
-    joined to the folder as it is, an empty name would be ``checkpoints/`` itself."""
-    try:
-        name = (checkpoints_dir / LATEST).read_bytes().decode("utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    target = checkpoints_dir / name
-    return target if _STEP_DIR.fullmatch(name) and target.is_dir() else None
 
 
 def load_state(path: Path) -> dict[str, Any]:

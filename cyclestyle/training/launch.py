@@ -1,5 +1,6 @@
-"""How a run's processes start and agree: one Accelerator per process, and the few collective
-calls the loop needs (does any process want to stop? every process's state for a checkpoint).
+"""How a run's processes start, agree and end: one Accelerator per process, the few collective
+calls the loop needs (does any process want to stop? every process's state for a checkpoint),
+the run folder's lock, the CPUs a process may use, and the process group's teardown.
 
 The same command runs on a CPU, one GPU, or many processes under ``accelerate launch`` or
 ``torchrun``; a launch that silently started the wrong number of processes would have every
@@ -8,14 +9,20 @@ process believe it is the main one and write the same files, so it is refused or
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import traceback
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Iterator
 
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
+from tqdm.auto import tqdm
 
+from .lock import OutputDirBusy, OutputDirLock, busy_message
 from .speed import resolve_mixed_precision
 
 
@@ -94,3 +101,75 @@ def gather_objects(accelerator: Accelerator, obj: Any) -> list[Any]:
     gathered: list[Any] = [None] * accelerator.num_processes
     torch.distributed.all_gather_object(gathered, obj)
     return gathered
+
+
+def stop_agreement_due(processes: int, device_type: str, at_record: bool) -> bool:
+    """Whether the processes agree now on whether to stop (a Ctrl-C reaches each at its own time,
+    and all must save the same step). One process needs no agreement. Several on CPUs agree after
+    every step: their collective costs little. On GPUs the agreement reads a value back from the
+    device, a wait for all queued work, so they agree only at log records and checkpoints, which
+    wait anyway: no step waits for the device, and a Ctrl-C stops within train.log_every steps."""
+    return processes == 1 or device_type == "cpu" or at_record
+
+
+@contextlib.contextmanager
+def output_dir_lock(run_dir: Path, accelerator: Accelerator) -> Iterator[None]:
+    """Hold ``run_dir``'s lock (main process) while the block runs; every process stops with
+    ``OutputDirBusy`` when another run holds it."""
+    lock, busy = None, None
+    if accelerator.is_main_process:
+        try:
+            lock = OutputDirLock.acquire(run_dir)
+        except OutputDirBusy as e:
+            busy = e
+    if any_process(accelerator, busy is not None):
+        raise busy or OutputDirBusy(busy_message(run_dir))
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def leave_process_group(accelerator: Accelerator, failure: TracebackType | None = None) -> None:
+    """Destroy the process group, however the run ended, once nothing else holds it.
+
+    Gloo's worker threads free each finished collective's tensors, and a tensor that Python let
+    go of first needs the GIL for that. A process that exits with its group alive can reach that
+    while the interpreter is finalizing: the thread is then stopped inside a destructor, and the
+    process aborts ("terminate called without an active exception") after training has ended.
+    The networks wrapped for data parallelism hold the group too (in the frames of ``failure``
+    when a run stops on an exception), so they go first: then ``destroy_process_group`` lets the
+    last reference go, which joins gloo's threads while Python is alive.
+    """
+    if accelerator.num_processes == 1:
+        accelerator.end_training()
+        return
+    if failure is not None:
+        traceback.clear_frames(failure)  # the run's locals; the exception keeps its lines
+    accelerator.free_memory()  # accelerate's references to the wrapped networks and optimizers
+    accelerator.end_training()  # destroy_process_group
+
+
+def data_workers(requested: int, accelerator: Accelerator) -> int:
+    """``data.num_workers``, but no more than the CPUs this process may run on (one note says so).
+
+    More workers than CPUs only share them: nothing is faster, every worker costs its memory, and
+    torch warns at every epoch's DataLoader. The CPUs are the process's affinity mask where the
+    system has one (a container's or a cluster job's share), as torch's own check counts them."""
+    available = usable_cpus()
+    if requested <= available:
+        return requested
+    if accelerator.is_main_process:
+        cpus = "1 CPU is" if available == 1 else f"{available} CPUs are"
+        tqdm.write(f"note: data.num_workers={requested} but {cpus} available: using {available}", file=sys.stderr)
+    return available
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask, or the machine's count where the
+    system has no masks (macOS, Windows)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
