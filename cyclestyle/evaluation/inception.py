@@ -28,7 +28,7 @@ from torch_fidelity.feature_extractor_inceptionv3 import (
     InceptionE_2,
 )
 
-from .metrics import FID_PROTOCOLS
+from .protocols import FID_PROTOCOLS
 
 INPUT_SIZE = 299  # the network's input side
 

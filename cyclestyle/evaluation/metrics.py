@@ -26,6 +26,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .protocols import DEFAULT_FID_PROTOCOL, FID_PROTOCOLS  # noqa: F401 (read by evaluate, reports, the CLI)
+
 if TYPE_CHECKING:
     import torch
     from torch import nn
@@ -34,17 +36,6 @@ INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 # torch hub's convention: a file named NAME-HASH.EXT has a SHA-256 that begins with HASH.
 INCEPTION_SHA256_PREFIX = re.search(r"-([0-9a-f]+)\.", INCEPTION_FILE).group(1)
 
-
-# How images reach the FID network's 299×299 input (``inception.resize_for_inception``), and so
-# which published numbers an FID or KID can be set beside. Written into metrics.json and reports.
-FID_PROTOCOLS = {
-    "clean": "clean-fid's (Parmar, Zhang and Zhu, CVPR 2022): PIL's antialiased bicubic resize of the "
-             "uint8 image; comparable with numbers computed with clean-fid",
-    "legacy": "torch-fidelity's: TensorFlow 1's bilinear resize inside the network, without antialiasing, "
-              "as the original TensorFlow FID; comparable with tables made with pytorch-fid or "
-              "torch-fidelity, such as CUT's (Park et al. 2020), which include CycleGAN",
-}
-DEFAULT_FID_PROTOCOL = "clean"
 
 
 def describe_fid_protocol(protocol: str) -> str:

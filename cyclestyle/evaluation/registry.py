@@ -5,7 +5,7 @@ evaluate``, ``cyclestyle compare`` and every report take a metric's name, which 
 what it needs and how it is computed from its ``Metric`` here. A new metric is therefore its
 pure function (``metrics.py``) and one ``register`` call.
 
-Importing this module is cheap (no torch): ``config`` validates ``eval.metric`` with it.
+Importing this module is cheap (no torch): ``training/configure.py`` checks ``eval.metric`` with it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from ..registry import Registry
 from . import metrics
 
 if TYPE_CHECKING:
@@ -57,33 +58,35 @@ class Metric:
         return {key: float(v) for key, v in zip(self.outputs, values)}
 
 
-_REGISTRY: dict[str, Metric] = {}
+class MetricError(ValueError):
+    """An unknown metric name, or a metric whose name or outputs clash; one line."""
+
+
+METRICS: Registry[Metric] = Registry("metric", MetricError)
 RESERVED = ("n",)  # keys that ``metrics.json`` uses for other things
 
 
 def register(metric: Metric) -> Metric:
     """Add ``metric`` after the others (reports show metrics in registration order)."""
     if "/" in metric.name:
-        raise ValueError(f"metric name {metric.name!r}: no '/' (eval.metric reads AtoB/NAME as one direction's)")
-    clash = ({key for m in _REGISTRY.values() for key in m.outputs} | set(RESERVED)).intersection(metric.outputs)
+        raise MetricError(f"metric name {metric.name!r}: no '/' (eval.metric reads AtoB/NAME as one direction's)")
+    clash = ({key for m in METRICS.values() for key in m.outputs} | set(RESERVED)).intersection(metric.outputs)
     if clash:
-        raise ValueError(f"metric {metric.name}: {', '.join(sorted(clash))} already used")
-    _REGISTRY[metric.name] = metric
-    return metric
+        raise MetricError(f"metric {metric.name}: {', '.join(sorted(clash))} already used")
+    return METRICS.register(metric.name, metric)
 
 
 def unregister(name: str) -> None:
-    del _REGISTRY[name]
+    METRICS.unregister(name)
 
 
 def registered(needs: Iterable[Need] | None = None) -> tuple[Metric, ...]:
     """Every metric in registration order, or those that need one of ``needs``."""
     wanted = None if needs is None else set(needs)
-    return tuple(m for m in _REGISTRY.values() if wanted is None or m.needs in wanted)
+    return tuple(m for m in METRICS.values() if wanted is None or m.needs in wanted)
 
 
-def get(name: str) -> Metric | None:
-    return _REGISTRY.get(name)
+get = METRICS.get
 
 
 def outputs(chosen: Iterable[Metric]) -> tuple[str, ...]:

@@ -1,9 +1,9 @@
 """Translators out of PyTorch: exporters by name, each file checked against PyTorch as it is made.
 
 ``EXPORTERS`` maps a format name to an ``Exporter``: how to write a generator into a file, and how
-to run that file again (to check it). A new format is those two functions and one
-``register(Exporter(...))`` line in its module, imported below; ``cyclestyle export --format``
-offers whatever is registered. Every file carries ``ExportInfo``: what the network expects of its
+to run that file again (to check it). A new format is a module of its own with those two
+functions and one ``register(Exporter(...))`` line, imported in ``export/__init__.py``;
+``cyclestyle export --format`` offers whatever is registered. Every file carries ``ExportInfo``: what the network expects of its
 input and what its output means, so that a user of the file needs nothing else.
 """
 
@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..models.weights import CheckpointError
+from ..registry import Registry
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
@@ -57,21 +58,14 @@ class Exporter:
     load: Callable[[Path], Runner]  # file -> a function of an input batch, for the check
 
 
-EXPORTERS: dict[str, Exporter] = {}
+EXPORTERS: Registry[Exporter] = Registry("export format", ExportError)
 
 
 def register(exporter: Exporter) -> Exporter:
-    if exporter.name in EXPORTERS:
-        raise ValueError(f"an exporter named {exporter.name} is registered already")
-    EXPORTERS[exporter.name] = exporter
-    return exporter
+    return EXPORTERS.register(exporter.name, exporter)
 
 
-def get(name: str) -> Exporter:
-    try:
-        return EXPORTERS[name]
-    except KeyError:
-        raise ExportError(f"unknown export format {name!r} (registered: {', '.join(EXPORTERS)})") from None
+get = EXPORTERS.get
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,7 +161,3 @@ def compare(generator: nn.Module, run: Runner, channels: int, multiple: int
 def _first_line(error: Exception) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
-
-
-# The formats: each module registers itself.
-from . import onnx_format, torch_formats  # noqa: E402, F401

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import Exporter, ExportInfo, Runner, dynamic_shapes, example_input, register
+from .base import Exporter, ExportInfo, Runner, dynamic_shapes, example_input, register
 
 OPSET = 18
 INPUT, OUTPUT = "image", "translation"

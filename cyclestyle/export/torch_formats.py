@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import Exporter, ExportInfo, Runner, dynamic_shapes, example_input, register
+from .base import Exporter, ExportInfo, Runner, dynamic_shapes, example_input, register
 
 METADATA = "cyclestyle.json"
 

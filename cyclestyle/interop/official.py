@@ -107,7 +107,7 @@ def convert(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], Ne
     stem, head = state["model.1.weight"], state[f"model.{FIRST_BLOCK + n_blocks + 7}.weight"]
     settings = {"ngf": stem.shape[0], "n_blocks": n_blocks, "norm": "instance", "dropout": dropout,
                 "upsample": "transpose"}
-    spec = NetworkSpec("generator", "resnet", stem.shape[1], head.shape[0], GENERATORS["resnet"].arguments(settings))
+    spec = NetworkSpec("generator", "resnet", stem.shape[1], head.shape[0], GENERATORS.get("resnet").arguments(settings))
     _check_shapes(state, names, spec)
     return {names[k]: v for k, v in state.items()}, spec
 

@@ -19,11 +19,11 @@ from torch import nn
 from ..config import ModelConfig
 from .johnson import TransformNet
 from .patchgan import PatchDiscriminator
-from .registry import DISCRIMINATORS, GENERATORS, Architecture, ArchitectureError, Registry
+from .registry import DISCRIMINATORS, GENERATORS, Architecture, ArchitectureError, register_discriminator, register_generator
 from .resnet import ResnetBlock, ResnetGenerator
 
 __all__ = ["DISCRIMINATORS", "GENERATORS", "Architecture", "ArchitectureError", "NetworkSpec", "PatchDiscriminator",
-           "Registry", "ResnetBlock", "ResnetGenerator", "TransformNet", "build_discriminator", "build_generator",
+           "register_discriminator", "register_generator", "ResnetBlock", "ResnetGenerator", "TransformNet", "build_discriminator", "build_generator",
            "discriminator_spec", "generator_size_multiple", "generator_spec"]
 
 
@@ -40,7 +40,7 @@ class NetworkSpec:
 
     def build(self) -> nn.Module:
         registry = GENERATORS if self.kind == "generator" else DISCRIMINATORS
-        return registry[self.name].build(self.in_channels, self.out_channels, self.arguments)
+        return registry.get(self.name).build(self.in_channels, self.out_channels, self.arguments)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -60,12 +60,12 @@ def _settings(cfg: ModelConfig) -> dict[str, Any]:
 def generator_spec(cfg: ModelConfig, reverse: bool = False) -> NetworkSpec:
     """G: A→B (``reverse=False``) or F: B→A; channels swap for the reverse direction."""
     in_ch, out_ch = (cfg.out_channels, cfg.in_channels) if reverse else (cfg.in_channels, cfg.out_channels)
-    return NetworkSpec("generator", cfg.generator, in_ch, out_ch, GENERATORS[cfg.generator].arguments(_settings(cfg)))
+    return NetworkSpec("generator", cfg.generator, in_ch, out_ch, GENERATORS.get(cfg.generator).arguments(_settings(cfg)))
 
 
 def discriminator_spec(cfg: ModelConfig, channels: int) -> NetworkSpec:
     """A discriminator of images with ``channels`` channels."""
-    arguments = DISCRIMINATORS[cfg.discriminator].arguments(_settings(cfg))
+    arguments = DISCRIMINATORS.get(cfg.discriminator).arguments(_settings(cfg))
     return NetworkSpec("discriminator", cfg.discriminator, channels, None, arguments)
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .registry import GENERATORS
+from .registry import register_generator
 
 
 def _conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> list[nn.Module]:
@@ -68,6 +68,6 @@ class TransformNet(nn.Module):
         return self.head(self.up(self.blocks(self.down(x))))
 
 
-@GENERATORS.register("johnson", "Johnson et al.'s fast style network: model.ngf base width (32), model.n_blocks (5)")
+@register_generator("johnson", "Johnson et al.'s fast style network: model.ngf base width (32), model.n_blocks (5)")
 def johnson(in_channels: int, out_channels: int, *, ngf: int = 32, n_blocks: int = 5) -> TransformNet:
     return TransformNet(in_channels, out_channels, ngf, n_blocks)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .layers import conv_bias, init_weights, norm_layer
-from .registry import DISCRIMINATORS
+from .registry import register_discriminator
 
 
 class PatchDiscriminator(nn.Module):
@@ -44,10 +44,10 @@ class PatchDiscriminator(nn.Module):
         return self.body(x)
 
 
-@DISCRIMINATORS.register("n_layers", "PatchGAN with model.n_layers_d convolution layers (default 3: 70×70 patches)")
+@register_discriminator("n_layers", "PatchGAN with model.n_layers_d convolution layers (default 3: 70×70 patches)")
 def n_layers(in_channels: int, *, ndf: int = 64, n_layers_d: int = 3, norm: str = "instance",
              init_gain: float = 0.02) -> PatchDiscriminator:
     return PatchDiscriminator(in_channels, ndf, n_layers_d, norm, init_gain)
 
 
-DISCRIMINATORS.register("basic", "the paper's 70×70 PatchGAN (3 layers)", n_layers_d=3)(n_layers)
+register_discriminator("basic", "the paper's 70×70 PatchGAN (3 layers)", n_layers_d=3)(n_layers)

@@ -2,10 +2,10 @@
 
 Like the official CycleGAN's ``define_G(netG=…)``, a run names its networks (``model.generator``,
 ``model.discriminator``) and the registry builds them. A new architecture is one module with a
-builder function plus one ``register`` line; training, resume, translation, tiling and the
+builder function plus one ``register_generator`` (or ``register_discriminator``) line; training, resume, translation, tiling and the
 weights files then take it like any other:
 
-    @GENERATORS.register("my_unet", "U-Net with skip connections")
+    @register_generator("my_unet", "U-Net with skip connections")
     def my_unet(in_channels: int, out_channels: int, *, ngf: int = 64, norm: str = "instance") -> nn.Module:
         return MyUNet(in_channels, out_channels, ngf, norm)
 
@@ -23,11 +23,13 @@ with (``models/weights.py``), so it is rebuilt from the file alone.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
+
+from ..registry import Registry
 
 
 class ArchitectureError(ValueError):
@@ -85,43 +87,25 @@ class Architecture:
         return net
 
 
-class Registry:
-    """Architectures of one kind by name, in registration order."""
-
-    def __init__(self, kind: str):
-        self.kind = kind
-        self._entries: dict[str, Architecture] = {}
-
-    def register(self, name: str, description: str = "", **fixed: Any) -> Callable[[Callable], Callable]:
-        """Decorator: register ``builder`` under ``name`` (``fixed``: arguments a preset pins)."""
-
-        def add(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-            self.add(Architecture(name, self.kind, builder, description, dict(fixed)))
-            return builder
-
-        return add
-
-    def add(self, architecture: Architecture) -> None:
-        if architecture.name in self._entries:
-            raise ArchitectureError(f"a {self.kind} named {architecture.name} is registered already")
-        self._entries[architecture.name] = architecture
-
-    def remove(self, name: str) -> None:
-        self._entries.pop(name, None)
-
-    def __getitem__(self, name: str) -> Architecture:
-        try:
-            return self._entries[name]
-        except KeyError:
-            raise ArchitectureError(
-                f"unknown {self.kind} architecture {name!r} (registered: {', '.join(self._entries)})") from None
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._entries
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._entries)
+Builder = Callable[..., nn.Module]
+GENERATORS: Registry[Architecture] = Registry("generator architecture", ArchitectureError)
+DISCRIMINATORS: Registry[Architecture] = Registry("discriminator architecture", ArchitectureError)
 
 
-GENERATORS = Registry("generator")
-DISCRIMINATORS = Registry("discriminator")
+def register_generator(name: str, description: str = "", **fixed: Any) -> Callable[[Builder], Builder]:
+    """Decorator: register ``builder`` as generator ``name`` (``fixed``: arguments a preset pins)."""
+    return _registering(GENERATORS, "generator", name, description, fixed)
+
+
+def register_discriminator(name: str, description: str = "", **fixed: Any) -> Callable[[Builder], Builder]:
+    """Decorator: register ``builder`` as discriminator ``name``."""
+    return _registering(DISCRIMINATORS, "discriminator", name, description, fixed)
+
+
+def _registering(registry: Registry[Architecture], kind: str, name: str, description: str,
+                 fixed: dict[str, Any]) -> Callable[[Builder], Builder]:
+    def add(builder: Builder) -> Builder:
+        registry.register(name, Architecture(name, kind, builder, description, dict(fixed)))
+        return builder
+
+    return add

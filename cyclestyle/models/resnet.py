@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .layers import conv_bias, init_weights, norm_layer
-from .registry import GENERATORS
+from .registry import register_generator
 
 
 class ResnetBlock(nn.Module):
@@ -136,12 +136,12 @@ def cut_layer_index(layer: int, n_blocks: int) -> int:
     raise ValueError(f"layer {layer} is not in the encoder (0–{11 + n_blocks} with {n_blocks} residual blocks)")
 
 
-@GENERATORS.register("resnet", "CycleGAN's ResNet generator with model.n_blocks residual blocks (default 9)")
+@register_generator("resnet", "CycleGAN's ResNet generator with model.n_blocks residual blocks (default 9)")
 def resnet(in_channels: int, out_channels: int, *, ngf: int = 64, n_blocks: int = 9, norm: str = "instance",
            dropout: bool = False, upsample: str = "transpose", init_gain: float = 0.02) -> ResnetGenerator:
     return ResnetGenerator(in_channels, out_channels, ngf, n_blocks, norm, dropout, upsample, init_gain)
 
 
 # The paper's two sizes (appendix 7.2), under the official code's names.
-GENERATORS.register("resnet_9blocks", "the paper's generator for 256 px images: 9 residual blocks", n_blocks=9)(resnet)
-GENERATORS.register("resnet_6blocks", "the paper's generator for 128 px images: 6 residual blocks", n_blocks=6)(resnet)
+register_generator("resnet_9blocks", "the paper's generator for 256 px images: 9 residual blocks", n_blocks=9)(resnet)
+register_generator("resnet_6blocks", "the paper's generator for 128 px images: 6 residual blocks", n_blocks=6)(resnet)
