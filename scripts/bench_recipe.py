@@ -32,7 +32,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cyclestyle.config import ConfigError, load_config  # noqa: E402
+from cyclestyle.config import ConfigError  # noqa: E402
+from cyclestyle.training.configure import load_config  # noqa: E402
 from cyclestyle.evaluation import registry  # noqa: E402
 from cyclestyle.evaluation.evaluate import split_metric  # noqa: E402
 

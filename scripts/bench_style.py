@@ -37,7 +37,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cyclestyle.config import load_config  # noqa: E402
+from cyclestyle.training.configure import load_config  # noqa: E402
 from cyclestyle.devices import default_device  # noqa: E402
 from cyclestyle.models import GENERATORS  # noqa: E402
 from cyclestyle.style import gatys  # noqa: E402
@@ -68,7 +68,7 @@ def vgg_weights(name: str) -> str:
 
 
 def bench_forward(args, device: torch.device) -> dict:
-    net = GENERATORS["johnson"].build(3, 3, {"ngf": 32, "n_blocks": 5}).to(device).eval()
+    net = GENERATORS.get("johnson").build(3, 3, {"ngf": 32, "n_blocks": 5}).to(device).eval()
     x = torch.rand(1, 3, args.size, args.size, device=device) * 2 - 1
     result = {}
     with torch.inference_mode():

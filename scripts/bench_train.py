@@ -41,7 +41,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cyclestyle.config import load_config  # noqa: E402
+from cyclestyle.training.configure import load_config  # noqa: E402
 from cyclestyle.demo.toy import make_toy_dataset  # noqa: E402
 from cyclestyle.training.loop import train  # noqa: E402
 from cyclestyle.training.speed import bf16_in_hardware  # noqa: E402

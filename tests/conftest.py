@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cyclestyle.config import load_config
+from cyclestyle.training.configure import load_config
 from cyclestyle.demo.toy import make_toy_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,15 +59,18 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "cyclestyle", *args]
 
 
-def kill_after_a_checkpoint(args: list[str], run_dir: Path, timeout: float = 120) -> Path:
-    """Run ``cyclestyle *args`` and SIGKILL it as soon as it has written a checkpoint under
-    ``run_dir`` (no chance to save anything more); returns the checkpoint it stopped at."""
+def kill_after_a_checkpoint(args: list[str], run_dir: Path, timeout: float = 120, command: list[str] | None = None
+                            ) -> Path:
+    """Run ``cyclestyle *args`` (or ``command + args``) and SIGKILL it as soon as it has written a
+    checkpoint under ``run_dir`` (no chance to save anything more); returns the checkpoint it
+    stopped at."""
     import subprocess
     import time
 
-    from cyclestyle.training.checkpoint import resolve_checkpoint
+    from cyclestyle.run_folder import resolve_checkpoint
 
-    proc = subprocess.Popen(cli(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([*command, *args] if command else cli(*args), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, cwd=REPO)
     deadline = time.time() + timeout
     while not (run_dir / "checkpoints" / "latest").exists():
         assert proc.poll() is None and time.time() < deadline, proc.stderr.read().decode()

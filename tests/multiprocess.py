@@ -9,10 +9,11 @@ from pathlib import Path
 
 import torch
 
-from cyclestyle.config import Config, load_config
+from cyclestyle.config import Config
+from cyclestyle.training.configure import load_config
 from cyclestyle.training.checkpoint import read_checkpoint
 from cyclestyle.training.launch import make_accelerator
-from cyclestyle.training.methods import method_class
+from cyclestyle.training.methods import METHODS
 
 from .conftest import REPO
 
@@ -56,11 +57,11 @@ def trained_parameters(cfg: Config) -> dict[str, list[str]]:
     """For each optimizer of ``cfg``'s method, the network each of its parameters belongs to, in
     the optimizer's order. Read from the method as it prepares itself (one process), so that no
     test has to know which optimizer trains which network, and none can be left out."""
-    method = method_class(cfg.method)
-    prepared = method.prepare(make_accelerator("no"), method.build_networks(cfg), cfg, rank=0)
+    method = METHODS.get(cfg.method)
+    prepared = method(cfg, make_accelerator("no"), method.build_networks(cfg), rank=0)
     owner = {p: name for name, net in prepared.networks.items() for p in net.parameters()}
-    owners = {name: [owner[p] for group in opt.param_groups for p in group["params"]]
-              for name, opt in prepared.optimizers.items()}
+    owners = {name: [owner[p] for group in u.optimizer.param_groups for p in group["params"]]
+              for name, u in prepared.updates.items()}
     assert {n for names in owners.values() for n in names} == set(prepared.networks), "a network no optimizer trains"
     return owners
 

@@ -4,7 +4,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from cyclestyle.config import Config, ConfigError, config_hash, config_to_dict, dump_config, load_config
+from cyclestyle.config import Config, ConfigError, config_hash, config_to_dict, dump_config
+from cyclestyle.training.configure import load_config
 from cyclestyle.models import discriminator_spec, generator_spec
 
 

@@ -39,7 +39,7 @@ def test_auto_picks_bf16_on_a_gpu_that_computes_it():
 
 def test_the_fused_adam_kernel_skips_a_nan_update_on_the_gpu():
     from cyclestyle.training.methods import adam
-    from cyclestyle.training.step import FiniteGuard
+    from cyclestyle.training.update import FiniteGuard
 
     guard = FiniteGuard(deferred=True)
     net = torch.nn.Linear(4, 2).to(CUDA)

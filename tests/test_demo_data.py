@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cyclestyle.config import load_config
+from cyclestyle.training.configure import load_config
 from cyclestyle.demo import data as demo_data
 from cyclestyle.demo.data import (
     MANIFEST,

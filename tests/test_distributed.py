@@ -117,7 +117,7 @@ STOPS_ON_NAN = '''
 import os, sys
 from pathlib import Path
 import torch
-from cyclestyle.config import load_config
+from cyclestyle.training.configure import load_config
 from cyclestyle.training import losses
 from cyclestyle.training.loop import NonFiniteLoss, train
 

@@ -22,7 +22,7 @@ from cyclestyle.export import EXPORTERS, Exporter, ExportError, ExportInfo, expo
 from cyclestyle.export.torch_formats import load_torchscript
 from cyclestyle.inference.run import open_run
 from cyclestyle.interop.official import import_official
-from cyclestyle.models import GENERATORS, generator_spec
+from cyclestyle.models import GENERATORS, register_generator, generator_spec
 from cyclestyle.models.weights import save_weights, weights_metadata
 
 from .test_inference import FIXTURE, three_stage
@@ -48,9 +48,9 @@ def generator_file(folder: Path, kind: str) -> Path:
 
 @pytest.fixture
 def three_stage_registered():
-    GENERATORS.register("three_stage", "a test generator with inputs in multiples of 8")(three_stage)
+    register_generator("three_stage", "a test generator with inputs in multiples of 8")(three_stage)
     yield
-    GENERATORS.remove("three_stage")
+    GENERATORS.unregister("three_stage")
 
 
 def batch(n: int, height: int, width: int, seed: int) -> torch.Tensor:
@@ -134,13 +134,13 @@ def test_the_direction_chooses_the_generator(tmp_path):
 
 def test_a_file_that_does_not_reproduce_pytorch_is_refused_and_not_kept(tmp_path):
     """The check at export time can fail: an exporter whose file is off by 1e-3 is refused."""
-    torchscript = EXPORTERS["torchscript"]
+    torchscript = EXPORTERS.get("torchscript")
 
     def off(path: Path):
         run = torchscript.load(path)
         return lambda x: run(x) + 1e-3
 
-    EXPORTERS["off"] = Exporter("off", ".pt", "TorchScript, off by 1e-3", torchscript.write, off)
+    EXPORTERS.register("off", Exporter("off", ".pt", "TorchScript, off by 1e-3", torchscript.write, off))
     try:
         generator = open_run(generator_file(tmp_path, "resnet")).generator("AtoB", "cpu")
         info = ExportInfo("AtoB", "{}", 3, 3, 4)
@@ -148,7 +148,7 @@ def test_a_file_that_does_not_reproduce_pytorch_is_refused_and_not_kept(tmp_path
             export_generator(generator, info, "off", tmp_path / "g.pt")
         assert list(tmp_path.glob("*g.pt*")) == []
     finally:
-        del EXPORTERS["off"]
+        EXPORTERS.unregister("off")
 
 
 def test_bad_requests_are_one_line(tmp_path, capsys):

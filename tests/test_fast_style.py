@@ -14,7 +14,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from cyclestyle.cli import main
-from cyclestyle.config import ConfigError, load_config
+from cyclestyle.config import ConfigError
+from cyclestyle.training.configure import load_config
 from cyclestyle.data import content_format, open_domains
 from cyclestyle.inference.run import open_run
 from cyclestyle.inference.tiling import tiled_translate
@@ -58,7 +59,7 @@ def style_run(style_image, toy_root, tmp_path_factory) -> Path:
 
 
 def test_transform_net_is_johnsons_and_tiles_exactly():
-    net = GENERATORS["johnson"].build(3, 3, {"ngf": 32, "n_blocks": 5})
+    net = GENERATORS.get("johnson").build(3, 3, {"ngf": 32, "n_blocks": 5})
     assert net.size_multiple == 4
     convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [(c.out_channels, c.kernel_size, c.stride) for c in (convs[0], convs[1], convs[2], convs[-1])] == [
@@ -68,7 +69,7 @@ def test_transform_net_is_johnsons_and_tiles_exactly():
     assert len(norms) == len(convs) - 1 and all(n.affine for n in norms)
     assert sum(isinstance(m, torch.nn.Upsample) and m.mode == "nearest" for m in net.modules()) == 2
 
-    small = GENERATORS["johnson"].build(3, 3, {"ngf": 4, "n_blocks": 1}).eval()
+    small = GENERATORS.get("johnson").build(3, 3, {"ngf": 4, "n_blocks": 1}).eval()
     torch.manual_seed(0)
     for n in small.modules():  # affine parameters away from their (1, 0) start
         if isinstance(n, torch.nn.InstanceNorm2d):

@@ -20,7 +20,7 @@ from cyclestyle.data import FolderSource
 from cyclestyle.evaluation import metrics
 from cyclestyle.evaluation.evaluate import HeldOutEvaluator, prepare, unit
 from cyclestyle.evaluation.inception import inception_network, resize_for_inception
-from cyclestyle.training.checkpoint import read_best
+from cyclestyle.run_folder import read_best
 from cyclestyle.training.loop import train
 
 

@@ -13,7 +13,8 @@ import torch
 from huggingface_hub import constants
 
 from cyclestyle.cli import main
-from cyclestyle.config import dump_config, load_config
+from cyclestyle.config import dump_config
+from cyclestyle.training.configure import load_config
 from cyclestyle.inference.hub import HubError, build_hub_folder, hub_files
 from cyclestyle.inference.run import open_run
 from cyclestyle.training.loop import train

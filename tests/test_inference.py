@@ -13,9 +13,10 @@ from PIL import Image
 from safetensors.torch import load_file
 from torch import nn
 
-from cyclestyle.config import ConfigError, load_config
+from cyclestyle.config import ConfigError
+from cyclestyle.training.configure import load_config
 from cyclestyle.inference.run import open_run
-from cyclestyle.models import GENERATORS, ResnetBlock, ResnetGenerator, build_generator, generator_spec
+from cyclestyle.models import GENERATORS, register_generator, ResnetBlock, ResnetGenerator, build_generator, generator_spec
 from cyclestyle.models.registry import ArchitectureError
 from cyclestyle.models.weights import CheckpointError, generator_spec_of, load_weights, save_weights, weights_metadata
 from cyclestyle.training.checkpoint import read_checkpoint
@@ -56,9 +57,9 @@ def three_stage(in_channels: int, out_channels: int, *, ngf: int = 8) -> ThreeSt
 
 @pytest.fixture
 def registered():
-    GENERATORS.register("three_stage", "a test generator with inputs in multiples of 8")(three_stage)
+    register_generator("three_stage", "a test generator with inputs in multiples of 8")(three_stage)
     yield "three_stage"
-    GENERATORS.remove("three_stage")
+    GENERATORS.unregister("three_stage")
 
 
 def run_overrides(toy_root: Path, out: Path, *extra: str) -> list[str]:
@@ -143,7 +144,7 @@ def test_presets_fix_their_arguments():
     with pytest.raises(ConfigError, match="model.n_layers_d=2 contradicts model.discriminator=basic"):
         load_config(None, ["model.discriminator=basic", "model.n_layers_d=2"], check_paths=False)
     with pytest.raises(ArchitectureError, match="registered already"):
-        GENERATORS.register("resnet")(three_stage)
+        register_generator("resnet")(three_stage)
 
 
 def test_open_run_takes_every_kind_of_path_and_names_what_is_missing(tmp_path):

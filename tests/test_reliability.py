@@ -15,6 +15,7 @@ import torch
 
 from cyclestyle.config import ConfigError
 from cyclestyle.data import DataError
+from cyclestyle import run_folder
 from cyclestyle.training import checkpoint as ckpt
 from cyclestyle.training.lock import OutputDirBusy, OutputDirLock
 from cyclestyle.training.loop import train
@@ -44,8 +45,8 @@ def test_a_bad_latest_pointer_falls_back_to_the_newest_checkpoint(tmp_path, poin
     write_tiny_checkpoint(checkpoints, 8)
     (checkpoints / "best").mkdir()
     (checkpoints / "latest").write_bytes(pointer)
-    assert ckpt.resolve_checkpoint(checkpoints, "latest") == checkpoints / "step-8"
-    assert ckpt.resolve_checkpoint(checkpoints, str(tmp_path)) == checkpoints / "step-8"  # --resume RUN_DIR
+    assert run_folder.resolve_checkpoint(checkpoints, "latest") == checkpoints / "step-8"
+    assert run_folder.resolve_checkpoint(checkpoints, str(tmp_path)) == checkpoints / "step-8"  # --resume RUN_DIR
 
 
 def test_a_good_latest_pointer_is_followed(tmp_path):
@@ -53,7 +54,7 @@ def test_a_good_latest_pointer_is_followed(tmp_path):
     write_tiny_checkpoint(checkpoints, 4)
     write_tiny_checkpoint(checkpoints, 8)
     (checkpoints / "latest").write_text("step-4\n")
-    assert ckpt.resolve_checkpoint(checkpoints, "latest") == checkpoints / "step-4"
+    assert run_folder.resolve_checkpoint(checkpoints, "latest") == checkpoints / "step-4"
 
 
 def test_the_latest_pointer_reaches_the_disk_before_its_rename(tmp_path, monkeypatch):
@@ -93,9 +94,9 @@ def test_a_run_resumed_from_an_older_checkpoint_prunes_by_its_own_history(tiny_c
     cfg = tiny_config(f"train.keep_checkpoints={keep}", "train.checkpoint_every=2", f"train.max_steps={steps}")
     train(cfg, resume=str(run / "checkpoints" / "step-4"))
     checkpoints = run / "checkpoints"
-    assert {p.name for p in ckpt.list_checkpoints(checkpoints)} == kept
+    assert {p.name for p in run_folder.list_checkpoints(checkpoints)} == kept
     assert (checkpoints / "latest").read_text() == f"step-{steps}\n"
-    assert ckpt.resolve_checkpoint(checkpoints, "latest") == checkpoints / f"step-{steps}"
+    assert run_folder.resolve_checkpoint(checkpoints, "latest") == checkpoints / f"step-{steps}"
     assert ckpt.load_state(checkpoints / f"step-{steps}" / "training_state.pt")["progress"]["step"] == steps
 
 
@@ -104,9 +105,9 @@ def test_pruning_never_removes_the_checkpoint_just_written(tmp_path):
     for step in (4, 8, 12):
         write_tiny_checkpoint(checkpoints, step, keep=5)
     written = write_tiny_checkpoint(checkpoints, 6, keep=1, branched_from=4)
-    assert ckpt.list_checkpoints(checkpoints) == [written]
+    assert run_folder.list_checkpoints(checkpoints) == [written]
     write_tiny_checkpoint(checkpoints, 10, keep=2)
-    assert [p.name for p in ckpt.list_checkpoints(checkpoints)] == ["step-6", "step-10"]
+    assert [p.name for p in run_folder.list_checkpoints(checkpoints)] == ["step-6", "step-10"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,7 +132,7 @@ def test_a_second_run_in_a_locked_folder_refuses_in_one_line_naming_the_holder(t
         assert f"pid {os.getpid()} on host {socket.gethostname()}" in second.stderr
         assert not (run_dir / "checkpoints").exists()
     train(cfg)  # released: the folder is free again
-    assert ckpt.list_checkpoints(run_dir / "checkpoints")
+    assert run_folder.list_checkpoints(run_dir / "checkpoints")
 
 
 def test_the_lock_is_released_however_a_run_ends(tiny_config):
@@ -243,7 +244,7 @@ def test_a_new_run_refuses_a_folder_with_final_generators_unless_resumed(tiny_co
     assert "already holds trained generators" in refused.stderr
     assert (run_dir / "G_A.safetensors").read_bytes() == before
     train(cfg, resume="latest")  # asked for: a new run over them
-    assert ckpt.list_checkpoints(run_dir / "checkpoints")
+    assert run_folder.list_checkpoints(run_dir / "checkpoints")
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,7 +283,7 @@ def test_the_generator_step_weights_each_term_as_the_paper(tmp_path):
     from cyclestyle.config import Config, LossConfig
     from cyclestyle.models import PatchDiscriminator, ResnetGenerator
     from cyclestyle.training.launch import make_accelerator
-    from cyclestyle.training.methods.cyclegan import CycleGAN, generator_step
+    from cyclestyle.training.methods.cyclegan import CycleGAN
 
     torch.manual_seed(0)
     nets = {"G_A": ResnetGenerator(ngf=4, n_blocks=1), "G_B": ResnetGenerator(ngf=4, n_blocks=1),
@@ -292,10 +293,10 @@ def test_the_generator_step_weights_each_term_as_the_paper(tmp_path):
     lam_a, lam_b, lam_idt = 3.0, 11.0, 0.3
 
     accelerator = make_accelerator("no")
-    gan = CycleGAN.prepare(accelerator, nets, Config(), rank=0)
-    terms, _ = generator_step(accelerator, gan, (a, b), LossConfig(lambda_a=lam_a, lambda_b=lam_b,
-                                                                   lambda_identity=lam_idt), 1, tmp_path)
-    stepped = [torch.cat([p.grad.flatten() for p in net.parameters()]) for net in (gan.g_a, gan.g_b)]
+    cfg = Config(loss=LossConfig(lambda_a=lam_a, lambda_b=lam_b, lambda_identity=lam_idt))
+    gan = CycleGAN(cfg, accelerator, nets, rank=0)
+    terms, _, _ = gan.update_generators(a, b, 1)
+    stepped = [torch.cat([p.grad.flatten() for p in gan.plain(n).parameters()]) for n in ("G_A", "G_B")]
 
     g_a, g_b, d_a, d_b = (by_hand[n] for n in ("G_A", "G_B", "D_A", "D_B"))
     expected = flat_gradients(paper_generator_objective(g_a, g_b, d_a, d_b, a, b, lam_a, lam_b, lam_idt), (g_a, g_b))

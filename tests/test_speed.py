@@ -20,7 +20,7 @@ from cyclestyle.training import checkpoint as ckpt
 from cyclestyle.training import speed
 from cyclestyle.training.loop import stop_agreement_due, train
 from cyclestyle.training.schedule import scaled_lr
-from cyclestyle.training.step import NonFiniteLoss
+from cyclestyle.training.update import NonFiniteLoss
 
 from .conftest import assert_compiled_matches_eager, poison_cycle_loss_from_step
 
@@ -103,7 +103,7 @@ def test_a_deferred_finite_check_skips_a_nan_update_on_the_device():
     from accelerate import Accelerator
 
     from cyclestyle.training.methods import adam
-    from cyclestyle.training.step import FiniteGuard
+    from cyclestyle.training.update import FiniteGuard
 
     guard = FiniteGuard(deferred=True)
     net = torch.nn.Linear(4, 2)

@@ -21,7 +21,8 @@ from wandb.proto import wandb_internal_pb2
 
 from cyclestyle.models import build_generator
 from cyclestyle.training import tracking
-from cyclestyle.training.checkpoint import read_best, read_checkpoint
+from cyclestyle.run_folder import read_best
+from cyclestyle.training.checkpoint import read_checkpoint
 from cyclestyle.training.loop import TrainingInterrupted, train
 
 LOSSES = {"G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B"}

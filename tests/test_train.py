@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 
 from cyclestyle.config import ConfigError
 from cyclestyle.models.weights import CheckpointError, load_generator
+from cyclestyle import run_folder
 from cyclestyle.training import checkpoint as ckpt
 from cyclestyle.training.checkpoint import read_checkpoint
 from cyclestyle.training.loop import NonFiniteLoss, TrainingInterrupted, train
@@ -39,7 +40,7 @@ def assert_bitwise_equal(a, b):
 
 
 def test_tiny_run_writes_outputs_and_cycle_loss_falls(toy_root, tmp_path):
-    from cyclestyle.config import load_config
+    from cyclestyle.training.configure import load_config
 
     cfg = load_config(REPO / "configs" / "tiny.yaml", [
         f"data.root={toy_root}", f"output_dir={tmp_path / 'run'}", "train.max_steps=120",
@@ -181,7 +182,7 @@ def test_sigterm_saves_a_loadable_checkpoint_and_exits_cleanly(tiny_overrides, t
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert "stopped by SIGTERM" in err and "--resume latest" in err
     assert "Traceback" not in err
-    folder = ckpt.resolve_checkpoint(run / "checkpoints", "latest")
+    folder = run_folder.resolve_checkpoint(run / "checkpoints", "latest")
     networks, state, processes = read_checkpoint(folder)
     assert folder.name == f"step-{state['progress']['step']}"
     assert state["progress"]["step"] >= 2

@@ -10,7 +10,7 @@ from cyclestyle.config import ConfigError
 from cyclestyle.data import FolderSource
 from cyclestyle.evaluation.evaluate import evaluate_translators, flat_metrics, is_better, score
 from cyclestyle.inference.run import open_run
-from cyclestyle.training.checkpoint import read_best
+from cyclestyle.run_folder import read_best
 from cyclestyle.training.loop import train
 
 

@@ -1,0 +1,52 @@
+"""Run folders written by earlier versions still open, translate as they did and resume to the
+weights those versions resumed them to (tests/fixtures/README.md says how each was made)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cyclestyle.inference.run import open_run
+from cyclestyle.training.configure import load_config
+from cyclestyle.training.loop import train
+
+from .conftest import REPO
+
+FIXTURES = Path(__file__).parent / "fixtures"
+EXPECTED = FIXTURES / "v0.2-expected"
+# What each fixture was trained with, beyond configs/tiny.yaml (its config.yaml says the same).
+RUNS = {"v0.2-run": ["model.n_blocks=1"],
+        "v0.2-cut-run": ["method=cut", "model.n_blocks=2", "cut.nce_layers=[0,4,8,12,13]", "cut.num_patches=16",
+                         "cut.mlp_dim=16"]}
+COMMON = ["model.ngf=4", "model.ndf=4", "train.max_steps=4", "train.checkpoint_every=2", "train.keep_checkpoints=1",
+          "train.log_every=2", "log.with=none"]
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_a_run_of_the_previous_version_translates_as_it_did(name):
+    run = open_run(FIXTURES / name)
+    expected = load_file(EXPECTED / f"{name}-translations.safetensors")
+    assert set(run.files) == set(expected) and run.step == 2
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        for direction, output in expected.items():
+            assert torch.allclose(run.generator(direction, "cpu")(x), output, atol=1e-5), direction
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_a_run_of_the_previous_version_resumes_to_the_weights_it_resumed_to(name, toy_root, tmp_path):
+    copy = tmp_path / name
+    shutil.copytree(FIXTURES / name, copy)
+    cfg = load_config(REPO / "configs" / "tiny.yaml", [*COMMON, *RUNS[name], f"data.root={toy_root}",
+                                                       f"output_dir={copy}"])
+    train(cfg, resume="latest")
+    expected = load_file(EXPECTED / f"{name}-resumed-step-4.safetensors")
+    got = {f"{p.stem}.{k}": v for p in sorted((copy / "checkpoints" / "step-4").glob("*.safetensors"))
+           for k, v in load_file(p).items()}
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():  # the same computation, to float noise across CPU kinds
+        assert torch.allclose(got[key], value, rtol=1e-4, atol=1e-6), key
