@@ -36,25 +36,29 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 def config_keys() -> dict[str, typing.Any]:
     """Every config key as YAML spells it (``train.lr``, ``log.with``, top-level ``seed``), with
-    its default: the fields of ``Config``, recursing into its section dataclasses. The method
-    sections (``cut:``, ``style:``) are typed by their methods' own dataclasses, named here."""
+    its default: the fields of ``Config``, recursing into its section dataclasses, and each
+    registered method's own section (``cut:``, ``style:``), typed by the method's dataclass."""
     from cyclestyle import config as c
+    from cyclestyle.training.methods import METHODS
 
-    method_sections = {"cut": c.CutConfig, "style": c.StyleConfig}
     yaml_key = {"with_": "with"}
     keys: dict[str, typing.Any] = {}
 
     def walk(cls: type, prefix: str) -> None:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
+            if cls is c.Config and f.name == "sections":
+                continue
             key = prefix + yaml_key.get(f.name, f.name)
-            section = method_sections.get(key) or hints[f.name]
-            if dataclasses.is_dataclass(section):
-                walk(section, key + ".")
+            if dataclasses.is_dataclass(hints[f.name]):
+                walk(hints[f.name], key + ".")
             else:
                 keys[key] = f.default_factory() if f.default is dataclasses.MISSING else f.default
 
     walk(c.Config, "")
+    for method in METHODS.values():
+        if method.section is not None:
+            walk(method.options_type, method.section + ".")
     return keys
 
 
@@ -180,7 +184,8 @@ def _config_for(command: Command) -> tuple[str | None, list[str]]:
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if _set_items(c.args)], ids=str)
 def test_every_documented_set_names_a_key_and_a_value_it_takes(command: Command):
-    from cyclestyle.config import ConfigError, load_config
+    from cyclestyle.config import ConfigError
+    from cyclestyle.training.configure import load_config
 
     keys = config_keys()
     for item in _set_items(command.args):
