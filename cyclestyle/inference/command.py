@@ -28,6 +28,7 @@ from ..data import (
     tensor_to_image,
 )
 from ..devices import default_device
+from ..files import refuse_outputs_over_inputs
 from .run import open_run
 from .tiling import DEFAULT_TILE, TilePlan, ceil_to, plan_tiles, size_multiple
 from .translate import (
@@ -308,7 +309,9 @@ def _collect(inputs: Sequence[str], out_root: Path) -> list[tuple[Path, Path]]:
 def _outputs_to_write(jobs: list[tuple[Path, Path]], out_root: Path, overwrite: bool, tally: _Tally
                       ) -> list[tuple[Path, Path]]:
     """(source, destination) of every job whose output is to be written; existing ones are kept
-    unless ``overwrite``."""
+    unless ``overwrite``. An output that is an input is refused, before anything is written."""
+    refuse_outputs_over_inputs([out_root / rel for _, rel in jobs], [source for source, _ in jobs], what="output",
+                               error=DataError)
     todo = []
     for source, rel in jobs:
         dst = out_root / rel

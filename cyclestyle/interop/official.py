@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from ..config import ModelConfig
+from ..files import refuse_output_over_input
 from ..models import GENERATORS, NetworkSpec
 from ..models.weights import CheckpointError, StateDictError, read_state_dict, save_weights, weights_metadata
 
@@ -131,7 +132,8 @@ def model_config_of(spec: NetworkSpec) -> dict:
 
 def import_official(source: Path, output: Path) -> NetworkSpec:
     """Convert the official generator file ``source`` (read with ``weights_only``, so it runs no
-    code) into the weights file ``output``, written atomically."""
+    code) into the weights file ``output``, written atomically; ``output`` may not be ``source``."""
+    refuse_output_over_input(output, [source], error=CheckpointError)
     try:
         state = read_state_dict(source)
         converted, spec = convert(state)
