@@ -1,0 +1,140 @@
+"""Nothing lost, and nothing stuck for good (issue 25, items 1 to 5): no command writes over its
+own input; the demo rebuilds only its own dataset and checks everything before it deletes; a bad
+download never enters the cache; the leftovers of killed processes are cleaned up, and a resumed
+run's log reads as one run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cyclestyle.cli import main
+from cyclestyle.config import ModelConfig
+from cyclestyle.models import generator_spec
+from cyclestyle.models.weights import save_weights, weights_metadata
+
+from .conftest import REPO  # noqa: F401
+from .test_download import server  # noqa: F401 (the local HTTP server fixture)
+
+OFFICIAL = Path(__file__).parent / "fixtures" / "official"
+OFFICIAL_PTH = OFFICIAL / "resnet_6blocks_ngf8_net_G_A.pth"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def one_error_line(capsys, *words: str) -> str:
+    """The command's stderr: a single line (no traceback) holding every one of ``words``."""
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, err
+    return err
+
+
+def tiny_run(folder: Path) -> Path:
+    """A run folder with G_A and G_B of a tiny ResNet generator (ngf 8, one block)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = ModelConfig(ngf=8, n_blocks=1)
+    spec = generator_spec(cfg)
+    for seed, name in enumerate(("G_A", "G_B")):
+        torch.manual_seed(seed)
+        save_weights(folder / f"{name}.safetensors", spec.build().state_dict(),
+                     weights_metadata(dataclasses.asdict(cfg), 5, spec))
+    return folder
+
+
+def photo(path: Path, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+# --------------------------------------------------------------------------------------------
+# 1. An output that is an input is refused, --overwrite or not
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_translate_refuses_to_write_over_its_own_input(tmp_path, capsys, overwrite):
+    run = tiny_run(tmp_path / "run")
+    same = tmp_path / "same"
+    before = photo(same / "0.png").read_bytes()
+    code = main(["translate", "--weights", str(run), "--direction", "AtoB", "--output", str(same),
+                 str(same / "0.png"), *overwrite])
+    assert code == 1
+    one_error_line(capsys, str(same / "0.png"), "input")
+    assert (same / "0.png").read_bytes() == before
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_translate_refuses_an_output_that_is_its_input_by_a_link(tmp_path, capsys, link):
+    run = tiny_run(tmp_path / "run")
+    out = tmp_path / "out"
+    before = photo(out / "0.png").read_bytes()
+    (tmp_path / "in").mkdir()
+    (os.symlink if link == "symlink" else os.link)(out / "0.png", tmp_path / "in" / "0.png")
+    assert main(["translate", "--weights", str(run), "--direction", "AtoB", "--output", str(out),
+                 str(tmp_path / "in" / "0.png"), "--overwrite"]) == 1
+    one_error_line(capsys, "0.png")
+    assert (out / "0.png").read_bytes() == before and (tmp_path / "in" / "0.png").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == ["0.png"]  # nothing written either
+
+
+def test_export_refuses_to_write_over_the_run_it_exports(tmp_path, capsys):
+    run = tiny_run(tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    for target in ("G_A.safetensors", "G_B.safetensors"):
+        assert main(["export", "--weights", str(run), "--direction", "AtoB", "--format", "torchscript",
+                     "--output", str(run / target), "--overwrite"]) == 1
+        one_error_line(capsys, str(run / target))
+    link = tmp_path / "link.pt"
+    link.symlink_to(run / "G_A.safetensors")
+    assert main(["export", "--weights", str(run / "G_A.safetensors"), "--direction", "AtoB", "--format",
+                 "torchscript", "--output", str(link), "--overwrite"]) == 1
+    one_error_line(capsys, str(link))
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_import_official_refuses_to_write_over_its_source(tmp_path, capsys):
+    source = tmp_path / "G.pth"
+    source.write_bytes(OFFICIAL_PTH.read_bytes())
+    assert main(["import-official", str(source), "--output", str(source), "--overwrite"]) == 1
+    one_error_line(capsys, str(source))
+    (tmp_path / "hard.safetensors").hardlink_to(source)
+    assert main(["import-official", str(source), "--output", str(tmp_path / "hard.safetensors"), "--overwrite"]) == 1
+    one_error_line(capsys, "hard.safetensors")
+    assert source.read_bytes() == OFFICIAL_PTH.read_bytes()
+
+
+def test_refuse_output_over_input_is_one_line_naming_both(tmp_path):
+    from cyclestyle.files import refuse_output_over_input
+
+    a = tmp_path / "a.png"
+    a.write_bytes(b"x")
+    refuse_output_over_input(tmp_path / "b.png", [a])  # another file, not there yet: fine
+    (tmp_path / "b.png").write_bytes(b"x")
+    refuse_output_over_input(tmp_path / "b.png", [a])  # another file with the same bytes: fine
+    with pytest.raises(ValueError, match="a.png") as caught:
+        refuse_output_over_input(tmp_path / "sub" / ".." / "a.png", [a], what="--output")
+    assert "\n" not in str(caught.value)
