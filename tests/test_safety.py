@@ -138,3 +138,54 @@ def test_refuse_output_over_input_is_one_line_naming_both(tmp_path):
     with pytest.raises(ValueError, match="a.png") as caught:
         refuse_output_over_input(tmp_path / "sub" / ".." / "a.png", [a], what="--output")
     assert "\n" not in str(caught.value)
+
+
+# --------------------------------------------------------------------------------------------
+# 2 and 3. The demo rebuilds only its own dataset, and checks everything before deleting anything
+
+DEMO_QUICK = ["--image-size", "16", "--n-train", "3", "--n-test", "2", "--gatys-steps", "1", "--vgg-weights",
+              "random", "--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "model.n_blocks=1",
+              "--set", "data.load_size=16", "--set", "data.crop_size=16", "--set", "train.max_steps=2",
+              "--set", "train.checkpoint_every=2", "--set", "train.log_every=1", "--set", "eval.every=0"]
+
+
+def users_dataset(root: Path) -> dict[str, bytes]:
+    """A user's dataset in the demo's layout, with a manifest.json of its own."""
+    for split in ("trainA", "trainB", "testA", "testB"):
+        photo(root / split / f"{split}_holiday.png")
+    (root / "manifest.json").write_text(json.dumps({"images": ["trainA/trainA_holiday.png"]}))
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_demo_dataset_rebuilds_its_own_folders_only(tmp_path):
+    from cyclestyle.data import DataError
+    from cyclestyle.demo.data import MANIFEST, build_demo_dataset, ensure_demo_dataset
+
+    root = build_demo_dataset(tmp_path / "d", size=16, n_train=3, n_test=2)
+    # A dataset that today's code built carries its manifest; it is still the demo's own.
+    for marker in root.glob(".cyclestyle-*"):
+        marker.unlink()
+    ensure_demo_dataset(root, size=16, n_train=2, n_test=2)
+    assert len(list((root / "trainA").glob("*.png"))) == 2
+    # A file of the user's among the demo's: nothing is deleted, and the line says what to do.
+    photo(root / "trainB" / "my_painting.png")
+    before = files_of(root)
+    with pytest.raises(DataError, match="my_painting.png"):
+        ensure_demo_dataset(root, size=16, n_train=3, n_test=2)
+    assert files_of(root) == before
+    # A manifest.json that is not the demo's makes no folder the demo's.
+    other = tmp_path / "other"
+    kept = users_dataset(other)
+    with pytest.raises(DataError, match="manifest"):
+        build_demo_dataset(other, size=16, n_train=3, n_test=2)
+    assert files_of(other) == kept
+    # A build killed half-way is the demo's own still: the next one goes on over it.
+    half = tmp_path / "half"
+    build_demo_dataset(half, size=16, n_train=3, n_test=2)
+    (half / MANIFEST).unlink()
+    build_demo_dataset(half, size=16, n_train=2, n_test=1)
+    assert len(list((half / "testA").glob("*.png"))) == 1
