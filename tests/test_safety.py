@@ -161,6 +161,15 @@ def files_of(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+def test_demo_never_rebuilds_a_folder_that_only_looks_like_its_dataset(tmp_path, capsys):
+    data = tmp_path / "mine"
+    before = users_dataset(data)
+    assert main(["demo", "--output-dir", str(tmp_path / "out"), "--data-dir", str(data), *DEMO_QUICK]) == 1
+    one_error_line(capsys, str(data))
+    assert files_of(data) == before
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
 def test_demo_dataset_rebuilds_its_own_folders_only(tmp_path):
     from cyclestyle.data import DataError
     from cyclestyle.demo.data import MANIFEST, build_demo_dataset, ensure_demo_dataset
@@ -189,3 +198,41 @@ def test_demo_dataset_rebuilds_its_own_folders_only(tmp_path):
     (half / MANIFEST).unlink()
     build_demo_dataset(half, size=16, n_train=2, n_test=1)
     assert len(list((half / "testA").glob("*.png"))) == 1
+
+
+def previous_demo(out: Path) -> dict[str, bytes]:
+    from cyclestyle.demo.run import MARKER
+
+    (out / "run").mkdir(parents=True)
+    (out / MARKER).write_text("")
+    (out / "run" / "G_A.safetensors").write_bytes(b"weights of an hour's training")
+    (out / "metrics.json").write_text('{"psnr": 1}')
+    return files_of(out)
+
+
+@pytest.mark.parametrize("problem", ["users_data", "data_is_a_file", "bad_override", "bad_size"])
+def test_demo_overwrite_checks_every_input_before_it_deletes(tmp_path, capsys, problem):
+    out = tmp_path / "out"
+    before = previous_demo(out)
+    data, extra = tmp_path / "data", []
+    if problem == "users_data":
+        users_dataset(data)
+    elif problem == "data_is_a_file":
+        data.write_text("a file")
+    elif problem == "bad_override":
+        extra = ["--set", "train.no_such_key=1"]
+    else:
+        extra = ["--image-size", "4"]
+    code = main(["demo", "--output-dir", str(out), "--data-dir", str(data), "--overwrite", *DEMO_QUICK, *extra])
+    assert code in (1, 2)
+    one_error_line(capsys)
+    assert files_of(out) == before
+
+
+def test_demo_refuses_a_data_dir_inside_what_overwrite_removes(tmp_path, capsys):
+    out = tmp_path / "out"
+    before = previous_demo(out)
+    assert main(["demo", "--output-dir", str(out), "--data-dir", str(out / "run" / "data"), "--overwrite",
+                 *DEMO_QUICK]) == 1
+    one_error_line(capsys, "--data-dir")
+    assert files_of(out) == before
