@@ -236,3 +236,56 @@ def test_demo_refuses_a_data_dir_inside_what_overwrite_removes(tmp_path, capsys)
                  *DEMO_QUICK]) == 1
     one_error_line(capsys, "--data-dir")
     assert files_of(out) == before
+
+
+# --------------------------------------------------------------------------------------------
+# 4. A bad download never enters the cache
+
+
+HTML = b"<!DOCTYPE html><html><body>Please log in to the captive portal</body></html>\n" * 20
+
+
+def test_pretrained_never_caches_a_bad_download(server, tmp_path, monkeypatch, capsys):  # noqa: F811
+    url, served = server
+    served.files["/horse2zebra.pth"] = HTML
+    monkeypatch.setenv("CYCLESTYLE_PRETRAINED_URL", url)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    downloads = tmp_path / "cache" / "cyclestyle" / "downloads"
+    args = ["pretrained", "horse2zebra", "--output", str(tmp_path / "models"), "--quiet"]
+    assert main(args) == 1
+    err = one_error_line(capsys, f"{url}/horse2zebra.pth", "HTML")
+    assert "removed" in err
+    assert not downloads.exists() or list(downloads.iterdir()) == []
+    assert not (tmp_path / "models").exists() or list((tmp_path / "models").iterdir()) == []
+    served.files["/horse2zebra.pth"] = OFFICIAL_PTH.read_bytes()  # the server is right again
+    assert main(args) == 0
+    assert (tmp_path / "models" / "horse2zebra.safetensors").is_file()
+
+
+def test_pretrained_replaces_a_bad_file_an_older_version_cached(server, tmp_path, monkeypatch, capsys):  # noqa: F811
+    url, served = server
+    served.files["/horse2zebra.pth"] = OFFICIAL_PTH.read_bytes()
+    monkeypatch.setenv("CYCLESTYLE_PRETRAINED_URL", url)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cached = tmp_path / "cache" / "cyclestyle" / "downloads" / "horse2zebra.pth"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(HTML)  # what an older version kept
+    assert main(["pretrained", "horse2zebra", "--output", str(tmp_path / "models"), "--quiet"]) == 0
+    assert str(cached) in capsys.readouterr().err
+    assert cached.read_bytes() == OFFICIAL_PTH.read_bytes()
+    assert (tmp_path / "models" / "horse2zebra.safetensors").is_file()
+
+
+def test_a_download_of_a_known_size_or_hash_is_checked(server, tmp_path):  # noqa: F811
+    import hashlib
+
+    from cyclestyle.interop.download import DownloadError, fetch
+
+    url, served = server
+    served.files["/g.pth"] = OFFICIAL_PTH.read_bytes()
+    dest = tmp_path / "g.pth"
+    with pytest.raises(DownloadError, match="sha256"):
+        fetch(f"{url}/g.pth", dest, progress=False, sha256="0" * 64)
+    assert not dest.exists() and not (tmp_path / "g.pth.part").exists()
+    digest = hashlib.sha256(OFFICIAL_PTH.read_bytes()).hexdigest()
+    assert fetch(f"{url}/g.pth", dest, progress=False, sha256=digest).read_bytes() == OFFICIAL_PTH.read_bytes()

@@ -29,6 +29,7 @@ import torch
 
 from ..config import ModelConfig
 from ..files import refuse_output_over_input
+from .download import cache_dir, fetch, pretrained_url
 from ..models import GENERATORS, NetworkSpec
 from ..models.weights import CheckpointError, StateDictError, read_state_dict, save_weights, weights_metadata
 
@@ -128,6 +129,23 @@ def model_config_of(spec: NetworkSpec) -> dict:
     arguments = {k: v for k, v in spec.arguments.items() if k in {f.name for f in dataclasses.fields(ModelConfig)}}
     return dataclasses.asdict(ModelConfig(generator=spec.name, in_channels=spec.in_channels,
                                           out_channels=spec.out_channels, **arguments))
+
+
+def check_official_file(path: Path) -> NetworkSpec:
+    """The spec of the official generator in ``path``, or ``OfficialFormatError`` (one line): it
+    must load as a state dict (with ``weights_only``: nothing runs) and convert."""
+    try:
+        return convert(read_state_dict(path))[1]
+    except (StateDictError, OfficialFormatError) as e:
+        raise OfficialFormatError(f"not an official CycleGAN generator: {e}") from None
+
+
+def fetch_official(name: str, progress: bool = True) -> Path:
+    """The official pretrained generator ``name`` (``download.PRETRAINED``), downloaded into the
+    cache unless it is there, as a ``.pth`` file: it enters the cache only once it loads as an
+    official generator (``check_official_file``), and a cached file that does not is fetched again."""
+    raw = cache_dir() / "downloads" / f"{name}.pth"
+    return fetch(pretrained_url(name), raw, progress=progress, verify=check_official_file)
 
 
 def import_official(source: Path, output: Path) -> NetworkSpec:
