@@ -289,3 +289,88 @@ def test_a_download_of_a_known_size_or_hash_is_checked(server, tmp_path):  # noq
     assert not dest.exists() and not (tmp_path / "g.pth.part").exists()
     digest = hashlib.sha256(OFFICIAL_PTH.read_bytes()).hexdigest()
     assert fetch(f"{url}/g.pth", dest, progress=False, sha256=digest).read_bytes() == OFFICIAL_PTH.read_bytes()
+
+
+# --------------------------------------------------------------------------------------------
+# 5. Leftovers of killed processes, and a resumed run's log
+
+
+def test_a_run_removes_the_checkpoint_temporaries_of_dead_processes(tiny_config):
+    from cyclestyle.training.loop import train
+
+    cfg = tiny_config("train.max_steps=4")
+    run = train(cfg)
+    checkpoints = run / "checkpoints"
+    host, dead = socket.gethostname(), dead_pid()
+    leftovers = [checkpoints / f".tmp-step-3-{host}-{dead}", checkpoints / f".tmp-best-{host}-{dead}",
+                 checkpoints / f".old-best-{host}-{dead}"]
+    kept = [checkpoints / f".tmp-step-3-{host}-{os.getpid()}",  # alive: this process
+            checkpoints / f".tmp-step-3-another-host-{dead}",  # another machine's: its pid says nothing here
+            checkpoints / "notes"]  # not a temporary at all
+    for folder in leftovers + kept:
+        folder.mkdir()
+        (folder / "G_A.safetensors").write_bytes(b"half")
+    (checkpoints / f".tmp-latest-{host}-{dead}").write_text("step-3")
+    train(tiny_config("train.max_steps=8"), resume="latest")
+    assert all(not p.exists() for p in [*leftovers, checkpoints / f".tmp-latest-{host}-{dead}"])
+    assert all(p.is_dir() for p in kept)
+
+
+def test_translate_removes_the_parts_that_dead_translations_left(tmp_path, capsys):
+    run = tiny_run(tmp_path / "run")
+    photo(tmp_path / "in" / "0.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = out / f".0.png.{dead_pid()}.part"
+    alive = out / f".0.png.{os.getppid()}.part"  # a running process (not this one, whose own part is its own)
+    other = out / ".notes.txt.12.part"  # not an output of this command
+    for part in (dead, alive, other):
+        part.write_bytes(b"half an image")
+    assert main(["translate", "--weights", str(run), "--direction", "AtoB", "--output", str(out),
+                 str(tmp_path / "in")]) == 0
+    assert not dead.exists() and alive.exists() and other.exists()
+    assert (out / "0.png").is_file()
+
+
+def steps_of(log: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in log.read_text().splitlines() if "eval" not in json.loads(line)]
+
+
+def test_a_resumed_run_logs_each_step_once(tiny_config):
+    from cyclestyle.training.loop import train
+
+    run = train(tiny_config())  # log records at steps 2, 4, ..., 12; checkpoints at 4, 8, 12
+    log = run / "log.jsonl"
+    first = log.read_text().splitlines()
+    assert steps_of(log) == [2, 4, 6, 8, 10, 12]
+    with log.open("a") as f:
+        f.write('{"step": 14, "lo')  # a record torn by a kill
+    train(tiny_config(), resume=str(run / "checkpoints" / "step-8"))
+    assert steps_of(log) == [2, 4, 6, 8, 10, 12]
+    assert log.read_text().splitlines()[:4] == first[:4]  # the records of steps the checkpoint holds, as they were
+    dropped = (run / "log.dropped.jsonl").read_text().splitlines()
+    assert dropped == [*first[4:], '{"step": 14, "lo']  # and what was dropped is kept aside
+
+
+def test_a_new_run_in_a_folder_with_a_log_but_no_checkpoint_starts_its_log_afresh(tiny_config):
+    from cyclestyle.training.loop import train
+
+    cfg = tiny_config("train.max_steps=2", "train.checkpoint_every=100")
+    Path(cfg.output_dir).mkdir(parents=True)
+    (Path(cfg.output_dir) / "log.jsonl").write_text('{"step": 2, "loss": 1.0}\n{"step": 4, "loss": 1.0}\n')
+    run = train(cfg)
+    assert steps_of(run / "log.jsonl") == [2]
+    assert len((run / "log.dropped.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_best_killed_between_its_two_renames_is_put_back(tmp_path):
+    from cyclestyle.training.checkpoint import BEST, read_best, remove_dead_temporaries, write_best
+
+    checkpoints = tmp_path / "checkpoints"
+    write_best(checkpoints, {"G_A": {"w": torch.ones(1)}}, {"value": 1.0})
+    host, dead = socket.gethostname(), dead_pid()
+    (checkpoints / BEST).rename(checkpoints / f".old-best-{host}-{dead}")  # the previous best, moved aside
+    (checkpoints / f".tmp-best-{host}-{dead}").mkdir()  # the new one, not yet renamed into place
+    removed = remove_dead_temporaries(checkpoints)
+    assert [p.name for p in removed] == [f".tmp-best-{host}-{dead}"]
+    assert read_best(checkpoints) == {"value": 1.0} and sorted(p.name for p in checkpoints.iterdir()) == [BEST]

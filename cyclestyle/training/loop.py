@@ -58,6 +58,7 @@ from .checkpoint import (
 )
 from .launch import LaunchError, any_process, gather_objects, make_accelerator  # noqa: F401 (LaunchError: for cli)
 from .lock import OutputDirBusy, OutputDirLock, busy_message
+from .recovery import recover_run_folder
 from .methods import Method, method_class
 from .sampling import ShardedBatchSampler, epoch_order, steps_per_epoch
 from .schedule import epoch_lr_factor, scaled_lr, step_lr_factor
@@ -386,6 +387,7 @@ def _open_outputs(run: Run, resumed: bool) -> None:
     if is_main:
         run.run_dir.mkdir(parents=True, exist_ok=True)
         _write_config(run.run_dir, cfg, accelerator)
+        recover_run_folder(run.run_dir, run.progress.step, accelerator.print)  # killed processes' leftovers
     if run.progress.step < run.total_steps:  # a finished run that is resumed has nothing to show
         run.tracker = open_tracker(cfg, run.run_dir, is_main=is_main, resume_id=run.wandb_run_id)
     if run.evaluator:
