@@ -121,7 +121,7 @@ class TrainConfig:
     tf32: bool = True  # TF32 tensor cores for fp32 matmuls and convolutions (Ampere and newer GPUs)
     # Where a NaN loss is caught: "step" checks each loss at once (a wait for the device per check),
     # "deferred" skips the update on the device and stops when the losses are next read; auto:
-    # deferred on a GPU, step elsewhere (training/step.py FiniteGuard).
+    # deferred on a GPU, step elsewhere (training/update.py FiniteGuard).
     finite_check: Literal["auto", "step", "deferred"] = "auto"
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3

@@ -238,6 +238,26 @@ def save_image(img: Image.Image, path: Path, **options) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def remove_dead_parts(path: Path) -> list[Path]:
+    """Remove the ``.NAME.PID.part`` files that ``save_image`` left beside ``path`` in processes
+    that no longer run here (a ``kill -9`` mid-write); those of running processes stay. Returns
+    what was removed."""
+    from .files import process_alive
+
+    removed = []
+    prefix = f".{path.name}."
+    try:
+        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(".part")]
+    except OSError:  # no folder yet: nothing left there
+        return removed
+    for part in candidates:
+        pid = part.name[len(prefix):-len(".part")]
+        if pid.isdigit() and part.is_file() and not process_alive(int(pid)):
+            part.unlink(missing_ok=True)
+            removed.append(part)
+    return removed
+
+
 # --------------------------------------------------------------------------------------------
 # Sources: one domain each
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cyclestyle.data import DataError
 from cyclestyle.training.configure import load_config
 from cyclestyle.demo import data as demo_data
 from cyclestyle.demo.data import (
@@ -164,7 +165,7 @@ def test_rebuild_replaces_an_earlier_build_and_ensure_reuses(tmp_path):
 def test_refuses_to_write_over_other_data(tmp_path):
     (tmp_path / "mine" / "trainA").mkdir(parents=True)
     (tmp_path / "mine" / "trainA" / "holiday.jpg").write_bytes(b"not ours")
-    with pytest.raises(FileExistsError, match="trainA"):
+    with pytest.raises(DataError, match="trainA"):
         build_demo_dataset(tmp_path / "mine", **SMALL)
     assert (tmp_path / "mine" / "trainA" / "holiday.jpg").read_bytes() == b"not ours"
 

@@ -47,6 +47,7 @@ import hashlib
 import importlib.resources
 import json
 import random
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 from skimage import color
+
+from ..data import DataError
 
 # The bundled photographs and the grid (rows, columns) each is cut into; cells are about
 # 130–190 px on a side, so a crop may span most of a cell and still be resized down to 64 px.
@@ -70,6 +73,12 @@ SPLITS = ("trainA", "trainB", "testA", "testB")
 TRUTH_DIR = "truth/AtoB"
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+DATASET = "cyclestyle demo: scikit-image photographs (A) and their rendered paintings (B)"  # the manifest's "dataset"
+# Left in the folder before a build writes or removes anything: only a folder that carries it (or,
+# built before it existed, a manifest.json of this dataset) is ever rebuilt, and then only files
+# of the demo's own names (IMAGE_NAME) are removed.
+DATA_MARKER = ".cyclestyle-demo-data"
+IMAGE_NAME = re.compile(r"[0-9]{4}_(?:" + "|".join(re.escape(Path(name).stem) for name in PHOTOS) + r")\.png")
 
 # Crop sides as a fraction of the cell's shorter side (the scale jitter).
 MIN_CROP_FRACTION = 0.55
@@ -239,9 +248,7 @@ def build_demo_dataset(root: Path, size: int = 64, n_train: int = 400, n_test: i
     crops differently. Images a previous build left in these folders are removed first.
     """
     root = Path(root)
-    if size < 8 or n_train < 1 or n_test < 1:
-        raise ValueError(f"size must be at least 8 and the counts positive; got size={size}, "
-                         f"n_train={n_train}, n_test={n_test}")
+    check_arguments(size, n_train, n_test)
     _clear_previous(root)
     rng = random.Random(f"cyclestyle-demo/{seed}")
     photos = {name: load_photo(name) for name in PHOTOS}
@@ -282,7 +289,7 @@ def build_demo_dataset(root: Path, size: int = 64, n_train: int = 400, n_test: i
                            "box": list(box), "flip": flip})
 
     manifest = {
-        "dataset": "cyclestyle demo: scikit-image photographs (A) and their rendered paintings (B)",
+        "dataset": DATASET,
         "format_version": FORMAT_VERSION,
         "arguments": {"size": size, "n_train": n_train, "n_test": n_test, "seed": seed},
         "style": dataclasses.asdict(DEFAULT_STYLE),
@@ -296,33 +303,95 @@ def build_demo_dataset(root: Path, size: int = 64, n_train: int = 400, n_test: i
 
 def ensure_demo_dataset(root: Path, size: int = 64, n_train: int = 400, n_test: int = 40, seed: int = 0) -> Path:
     """``root`` holding the demo dataset with these arguments: reused when its manifest says it
-    was built with them (and its files are there), built otherwise."""
+    was built with them (and its files are there), built otherwise (``build_demo_dataset``)."""
     root = Path(root)
-    try:
-        manifest = json.loads((root / MANIFEST).read_text())
-        wanted = {"size": size, "n_train": n_train, "n_test": n_test, "seed": seed}
-        if (manifest.get("format_version") == FORMAT_VERSION and manifest.get("arguments") == wanted
-                and manifest.get("style") == dataclasses.asdict(DEFAULT_STYLE)
-                and all((root / item["file"]).is_file() for item in manifest["images"])):
-            return root
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    if _reusable(root, {"size": size, "n_train": n_train, "n_test": n_test, "seed": seed}):
+        return root
     return build_demo_dataset(root, size=size, n_train=n_train, n_test=n_test, seed=seed)
 
 
-def _clear_previous(root: Path) -> None:
-    """Remove the images of an earlier demo build; refuse to write over anything else."""
-    ours = [root / s for s in SPLITS] + [root / TRUTH_DIR]
-    if (root / MANIFEST).is_file():
-        for folder in ours:
-            if folder.is_dir():
-                for path in folder.glob("*.png"):
-                    path.unlink()
+def check_demo_dataset(root: Path, size: int = 64, n_train: int = 400, n_test: int = 40, seed: int = 0) -> None:
+    """Raise ``DemoDataError`` (one line) when ``ensure_demo_dataset`` with these arguments would
+    refuse: before anything else is written or deleted, whoever calls it can check first."""
+    root = Path(root)
+    check_arguments(size, n_train, n_test)
+    if not _reusable(root, {"size": size, "n_train": n_train, "n_test": n_test, "seed": seed}):
+        check_rebuildable(root)
+
+
+class DemoDataError(DataError, ValueError):
+    """A demo dataset that cannot be built where or as asked; one line naming the folder or value."""
+
+
+def check_arguments(size: int, n_train: int, n_test: int) -> None:
+    if size < 8 or n_train < 1 or n_test < 1:
+        raise DemoDataError(f"the demo dataset needs an image size of at least 8 and positive counts; got "
+                            f"size={size}, n_train={n_train}, n_test={n_test}")
+
+
+def _reusable(root: Path, wanted: dict[str, int]) -> bool:
+    try:
+        manifest = json.loads((root / MANIFEST).read_text())
+        return (manifest.get("format_version") == FORMAT_VERSION and manifest.get("arguments") == wanted
+                and manifest.get("style") == dataclasses.asdict(DEFAULT_STYLE)
+                and all((root / item["file"]).is_file() for item in manifest["images"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def is_demo_folder(root: Path) -> bool:
+    """Whether ``root`` is a demo dataset's folder: it carries ``DATA_MARKER``, or (written before
+    the marker existed) a ``manifest.json`` of this dataset, which no other program writes."""
+    if (root / DATA_MARKER).is_file():
+        return True
+    try:
+        manifest = json.loads((root / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(manifest, dict) and manifest.get("dataset") == DATASET
+            and manifest.get("format_version") == FORMAT_VERSION and isinstance(manifest.get("images"), list))
+
+
+def _demo_folders(root: Path) -> list[Path]:
+    return [root / s for s in SPLITS] + [root / TRUTH_DIR]
+
+
+def check_rebuildable(root: Path) -> None:
+    """Raise ``DemoDataError`` unless a build may write into ``root``: a new or empty place, or a
+    demo dataset's folder (``is_demo_folder``) whose image folders hold only the demo's files."""
+    if root.exists() and not root.is_dir():
+        raise DemoDataError(f"{root} is a file, not a folder for the demo dataset; choose another folder")
+    for folder in _demo_folders(root):
+        if folder.exists() and not folder.is_dir():
+            raise DemoDataError(f"{folder} is a file, where the demo dataset keeps a folder of images; "
+                                "choose another folder")
+    held = [p for folder in _demo_folders(root) if folder.is_dir() for p in sorted(folder.iterdir())]
+    if not held:
         return
-    for folder in ours:
-        if folder.is_dir() and any(folder.iterdir()):
-            raise FileExistsError(f"{folder} already holds files and {root} has no {MANIFEST}: "
-                                  "not a demo dataset, so it is left alone; choose another folder")
+    if not is_demo_folder(root):
+        why = (f"its {MANIFEST} is not the demo's" if (root / MANIFEST).exists()
+               else f"it has no {DATA_MARKER} or demo {MANIFEST}")
+        raise DemoDataError(f"{held[0].parent} already holds files and {root} is not a demo dataset ({why}): "
+                            "it is left alone; choose another folder")
+    foreign = [p for p in held if not p.name.startswith(".")  # .DS_Store and the like: left, never deleted
+               and not (IMAGE_NAME.fullmatch(p.name) and p.is_file() and not p.is_symlink())]
+    if foreign:
+        raise DemoDataError(f"{foreign[0]} was not written by the demo: {root} is not rebuilt, so that nothing of "
+                            "yours is deleted; move it out of there, or choose another folder")
+
+
+def _clear_previous(root: Path) -> None:
+    """Check that ``root`` may be built in (``check_rebuildable``), mark it as the demo's, then
+    remove the manifest and images of an earlier build (the demo's own names only)."""
+    check_rebuildable(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / DATA_MARKER).write_text("made by `cyclestyle demo`: a rebuild replaces only the images the demo wrote\n")
+    (root / MANIFEST).unlink(missing_ok=True)  # a build stopped half-way is never taken for a whole one
+    for folder in _demo_folders(root):
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if IMAGE_NAME.fullmatch(path.name):
+                    path.unlink()
 
 
 def _save(img: Image.Image, path: Path) -> None:

@@ -43,7 +43,7 @@ from ..training.checkpoint import TrainingState, load_state
 from ..training.configure import load_config
 from ..training.loop import TrainingInterrupted, train
 from ..training.tracking import Panel, open_tracker
-from .data import TRUTH_DIR, ensure_demo_dataset
+from .data import TRUTH_DIR, check_demo_dataset, ensure_demo_dataset
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 TRANSLATORS = ("identity", "gatys", "cyclegan")
@@ -92,10 +92,8 @@ def run_demo(
     covers every held-out photo.
     """
     start = time.perf_counter()
-    output_dir = Path(output_dir)
-    if not Path(config_path).is_file():
-        raise DataError(f"the demo config {config_path} is missing: run the demo from a clone of the repository "
-                        "(installed with pip install -e .)")
+    output_dir, data_dir = Path(output_dir), Path(data_dir)
+    _check_inputs(output_dir, data_dir, data, config_path, overrides, vgg_weights, overwrite)  # before any deletion
     _claim(output_dir, overwrite)
     reduced: list[str] = []
     timings: dict[str, float] = {}
@@ -181,10 +179,31 @@ WRITTEN = ("calibration", "run", CUT_RUN, "eval", "eval_cut", "compare", "report
            "metrics.json")  # what a demo writes
 
 
-def _claim(output_dir: Path, overwrite: bool) -> None:
-    """Never write over an earlier demo unless asked to, and never over anything else: with
-    ``--overwrite`` only what a demo wrote goes, and only from a folder that a demo made (its
-    marker file says so). ``--output-dir . --overwrite`` in a project deletes nothing of it."""
+def _check_inputs(output_dir: Path, data_dir: Path, data: DemoData, config_path: Path, overrides: Sequence[str],
+                  vgg_weights: str | None, overwrite: bool) -> None:
+    """Everything the demo is given, checked before ``--overwrite`` deletes anything: the config
+    and its overrides, the dataset's arguments and folder, the output folder, and that neither
+    folder lies inside what the other's writing would replace."""
+    if not Path(config_path).is_file():
+        raise DataError(f"the demo config {config_path} is missing: run the demo from a clone of the repository "
+                        "(installed with pip install -e .)")
+    cfg = load_config(config_path, [*overrides, f"output_dir={output_dir / 'run'}"], check_paths=False)
+    load_config(config_path, [*overrides, *_as_cut(cfg), f"output_dir={output_dir / CUT_RUN}"], check_paths=False)
+    if vgg_weights not in (None, "random") and not Path(vgg_weights).expanduser().is_file():
+        raise DataError(f"--vgg-weights {vgg_weights}: no such file (or pass random)")
+    data_dir_at = data_dir.resolve()
+    for name in WRITTEN:
+        if data_dir_at.is_relative_to((output_dir / name).resolve()):
+            raise DataError(f"--data-dir {data_dir} is inside {output_dir / name}, which the demo writes "
+                            "(and --overwrite removes): choose a --data-dir outside it")
+    check_demo_dataset(data_dir, size=data.size, n_train=data.n_train, n_test=data.n_test, seed=data.seed)
+    _check_claim(output_dir, overwrite)
+
+
+def _check_claim(output_dir: Path, overwrite: bool) -> None:
+    """Raise unless the demo may write into ``output_dir`` (see ``_claim``)."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise DataError(f"--output-dir {output_dir} is a file: choose a folder")
     if output_dir.exists() and any(output_dir.iterdir()):
         if not (output_dir / MARKER).is_file():
             raise DataError(f"--output-dir {output_dir} holds files that a demo did not make: choose another "
@@ -192,6 +211,14 @@ def _claim(output_dir: Path, overwrite: bool) -> None:
         if not overwrite:
             raise DataError(f"--output-dir {output_dir} already holds a demo: pass --overwrite to replace it, "
                             "or choose another folder")
+
+
+def _claim(output_dir: Path, overwrite: bool) -> None:
+    """Never write over an earlier demo unless asked to, and never over anything else: with
+    ``--overwrite`` only what a demo wrote goes, and only from a folder that a demo made (its
+    marker file says so). ``--output-dir . --overwrite`` in a project deletes nothing of it."""
+    _check_claim(output_dir, overwrite)
+    if output_dir.exists() and any(output_dir.iterdir()):
         for name in WRITTEN:
             path = output_dir / name
             if path.is_dir() and not path.is_symlink():

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..files import refuse_output_over_input
 from ..models.weights import CheckpointError
 from ..registry import Registry
 
@@ -111,9 +112,11 @@ class ExportReport:
 
 
 def export_generator(generator: nn.Module, info: ExportInfo, fmt: str, output: Path,
-                     tolerance: float = 1e-4) -> ExportReport:
+                     tolerance: float = 1e-4, sources: Iterable[Path] = ()) -> ExportReport:
     """Write ``generator`` to ``output`` in format ``fmt``, run the file at ``check_sizes`` against
-    PyTorch, and rename it into place only if every max-abs difference is within ``tolerance``."""
+    PyTorch, and rename it into place only if every max-abs difference is within ``tolerance``.
+    ``sources``: the files the generator came from (its run's), which ``output`` may not be."""
+    refuse_output_over_input(output, sources, error=ExportError)
     exporter = get(fmt)
     generator = generator.to("cpu").eval()
     output.parent.mkdir(parents=True, exist_ok=True)

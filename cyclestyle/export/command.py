@@ -26,7 +26,8 @@ def run_cli(args) -> int:
         raise ExportError(f"--output {output} exists (--overwrite replaces it)")
     run = open_run(args.weights)
     generator = run.generator(args.direction, "cpu")
-    report = export_generator(generator, export_info(run, args.direction, generator), exporter.name, output)
+    report = export_generator(generator, export_info(run, args.direction, generator), exporter.name, output,
+                              sources=run.files.values())
     checks = ", ".join(f"{'x'.join(map(str, shape))}: {diff:.1e}" for shape, diff in report.checks)
     print(f"wrote {output} ({exporter.description}) in {time.perf_counter() - started:.1f} s\n"
           f"checked against PyTorch, max |diff| {checks} (limit 1e-4)")

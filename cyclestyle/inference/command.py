@@ -23,11 +23,13 @@ from ..data import (
     UnreadableImageError,
     image_to_tensor,
     load_image,
+    remove_dead_parts,
     save_image,
     short_side_size,
     tensor_to_image,
 )
 from ..devices import default_device
+from ..files import refuse_outputs_over_inputs
 from .run import open_run
 from .tiling import DEFAULT_TILE, TilePlan, ceil_to, plan_tiles, size_multiple
 from .translate import (
@@ -308,10 +310,14 @@ def _collect(inputs: Sequence[str], out_root: Path) -> list[tuple[Path, Path]]:
 def _outputs_to_write(jobs: list[tuple[Path, Path]], out_root: Path, overwrite: bool, tally: _Tally
                       ) -> list[tuple[Path, Path]]:
     """(source, destination) of every job whose output is to be written; existing ones are kept
-    unless ``overwrite``."""
+    unless ``overwrite``. An output that is an input is refused, before anything is written; the
+    parts of these outputs that killed translations left (``.NAME.PID.part``) are removed."""
+    refuse_outputs_over_inputs([out_root / rel for _, rel in jobs], [source for source, _ in jobs], what="output",
+                               error=DataError)
     todo = []
     for source, rel in jobs:
         dst = out_root / rel
+        remove_dead_parts(dst)
         if dst.exists() and not overwrite:
             note(f"skipped {dst}: it exists (--overwrite replaces it)")
             tally.skipped += 1

@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 from ..models.weights import CheckpointError
-from .download import PRETRAINED, DownloadError, cache_dir, fetch, pretrained_url
-from .official import import_official
+from .download import PRETRAINED, DownloadError, cache_dir, pretrained_url
+from .official import fetch_official, import_official
 
 
 def _describe(spec) -> str:
@@ -39,9 +39,8 @@ def pretrained_cli(args) -> int:
     output_dir = Path(args.output).expanduser() if args.output else cache_dir() / "pretrained"
     output = output_dir / f"{args.name}.safetensors"
     if not output.is_file() or args.overwrite:
-        raw = cache_dir() / "downloads" / f"{args.name}.pth"
         try:
-            fetch(url, raw, progress=not args.quiet)
+            raw = fetch_official(args.name, progress=not args.quiet)
         except DownloadError as e:
             raise DownloadError(f"{e}. Offline? Fetch {url} by hand, then: cyclestyle import-official "
                                 f"{args.name}.pth --output {output}") from None

@@ -10,11 +10,13 @@ the host (a mirror, or the tests' local server).
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
@@ -44,18 +46,35 @@ def pretrained_url(name: str) -> str:
     return f"{os.environ.get(HOST_VARIABLE, OFFICIAL_HOST).rstrip('/')}/{name}.pth"
 
 
-def fetch(url: str, dest: Path, retries: int = 3, timeout: float = 30.0, progress: bool = True) -> Path:
+def fetch(url: str, dest: Path, retries: int = 3, timeout: float = 30.0, progress: bool = True, *,
+          size: int | None = None, sha256: str | None = None, verify: Callable[[Path], object] | None = None) -> Path:
     """``dest``, downloaded from ``url`` unless it is there already. Each attempt continues the
     ``.part`` file where the last one stopped; after ``retries`` cut transfers the part is kept for
-    the next call and a ``DownloadError`` says how far it got."""
+    the next call and a ``DownloadError`` says how far it got.
+
+    What arrived enters the cache (is renamed to ``dest``) only once it has passed the checks:
+    ``size`` in bytes and ``sha256`` (hex) where they are known, and ``verify(path)``, which raises
+    on a file that is not what was asked for (it must load as a state dict, say). A file that fails
+    them is removed, and the ``DownloadError`` names it and says what it was (an HTML page …). A
+    cached ``dest`` is checked again: one that fails (written before these checks) is removed,
+    said in a line, and downloaded again."""
+    checks = (size, sha256, verify)
     if dest.is_file():
-        return dest
+        problem = _problem(dest, *checks)
+        if problem is None:
+            return dest
+        dest.unlink()
+        print(f"cyclestyle: removed {dest} from the cache: it is {problem}; downloading it again", file=sys.stderr)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     problem = ""
     for _ in range(retries + 1):
         try:
             if _transfer(url, part, timeout, progress):
+                bad = _problem(part, *checks)
+                if bad is not None:
+                    part.unlink(missing_ok=True)
+                    raise DownloadError(f"{url} sent {bad}; it was removed, so nothing entered the cache at {dest}")
                 os.replace(part, dest)
                 return dest
             problem = f"the transfer was cut at {part.stat().st_size} bytes"
@@ -67,6 +86,34 @@ def fetch(url: str, dest: Path, retries: int = 3, timeout: float = 30.0, progres
                 raise DownloadError(f"cannot reach {url} ({reason})") from None
             problem = f"the transfer stopped at {part.stat().st_size} bytes ({reason})"
     raise DownloadError(f"{url}: {problem}; run the same command again to resume")
+
+
+def _problem(path: Path, size: int | None, sha256: str | None, verify: Callable[[Path], object] | None) -> str | None:
+    """Why the file at ``path`` is not the download asked for, in a few words; None when it is."""
+    have = path.stat().st_size
+    if size is not None and have != size:
+        return f"{_looks_like(path) or 'a file'} of {have} bytes, not {size}"
+    if sha256 is not None:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        if digest.hexdigest() != sha256.lower():
+            return f"{_looks_like(path) or 'a file'} whose sha256 is {digest.hexdigest()}, not {sha256.lower()}"
+    if verify is not None:
+        try:
+            verify(path)
+        except Exception as e:  # the check's own one-line reason
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            return _looks_like(path) or f"a file that is not the one asked for ({reason})"
+    return None
+
+
+def _looks_like(path: Path) -> str:
+    """What a file that starts with markup is, as servers and portals send it; else empty."""
+    with path.open("rb") as f:
+        head = f.read(512).lstrip()
+    return "an HTML page (a login, error or captive-portal page?)" if head.startswith(b"<") else ""
 
 
 def _transfer(url: str, part: Path, timeout: float, progress: bool) -> bool:

@@ -28,6 +28,8 @@ from pathlib import Path
 import torch
 
 from ..config import ModelConfig
+from ..files import refuse_output_over_input
+from .download import cache_dir, fetch, pretrained_url
 from ..models import GENERATORS, NetworkSpec
 from ..models.weights import CheckpointError, StateDictError, read_state_dict, save_weights, weights_metadata
 
@@ -129,9 +131,27 @@ def model_config_of(spec: NetworkSpec) -> dict:
                                           out_channels=spec.out_channels, **arguments))
 
 
+def check_official_file(path: Path) -> NetworkSpec:
+    """The spec of the official generator in ``path``, or ``OfficialFormatError`` (one line): it
+    must load as a state dict (with ``weights_only``: nothing runs) and convert."""
+    try:
+        return convert(read_state_dict(path))[1]
+    except (StateDictError, OfficialFormatError) as e:
+        raise OfficialFormatError(f"not an official CycleGAN generator: {e}") from None
+
+
+def fetch_official(name: str, progress: bool = True) -> Path:
+    """The official pretrained generator ``name`` (``download.PRETRAINED``), downloaded into the
+    cache unless it is there, as a ``.pth`` file: it enters the cache only once it loads as an
+    official generator (``check_official_file``), and a cached file that does not is fetched again."""
+    raw = cache_dir() / "downloads" / f"{name}.pth"
+    return fetch(pretrained_url(name), raw, progress=progress, verify=check_official_file)
+
+
 def import_official(source: Path, output: Path) -> NetworkSpec:
     """Convert the official generator file ``source`` (read with ``weights_only``, so it runs no
-    code) into the weights file ``output``, written atomically."""
+    code) into the weights file ``output``, written atomically; ``output`` may not be ``source``."""
+    refuse_output_over_input(output, [source], error=CheckpointError)
     try:
         state = read_state_dict(source)
         converted, spec = convert(state)

@@ -24,6 +24,7 @@ import dataclasses
 import json
 import os
 import random
+import re
 import shutil
 import socket
 from collections.abc import Mapping
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..files import process_alive
 from ..models.weights import CheckpointError, load_weights, save_weights
 from ..run_folder import BEST, LATEST, list_checkpoints, step_of
 
@@ -321,6 +323,33 @@ def aside(path: Path, kind: str = "tmp") -> Path:
     place. The host is in it as well as the pid, for folders that several machines share (where
     pids repeat, and where a lock may be only local: NFS with ``local_lock``)."""
     return path.with_name(f".{kind}-{path.name}-{socket.gethostname()}-{os.getpid()}")
+
+
+_ASIDE = re.compile(r"\.(tmp|old)-(.+)-([0-9]+)")  # what ``aside`` names: kind, NAME-HOST, pid
+
+
+def remove_dead_temporaries(folder: Path) -> list[Path]:
+    """Remove from ``folder`` what ``aside`` named for processes of this host that no longer run
+    (a ``kill -9`` mid-write leaves them: ``.tmp-step-N-HOST-PID/`` with partial weights and the
+    like); those of running processes, and of other hosts (whose pids say nothing here), stay.
+    ``write_best`` killed between its two renames left no ``best`` but ``.old-best-…``, the
+    previous best, whole: that is put back rather than removed. Returns what was removed."""
+    host, removed = socket.gethostname(), []
+    entries = sorted(folder.iterdir()) if folder.is_dir() else []
+    for path in entries:
+        match = _ASIDE.fullmatch(path.name)
+        if match is None or not match.group(2).endswith(f"-{host}") or process_alive(int(match.group(3))):
+            continue
+        target = path.with_name(match.group(2)[: -len(host) - 1])
+        if match.group(1) == "old" and not target.exists() and not target.is_symlink():
+            os.replace(path, target)
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -20,6 +20,7 @@ from .best import previous_best
 from .checkpoint import Checkpoint, load_checkpoint, restore_rng_state
 from .files import write_config
 from .launch import data_workers
+from .recovery import recover_run_folder
 from .methods import METHODS, Method
 from .sampling import steps_per_epoch
 from .schedule import epoch_lr_factor, step_lr_factor
@@ -149,6 +150,7 @@ def _open_outputs(run: Run, resumed: bool) -> None:
     if is_main:
         run.run_dir.mkdir(parents=True, exist_ok=True)
         write_config(run.run_dir, cfg, accelerator)
+        recover_run_folder(run.run_dir, run.progress.step, accelerator.print)  # killed processes' leftovers
     if run.progress.step < run.total_steps:  # a finished run that is resumed has nothing to show
         run.tracker = open_tracker(cfg, run.run_dir, is_main=is_main, resume_id=run.wandb_run_id)
     if run.evaluator:
