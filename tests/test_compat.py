@@ -45,8 +45,19 @@ def test_a_run_of_the_previous_version_resumes_to_the_weights_it_resumed_to(name
                                                        f"output_dir={copy}"])
     train(cfg, resume="latest")
     expected = load_file(EXPECTED / f"{name}-resumed-step-4.safetensors")
-    got = {f"{p.stem}.{k}": v for p in sorted((copy / "checkpoints" / "step-4").glob("*.safetensors"))
-           for k, v in load_file(p).items()}
+    got, start = weights(copy / "checkpoints" / "step-4"), weights(FIXTURES / name / "checkpoints" / "step-2")
     assert got.keys() == expected.keys()
-    for key, value in expected.items():  # the same computation, to float noise across CPU kinds
-        assert torch.allclose(got[key], value, rtol=1e-4, atol=1e-6), key
+    # The same computation: bit for bit on the machine and thread count that wrote the expected
+    # weights, and to float noise elsewhere. Adam turns noise in a near-zero gradient into up to a
+    # full step of lr, so each network is compared by how far it is from the expected weights
+    # against how far the two resumed steps moved it (a few percent across thread counts; a
+    # wrong update, order or rate would be of the size of the move itself).
+    for network in sorted({key.split(".")[0] for key in expected}):
+        keys = [key for key in expected if key.split(".")[0] == network]
+        off = torch.stack([(got[k] - expected[k]).norm() for k in keys]).norm()
+        moved = torch.stack([(expected[k] - start[k]).norm() for k in keys]).norm()
+        assert moved > 0 and off <= 0.2 * moved, f"{network}: {off:.3g} from the expected weights, moved {moved:.3g}"
+
+
+def weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    return {f"{p.stem}.{k}": v for p in sorted(checkpoint.glob("*.safetensors")) for k, v in load_file(p).items()}

@@ -364,7 +364,8 @@ def test_a_new_run_in_a_folder_with_a_log_but_no_checkpoint_starts_its_log_afres
 
 
 def test_a_best_killed_between_its_two_renames_is_put_back(tmp_path):
-    from cyclestyle.training.checkpoint import BEST, read_best, remove_dead_temporaries, write_best
+    from cyclestyle.run_folder import BEST, read_best
+    from cyclestyle.training.checkpoint import remove_dead_temporaries, write_best
 
     checkpoints = tmp_path / "checkpoints"
     write_best(checkpoints, {"G_A": {"w": torch.ones(1)}}, {"value": 1.0})

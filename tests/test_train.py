@@ -74,7 +74,7 @@ def test_data_workers_serve_every_epoch_of_a_run_and_change_nothing(tiny_config,
     batches as without workers: the same computation, so the same weights bit for bit."""
     from torch.utils.data import DataLoader
 
-    from cyclestyle.training import loop
+    from cyclestyle.training import batches
 
     loaders = []
 
@@ -83,7 +83,7 @@ def test_data_workers_serve_every_epoch_of_a_run_and_change_nothing(tiny_config,
             super().__init__(*args, **kwargs)
             loaders.append(self)
 
-    monkeypatch.setattr(loop, "DataLoader", Counted)
+    monkeypatch.setattr(batches, "DataLoader", Counted)
     few_cpus(monkeypatch)
     steps = "train.max_steps=30"  # 12 images per epoch: three epochs, the last one cut short
     with_workers = train(tiny_config(steps, "data.num_workers=2", f"output_dir={tmp_path / 'workers'}"))
