@@ -38,12 +38,11 @@ def test_auto_picks_bf16_on_a_gpu_that_computes_it():
 
 
 def test_the_fused_adam_kernel_skips_a_nan_update_on_the_gpu():
-    from cyclestyle.training.methods import adam
-    from cyclestyle.training.update import FiniteGuard
+    from cyclestyle.training.update import FiniteGuard, adam
 
     guard = FiniteGuard(deferred=True)
     net = torch.nn.Linear(4, 2).to(CUDA)
-    optimizer = adam(net.parameters(), TrainConfig(), CUDA, guard)
+    optimizer = adam(net.parameters(), TrainConfig(), CUDA, guard.deferred)
     assert optimizer.defaults["fused"]
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     net(torch.ones(1, 4, device=CUDA)).sum().backward()

@@ -106,18 +106,19 @@ def test_vgg16_matches_torchvision_layers_and_says_where_its_weights_go(tmp_path
 
 def test_several_style_images_give_their_mean_gram_matrices(style_image, tmp_path):
     from cyclestyle.style.losses import gram_matrix
-    from cyclestyle.training.methods.fast_style import load_style_images, style_grams
+    from cyclestyle.training.methods.fast_style import FastStyle, load_style_images, style_grams
 
     other = tmp_path / "other.png"
     Image.fromarray(smooth_picture(48, 30, 9)).save(other)
     cfg = load_config(CONFIG, [f"style.images=[{style_image}, {other}]", "style.vgg_weights=random",
                                "style.image_size=40"], check_paths=False)
-    vgg = load_vgg("vgg16", "random", cfg.style.style_layers)
-    images = load_style_images(cfg.style)
+    style = FastStyle.options(cfg)
+    vgg = load_vgg("vgg16", "random", style.style_layers)
+    images = load_style_images(style)
     assert [max(i.shape[-2:]) for i in images] == [40, 40]  # long side style.image_size
-    grams = style_grams(vgg, cfg.style)
+    grams = style_grams(vgg, style)
     with torch.no_grad():
-        for layer in cfg.style.style_layers:
+        for layer in style.style_layers:
             each = [gram_matrix(vgg(image, [layer])[layer]) for image in images]
             features = vgg(images[0], [layer])[layer]
             c, h, w = features.shape[1:]

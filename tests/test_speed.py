@@ -102,12 +102,11 @@ def test_a_deferred_finite_check_skips_a_nan_update_on_the_device():
     the count is read later, and then training stops in one line."""
     from accelerate import Accelerator
 
-    from cyclestyle.training.methods import adam
-    from cyclestyle.training.update import FiniteGuard
+    from cyclestyle.training.update import FiniteGuard, adam
 
     guard = FiniteGuard(deferred=True)
     net = torch.nn.Linear(4, 2)
-    optimizer = adam(net.parameters(), TrainConfig(), torch.device("cpu"), guard)
+    optimizer = adam(net.parameters(), TrainConfig(), torch.device("cpu"), guard.deferred)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     net(torch.ones(1, 4)).sum().backward()
     guard.update(optimizer, scaler)  # a finite step
@@ -119,7 +118,7 @@ def test_a_deferred_finite_check_skips_a_nan_update_on_the_device():
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert all(torch.equal(moments[k], v) for k, v in optimizer.state[net.weight].items())
     with pytest.raises(NonFiniteLoss, match=r"not finite in steps 1-2 \(1 updates skipped"):
-        guard.raise_if_skipped(Accelerator(cpu=True), 2, Path("/nonexistent"))
+        guard.raise_if_skipped(Accelerator(cpu=True), 2)
 
 
 def test_a_deferred_run_stops_at_the_next_read_with_no_nan_in_its_checkpoints(tiny_config, monkeypatch):
