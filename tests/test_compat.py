@@ -61,3 +61,14 @@ def test_a_run_of_the_previous_version_resumes_to_the_weights_it_resumed_to(name
 
 def weights(checkpoint: Path) -> dict[str, torch.Tensor]:
     return {f"{p.stem}.{k}": v for p in sorted(checkpoint.glob("*.safetensors")) for k, v in load_file(p).items()}
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_a_config_of_the_previous_version_reads_back_to_the_same_file(name):
+    """The same text, so the same fingerprint (``config_hash``) that its checkpoints and
+    evaluations recorded; its method's section included."""
+    from cyclestyle.config import dump_config, read_config
+    from cyclestyle.training.configure import check_config
+
+    path = FIXTURES / name / "config.yaml"
+    assert dump_config(check_config(read_config(path), check_paths=False)) == path.read_text()
