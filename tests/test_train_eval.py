@@ -155,7 +155,7 @@ def test_a_full_disk_while_keeping_the_best_costs_that_best_only(tiny_config, mo
     import os
 
     from cyclestyle.training import checkpoint as ckpt
-    from cyclestyle.training import loop as train_module
+    from cyclestyle.training import best as best_module
 
     real_save = ckpt.save_weights
     attempts = {"n": 0}
@@ -168,7 +168,7 @@ def test_a_full_disk_while_keeping_the_best_costs_that_best_only(tiny_config, mo
         return real_save(path, state_dict, metadata)
 
     monkeypatch.setattr(ckpt, "save_weights", disk_full_after_the_first_best)
-    monkeypatch.setattr(train_module, "is_better", lambda value, best, metric: True)  # every one tries
+    monkeypatch.setattr(best_module, "is_better", lambda value, best, metric: True)  # every one tries
     run = train(tiny_config("train.max_steps=6", "eval.every=2", "eval.metric=cycle_l1"))
     assert (run / "G_A.safetensors").is_file()  # the run went on to the end
     assert read_best(run / "checkpoints")["step"] == 2

@@ -14,7 +14,6 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Iterator
 
 import torch
@@ -131,7 +130,7 @@ def output_dir_lock(run_dir: Path, accelerator: Accelerator) -> Iterator[None]:
             lock.release()
 
 
-def leave_process_group(accelerator: Accelerator, failure: TracebackType | None = None) -> None:
+def leave_process_group(accelerator: Accelerator, failure: BaseException | None = None) -> None:
     """Destroy the process group, however the run ended, once nothing else holds it.
 
     Gloo's worker threads free each finished collective's tensors, and a tensor that Python let
@@ -139,14 +138,18 @@ def leave_process_group(accelerator: Accelerator, failure: TracebackType | None 
     while the interpreter is finalizing: the thread is then stopped inside a destructor, and the
     process aborts ("terminate called without an active exception") after training has ended.
     The networks wrapped for data parallelism hold the group too (in the frames of ``failure``
-    when a run stops on an exception), so they go first: then ``destroy_process_group`` lets the
-    last reference go, which joins gloo's threads while Python is alive.
+    and of the exceptions it was raised from, when a run stops on an exception), so they go
+    first: then ``destroy_process_group`` lets the last reference go, which joins gloo's threads
+    while Python is alive.
     """
     if accelerator.num_processes == 1:
         accelerator.end_training()
         return
-    if failure is not None:
-        traceback.clear_frames(failure)  # the run's locals; the exception keeps its lines
+    seen: set[int] = set()
+    while failure is not None and id(failure) not in seen:  # the error, and any it replaced
+        seen.add(id(failure))
+        traceback.clear_frames(failure.__traceback__)  # the run's locals; the exception keeps its lines
+        failure = failure.__cause__ or failure.__context__
     accelerator.free_memory()  # accelerate's references to the wrapped networks and optimizers
     accelerator.end_training()  # destroy_process_group
 

@@ -52,7 +52,7 @@ def train(cfg: Config, resume: str | None = None) -> Path:
             _run(cfg, resume, accelerator, run_dir)
             accelerator.wait_for_everyone()  # also: gloo's threads are done with every earlier collective
     except BaseException as e:
-        leave_process_group(accelerator, e.__traceback__)
+        leave_process_group(accelerator, e)
         raise
     leave_process_group(accelerator)
     return run_dir
