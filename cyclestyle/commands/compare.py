@@ -1,0 +1,77 @@
+"""``cyclestyle compare``: CycleGAN next to Gatys (and a fast style network) on the same images."""
+
+from __future__ import annotations
+
+import argparse
+
+from .evaluate import add_fid_protocol
+
+HELP = "CycleGAN next to Gatys (and a fast style network) on the same held-out images: time, memory, quality"
+DESCRIPTION = (
+    "Translate the held-out images of one domain (testA for AtoB) with a trained CycleGAN and\n"
+    "with Gatys neural style transfer, at the same size, and report per method: seconds and peak\n"
+    "memory per image, FID/KID against the real held-out images of the target domain, and PSNR/SSIM\n"
+    "against the true translation when --paired-truth is given (then also for the identity,\n"
+    "output = input, the do-nothing baseline).\n\n"
+    "Gatys's style is one or more chosen paintings (--style) and/or the average style of the first\n"
+    "K training images of the target domain (--collection K); with neither, --collection 8.\n"
+    "--fast-style RUN adds a fast feed-forward style network (cyclestyle style-train) on the same images.\n"
+    "Writes DIR/comparison.json, DIR/index.html, DIR/grid.png (one row per image: input | cyclegan\n"
+    "| gatys-… | truth) and every image under DIR/images/.")
+EPILOG = (
+    "examples:\n"
+    "  cyclestyle toy-data --output data/toy                # a small dataset, then a tiny run on it\n"
+    "  cyclestyle train --config configs/tiny.yaml\n"
+    "  cyclestyle compare --weights runs/tiny --data-root data/toy --output compare/tiny \\\n"
+    "      --vgg-weights random --gatys-steps 20            # offline: Gatys with an untrained VGG19\n"
+    "  cyclestyle compare --weights runs/monet2photo --data-root data/monet2photo --direction BtoA \\\n"
+    "      --output compare/monet --style paintings/water-lilies.jpg --collection 16 --limit 20\n"
+    "  cyclestyle compare --weights runs/monet2photo --data-root data/monet2photo --direction BtoA \\\n"
+    "      --output compare/three --style water-lilies.jpg --fast-style runs/water-lilies   # all three\n\n"
+    "Gatys needs torchvision's VGG19 ImageNet weights (vgg19-dcbb9e9d.pth) in torch's hub cache or\n"
+    "--vgg-weights PATH; --vgg-weights random runs offline, but its outputs are not real style\n"
+    "transfers (the report says so). FID/KID need the FID InceptionV3 weights\n"
+    "(weights-inception-2015-12-05-6726825d.pth) in the same cache or --inception-weights; without\n"
+    "them the other metrics are still computed.")
+FORMATTER_CLASS = argparse.RawDescriptionHelpFormatter
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    p = parser
+    p.add_argument("--weights", required=True, metavar="RUN",
+                   help="a run directory, a checkpoints/step-N folder, a generator .safetensors file, a model hub "
+                        "folder or hf://USER/NAME")
+    p.add_argument("--data-root", required=True, metavar="ROOT",
+                   help="the dataset: ROOT/testA (held-out inputs), ROOT/testB and ROOT/trainB for AtoB")
+    p.add_argument("--output", required=True, metavar="DIR", help="folder for the report and images")
+    p.add_argument("--direction", choices=["AtoB", "BtoA"], default="AtoB",
+                   help="AtoB (default): testA through G_A, styles from domain B; BtoA the other way")
+    p.add_argument("--style", nargs="+", metavar="IMG",
+                   help="style image(s) for the gatys-style variant, blended equally (a folder: its average style)")
+    p.add_argument("--fast-style", metavar="RUN",
+                   help="a style-train run (fast feed-forward style network): a fast-style row on the same images")
+    p.add_argument("--collection", type=int, metavar="K",
+                   help="the gatys-collection variant: the average style of the first K training images of the "
+                        "target domain, in sorted order (default 8 when no --style is given)")
+    p.add_argument("--limit", type=int, metavar="N", help="use only the first N held-out images (default: all)")
+    p.add_argument("--paired-truth", metavar="DIR",
+                   help="true translations, matched by file name: DIR/AtoB/ and DIR/BtoA/, or images directly "
+                        "in DIR for A→B")
+    p.add_argument("--size", type=int, metavar="S",
+                   help="resize the short side to S before translating (default: the run's data.crop_size)")
+    p.add_argument("--gatys-steps", type=int, default=300, metavar="N",
+                   help="Gatys optimiser iterations per image (default 300)")
+    p.add_argument("--vgg-weights", metavar="PATH|random",
+                   help="VGG19 weights file (default: torchvision's ImageNet weights from the local cache); "
+                        "'random' for tests and offline demos (the report says so)")
+    p.add_argument("--inception-weights", metavar="PATH",
+                   help="FID InceptionV3 weights file (default: torch hub cache)")
+    add_fid_protocol(p)
+    p.add_argument("--seed", type=int, default=0, help="Gatys's seed (default 0)")
+    p.add_argument("--device", default=None, help="cpu, cuda … (default: cuda when available)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluation.compare import run_cli
+
+    return run_cli(args)

@@ -1,0 +1,39 @@
+"""``cyclestyle pretrained``: download an official pretrained CycleGAN generator, converted."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..interop.download import HOST_VARIABLE, OFFICIAL_HOST  # torch-free
+
+HELP = "download an official pretrained CycleGAN model (horse2zebra, style_monet …), ready to use"
+DESCRIPTION = (
+    f"Download one of the official pretrained CycleGAN generators from {OFFICIAL_HOST}\n"
+    "(the names of the official download script; --list shows them), convert it as import-official\n"
+    "does, and print the translate command that uses it. The transfer shows a progress bar and\n"
+    "resumes where it stopped if cut; the downloaded .pth and the converted file are cached\n"
+    "($XDG_CACHE_HOME/cyclestyle, else ~/.cache/cyclestyle), so a second call is instant. Each model\n"
+    "translates one way (style_monet: photo to Monet); use it as --direction AtoB.")
+EPILOG = (
+    "examples:\n"
+    "  cyclestyle pretrained --list\n"
+    "  cyclestyle pretrained style_monet\n"
+    "  cyclestyle pretrained horse2zebra --output models/\n"
+    "  cyclestyle translate --weights models/horse2zebra.safetensors --direction AtoB --output zebras/ horses/\n\n"
+    f"{HOST_VARIABLE}=URL fetches from a mirror instead. Offline, the error names the URL to fetch by\n"
+    "hand and the import-official command to run on it.")
+FORMATTER_CLASS = argparse.RawDescriptionHelpFormatter
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", metavar="NAME", help="the model, e.g. horse2zebra or style_monet")
+    parser.add_argument("--list", action="store_true", help="show the names and exit")
+    parser.add_argument("--output", metavar="DIR", help="folder for NAME.safetensors (default: the cache)")
+    parser.add_argument("--overwrite", action="store_true", help="convert again even if NAME.safetensors exists")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..interop.command import pretrained_cli
+
+    return pretrained_cli(args)

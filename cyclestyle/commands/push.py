@@ -1,0 +1,38 @@
+"""``cyclestyle push``: share a trained translator on the Hugging Face Hub, with a model card."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "share a trained translator on the Hugging Face Hub, with a model card"
+DESCRIPTION = (
+    "Build the folder a Hugging Face model repository holds (AtoB/ and BtoA/model.safetensors\n"
+    "with a config.json each, config.json, config.yaml, and a README.md model card with the\n"
+    "training config, data, steps, the last held-out evaluation with its FID protocol,\n"
+    "intended use, limitations and license), create the repository and upload it. Needs a hub\n"
+    "token (huggingface-cli login, or HF_TOKEN). Anyone can then use it with\n"
+    "--weights hf://USER/NAME in translate, evaluate, compare and export.")
+EPILOG = (
+    "examples:\n"
+    "  cyclestyle push --weights runs/monet2photo --repo-id me/monet2photo\n"
+    "  cyclestyle push --weights runs/monet2photo/checkpoints/best --repo-id me/monet2photo-best --private\n"
+    "  cyclestyle push --weights runs/monet2photo --repo-id me/monet2photo --folder hub/ --folder-only"
+    "   # look first")
+FORMATTER_CLASS = argparse.RawDescriptionHelpFormatter
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    p = parser
+    p.add_argument("--weights", required=True, metavar="RUN",
+                   help="a run directory, a checkpoints/step-N or checkpoints/best folder, or a generator file")
+    p.add_argument("--repo-id", required=True, metavar="USER/NAME", help="the hub repository (created if needed)")
+    p.add_argument("--private", action="store_true", help="create the repository private")
+    p.add_argument("--license", default="mit", help="the license of the weights, for the model card (default mit)")
+    p.add_argument("--folder", metavar="DIR", help="build the folder here and keep it (default: a temporary folder)")
+    p.add_argument("--folder-only", action="store_true", help="build --folder and stop: upload nothing")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..inference.hub import push_cli
+
+    return push_cli(args)
