@@ -19,7 +19,7 @@ from cyclestyle import cli
 from cyclestyle.config import ModelConfig
 from cyclestyle.data import DataError, image_to_tensor, load_image
 from cyclestyle.inference import translate
-from cyclestyle.inference.command import collect_inputs
+from cyclestyle.inference.files import collect_inputs
 from cyclestyle.inference.tiling import (
     TilingWarning,
     _GlobalNorm,

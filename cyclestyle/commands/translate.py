@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from pathlib import Path
 
 HELP = "translate images of any size with a trained generator"
 DESCRIPTION = ("Translate image files, folders (recursively) or globs with a trained generator. "
@@ -48,6 +51,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inference.command import run_cli
+    """0 when every image was translated or skipped, 1 when any failed, 2 for a bad option value."""
+    started = time.perf_counter()
+    for name, value, least in (("--batch-size", args.batch_size, 1), ("--size", args.size, 1),
+                               ("--tile", args.tile, 0), ("--overlap", args.overlap, 0)):  # --tile 0: never tile
+        if value is not None and value < least:
+            print(f"cyclestyle: error: {name} must be at least {least}, got {value}", file=sys.stderr)
+            return 2
+    if not 0 <= args.style_strength <= 1:
+        print(f"cyclestyle: error: --style-strength must be between 0 and 1, got {args.style_strength}", file=sys.stderr)
+        return 2
+    from ..inference.files import translate_files
 
-    return run_cli(args)
+    tally = translate_files(
+        args.weights, args.inputs, args.output, direction=args.direction, style_strength=args.style_strength,
+        preserve_color=args.preserve_color, tile=args.tile, overlap=args.overlap, size=args.size,
+        batch_size=args.batch_size, device=args.device, overwrite=args.overwrite, compile=args.compile,
+        precision=args.precision)
+    print(f"translated {tally.translated}, skipped {tally.skipped}, failed {tally.failed} in "
+          f"{time.perf_counter() - started:.1f} s -> {Path(args.output).expanduser()}")
+    return 0 if tally.failed == 0 else 1

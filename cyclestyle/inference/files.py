@@ -1,11 +1,16 @@
-"""``cyclestyle translate``: translate files, folders and globs into an output folder."""
+"""Translating image files: files, folders (recursively) and globs into an output folder.
+
+``translate_files`` is what ``cyclestyle translate`` does: it collects the inputs
+(``collect_inputs``), keeps each output's name and its input's size, groups images of one size
+into batches, tiles the large ones (``tiling.py``) and writes every output atomically; an image
+that fails is one line naming it, and the others go on.
+"""
 
 from __future__ import annotations
 
 import glob
 import os
 import sys
-import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -30,7 +35,7 @@ from ..data import (
 )
 from ..devices import default_device
 from ..files import refuse_outputs_over_inputs
-from .run import open_run
+from .run import TrainedRun, open_run
 from .tiling import DEFAULT_TILE, TilePlan, ceil_to, plan_tiles, size_multiple
 from .translate import (
     AUTO_TILE_PIXELS,
@@ -45,7 +50,7 @@ from .translate import (
 )
 
 # --------------------------------------------------------------------------------------------
-# Inputs and outputs of the command
+# Inputs and outputs
 
 
 def _is_pattern(text: str) -> bool:
@@ -63,7 +68,7 @@ def _inside(path: Path, folder: Path | None) -> bool:
 
 
 TRANSLATABLE = (*IMAGE_EXTENSIONS, ".gif")
-"""What the command reads: the dataset formats, and GIF (its first frame, written as PNG:
+"""What ``translate_files`` reads: the dataset formats, and GIF (its first frame, written as PNG:
 a GIF holds only 256 colours)."""
 
 
@@ -82,7 +87,7 @@ def _folder_images(folder: Path, skip: Path | None, ignored: list[Path]) -> list
     return images
 
 
-def collect_inputs(inputs: Sequence[str], exclude: str | Path | None = None,
+def collect_inputs(inputs: Sequence[str | Path], exclude: str | Path | None = None,
                    ignored: list[Path] | None = None) -> list[tuple[Path, Path]]:
     """(source, output path relative to the output folder) for every image the inputs name.
 
@@ -96,7 +101,7 @@ def collect_inputs(inputs: Sequence[str], exclude: str | Path | None = None,
     skip = Path(exclude).expanduser().resolve() if exclude is not None else None
     ignored = [] if ignored is None else ignored
     found: list[tuple[Path, Path]] = []
-    for item in inputs:
+    for item in map(str, inputs):
         path = Path(item).expanduser()
         if path.is_dir():
             found += [(p, p.relative_to(path)) for p in _folder_images(path, skip, ignored)]
@@ -188,7 +193,7 @@ def _save(img: Image.Image, dst: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# The command
+# Translating the files
 
 
 def note(message: str) -> None:
@@ -197,7 +202,9 @@ def note(message: str) -> None:
 
 
 @dataclass
-class _Tally:
+class Tally:
+    """What ``translate_files`` did: images translated, skipped (their output exists) and failed."""
+
     translated: int = 0
     skipped: int = 0
     failed: int = 0
@@ -205,7 +212,7 @@ class _Tally:
 
 @dataclass
 class _Translator:
-    """The generator and how this command runs it: full frame in batches of equal-size images,
+    """The generator and how ``translate_files`` runs it: full frame in batches of equal-size images,
     or tile by tile with one plan for the whole run (its notes said once)."""
 
     generator: nn.Module
@@ -242,39 +249,54 @@ class _Translator:
         return [post_process(img, out, self.strength, self.preserve_color) for img, out in zip(images, outs)]
 
 
-def run_cli(args) -> int:
-    """``cyclestyle translate``: 0 when every image was translated or skipped, 1 when any failed."""
-    started = time.perf_counter()
-    for name, value, least in (("--batch-size", args.batch_size, 1), ("--size", args.size, 1),
-                               ("--tile", args.tile, 0), ("--overlap", args.overlap, 0)):  # --tile 0: never tile
+def translate_files(
+    weights: str | Path | TrainedRun, inputs: Sequence[str | Path], output: str | Path, *,
+    direction: str | None = None, style_strength: float = 1.0, preserve_color: bool = False,
+    tile: int | None = None, overlap: int | None = None, size: int | None = None, batch_size: int = 4,
+    device: str | torch.device | None = None, overwrite: bool = False, compile: str = "auto",
+    precision: str = "fp32", progress: bool = True,
+) -> Tally:
+    """Translate image files, folders (recursively) and globs into the folder ``output``, each
+    output at its input's exact size and under its input's name (``collect_inputs``); returns how
+    many were translated, skipped (their output exists and not ``overwrite``) and failed.
+
+    ``weights``: what ``open_run`` opens, or a ``TrainedRun``; ``direction``: "AtoB" or "BtoA"
+    (default: the run's only one). ``style_strength`` blends the output with the input and
+    ``preserve_color`` keeps the input's chroma (``post_process``). ``tile``: None = full frame up
+    to ``AUTO_TILE_PIXELS`` and tiles above, 0 = never tile, N = N-pixel tiles, with ``overlap``
+    pixels (default: the generator's receptive field). ``size``: resize so the short side is
+    ``size`` first. Images of one size go through the network ``batch_size`` at a time.
+    ``compile``: "auto", "on" or "off" (``wants_compile``); ``precision``: "fp32" or "bf16".
+    An image that cannot be read, translated or written is one line on stderr and counts as
+    failed; the others go on. What is wrong with the arguments raises ``ValueError``.
+    """
+    for name, value, least in (("batch_size", batch_size, 1), ("size", size, 1), ("tile", tile, 0),
+                               ("overlap", overlap, 0)):
         if value is not None and value < least:
-            print(f"cyclestyle: error: {name} must be at least {least}, got {value}", file=sys.stderr)
-            return 2
-    if not 0 <= args.style_strength <= 1:
-        print(f"cyclestyle: error: --style-strength must be between 0 and 1, got {args.style_strength}", file=sys.stderr)
-        return 2
-    device = default_device(args.device)
-    run = open_run(args.weights)
-    name = args.direction or _only_direction(run)
+            raise ValueError(f"{name} must be at least {least}, got {value}")
+    if not 0 <= style_strength <= 1:
+        raise ValueError(f"style_strength must be between 0 and 1, got {style_strength}")
+    device = default_device(device)
+    run = weights if isinstance(weights, TrainedRun) else open_run(weights)
+    name = direction or _only_direction(run)
     generator = run.generator(name, device)
     translator = _Translator(generator, device, run.in_channels(name), size_multiple(generator),
-                             args.tile, args.overlap, args.style_strength, args.preserve_color, args.precision)
+                             tile, overlap, style_strength, preserve_color, precision)
     _check_post_processing(translator, run.out_channels(name))
-    out_root = Path(args.output).expanduser()
-    tally = _Tally()
-    todo = _outputs_to_write(_collect(args.inputs, out_root), out_root, args.overwrite, tally)
-    if wants_compile(args.compile, len(todo)):
+    out_root = Path(output).expanduser()
+    tally = Tally()
+    todo = _outputs_to_write(_collect(inputs, out_root), out_root, overwrite, tally)
+    if wants_compile(compile, len(todo)):
         translator.compiled = CompiledGenerator(generator, note)
-        note(f"compiling the generator for {len(todo)} images (--compile {args.compile}): the first takes longer")
-    bar = tqdm(total=len(todo), unit="img", desc="translate", file=sys.stderr, disable=None, dynamic_ncols=True)
+        note(f"compiling the generator for {len(todo)} images (--compile {compile}): the first takes longer")
+    bar = tqdm(total=len(todo), unit="img", desc="translate", file=sys.stderr, disable=None if progress else True,
+               dynamic_ncols=True)
     with torch.inference_mode():
-        for batch in _batches(todo, translator, args.size, args.batch_size):
-            _translate_batch(batch, translator, args.size, tally)
+        for batch in _batches(todo, translator, size, batch_size):
+            _translate_batch(batch, translator, size, tally)
             bar.update(len(batch))
     bar.close()
-    print(f"translated {tally.translated}, skipped {tally.skipped}, failed {tally.failed} in "
-          f"{time.perf_counter() - started:.1f} s -> {out_root}")
-    return 0 if tally.failed == 0 else 1
+    return tally
 
 
 def _only_direction(run) -> str:
@@ -293,7 +315,7 @@ def _check_post_processing(translator: _Translator, out_channels: int) -> None:
                         f"({translator.channels} in, {out_channels} out)")
 
 
-def _collect(inputs: Sequence[str], out_root: Path) -> list[tuple[Path, Path]]:
+def _collect(inputs: Sequence[str | Path], out_root: Path) -> list[tuple[Path, Path]]:
     """``collect_inputs``, saying what it ignored and which animations lose frames."""
     ignored: list[Path] = []
     jobs = collect_inputs(inputs, exclude=out_root, ignored=ignored)
@@ -307,7 +329,7 @@ def _collect(inputs: Sequence[str], out_root: Path) -> list[tuple[Path, Path]]:
     return jobs
 
 
-def _outputs_to_write(jobs: list[tuple[Path, Path]], out_root: Path, overwrite: bool, tally: _Tally
+def _outputs_to_write(jobs: list[tuple[Path, Path]], out_root: Path, overwrite: bool, tally: Tally
                       ) -> list[tuple[Path, Path]]:
     """(source, destination) of every job whose output is to be written; existing ones are kept
     unless ``overwrite``. An output that is an input is refused, before anything is written; the
@@ -348,7 +370,7 @@ def _batches(todo: list[tuple[Path, Path]], translator: _Translator, short_side:
 
 
 def _translate_batch(batch: list[tuple[Path, Path]], translator: _Translator, short_side: int | None,
-                     tally: _Tally) -> None:
+                     tally: Tally) -> None:
     """Load, translate and write one batch; each failure is one line naming the image."""
     by_size: dict[tuple[int, int], list] = defaultdict(list)  # the header can mislead
     for source, dst in batch:
