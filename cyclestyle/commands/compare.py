@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import time
+from pathlib import Path
 
 from .evaluate import add_fid_protocol
 
@@ -72,6 +74,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation.compare import run_cli
+    from ..evaluation import reports
+    from ..evaluation.compare import COST_COLUMNS, quality_metrics, run_comparison
 
-    return run_cli(args)
+    output = Path(args.output)
+    start = time.perf_counter()
+    result = run_comparison(
+        Path(args.weights), Path(args.data_root), output, direction=args.direction, style=args.style or (),
+        collection=args.collection, limit=args.limit,
+        paired_truth=Path(args.paired_truth) if args.paired_truth else None, size=args.size,
+        vgg_weights=args.vgg_weights, inception_weights=args.inception_weights, gatys_steps=args.gatys_steps,
+        seed=args.seed, device=args.device, fid_protocol=args.fid_protocol,
+        fast_style=Path(args.fast_style) if args.fast_style else None)
+    keys = [*COST_COLUMNS, *reports.metric_columns(quality_metrics())]
+    print(f"{'method':<18}{'n':>5}" + "".join(f"{label:>10}" for _, label in keys))
+    for name, m in result["methods"].items():
+        print(f"{name:<18}{m['n']:>5}" + "".join(f"{reports.fmt(m.get(k)):>10}" for k, _ in keys))
+    for note in result["notes"]:
+        print(f"note: {note}")
+    print(f"wrote {output / 'comparison.json'}, {output / 'index.html'} and {output / 'grid.png'} "
+          f"in {time.perf_counter() - start:.1f} s")
+    return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 HELP = "measure trained translators on held-out images (FID, KID, cycle L1, PSNR, SSIM)"
 DESCRIPTION = ("Translate every held-out image in both directions (testA with G_A, testB with G_B), "
@@ -52,6 +53,16 @@ def add_fid_protocol(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation.evaluate import run_cli
+    from ..evaluation.evaluate import evaluate
 
-    return run_cli(args)
+    result = evaluate(
+        args.weights, args.data_root, args.output, paired_truth=args.paired_truth,
+        inception_weights=args.inception_weights, fid_protocol=args.fid_protocol, size=args.size, split=args.split,
+        data_format=args.data_format, limit=args.limit, compile=args.compile, device=args.device)
+    for direction, m in result.directions.items():
+        values = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                           for k, v in m.to_json().items() if v is not None)
+        print(f"{direction}: {values}")
+    output = Path(args.output)
+    print(f"wrote {output / 'metrics.json'} and {output / 'index.html'} in {result.seconds:.1f} s")
+    return 0

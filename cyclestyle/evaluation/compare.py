@@ -534,12 +534,13 @@ def _write_comparison(comparison: dict[str, Any], output: Path) -> dict[str, Any
 
 
 def run_comparison(
-    weights: Path, data_root: Path, output: Path, *, direction: str = "AtoB", style: Sequence[Path] = (),
-    collection: int | None = None, limit: int | None = None, paired_truth: Path | None = None,
+    weights: str | Path, data_root: str | Path, output: str | Path, *, direction: str = "AtoB",
+    style: Sequence[str | Path] = (),
+    collection: int | None = None, limit: int | None = None, paired_truth: str | Path | None = None,
     size: int | None = None, vgg_weights: str | None = None, inception_weights: str | None = None,
     gatys_steps: int = 300, seed: int = 0, device: str | torch.device | None = None, progress: bool = True,
     extractor: nn.Module | None = None, fid_protocol: str = metrics.DEFAULT_FID_PROTOCOL,
-    fast_style: Path | None = None,
+    fast_style: str | Path | None = None,
 ) -> dict[str, Any]:
     """Translate the held-out images of the source domain with CycleGAN and Gatys, measure both,
     and write the report; returns what ``comparison.json`` holds::
@@ -622,28 +623,3 @@ def report_blocks(comparison: dict[str, Any], output: Path) -> list[reports.Bloc
             reports.Notes(tuple(comparison["notes"])),
             reports.ImageRows(columns, tuple((name, tuple(shown(name, c) for c in columns))
                                              for name in comparison["images"]))]
-
-
-# --------------------------------------------------------------------------------------------
-# The command: ``cyclestyle compare`` (the options are defined in cli.py)
-
-
-def run_cli(args: Any) -> int:
-    output = Path(args.output)
-    start = time.perf_counter()
-    result = run_comparison(
-        Path(args.weights), Path(args.data_root), output, direction=args.direction, style=args.style or (),
-        collection=args.collection, limit=args.limit,
-        paired_truth=Path(args.paired_truth) if args.paired_truth else None, size=args.size,
-        vgg_weights=args.vgg_weights, inception_weights=args.inception_weights, gatys_steps=args.gatys_steps,
-        seed=args.seed, device=args.device, fid_protocol=args.fid_protocol,
-        fast_style=Path(args.fast_style) if args.fast_style else None)
-    keys = [*COST_COLUMNS, *reports.metric_columns(quality_metrics())]
-    print(f"{'method':<18}{'n':>5}" + "".join(f"{label:>10}" for _, label in keys))
-    for name, m in result["methods"].items():
-        print(f"{name:<18}{m['n']:>5}" + "".join(f"{reports.fmt(m.get(k)):>10}" for k, _ in keys))
-    for note in result["notes"]:
-        print(f"note: {note}")
-    print(f"wrote {output / 'comparison.json'}, {output / 'index.html'} and {output / 'grid.png'} "
-          f"in {time.perf_counter() - start:.1f} s")
-    return 0

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from ..config import Config, ConfigError, DataConfig, config_hash, split_metric
 from ..data import DataError, Source, image_to_tensor, list_images, load_image, open_domains, tensor_to_image
 from ..devices import default_device
-from ..inference.run import open_run
+from ..inference.run import TrainedRun, open_run
 from ..inference.translate import CompiledGenerator, eval_mode, resize_short_side, translate_tensor, wants_compile
 from ..models.weights import generator_spec_of
 from . import metrics, registry, reports
@@ -71,6 +71,7 @@ class Evaluation:
     notes: list[str] = field(default_factory=list)
     rows: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # for the HTML page
     untrained: list[str] = field(default_factory=list)  # directions the run has no generator for (null)
+    seconds: float | None = None  # ``evaluate``: translating and measuring, loading excluded (not in metrics.json)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: m.to_json() for name, m in self.directions.items()}
@@ -531,53 +532,70 @@ def report_blocks(result: Evaluation) -> list[reports.Block]:
 
 
 # --------------------------------------------------------------------------------------------
-# The command
+# A trained translator on a dataset's held-out images
 
 
 def _note(text: str) -> None:
     print(f"cyclestyle: note: {text}", file=sys.stderr)
 
 
-def run_cli(args: Any) -> int:
-    device = default_device(args.device)
-    run = open_run(args.weights)
+def evaluate(
+    weights: str | Path | TrainedRun, data_root: str | Path, output: str | Path, *,
+    paired_truth: str | Path | None = None, inception_weights: str | Path | None = None,
+    fid_protocol: str = metrics.DEFAULT_FID_PROTOCOL, size: int | None = None, split: str | None = None,
+    data_format: str | None = None, limit: int | None = None, compile: str = "auto",
+    device: str | torch.device | None = None, progress: bool = True,
+) -> Evaluation:
+    """Evaluate a trained translator on the held-out images of ``data_root`` and write
+    ``output/metrics.json``, ``output/index.html`` and the images under ``output/images/``
+    (what ``cyclestyle evaluate`` does); returns the ``Evaluation``.
+
+    ``weights``: what ``open_run`` opens (a run folder, a checkpoint folder, a hub folder or
+    ``hf://USER/NAME``), or a ``TrainedRun``. Both directions are evaluated, A→B alone for a
+    one-way run (CUT). The data is read as the run's config says (``data.format``,
+    ``data.test_split``), unless ``data_format`` or ``split`` is given; ``size``: the short side
+    images are resized to first (default: the run's ``data.crop_size``). ``paired_truth``: a
+    folder of true translations matched by file name (``DIR/AtoB/``, ``DIR/BtoA/``, or images
+    directly in it for A→B), for PSNR and SSIM. FID and KID need the FID Inception's weights
+    (``inception_weights``, default: torch's hub cache); without them they are null and the
+    note says why. ``limit``: the first N images per domain; ``compile``: "auto", "on" or
+    "off" (``wants_compile``).
+    """
+    device = default_device(device)
+    run = weights if isinstance(weights, TrainedRun) else open_run(weights)
     # A run of a one-way method (CUT) has G_A alone: it is evaluated A→B only.
     g_a, g_b = run.generator("AtoB", device), run.generator("BtoA", device) if "BtoA" in run.files else None
     cfg = run.config
-    data_cfg = dataclasses.replace(cfg.data if cfg else DataConfig(), root=str(args.data_root),
-                                   format=args.data_format or (cfg.data.format if cfg else "folder"))
-    if args.split:
-        data_cfg = dataclasses.replace(data_cfg, test_split=args.split)
+    data_cfg = dataclasses.replace(cfg.data if cfg else DataConfig(), root=str(data_root),
+                                   format=data_format or (cfg.data.format if cfg else "folder"))
+    if split:
+        data_cfg = dataclasses.replace(data_cfg, test_split=split)
     # A is read as the A→B generator takes it, B as the B→A one does (grayscale ↔ colour runs)
     channels_b = run.in_channels("BtoA") if g_b is not None else generator_spec_of(run.file("AtoB")).out_channels
     test_a, test_b = open_domains(data_cfg, data_cfg.test_split, channels=run.in_channels("AtoB"),
                                   channels_b=channels_b)
-    size = args.size or (cfg.data.crop_size if cfg else None)
+    size = size or (cfg.data.crop_size if cfg else None)
 
     extractor, note = None, None
     try:
-        extractor = metrics.load_inception(args.inception_weights, args.fid_protocol)
+        extractor = metrics.load_inception(inception_weights, fid_protocol)
     except metrics.MissingWeightsError as e:
         note = str(e)
         print(f"cyclestyle: note: {e}; computing the other metrics")
 
-    if wants_compile(args.compile, min(len(test_a), args.limit or len(test_a))):
+    if wants_compile(compile, min(len(test_a), limit or len(test_a))):
         g_a, g_b = CompiledGenerator(g_a, _note), CompiledGenerator(g_b, _note) if g_b is not None else None
         _note("compiling the generators (--compile): the first image of each direction takes longer")
-    output = Path(args.output)
+    output = Path(output)
     start = time.perf_counter()
     result = evaluate_translators(
         g_a, g_b, test_a, test_b, output=output, size=size, extractor=extractor, extractor_note=note,
-        truth_dir=Path(args.paired_truth) if args.paired_truth else None, limit=args.limit, device=device)
+        truth_dir=Path(paired_truth) if paired_truth else None, limit=limit, device=device, progress=progress)
     result.step = run.step
     result.config_hash = config_hash(cfg) if cfg else None
-    result.fid_protocol = args.fid_protocol
+    result.fid_protocol = fid_protocol
     if size is not None:
         result.notes.append(f"images resized so the short side is {size} px before translation")
-    write_report(result, output, title=f"cyclestyle evaluation of {args.weights}")
-    for direction, m in result.directions.items():
-        values = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                           for k, v in m.to_json().items() if v is not None)
-        print(f"{direction}: {values}")
-    print(f"wrote {output / 'metrics.json'} and {output / 'index.html'} in {time.perf_counter() - start:.1f} s")
-    return 0
+    write_report(result, output, title=f"cyclestyle evaluation of {run.path if weights is run else weights}")
+    result.seconds = time.perf_counter() - start
+    return result
