@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 HELP = "neural style transfer by optimisation (Gatys et al.), the baseline"
 DESCRIPTION = ("Optimise an image so that its VGG19 features match the content image's (relu4_2) "
@@ -48,6 +50,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..style.gatys import run_cli
+    """Stylise every --content image and write the results; errors are ``DataError``s."""
+    from ..style.gatys import GatysConfig, GatysResult, stylize_files
 
-    return run_cli(args)
+    try:
+        cfg = GatysConfig(
+            size=args.size, steps=args.steps, optimizer=args.optimizer, content_weight=args.content_weight,
+            style_weight=args.style_weight, tv_weight=args.tv_weight, pooling=args.pooling, init=args.init,
+            multiscale=not args.no_multiscale, preserve_color=args.preserve_color, seed=args.seed)
+    except ValueError as e:  # the message starts with the field: name the option instead
+        field_name, _, rest = str(e).partition(" ")
+        print(f"cyclestyle: error: --{field_name.replace('_', '-')} {rest}", file=sys.stderr)
+        return 2
+
+    def written(out: Path, result: GatysResult) -> None:
+        h, w = result.image.shape[-2:]
+        terms = ", ".join(f"{name} {result.losses[name]:.4g}" for name in ("content", "style", "tv"))
+        print(f"wrote {out} ({w}×{h}, {result.seconds:.1f} s; loss {result.losses['total']:.4g} = {terms})"
+              + (" [random VGG weights: not a real style transfer]" if result.vgg_source == "random" else ""))
+
+    stylize_files(args.content, args.style, args.output, cfg, style_weights=_parse_weights(args.style_weights),
+                  vgg_weights=args.vgg_weights, overwrite=args.overwrite, device=args.device, on_written=written)
+    return 0
+
+
+def _parse_weights(text: str | None) -> list[float] | None:
+    from ..data import DataError
+
+    if text is None:
+        return None
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise DataError(f"--style-weights must be comma-separated numbers, e.g. 0.7,0.3; got {text!r}") from None

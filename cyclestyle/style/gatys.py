@@ -23,7 +23,7 @@ Reported losses are the weighted terms, so they add up to the total.
 
 The VGG feature network (``vgg.py``), the losses (``losses.py``) and the colour functions
 (``color.py``) are shared with the fast feed-forward networks.
-Reading order: configuration, sizes and scales, the optimisation (``stylize``), the command line.
+Reading order: configuration, sizes and scales, the optimisation (``stylize``), files (``stylize_files``).
 """
 
 from __future__ import annotations
@@ -323,6 +323,7 @@ class GatysResult:
     sizes: list[tuple[int, int]]
     iterations: list[int] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)
+    vgg_source: str | None = None  # the VGG19 weights: "imagenet", a file, or "random" (no real style transfer)
 
 
 class _Stop(Exception):
@@ -396,7 +397,8 @@ def stylize(
         losses = {name: float(v) for name, v in objective(vgg, image, targets, cfg).items()}
     if cfg.preserve_color:
         image = combine_luminance(resize(content, tuple(image.shape[-2:])), image)
-    return GatysResult(image.cpu(), losses, time.perf_counter() - start, sizes, iterations, history)
+    return GatysResult(image.cpu(), losses, time.perf_counter() - start, sizes, iterations, history,
+                       vgg.source)
 
 
 def _scale_targets(
@@ -517,70 +519,67 @@ def _optimise(
 
 
 # --------------------------------------------------------------------------------------------
-# Command line: ``cyclestyle gatys`` (the options are defined in cli.py)
+# Files: ``cyclestyle gatys``
 
 
-def run_cli(args) -> int:
-    """Stylise every --content image and write the results; errors are ``DataError``s."""
-    try:
-        cfg = GatysConfig(
-            size=args.size, steps=args.steps, optimizer=args.optimizer, content_weight=args.content_weight,
-            style_weight=args.style_weight, tv_weight=args.tv_weight, pooling=args.pooling, init=args.init,
-            multiscale=not args.no_multiscale, preserve_color=args.preserve_color, seed=args.seed)
-    except ValueError as e:  # the message starts with the field: name the option instead
-        field_name, _, rest = str(e).partition(" ")
-        print(f"cyclestyle: error: --{field_name.replace('_', '-')} {rest}", file=sys.stderr)
-        return 2
-    contents = _content_paths(args.content)
-    style_entries = [list_images(p) if Path(p).is_dir() else [Path(p)] for p in args.style]
-    weights = normalise_weights(_parse_weights(args.style_weights), len(style_entries))
-    outputs = _output_paths(contents, Path(args.output))
+def stylize_files(
+    content: Sequence[str | Path], style: Sequence[str | Path], output: str | Path, cfg: GatysConfig | None = None,
+    *, style_weights: Sequence[float] | None = None, vgg_weights: str | Path | None = None, overwrite: bool = False,
+    device: str | torch.device | None = None, progress: bool = True,
+    on_written: Callable[[Path, GatysResult], None] | None = None,
+) -> list[Path]:
+    """Stylise every content image (files, or folders of them) with the style images and write
+    the results (what ``cyclestyle gatys`` does); returns the files written.
+
+    ``style``: image files, a folder standing for the average style of its images; blended by
+    ``style_weights`` (default equal). ``output``: an image file for one content image, else a
+    folder of ``<stem>.png``; outputs that exist are skipped (a line on stderr) unless
+    ``overwrite``, and an output that would replace an input is refused. Every input is checked
+    before anything is optimised, so a bad file stops the run at once, by name (``DataError``).
+    ``cfg``: the optimisation's settings (default ``GatysConfig()``); ``vgg_weights``: as
+    ``load_vgg19``. ``on_written(path, result)`` is called after each image is written.
+    """
+    cfg = cfg or GatysConfig()
+    contents = _content_paths(content)
+    style_entries = [list_images(p) if Path(p).is_dir() else [Path(p)] for p in style]
+    weights = normalise_weights(style_weights, len(style_entries))
+    outputs = _output_paths(contents, Path(output))
     inputs = [*contents, *(p for entry in style_entries for p in entry)]
     _refuse_writing_over_inputs(outputs, inputs)
     for path in inputs:
         verify_image(path)  # a bad file stops the run now, by name, not after an hour
-    todo = [(c, out) for c, out in zip(contents, outputs) if args.overwrite or not out.exists()]
+    todo = [(c, out) for c, out in zip(contents, outputs) if overwrite or not out.exists()]
     for out in sorted(set(outputs) - {out for _, out in todo}):
         print(f"cyclestyle: skipped {out}: it exists (--overwrite replaces it)", file=sys.stderr)
     if not todo:
-        return 0
+        return []
 
     # Style images are only ever used at up to style_scale × size: shrink them once, keep uint8.
     longest = cfg.size * cfg.style_scale
     styles = [[load_uint8(p, longest) for p in entry] for entry in style_entries]
-    device = default_device(args.device)
-    vgg = load_vgg19(args.vgg_weights, cfg.pooling, device, cfg.layers)
+    vgg = load_vgg19(vgg_weights, cfg.pooling, default_device(device), cfg.layers)
     if vgg.is_random:
         print("cyclestyle: note: --vgg-weights random: VGG19 has random weights, the outputs are not real "
               "style transfers (they are marked cyclestyle.vgg = random)", file=sys.stderr)
 
     cache: dict = {}
+    written: list[Path] = []
     for content_path, out in todo:
-        content = load_uint8(content_path, None)
-        result = stylize(content, styles, cfg, vgg, weights, progress=True, style_cache=cache)
+        result = stylize(load_uint8(content_path, None), styles, cfg, vgg, weights, progress=progress,
+                         style_cache=cache)
         save_result(result.image, out, vgg.source, cfg, contents=str(content_path),
-                    styles=[str(p) for p in args.style], style_weights=weights)
-        h, w = result.image.shape[-2:]
-        terms = ", ".join(f"{name} {result.losses[name]:.4g}" for name in ("content", "style", "tv"))
-        print(f"wrote {out} ({w}×{h}, {result.seconds:.1f} s; loss {result.losses['total']:.4g} = {terms})"
-              + (" [random VGG weights: not a real style transfer]" if vgg.is_random else ""))
-    return 0
+                    styles=[str(p) for p in style], style_weights=weights)
+        written.append(out)
+        if on_written is not None:
+            on_written(out, result)
+    return written
 
 
-def _content_paths(items: Sequence[str]) -> list[Path]:
+def _content_paths(items: Sequence[str | Path]) -> list[Path]:
     paths: list[Path] = []
     for item in items:
         paths.extend(list_images(item) if Path(item).is_dir() else [Path(item)])
     return paths
-
-
-def _parse_weights(text: str | None) -> list[float] | None:
-    if text is None:
-        return None
-    try:
-        return [float(part) for part in text.split(",")]
-    except ValueError:
-        raise DataError(f"--style-weights must be comma-separated numbers, e.g. 0.7,0.3; got {text!r}") from None
 
 
 def _output_paths(contents: list[Path], output: Path) -> list[Path]:
