@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 HELP = ("the whole toolkit on built-in data, offline, on a CPU: train CycleGAN and CUT, evaluate, "
         "compare with Gatys")
@@ -46,6 +48,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo.run import run_cli
+    from ..demo.run import DemoData, run_demo
+    from ..training.loop import TrainingInterrupted
 
-    return run_cli(args)
+    data = DemoData(size=args.image_size, n_train=args.n_train, n_test=args.n_test)
+    again = f"cyclestyle demo --output-dir {args.output_dir} --overwrite"
+    try:
+        run_demo(Path(args.output_dir), data_dir=Path(args.data_dir), minutes=args.minutes, data=data,
+                 overrides=args.overrides, gatys_steps=args.gatys_steps, gatys_images=args.gatys_images,
+                 vgg_weights=args.vgg_weights, overwrite=args.overwrite)
+    except TrainingInterrupted as e:
+        print(f"cyclestyle: demo stopped: {e}; start it again with: {again}", file=sys.stderr)
+        return 128 + e.signum
+    except KeyboardInterrupt:
+        print(f"cyclestyle: demo stopped by Ctrl-C; start it again with: {again}", file=sys.stderr)
+        return 130
+    return 0

@@ -41,7 +41,7 @@ from ..style import gatys
 from ..run_folder import resolve_checkpoint
 from ..training.checkpoint import TrainingState, load_state
 from ..training.configure import load_config
-from ..training.loop import TrainingInterrupted, train
+from ..training.loop import train
 from ..training.tracking import Panel, open_tracker
 from .data import TRUTH_DIR, check_demo_dataset, ensure_demo_dataset
 
@@ -440,23 +440,3 @@ def _print_summary(result: dict[str, Any], output_dir: Path) -> None:
 
 def _say(stage: str, message: str) -> None:
     print(f"[{stage}] {message}", flush=True)
-
-
-# --------------------------------------------------------------------------------------------
-# The command: ``cyclestyle demo`` (options in cli.py)
-
-
-def run_cli(args: Any) -> int:
-    data = DemoData(size=args.image_size, n_train=args.n_train, n_test=args.n_test)
-    again = f"cyclestyle demo --output-dir {args.output_dir} --overwrite"
-    try:
-        run_demo(Path(args.output_dir), data_dir=Path(args.data_dir), minutes=args.minutes, data=data,
-                 overrides=args.overrides, gatys_steps=args.gatys_steps, gatys_images=args.gatys_images,
-                 vgg_weights=args.vgg_weights, overwrite=args.overwrite)
-    except TrainingInterrupted as e:
-        print(f"cyclestyle: demo stopped: {e}; start it again with: {again}", file=sys.stderr)
-        return 128 + e.signum
-    except KeyboardInterrupt:
-        print(f"cyclestyle: demo stopped by Ctrl-C; start it again with: {again}", file=sys.stderr)
-        return 130
-    return 0
