@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 HELP = "convert a generator saved by the official CycleGAN code (.pth) to this toolkit's format"
 DESCRIPTION = (
@@ -25,6 +26,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..interop.command import import_cli
+    """Convert one official generator file."""
+    from ..interop.official import import_official
+    from ..models.weights import CheckpointError
 
-    return import_cli(args)
+    source, output = Path(args.path).expanduser(), Path(args.output).expanduser()
+    if output.exists() and not args.overwrite:
+        raise CheckpointError(f"--output {output} exists (--overwrite replaces it)")
+    spec = import_official(source, output)
+    print(f"wrote {output}: {describe(spec)}\nuse it with:\n{translate_hint(output)}")
+    return 0
+
+
+def describe(spec) -> str:
+    """One line on a converted generator (shared with ``pretrained``)."""
+    a = spec.arguments
+    return (f"ResNet generator, ngf {a['ngf']}, {a['n_blocks']} blocks, {spec.in_channels} -> {spec.out_channels} "
+            f"channels{', dropout' if a['dropout'] else ''}")
+
+
+def translate_hint(weights: Path) -> str:
+    """The translate command that uses ``weights``."""
+    return f"  cyclestyle translate --weights {weights} --direction AtoB --output translated/ YOUR_IMAGES"

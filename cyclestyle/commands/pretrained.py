@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..interop.download import HOST_VARIABLE, OFFICIAL_HOST  # torch-free
+from .import_official import describe, translate_hint
 
 HELP = "download an official pretrained CycleGAN model (horse2zebra, style_monet …), ready to use"
 DESCRIPTION = (
@@ -34,6 +36,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..interop.command import pretrained_cli
+    """Download (or take from the cache) an official pretrained model and convert it."""
+    from ..interop.download import PRETRAINED
 
-    return pretrained_cli(args)
+    if args.list or not args.name:
+        print("official pretrained CycleGAN generators (cyclestyle pretrained NAME):\n  " + "\n  ".join(PRETRAINED))
+        return 0
+    from ..interop.pretrained import download_pretrained
+
+    output, spec = download_pretrained(args.name, args.output, overwrite=args.overwrite, progress=not args.quiet)
+    if spec is not None:
+        print(f"wrote {output}: {describe(spec)}", file=sys.stderr)
+    print(f"{args.name}: {output}\nuse it with:\n{translate_hint(output)}")
+    return 0

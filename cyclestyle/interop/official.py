@@ -148,9 +148,12 @@ def fetch_official(name: str, progress: bool = True) -> Path:
     return fetch(pretrained_url(name), raw, progress=progress, verify=check_official_file)
 
 
-def import_official(source: Path, output: Path) -> NetworkSpec:
+def import_official(source: str | Path, output: str | Path) -> NetworkSpec:
     """Convert the official generator file ``source`` (read with ``weights_only``, so it runs no
-    code) into the weights file ``output``, written atomically; ``output`` may not be ``source``."""
+    code) into the weights file ``output``, written atomically; ``output`` may not be ``source``
+    (what ``cyclestyle import-official`` does). Returns the network it holds; anything but an
+    official ResNet generator is an ``OfficialFormatError`` naming the file."""
+    source, output = Path(source), Path(output)
     refuse_output_over_input(output, [source], error=CheckpointError)
     try:
         state = read_state_dict(source)
