@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 HELP = "share a trained translator on the Hugging Face Hub, with a model card"
 DESCRIPTION = (
@@ -33,6 +34,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inference.hub import push_cli
+    """Build the folder (into --folder or a temporary one), then upload it."""
+    import tempfile
 
-    return push_cli(args)
+    from ..inference.hub import HubError, build_hub_folder, push
+    from ..inference.run import open_run
+
+    if args.folder_only and not args.folder:
+        raise HubError("--folder-only needs --folder DIR, the folder to write")
+    run = open_run(args.weights)
+    if args.folder:
+        folder = build_hub_folder(run, Path(args.folder).expanduser(), args.repo_id, args.license)
+        print(f"wrote {folder}: {', '.join(sorted(p.name for p in folder.iterdir()))}")
+        if args.folder_only:
+            return 0
+        print(f"pushed to {push(folder, args.repo_id, args.private)}")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="cyclestyle-push-") as tmp:
+        folder = build_hub_folder(run, Path(tmp) / "repo", args.repo_id, args.license)
+        print(f"pushed to {push(folder, args.repo_id, args.private)}")
+    return 0

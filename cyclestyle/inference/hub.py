@@ -79,8 +79,10 @@ def _first_line(error: Exception) -> str:
 # Writing: the folder a repository holds
 
 
-def build_hub_folder(run: TrainedRun, folder: Path, repo_id: str, license: str = "mit") -> Path:
-    """Write ``folder`` (see the module docstring) from a trained run; ``repo_id`` names it in the card."""
+def build_hub_folder(run: TrainedRun, folder: str | Path, repo_id: str, license: str = "mit") -> Path:
+    """Write ``folder`` (see the module docstring) from a trained run (``open_run``); ``repo_id``
+    names it in the model card. ``push`` uploads it."""
+    folder = Path(folder)
     if folder.exists() and any(folder.iterdir()):
         raise HubError(f"{folder} exists and is not empty")
     folder.mkdir(parents=True, exist_ok=True)
@@ -220,8 +222,10 @@ def _limitations() -> str:
 # Pushing
 
 
-def push(folder: Path, repo_id: str, private: bool) -> str:
-    """Create the repository (if needed) and upload ``folder``; returns its URL."""
+def push(folder: str | Path, repo_id: str, private: bool = False) -> str:
+    """Create the hub repository ``repo_id`` (if needed) and upload ``folder``, one that
+    ``build_hub_folder`` built; returns the repository's URL. Needs a hub token
+    (``huggingface-cli login``, or ``HF_TOKEN``)."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -234,26 +238,3 @@ def push(folder: Path, repo_id: str, private: bool) -> str:
     except OSError as e:
         raise HubError(f"push to {repo_id}: cannot reach the hub ({_first_line(e)})") from None
     return str(url)
-
-
-def push_cli(args) -> int:
-    """``cyclestyle push``: build the folder (into --folder or a temporary one), then upload it."""
-    import tempfile
-
-    from .run import open_run
-
-    if args.folder_only and not args.folder:
-        raise HubError("--folder-only needs --folder DIR, the folder to write")
-    run = open_run(args.weights)
-    if args.folder:
-        folder = build_hub_folder(run, Path(args.folder).expanduser(), args.repo_id, args.license)
-        print(f"wrote {folder}: {', '.join(sorted(p.name for p in folder.iterdir()))}")
-        if args.folder_only:
-            return 0
-        print(f"pushed to {push(folder, args.repo_id, args.private)}")
-        return 0
-    with tempfile.TemporaryDirectory(prefix="cyclestyle-push-") as tmp:
-        folder = build_hub_folder(run, Path(tmp) / "repo", args.repo_id, args.license)
-        print(f"pushed to {push(folder, args.repo_id, args.private)}")
-    return 0
-
