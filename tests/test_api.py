@@ -67,3 +67,21 @@ def test_the_python_guide_runs_as_written(tmp_path, monkeypatch):
         measured = {k: v for k, v in direction.values.items() if v is not None}
         assert "cycle_l1" in measured
         assert all(math.isfinite(v) for v in measured.values()), measured
+
+    # the file-level functions take a single path for a list of one
+    tally = cyclestyle.translate_files(namespace["run"], "data/toy/testB", "prints", direction="BtoA", progress=False)
+    assert (tally.translated, tally.skipped, tally.failed) == (4, 0, 0)
+    assert sorted(p.name for p in (tmp_path / "prints").iterdir()) == [f"{i:04d}.png" for i in range(4)]
+
+
+def test_stylize_files_writes_one_image_per_content_image(tmp_path, style_image):
+    content = tmp_path / "photo.png"
+    Image.new("RGB", (40, 24), (90, 140, 200)).save(content)
+    seen = []
+    written = cyclestyle.stylize_files(str(content), style_image, tmp_path / "out.png",
+                                       cyclestyle.GatysConfig(size=32, steps=3, multiscale=False),
+                                       vgg_weights="random", device="cpu", progress=False,
+                                       on_written=lambda path, result: seen.append((path, result.vgg_source)))
+    assert written == [tmp_path / "out.png"] and seen == [(tmp_path / "out.png", "random")]
+    with Image.open(written[0]) as out:
+        assert out.size == (32, 19)

@@ -268,8 +268,10 @@ def translate_files(
     ``size`` first. Images of one size go through the network ``batch_size`` at a time.
     ``compile``: "auto", "on" or "off" (``wants_compile``); ``precision``: "fp32" or "bf16".
     An image that cannot be read, translated or written is one line on stderr and counts as
-    failed; the others go on. What is wrong with the arguments raises ``ValueError``.
+    failed; the others go on. What is wrong with the arguments raises ``ValueError``. A single
+    path in ``inputs`` is taken for a list of one.
     """
+    inputs = [inputs] if isinstance(inputs, (str, Path)) else inputs
     for name, value, least in (("batch_size", batch_size, 1), ("size", size, 1), ("tile", tile, 0),
                                ("overlap", overlap, 0)):
         if value is not None and value < least:

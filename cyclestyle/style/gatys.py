@@ -537,9 +537,11 @@ def stylize_files(
     ``overwrite``, and an output that would replace an input is refused. Every input is checked
     before anything is optimised, so a bad file stops the run at once, by name (``DataError``).
     ``cfg``: the optimisation's settings (default ``GatysConfig()``); ``vgg_weights``: as
-    ``load_vgg19``. ``on_written(path, result)`` is called after each image is written.
+    ``load_vgg19``. ``on_written(path, result)`` is called after each image is written. A single
+    path is taken for a list of one, for ``content`` and ``style`` alike.
     """
     cfg = cfg or GatysConfig()
+    content, style = ([x] if isinstance(x, (str, Path)) else x for x in (content, style))
     contents = _content_paths(content)
     style_entries = [list_images(p) if Path(p).is_dir() else [Path(p)] for p in style]
     weights = normalise_weights(style_weights, len(style_entries))
