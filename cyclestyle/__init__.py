@@ -43,8 +43,8 @@ _API: dict[str, tuple[str, str]] = {
     "export_translator": ("cyclestyle.export.translator", "export_translator"),
     "import_official": ("cyclestyle.interop.official", "import_official"),
     "download_pretrained": ("cyclestyle.interop.pretrained", "download_pretrained"),
-    "build_hub_folder": ("cyclestyle.inference.hub", "build_hub_folder"),
-    "push": ("cyclestyle.inference.hub", "push"),
+    "build_hub_folder": ("cyclestyle.export.hub", "build_hub_folder"),
+    "push": ("cyclestyle.export.hub", "push"),
     # data and the demo
     "make_toy_dataset": ("cyclestyle.demo.toy", "make_toy_dataset"),
     "run_demo": ("cyclestyle.demo.run", "run_demo"),

@@ -1,13 +1,12 @@
 """The package's shape, as docs/architecture.md draws it: layers that import one way, no import
-cycle, a training loop that is only the loop, short functions under training/, and argparse only
-in the command modules. Every import counts, function-level and TYPE_CHECKING ones included."""
+cycle, a training loop that is only the loop, and short functions under training/ (argparse only
+in the command modules: tests/test_commands.py). Every import counts, function-level and
+TYPE_CHECKING ones included."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
-
-import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cyclestyle"
 
@@ -120,11 +119,3 @@ def function_lengths(folder: Path) -> list[tuple[int, str]]:
 def test_no_function_under_training_is_longer_than_40_lines():
     long = [f"{where} ({n} lines)" for n, where in function_lengths(PACKAGE / "training") if n > 40]
     assert not long, "\n".join(long)
-
-
-@pytest.mark.parametrize("module", sorted(MODULES))
-def test_argparse_lives_in_the_command_modules_only(module):
-    if module.startswith("cyclestyle.commands") or module == "cyclestyle.cli":
-        return
-    source = MODULES[module].read_text()
-    assert "argparse" not in source, f"{module} uses argparse: parsing belongs in cyclestyle/commands/"

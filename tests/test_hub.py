@@ -15,7 +15,8 @@ from huggingface_hub import constants
 from cyclestyle.cli import main
 from cyclestyle.config import dump_config
 from cyclestyle.training.configure import load_config
-from cyclestyle.inference.hub import HubError, build_hub_folder, hub_files
+from cyclestyle.export.hub import build_hub_folder
+from cyclestyle.inference.hub import HubError, hub_files
 from cyclestyle.inference.run import open_run
 from cyclestyle.training.loop import train
 

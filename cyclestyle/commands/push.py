@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     """Build the folder (into --folder or a temporary one), then upload it."""
     import tempfile
 
-    from ..inference.hub import HubError, build_hub_folder, push
+    from ..export.hub import build_hub_folder, push
+    from ..inference.hub import HubError
     from ..inference.run import open_run
 
     if args.folder_only and not args.folder:

@@ -1,4 +1,4 @@
-"""Trained translators on the Hugging Face Hub: the folder a repository holds, and ``hf://`` ids.
+"""Trained translators on the Hugging Face Hub, read: the folder a repository holds, and ``hf://`` ids.
 
 A hub folder, as ``huggingface_hub`` conventions expect (one ``model.safetensors`` with a
 ``config.json`` beside it per network, a ``README.md`` model card at the top):
@@ -14,20 +14,14 @@ A hub folder, as ``huggingface_hub`` conventions expect (one ``model.safetensors
 resolves into the local hub cache (``HF_HUB_CACHE``; with ``HF_HUB_OFFLINE=1`` from the cache only).
 The weights stay this toolkit's safetensors files rather than ``PyTorchModelHubMixin``'s: the mixin
 saves one module per folder and drops the metadata that lets a file rebuild its network alone.
+Writing such a folder from a run, and pushing it, is ``export/hub.py``'s.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from ..config import Config, dump_config
-from ..models.weights import CheckpointError, generator_spec_of, load_weights, read_metadata, save_weights
-
-if TYPE_CHECKING:
-    from .run import TrainedRun
+from ..models.weights import CheckpointError
 
 HUB_PREFIX = "hf://"
 WEIGHTS = "model.safetensors"
@@ -63,178 +57,13 @@ def resolve_hub_id(text: str) -> Path:
         raise HubError(f"{text}: not in the local hub cache, and the hub cannot be reached (offline, or "
                        "HF_HUB_OFFLINE=1); download it once while online, or pass its folder") from None
     except HFValidationError as e:
-        raise HubError(f"{text}: not a hub repository id USER/NAME ({_first_line(e)})") from None
+        raise HubError(f"{text}: not a hub repository id USER/NAME ({first_line(e)})") from None
     except HfHubHTTPError as e:
-        raise HubError(f"{text}: the hub refused: {_first_line(e)}") from None
+        raise HubError(f"{text}: the hub refused: {first_line(e)}") from None
     except OSError as e:  # connection errors of the HTTP client
-        raise HubError(f"{text}: cannot reach the hub ({_first_line(e)})") from None
+        raise HubError(f"{text}: cannot reach the hub ({first_line(e)})") from None
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
-
-
-# --------------------------------------------------------------------------------------------
-# Writing: the folder a repository holds
-
-
-def build_hub_folder(run: TrainedRun, folder: str | Path, repo_id: str, license: str = "mit") -> Path:
-    """Write ``folder`` (see the module docstring) from a trained run (``open_run``); ``repo_id``
-    names it in the model card. ``push`` uploads it."""
-    folder = Path(folder)
-    if folder.exists() and any(folder.iterdir()):
-        raise HubError(f"{folder} exists and is not empty")
-    folder.mkdir(parents=True, exist_ok=True)
-    networks = {}
-    # A lone generator file stands for both directions in open_run; shared, it is one direction.
-    directions = ["AtoB"] if len(set(run.files.values())) == 1 else list(run.files)
-    for direction in directions:
-        source = run.file(direction)
-        spec = generator_spec_of(source)
-        (folder / direction).mkdir()
-        # Rewritten with the network's description in its metadata: a cyclestyle 0.1 file only has
-        # the run's config, and its direction came from its name (G_B), which model.safetensors loses.
-        metadata = read_metadata(source) | {"cyclestyle.network": spec.to_json()}
-        save_weights(folder / direction / WEIGHTS, load_weights(source), metadata)
-        networks[direction] = asdict(spec)
-        (folder / direction / "config.json").write_text(json.dumps(networks[direction], indent=2) + "\n")
-    step = run.step
-    top = {"library_name": LIBRARY, "directions": {d: f"{d}/{WEIGHTS}" for d in networks}, "step": step,
-           "networks": networks}
-    if run.config is not None:
-        top["model"] = asdict(run.config.model)
-        (folder / "config.yaml").write_text(dump_config(run.config))
-    (folder / "config.json").write_text(json.dumps(top, indent=2) + "\n")
-    evaluation = evaluation_of(run_folder(run), step)
-    (folder / "README.md").write_text(model_card(repo_id, run.config, networks, step, evaluation, license))
-    return folder
-
-
-def run_folder(run: TrainedRun) -> Path | None:
-    """The training run's folder (the one with ``config.yaml``) above the generator files."""
-    folder = next(iter(run.files.values())).parent
-    for candidate in (folder, folder.parent, folder.parent.parent):
-        if (candidate / "config.yaml").is_file():
-            return candidate
-    return None
-
-
-def evaluation_of(run_dir: Path | None, step: int | None) -> dict[str, Any] | None:
-    """The held-out evaluation of the weights at ``step`` (a checkpoint, the best, the final
-    generators) if training made one, else the run's last: ``{"step", "metrics"}`` from
-    ``log.jsonl``, where training writes ``{"step": N, "eval": {"AtoB/fid": …}}``; None if none."""
-    if run_dir is None or not (run_dir / "log.jsonl").is_file():
-        return None
-    found: dict[Any, dict[str, Any]] = {}  # by step; a step evaluated again after a resume: the later
-    for line in (run_dir / "log.jsonl").read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a crash
-        if isinstance(record, dict) and isinstance(record.get("eval"), dict):
-            found.pop(record.get("step"), None)
-            found[record.get("step")] = {"step": record.get("step"), "metrics": record["eval"]}
-    if not found:
-        return None
-    return found.get(step) or list(found.values())[-1]
-
-
-def model_card(repo_id: str, cfg: Config | None, networks: dict[str, dict], step: int | None,
-               evaluation: dict[str, Any] | None, license: str) -> str:
-    """The README.md of the repository: what the model is, how it was trained and how it scored."""
-    from huggingface_hub import ModelCardData
-
-    header = ModelCardData(license=license, library_name=LIBRARY, pipeline_tag="image-to-image",
-                           tags=["cyclegan", "unpaired-image-to-image-translation", "image-to-image"])
-    parts = [f"---\n{header.to_yaml()}\n---\n", f"# {repo_id.split('/')[-1]}\n",
-             "A CycleGAN translator (Zhu, Park, Isola and Efros, ICCV 2017) trained with cyclestyle: two "
-             "generators between an image domain A and a domain B, trained on unpaired images.\n",
-             _usage(repo_id), _files(networks), _training(cfg, step), _evaluation(cfg, evaluation, step),
-             _limitations(),
-             f"## License\n\n{license}; the licenses of the training images may add their own terms.\n"]
-    return "\n".join(parts)
-
-
-def _usage(repo_id: str) -> str:
-    return ("## Use\n\nWith cyclestyle installed:\n\n```bash\n"
-            f"cyclestyle translate --weights hf://{repo_id} --direction AtoB --output out/ my_photos/\n"
-            f"cyclestyle export --weights hf://{repo_id} --direction AtoB --format onnx --output AtoB.onnx\n```\n\n"
-            "```python\nfrom cyclestyle.inference.run import open_run\nfrom cyclestyle.data import load_image\n\n"
-            f'run = open_run("hf://{repo_id}")\nrun.translate(load_image("photo.jpg"), "AtoB").save("out.png")\n```\n')
-
-
-def _files(networks: dict[str, dict]) -> str:
-    rows = []
-    for direction, spec in networks.items():
-        generator, source, target = GENERATOR_OF[direction]
-        arguments = ", ".join(f"{k} {v}" for k, v in spec["arguments"].items())
-        rows.append(f"| `{direction}/{WEIGHTS}` | {generator}: domain {source} → {target} | {spec['name']} "
-                    f"({arguments}), {spec['in_channels']} → {spec['out_channels']} channels |")
-    return ("## Files\n\n| file | network | architecture |\n|---|---|---|\n" + "\n".join(rows) + "\n\n"
-            "Inputs are N×C×H×W float tensors in [-1, 1] (8-bit pixel / 127.5 − 1) with height and width "
-            "multiples of the generator's size multiple; outputs are in [-1, 1].\n")
-
-
-def _training(cfg: Config | None, step: int | None) -> str:
-    if cfg is None:
-        return f"## Training\n\nSteps: {step if step is not None else 'not recorded'}. The run's config was not "\
-               "found beside its weights.\n"
-    d = cfg.data
-    return (f"## Training\n\n- data: `{d.root}` ({d.format}; splits {d.train_split}/{d.test_split}), "
-            f"preprocess {d.preprocess}, load size {d.load_size}, crop {d.crop_size}, flips {d.flip}\n"
-            f"- steps: {step if step is not None else 'not recorded'} (batch {cfg.train.batch_size} per process)\n"
-            f"- losses: {cfg.loss.gan_mode}, cycle λ {cfg.loss.lambda_a}/{cfg.loss.lambda_b}, identity "
-            f"{cfg.loss.lambda_identity}\n\nThe whole resolved config (`config.yaml`):\n\n"
-            f"```yaml\n{dump_config(cfg)}```\n")
-
-
-def _evaluation(cfg: Config | None, evaluation: dict[str, Any] | None, step: int | None) -> str:
-    if evaluation is None:
-        return ("## Held-out evaluation\n\nNone was recorded during training (`eval.every: 0`). "
-                "`cyclestyle evaluate` measures FID, KID, cycle L1 and PSNR/SSIM on a test set.\n")
-    protocol = cfg.eval.fid_protocol if cfg is not None else "not recorded"
-    count = f"the first {cfg.eval.num_images} held-out images per domain" if cfg and cfg.eval.num_images else \
-        "every held-out image"
-    rows = "\n".join(f"| {key.split('/')[0]} | {key.split('/', 1)[-1]} | {_number(value)} |"
-                     for key, value in evaluation["metrics"].items())
-    which = "These weights' evaluation" if evaluation["step"] == step else \
-        f"The run's last evaluation (the weights are of step {step})"
-    return (f"## Held-out evaluation\n\n{which}, at step {evaluation['step']}, on {count} "
-            f"(FID protocol: `{protocol}`; see cyclestyle's README, \"FID protocols\", for which published "
-            "tables it is comparable with; FID and KID are absent when the Inception weights were not on the "
-            "training machine):\n\n| direction | metric | value |\n|---|---|---|\n" + rows + "\n")
-
-
-def _number(value: Any) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
-def _limitations() -> str:
-    return ("## Intended use and limitations\n\nFor translating images that look like the training domain "
-            "(same kind of scene, similar size): research, art and data augmentation. CycleGAN changes colour "
-            "and texture well and geometry poorly; on images far from its training data it fails silently, "
-            "and it reproduces the biases of its training images. Its outputs are synthetic images: do not "
-            "present them as real photographs.\n")
-
-
-# --------------------------------------------------------------------------------------------
-# Pushing
-
-
-def push(folder: str | Path, repo_id: str, private: bool = False) -> str:
-    """Create the hub repository ``repo_id`` (if needed) and upload ``folder``, one that
-    ``build_hub_folder`` built; returns the repository's URL. Needs a hub token
-    (``huggingface-cli login``, or ``HF_TOKEN``)."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
-
-    api = HfApi(library_name=LIBRARY)
-    try:
-        url = api.create_repo(repo_id, private=private, exist_ok=True)
-        api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message="Upload cyclestyle translator")
-    except HfHubHTTPError as e:
-        raise HubError(f"push to {repo_id}: {_first_line(e)}") from None
-    except OSError as e:
-        raise HubError(f"push to {repo_id}: cannot reach the hub ({_first_line(e)})") from None
-    return str(url)
