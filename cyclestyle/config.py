@@ -18,6 +18,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -328,6 +329,12 @@ def _shown(value: Any) -> str:
     return repr(value.text) if isinstance(value, OverrideText) else repr(value)
 
 
+def _shown_number(value: Any) -> str:
+    """A number as typed, shortened when it is a long one."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}… ({len(text)} characters)"
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Check ``value`` against the annotation ``tp``; ints are accepted where floats are expected."""
     if isinstance(value, OverrideText):
@@ -363,14 +370,24 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key} must be an integer; got {value!r}")
         return value
     if tp is float:
+        number = None
         if isinstance(value, str):
             try:  # YAML 1.1 reads "2e-4" (no dot) as a string
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:  # an int beyond any float
+                number = math.inf
+        if number is None:
             raise ConfigError(f"{key} must be a number; got {value!r}")
-        return float(value)
+        # Every float key of every section (a method's own included, as they are typed here):
+        # NaN and infinity pass any comparison with a bound, so they are refused before one.
+        if not math.isfinite(number):
+            raise ConfigError(f"{key} must be a finite number; got {_shown_number(value)}")
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key} must be a string; got {value!r}")
@@ -439,6 +456,8 @@ def _validate_ranges(cfg: Config) -> None:
     for key, value in {"train.beta1": t.beta1, "train.beta2": t.beta2}.items():
         if not 0 <= value < 1:
             raise ConfigError(f"{key} must be in [0, 1); got {value}")
+    if not 0 <= cfg.seed < 2**32:  # NumPy's seeds (training/start.py set_seed)
+        raise ConfigError(f"seed must be a whole number from 0 to 2**32 - 1; got {_shown_number(cfg.seed)}")
     if m.in_channels not in (1, 3) or m.out_channels not in (1, 3):
         raise ConfigError("model.in_channels and model.out_channels must be 1 or 3")
 

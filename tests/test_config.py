@@ -188,3 +188,59 @@ def test_a_string_key_takes_the_set_text_as_given(root):
                              "wandb.entity=null", "model.ngf=8", "wandb.tags=[a, b]"])
     assert cfg.output_dir == "runs/demo #2" and cfg.wandb.name == "quoted: yes"
     assert cfg.wandb.entity is None and cfg.model.ngf == 8 and cfg.wandb.tags == ["a", "b"]
+
+
+def _float_keys() -> list[str]:
+    """Every float key of the shared sections and of the methods' own sections, by YAML name."""
+    import dataclasses
+    import typing
+
+    from cyclestyle.training.methods import METHODS
+
+    def walk(cls, prefix):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            tp = hints[f.name]
+            if dataclasses.is_dataclass(tp):
+                yield from walk(tp, f"{prefix}{f.name}.")
+            elif tp is float or float in typing.get_args(tp):
+                yield f"{prefix}{f.name}"
+    keys = [k for k in walk(Config, "") if not k.startswith("sections")]
+    for method in {m.section: m for m in METHODS.values() if m.section}.values():
+        keys += list(walk(method.options_type, f"{method.section}."))
+    return keys
+
+
+@pytest.mark.parametrize("value", [".nan", "nan", ".inf", "-.inf", "inf", "1e999", "1" + "0" * 400])
+def test_every_float_key_must_be_finite(root, value):
+    keys = _float_keys()
+    assert {"train.lr", "loss.lambda_identity", "cut.nce_t", "cut.lambda_nce", "cut.lambda_gan",
+            "style.tv_weight"} <= set(keys)
+    for key in keys:
+        with pytest.raises(ConfigError) as info:
+            load_config(None, [f"data.root={root}", f"{key}={value}"], check_paths=False)
+        message = str(info.value)
+        assert key in message and "finite" in message and "\n" not in message, (key, message)
+
+
+@pytest.mark.parametrize("override, key", [
+    ("train.lr=.nan", "train.lr"),
+    ("loss.lambda_identity=.inf", "loss.lambda_identity"),
+    ("cut.nce_t=.nan", "cut.nce_t"),
+    ("cut.lambda_nce=.inf", "cut.lambda_nce"),
+    ("cut.lambda_gan=.nan", "cut.lambda_gan"),
+    ("seed=-1", "seed"),
+    (f"seed={2**64}", "seed"),
+])
+def test_train_refuses_a_non_finite_or_out_of_range_number_in_one_line(tiny_overrides, tmp_path, capsys, override,
+                                                                        key):
+    from cyclestyle import cli
+
+    from .conftest import REPO
+
+    method = ["--set", "method=cut"] if override.startswith("cut.") else []
+    sets = [a for o in [*tiny_overrides, override] for a in ("--set", o)]
+    assert cli.main(["train", "--config", str(REPO / "configs" / "tiny.yaml"), *method, *sets]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and key in err and "Traceback" not in err, err
+    assert not (tmp_path / "run").exists()

@@ -44,7 +44,8 @@ def start_run(cfg: Config, resume: str | None, accelerator: Accelerator, run_dir
     if saved:
         _resume(run, saved)
     else:
-        set_seed(cfg.seed + accelerator.process_index)  # different dropout / pool draws per process, same weights
+        # different dropout / pool draws per process, same weights; NumPy takes seeds below 2**32
+        set_seed((cfg.seed + accelerator.process_index) % 2**32)
     _open_outputs(run, resumed=saved is not None)
     return run
 
