@@ -113,3 +113,26 @@ def test_a_file_that_is_no_pickle_is_one_line_that_never_suggests_loading_it_uns
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and str(garbage) in err and "read safely" in err
     assert "weights_only" not in err and "False" not in err
+
+
+def spoiled(tensor: torch.Tensor, how: str) -> torch.Tensor:
+    """``tensor`` made what no generator's weights may be: integer, complex, NaN or infinite."""
+    if how == "int64":
+        return (tensor * 100).to(torch.int64)
+    if how == "complex64":
+        return tensor.to(torch.complex64)
+    bad = tensor.clone()
+    bad.view(-1)[3] = float(how)
+    return bad
+
+
+@pytest.mark.parametrize("how", ["int64", "complex64", "nan", "inf"])
+def test_weights_that_are_not_finite_floating_point_are_refused_naming_the_file_and_tensor(tmp_path, capsys, how):
+    state = torch.load(official_file(6), weights_only=True)
+    bad = tmp_path / "latest_net_G_A.pth"
+    torch.save(state | {"model.4.weight": spoiled(state["model.4.weight"], how)}, bad)
+    out = tmp_path / "G.safetensors"
+    assert main(["import-official", str(bad), "--output", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(bad) in err and "model.4.weight" in err, err
+    assert not out.exists()

@@ -463,3 +463,24 @@ def test_cli_compiled_and_bf16_translate_what_eager_fp32_does(run_dir, tmp_path,
         assert np.abs(compiled - eager).max() <= 1 and (compiled != eager).mean() < 1e-2
         bf16 = np.asarray(Image.open(tmp_path / "bf16" / f"{k}.png"), dtype=int)
         assert bf16.shape == eager.shape and np.abs(bf16 - eager).mean() < 2 and np.abs(bf16 - eager).max() <= 16
+
+
+@pytest.mark.parametrize("how", ["int64", "complex64", "nan", "inf"])
+def test_translate_refuses_weights_that_are_not_finite_floating_point_naming_the_file_and_tensor(tmp_path, capsys,
+                                                                                                   how):
+    from .test_official import spoiled
+
+    state = make_generator(0).state_dict()
+    key = "blocks.0.body.1.weight"
+    state[key] = spoiled(state[key], how)
+    run = tmp_path / "run"
+    run.mkdir()
+    weights = run / "G_A.safetensors"
+    save_weights(weights, state, weights_metadata(dataclasses.asdict(MODEL), 10))
+    photo = tmp_path / "photo.png"
+    Image.fromarray(scene(32, 32)).save(photo)
+    out = tmp_path / "out"
+    assert translate_cli("--weights", str(weights), "--direction", "AtoB", "--output", str(out), str(photo)) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(weights) in err and key in err, err
+    assert not (out.exists() and list(out.glob("*.png")))

@@ -31,7 +31,8 @@ from ..config import ModelConfig
 from ..files import refuse_output_over_input
 from .download import cache_dir, fetch, pretrained_url
 from ..models import GENERATORS, NetworkSpec
-from ..models.weights import CheckpointError, StateDictError, read_state_dict, save_weights, weights_metadata
+from ..models.weights import (CheckpointError, StateDictError, read_state_dict, save_weights, unusable_tensor,
+                              weights_metadata)
 
 NORM_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
 FIRST_BLOCK = 10  # index of the first residual block in the official Sequential
@@ -39,6 +40,10 @@ FIRST_BLOCK = 10  # index of the first residual block in the official Sequential
 
 class OfficialFormatError(CheckpointError):
     """A file that is not a generator of the official CycleGAN code; one line on what it is."""
+
+
+class UnusableWeightsError(OfficialFormatError):
+    """An official generator whose tensors cannot be weights (integer, complex, NaN, infinite)."""
 
 
 def official_names(n_blocks: int, dropout: bool) -> dict[str, str]:
@@ -111,6 +116,9 @@ def convert(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], Ne
                 "upsample": "transpose"}
     spec = NetworkSpec("generator", "resnet", stem.shape[1], head.shape[0], GENERATORS.get("resnet").arguments(settings))
     _check_shapes(state, names, spec)
+    problem = unusable_tensor(state)
+    if problem:
+        raise UnusableWeightsError(problem)
     return {names[k]: v for k, v in state.items()}, spec
 
 
@@ -136,6 +144,8 @@ def check_official_file(path: Path) -> NetworkSpec:
     must load as a state dict (with ``weights_only``: nothing runs) and convert."""
     try:
         return convert(read_state_dict(path))[1]
+    except UnusableWeightsError:
+        raise
     except (StateDictError, OfficialFormatError) as e:
         raise OfficialFormatError(f"not an official CycleGAN generator: {e}") from None
 
@@ -158,6 +168,8 @@ def import_official(source: str | Path, output: str | Path) -> NetworkSpec:
     try:
         state = read_state_dict(source)
         converted, spec = convert(state)
+    except UnusableWeightsError as e:
+        raise UnusableWeightsError(f"{source}: {e}") from None
     except (StateDictError, OfficialFormatError) as e:
         raise OfficialFormatError(f"{source}: not an official CycleGAN generator: {e}") from None
     meta = weights_metadata(model_config_of(spec), None, spec)

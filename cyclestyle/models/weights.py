@@ -102,16 +102,50 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu", spec: N
     spec = spec or generator_spec_of(path)
     try:
         with torch.device("meta"):  # shapes first: metadata that asks for a huge network allocates nothing
-            expected = {k: tuple(v.shape) for k, v in spec.build().state_dict().items()}
+            built = spec.build().state_dict()
     except (ArchitectureError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: {str(e).splitlines()[0]}") from None
+    expected = {k: tuple(v.shape) for k, v in built.items()}
+    dtypes = {k: v.dtype for k, v in built.items()}
     stored = _tensor_shapes(path)
     if stored != expected:
         wrong = sorted(set(stored) ^ set(expected)) or sorted(k for k in stored if stored[k] != expected[k])
         raise CheckpointError(f"{path} does not match its own model metadata ({spec.name}: {', '.join(wrong[:3])} …)")
+    state = load_weights(path)
+    problem = unusable_tensor(state, dtypes)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
     net = spec.build()
-    net.load_state_dict(load_weights(path))
+    net.load_state_dict(state)
     return net.to(device).eval()
+
+
+def unusable_tensor(state: dict[str, torch.Tensor], dtypes: dict[str, torch.dtype] | None = None) -> str | None:
+    """Why a tensor of ``state`` cannot be a network's weights (the first such, named), or None.
+
+    Weights are floating point and finite as the network holds them (``dtypes``: its own, e.g.
+    float32; a float64 value beyond float32's range would load as infinity). An integer, boolean
+    or complex tensor would be cast silently by ``load_state_dict``, and a NaN or an infinity
+    spreads through instance norm to a flat image: both are refused. A tensor that the network
+    itself holds as integers (batch norm's ``num_batches_tracked``) must be an integer one."""
+    dtypes = dtypes or {}
+    for key, tensor in state.items():
+        wanted = dtypes.get(key, tensor.dtype if tensor.is_floating_point() else torch.float32)
+        if not wanted.is_floating_point:
+            if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
+                return f"tensor {key} is {_dtype_name(tensor)}; the network holds it as {_dtype_name(wanted)}"
+            continue
+        if not tensor.is_floating_point():
+            return f"tensor {key} is {_dtype_name(tensor)}: weights must be finite floating point numbers"
+        if not bool(torch.isfinite(tensor.to(wanted)).all()):
+            what = "NaN" if bool(torch.isnan(tensor).any()) else "infinite values"
+            return f"tensor {key} holds {what}: weights must be finite floating point numbers"
+    return None
+
+
+def _dtype_name(tensor_or_dtype: torch.Tensor | torch.dtype) -> str:
+    dtype = tensor_or_dtype.dtype if isinstance(tensor_or_dtype, torch.Tensor) else tensor_or_dtype
+    return str(dtype).removeprefix("torch.")
 
 
 def _tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
