@@ -30,6 +30,9 @@ CHECKPOINTS = "checkpoints"
 LATEST = "latest"  # the pointer file: one line naming the newest checkpoint of the run
 BEST = "best"
 DIRECTION_KEY = "cyclestyle.direction"  # weights metadata: the direction a generator file translates
+# weights metadata: every direction the run trains and its generator's name (G_A …), so that a
+# folder missing one of them (a CycleGAN run without G_B) is told from a one-way run (CUT)
+TRANSLATORS_KEY = "cyclestyle.translators"
 LEGACY_DIRECTIONS = {"G_A": "AtoB", "G_B": "BtoA"}  # files that record no direction
 _STEP_DIR = re.compile(r"step-([0-9]+)")
 
@@ -108,6 +111,38 @@ def generator_files(folder: Path) -> dict[str, Path]:
         if direction in ("AtoB", "BtoA") and direction not in files:
             files[direction] = path
     return {d: files[d] for d in ("AtoB", "BtoA") if d in files}
+
+
+def missing_generators(folder: Path, files: dict[str, Path]) -> dict[str, Path]:
+    """The generator files of directions the run in ``folder`` trains but ``folder`` lacks (its
+    generator ``files``, by direction): what the files' metadata says the run trains
+    (``TRANSLATORS_KEY``), else for files written before it was recorded, the run's latest
+    checkpoint, else both directions for files that record no direction either (written before
+    any one-way method existed, by CycleGAN)."""
+    expected: dict[str, str] | None = None
+    for path in files.values():
+        try:
+            meta = read_metadata(path)
+        except CheckpointError:
+            continue
+        if TRANSLATORS_KEY in meta:
+            try:
+                recorded = json.loads(meta[TRANSLATORS_KEY])
+            except ValueError:
+                continue
+            if isinstance(recorded, dict) and all(isinstance(v, str) for v in recorded.values()):
+                expected = {d: n for d, n in recorded.items() if d in ("AtoB", "BtoA")}
+                break
+        elif DIRECTION_KEY not in meta and path.stem in LEGACY_DIRECTIONS:
+            expected = {d: n for n, d in LEGACY_DIRECTIONS.items()}
+    if expected is None and folder != folder.parent and (folder / CHECKPOINTS).is_dir():
+        try:
+            latest = resolve_checkpoint(folder / CHECKPOINTS, LATEST)
+        except CheckpointError:
+            latest = None
+        if latest is not None and latest.resolve() != folder.resolve():
+            expected = {d: p.stem for d, p in generator_files(latest).items()}
+    return {d: folder / f"{name}.safetensors" for d, name in (expected or {}).items() if d not in files}
 
 
 def find_config(folder: Path) -> Path | None:

@@ -339,3 +339,41 @@ def test_evaluate_compiled_scores_what_eager_scores(tiny_run, toy_root, tmp_path
         eager, compiled = scores["off"][direction], scores["on"][direction]
         assert eager["n"] == compiled["n"] > 0
         assert compiled["cycle_l1"] == pytest.approx(eager["cycle_l1"], rel=1e-3)
+
+
+def evaluate_cli(*args: str) -> int:
+    """``cyclestyle evaluate ARGS`` in this process: its exit status (a usage error's included)."""
+    from cyclestyle import cli as program
+
+    try:
+        return program.main(["evaluate", *args])
+    except SystemExit as e:
+        return e.code
+
+
+@pytest.mark.parametrize("option", [["--limit", "0"], ["--limit", "-3"], ["--size", "0"], ["--size", "-32"],
+                                    ["--size", "100000"]])
+def test_evaluate_that_would_evaluate_no_image_is_an_error_in_one_line(tiny_run, toy_root, tmp_path, capsys,
+                                                                       monkeypatch, option):
+    """Issue 25, item 10: --limit 0 gave n = 0, --size 100000 skipped every image, --size 0 became 32; each exited 0."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no Inception: the other metrics only
+    out = tmp_path / "eval"
+    code = evaluate_cli("--weights", str(tiny_run), "--data-root", str(toy_root), "--output", str(out), *option)
+    err = capsys.readouterr().err.strip()
+    assert code != 0
+    lines = [line for line in err.splitlines() if line.startswith("cyclestyle")]  # not usage, not progress bars
+    assert len(lines) == 1 and (option[0] in lines[0] or "no held-out image" in lines[0]), err
+    assert "Traceback" not in err
+    assert not (out / "metrics.json").exists()
+
+
+def test_evaluate_names_the_missing_generator_of_a_two_way_run(tiny_run, toy_root, tmp_path, capsys, monkeypatch):
+    """Issue 25, item 10: a CycleGAN run without G_B was evaluated A→B alone, as "a one-way method such as CUT"."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    (tiny_run / "G_B.safetensors").unlink()
+    out = tmp_path / "eval"
+    code = evaluate_cli("--weights", str(tiny_run), "--data-root", str(toy_root), "--output", str(out))
+    err = capsys.readouterr().err.strip()
+    lines = [line for line in err.splitlines() if line.startswith("cyclestyle")]
+    assert code == 1 and len(lines) == 1 and "G_B.safetensors" in lines[0] and "one-way" not in err, err
+    assert not (out / "metrics.json").exists()

@@ -32,15 +32,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "in DIR for A→B")
     p.add_argument("--inception-weights", metavar="PATH", help="FID InceptionV3 weights file (default: torch hub cache)")
     add_fid_protocol(p)
-    p.add_argument("--size", type=int, metavar="S",
+    p.add_argument("--size", type=at_least_one, metavar="S",
                    help="resize the short side to S before translating (default: the run's data.crop_size)")
     p.add_argument("--split", help="held-out split name (default: the run's data.test_split, i.e. test)")
     p.add_argument("--data-format", choices=["folder", "hf"], help="default: the run's data.format")
-    p.add_argument("--limit", type=int, metavar="N", help="use only the first N images per domain (default: all)")
+    p.add_argument("--limit", type=at_least_one, metavar="N", help="use only the first N images per domain (default: all)")
     p.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
                    help="torch.compile the generators: the first image pays tens of seconds, later ones run faster "
                         "(about 1.5x on a CPU); auto compiles for 32 or more images per domain (default auto)")
     p.add_argument("--device", default=None, help="cpu, cuda … (default: cuda when available)")
+
+
+def at_least_one(text: str) -> int:
+    """A whole number of 1 or more: a limit of 0 images, or a size of 0 pixels, evaluates nothing."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1; got {value}")
+    return value
 
 
 def add_fid_protocol(parser: argparse.ArgumentParser) -> None:

@@ -561,10 +561,15 @@ def evaluate(
     note says why. ``limit``: the first N images per domain; ``compile``: "auto", "on" or
     "off" (``wants_compile``).
     """
+    for name, value in {"limit": limit, "size": size}.items():
+        if value is not None and value < 1:  # nothing, or no pixel, to evaluate
+            raise ValueError(f"{name} must be at least 1; got {value}")
     device = default_device(device)
     run = weights if isinstance(weights, TrainedRun) else open_run(weights)
-    # A run of a one-way method (CUT) has G_A alone: it is evaluated A→B only.
-    g_a, g_b = run.generator("AtoB", device), run.generator("BtoA", device) if "BtoA" in run.files else None
+    # A run of a one-way method (CUT) has G_A alone: it is evaluated A→B only. A two-way run
+    # missing one of its generators is a CheckpointError naming the file (TrainedRun.translator).
+    g_a = run.generator("AtoB", device)
+    g_b = run.generator("BtoA", device) if "BtoA" in run.files or "BtoA" in run.missing else None
     cfg = run.config
     data_cfg = dataclasses.replace(cfg.data if cfg else DataConfig(), root=str(data_root),
                                    format=data_format or (cfg.data.format if cfg else "folder"))
@@ -574,7 +579,7 @@ def evaluate(
     channels_b = run.in_channels("BtoA") if g_b is not None else generator_spec_of(run.file("AtoB")).out_channels
     test_a, test_b = open_domains(data_cfg, data_cfg.test_split, channels=run.in_channels("AtoB"),
                                   channels_b=channels_b)
-    size = size or (cfg.data.crop_size if cfg else None)
+    size = size if size is not None else (cfg.data.crop_size if cfg else None)
 
     extractor, note = None, None
     try:
@@ -591,6 +596,13 @@ def evaluate(
     result = evaluate_translators(
         g_a, g_b, test_a, test_b, output=output, size=size, extractor=extractor, extractor_note=note,
         truth_dir=Path(paired_truth) if paired_truth else None, limit=limit, device=device, progress=progress)
+    for direction, measured in result.directions.items():
+        if measured.n == 0:  # every image skipped: a report of nothing is no evaluation
+            skipped = next((n.removeprefix("skipped ") for n in result.notes if n.startswith("skipped ")), None)
+            why = f": skipped {skipped}" if skipped else ""
+            raise DataError(f"{direction}: no held-out image was evaluated, of the "
+                            f"{min(limit or len(test_a), len(test_a if direction == 'AtoB' else test_b))} "
+                            f"in {data_root}{why}")
     result.step = run.step
     result.config_hash = config_hash(cfg) if cfg else None
     result.fid_protocol = fid_protocol

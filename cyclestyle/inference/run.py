@@ -23,7 +23,7 @@ from ..config import Config, ConfigError, read_config
 from ..devices import default_device
 from ..models import NetworkSpec
 from ..models.weights import CheckpointError, generator_spec_of, load_generator, read_step
-from ..run_folder import CHECKPOINTS, LATEST, find_config, generator_files, resolve_checkpoint
+from ..run_folder import CHECKPOINTS, LATEST, find_config, generator_files, missing_generators, resolve_checkpoint
 from .hub import HUB_PREFIX, hub_files, resolve_hub_id
 from .tiling import tiled_translate
 from .translate import translate_image, translate_tensor
@@ -71,6 +71,9 @@ class TrainedRun:
     path: Path
     translators: dict[str, Translator]
     config: Config | None = None
+    # The generator file of each direction the run trains that is not there (a CycleGAN run
+    # without G_B), by direction: asked for, it is named (``run_folder.missing_generators``).
+    missing: dict[str, Path] = field(default_factory=dict)
     _loaded: dict[tuple[str, str], nn.Module] = field(default_factory=dict, repr=False)
 
     @property
@@ -86,6 +89,10 @@ class TrainedRun:
     def translator(self, name: str) -> Translator:
         """Direction ``name``'s generator, or a ``CheckpointError`` saying what is there."""
         direction(name)
+        if name in self.missing:
+            arrow = name.replace("to", "→")
+            raise CheckpointError(f"--weights {self.path}: the {arrow} generator of this run, {self.missing[name]}, "
+                                  "is missing")
         if name not in self.translators:
             raise CheckpointError(f"--weights {self.path}: no generator for {name}, only for "
                                   f"{', '.join(self.translators)}")
@@ -147,7 +154,9 @@ def open_run(path: str | Path) -> TrainedRun:
     if not files:
         raise CheckpointError(f"--weights {path}: no G_A.safetensors or G_B.safetensors there (nor AtoB/ or "
                               "BtoA/model.safetensors of a hub folder), nor in a checkpoints/ folder under it")
-    return TrainedRun(path, {name: Translator.read(file) for name, file in files.items()}, _run_config(folder))
+    missing = missing_generators(folder, files) if generator_files(folder) else {}
+    return TrainedRun(path, {name: Translator.read(file) for name, file in files.items()}, _run_config(folder),
+                      missing=missing)
 
 
 def _generator_files(folder: Path) -> dict[str, Path]:

@@ -4,6 +4,7 @@ metadata that lets every weights file rebuild its network alone."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Iterable
 
@@ -13,7 +14,7 @@ from torch import nn
 
 from ..config import Config, config_to_dict, dump_config
 from ..models.weights import save_weights, weights_metadata
-from ..run_folder import CONFIG, DIRECTION_KEY
+from ..run_folder import CONFIG, DIRECTION_KEY, TRANSLATORS_KEY
 from .checkpoint import aside
 from .methods import METHODS
 
@@ -28,8 +29,10 @@ def generator_metadata(cfg: Config, step: int) -> dict[str, dict[str, str]]:
     specs = method.network_specs(cfg)
     direction_of = {name: direction for direction, name in method.translators.items()}
     metadata = {name: weights_metadata(model, step, specs.get(name)) for name in specs}
+    translators = json.dumps(method.translators)
     for name, direction in direction_of.items():
         metadata[name][DIRECTION_KEY] = direction
+        metadata[name][TRANSLATORS_KEY] = translators
     return metadata
 
 
