@@ -116,9 +116,9 @@ def generator_files(folder: Path) -> dict[str, Path]:
 def missing_generators(folder: Path, files: dict[str, Path]) -> dict[str, Path]:
     """The generator files of directions the run in ``folder`` trains but ``folder`` lacks (its
     generator ``files``, by direction): what the files' metadata says the run trains
-    (``TRANSLATORS_KEY``), else for files written before it was recorded, the run's latest
-    checkpoint, else both directions for files that record no direction either (written before
-    any one-way method existed, by CycleGAN)."""
+    (``TRANSLATORS_KEY``), else for files written before it was recorded, the generators of the
+    run's latest checkpoint. A run folder of those versions without checkpoints says nothing of
+    the method that wrote it (a CUT run has G_A alone), so nothing is taken as missing there."""
     expected: dict[str, str] | None = None
     for path in files.values():
         try:
@@ -133,8 +133,6 @@ def missing_generators(folder: Path, files: dict[str, Path]) -> dict[str, Path]:
             if isinstance(recorded, dict) and all(isinstance(v, str) for v in recorded.values()):
                 expected = {d: n for d, n in recorded.items() if d in ("AtoB", "BtoA")}
                 break
-        elif DIRECTION_KEY not in meta and path.stem in LEGACY_DIRECTIONS:
-            expected = {d: n for n, d in LEGACY_DIRECTIONS.items()}
     if expected is None and folder != folder.parent and (folder / CHECKPOINTS).is_dir():
         try:
             latest = resolve_checkpoint(folder / CHECKPOINTS, LATEST)
