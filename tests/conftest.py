@@ -42,6 +42,16 @@ def _share_the_cpus_among_xdist_workers() -> None:
 
 _share_the_cpus_among_xdist_workers()
 
+# The fixtures that exist to train a run: a test that asks for one (itself or through another
+# fixture) trains end to end, so it is `slow` wherever it lives (see scripts/test.sh --quick).
+TRAINING_FIXTURES = {"tiny_config", "tiny_overrides"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if TRAINING_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def toy_root(tmp_path_factory) -> Path:

@@ -22,6 +22,8 @@ from cyclestyle.training.methods.cut import PatchProjection, StepDraws, encoder_
 
 from .conftest import REPO, TINY_CUT, cli, kill_after_a_checkpoint
 
+pytestmark = pytest.mark.slow  # CUT and FastCUT trainings, kills and resumes: not in `test.sh --quick`
+
 CUT_NETWORKS = ("G_A", "D_A", "F")
 
 
