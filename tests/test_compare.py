@@ -21,6 +21,8 @@ from cyclestyle.training.loop import train
 
 from .conftest import cli
 
+pytestmark = pytest.mark.slow  # trains and compares runs: not in `test.sh --quick`
+
 SIZE = 32  # configs/tiny.yaml's data.crop_size: the held-out images are compared at 32×32
 
 

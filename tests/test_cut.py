@@ -23,6 +23,8 @@ from cyclestyle.training.methods.cut import CUT, PatchProjection, StepDraws, enc
 
 from .conftest import REPO, TINY_CUT, cli, kill_after_a_checkpoint
 
+pytestmark = pytest.mark.slow  # CUT and FastCUT trainings, kills and resumes: not in `test.sh --quick`
+
 CUT_NETWORKS = ("G_A", "D_A", "F")
 
 

@@ -12,6 +12,8 @@ from cyclestyle.evaluation import metrics
 
 from .conftest import REPO, cli
 
+pytestmark = pytest.mark.slow  # the whole demo in a subprocess: not in `test.sh --quick`
+
 QUICK = ["--image-size", "32", "--n-train", "8", "--n-test", "3", "--gatys-steps", "3", "--vgg-weights", "random",
          "--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "model.n_blocks=1", "--set", "data.load_size=32",
          "--set", "data.crop_size=32", "--set", "train.max_steps=6", "--set", "train.checkpoint_every=6",

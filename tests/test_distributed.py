@@ -22,6 +22,8 @@ from .multiprocess import (
     train_args,
 )
 
+pytestmark = pytest.mark.slow  # torchrun and accelerate launches of two processes: not in `test.sh --quick`
+
 METHODS = ("cyclegan", "cut", "fastcut", "fast_style")
 
 

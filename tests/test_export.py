@@ -27,6 +27,8 @@ from cyclestyle.models.weights import save_weights, weights_metadata
 
 from .test_inference import FIXTURE, three_stage
 
+pytestmark = pytest.mark.slow  # ONNX exports checked against PyTorch, a fresh process: not in `test.sh --quick`
+
 OFFICIAL = Path(__file__).parent / "fixtures" / "official"
 
 

@@ -27,6 +27,8 @@ from cyclestyle.training.loop import train
 
 from .conftest import REPO, TINY_STYLE, cli, few_cpus, kill_after_a_checkpoint, worker_warnings
 
+pytestmark = pytest.mark.slow  # trains the fast style network end to end: not in `test.sh --quick`
+
 CONFIG = REPO / "configs" / "fast_style.yaml"
 
 

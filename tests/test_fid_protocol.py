@@ -23,6 +23,8 @@ from cyclestyle.evaluation.inception import inception_network, resize_for_incept
 from cyclestyle.run_folder import read_best
 from cyclestyle.training.loop import train
 
+pytestmark = pytest.mark.slow  # trainings and the FID protocols on real feature networks: not in `test.sh --quick`
+
 
 def features(n: int, d: int, seed: int, shift: float = 0.0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)

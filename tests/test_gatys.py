@@ -263,6 +263,7 @@ def images(tmp_path) -> dict[str, Path]:
     }
 
 
+@pytest.mark.slow
 def test_cli_end_to_end(images, tmp_path):
     out = tmp_path / "out.png"
     command = [sys.executable, "-m", "cyclestyle", "gatys", "--content", str(images["content"]),
@@ -317,6 +318,7 @@ def test_cli_unreadable_image_is_a_one_line_error_naming_it(images, tmp_path, ca
     assert code == 1 and err.count("\n") == 1 and str(bad) in err
 
 
+@pytest.mark.slow
 def test_cli_offline_without_weights(images, tmp_path):
     env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch"), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "cyclestyle", "gatys", "--content", str(images["content"]), "--style",

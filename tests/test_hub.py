@@ -22,6 +22,8 @@ from cyclestyle.training.loop import train
 
 from .conftest import REPO, cli
 
+pytestmark = pytest.mark.slow  # trains a run to push and load back: not in `test.sh --quick`
+
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 
 

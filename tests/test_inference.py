@@ -72,6 +72,7 @@ def tiny(toy_root: Path, out: Path, *extra: str):
     return load_config(REPO / "configs" / "tiny.yaml", run_overrides(toy_root, out, *extra))
 
 
+@pytest.mark.slow
 def test_a_registered_architecture_trains_resumes_bit_for_bit_and_translates_tiled(registered, toy_root, tmp_path):
     whole = train(tiny(toy_root, tmp_path / "whole", "train.max_steps=6"))
     train(tiny(toy_root, tmp_path / "parts", "train.max_steps=3"))
@@ -100,6 +101,7 @@ def test_the_size_multiple_comes_from_the_network(registered):
     assert build_generator(dataclasses.replace(cfg.model, generator="resnet")).size_multiple == 4
 
 
+@pytest.mark.slow
 def test_a_file_of_the_previous_format_loads_and_its_checkpoint_resumes(toy_root, tmp_path):
     run = open_run(FIXTURE)
     assert run.step == 2 and run.config is not None and run.config.model.ngf == 4

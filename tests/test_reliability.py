@@ -22,6 +22,8 @@ from cyclestyle.training.loop import train
 
 from .conftest import REPO, cli
 
+pytestmark = pytest.mark.slow  # trainings killed, locked and resumed: not in `test.sh --quick`
+
 CYCLEGAN_NETWORKS = ("G_A", "G_B", "D_A", "D_B")  # what a CycleGAN checkpoint holds
 
 

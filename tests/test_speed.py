@@ -24,6 +24,8 @@ from cyclestyle.training.update import NonFiniteLoss
 
 from .conftest import assert_compiled_matches_eager, poison_cycle_loss_from_step
 
+pytestmark = pytest.mark.slow  # trainings in each precision, compiled networks: not in `test.sh --quick`
+
 
 @pytest.mark.parametrize("has_bf16, expected", [(True, "bf16"), (False, "no")])
 def test_auto_mixed_precision_follows_the_cpu(monkeypatch, has_bf16, expected):

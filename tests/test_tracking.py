@@ -25,6 +25,8 @@ from cyclestyle.run_folder import read_best
 from cyclestyle.training.checkpoint import read_checkpoint
 from cyclestyle.training.loop import TrainingInterrupted, train
 
+pytestmark = pytest.mark.slow  # trainings logging to W&B offline: not in `test.sh --quick`
+
 LOSSES = {"G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B"}
 
 CYCLEGAN_NETWORKS = ("G_A", "G_B", "D_A", "D_B")  # what a CycleGAN checkpoint holds

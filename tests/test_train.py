@@ -24,6 +24,8 @@ from cyclestyle.training.loop import NonFiniteLoss, TrainingInterrupted, train
 from .conftest import REPO, cli, few_cpus, kill_after_a_checkpoint, poison_cycle_loss_from_step, worker_warnings
 from .multiprocess import torchrun
 
+pytestmark = pytest.mark.slow  # end-to-end trainings, kills and resumes: not in `test.sh --quick`
+
 CYCLEGAN_NETWORKS = ("G_A", "G_B", "D_A", "D_B")  # what a CycleGAN checkpoint holds
 
 

@@ -13,6 +13,8 @@ from cyclestyle.inference.run import open_run
 from cyclestyle.run_folder import read_best
 from cyclestyle.training.loop import train
 
+pytestmark = pytest.mark.slow  # trainings that evaluate themselves: not in `test.sh --quick`
+
 
 @pytest.fixture(scope="module")
 def truth_dir(toy_root, tmp_path_factory) -> Path:

@@ -406,6 +406,7 @@ def test_cli_errors_are_one_line(run_dir, tmp_path, capsys):
     assert capsys.readouterr().err.strip().count("\n") == 0
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_in_a_subprocess(run_dir, tmp_path):
     src = tmp_path / "photos" / "set1"
     src.mkdir(parents=True)
@@ -444,6 +445,7 @@ def test_resizing_is_capped():
     assert short_side_size(8192, 8192, 8192)[0] ** 2 == MAX_RESIZED_PIXELS
 
 
+@pytest.mark.slow
 def test_cli_compiled_and_bf16_translate_what_eager_fp32_does(run_dir, tmp_path, capsys):
     """--compile on runs the generator through torch.compile (fused kernels: float noise, so a
     value may round to the neighbouring 8-bit level); --precision bf16 keeps within a few levels."""
