@@ -37,6 +37,7 @@ def test_a_run_of_the_previous_version_translates_as_it_did(name):
             assert torch.allclose(run.generator(direction, "cpu")(x), output, atol=1e-5), direction
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_a_run_of_the_previous_version_resumes_to_the_weights_it_resumed_to(name, toy_root, tmp_path):
     copy = tmp_path / name

@@ -125,6 +125,7 @@ def test_a_method_registered_from_a_test_module_is_checked_with_its_own_section(
         check_config(read_config(None, ["negative.weight=3"]), check_paths=False)
 
 
+@pytest.mark.slow
 def test_a_method_of_a_test_module_trains_resumes_bitwise_after_sigkill_and_translates(toy_root, tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     done = subprocess.run([*WITH_NEGATIVE, *negative_args(toy_root, straight)], capture_output=True, text=True,
