@@ -159,8 +159,8 @@ def _log_panels(run: Run) -> None:
     """The held-out images as the generators translate them now, on the dashboard."""
     began = time.perf_counter()
     translators = run.translators()
-    run.tracker.log(run.panels.render(translators.get("AtoB"), translators.get("BtoA"), run.accelerator.device),
-                    run.progress.step)
+    run.tracker.log(run.panels.render(translators.get("AtoB"), translators.get("BtoA"), run.accelerator.device,
+                                      names=run.translator_names()), run.progress.step)
     run.window.exclude_since(began)  # drawing is not training: keep it out of it/s
 
 
@@ -226,7 +226,7 @@ def _finish(run: Run) -> None:
         final = HeldOutPanels.load(cfg, run.sources, count=FINAL_GRID_IMAGES)
         translators = run.translators()
         run.tracker.log(final.render(translators.get("AtoB"), translators.get("BtoA"), run.accelerator.device,
-                                     prefix="final"), step)
+                                     prefix="final", names=run.translator_names()), step)
     if run.last_eval is not None:
         report_evaluations(run.last_eval, run.best, cfg.eval.metric, run.checkpoints_dir, run.tracker)
     if cfg.wandb.log_model:

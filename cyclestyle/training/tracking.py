@@ -306,20 +306,22 @@ class HeldOutPanels:
         return cls(images[0], images_b, identity=m.in_channels == m.out_channels, source=split)
 
     @torch.inference_mode()
-    def render(self, g_a: nn.Module, g_b: nn.Module | None, device: torch.device, prefix: str = "images"
-               ) -> dict[str, Panel]:
+    def render(self, g_a: nn.Module, g_b: nn.Module | None, device: torch.device, prefix: str = "images",
+               names: tuple[str, str | None] = ("G_A", "G_B")) -> dict[str, Panel]:
         """Both grids, as ``prefix/A`` and ``prefix/B`` (``prefix/A`` alone without ``g_b``), with
-        the generators in eval mode (their train mode is restored after)."""
+        the generators in eval mode (their train mode is restored after); ``names``: the
+        generators' names for the captions (the method's translators)."""
+        name_a, name_b = names
         if g_b is None:
             with eval_mode(g_a):
                 return {f"{prefix}/A": Panel(self._grid(self.images_a, g_a, None, device),
-                                             f"{self.source} A images, per row: real A | A→B (G_A)")}
+                                             f"{self.source} A images, per row: real A | A→B ({name_a})")}
         with eval_mode(g_a, g_b):
             return {
                 f"{prefix}/A": Panel(self._grid(self.images_a, g_a, g_b, device),
-                                     self._caption("A", "B", "G_A", "G_B")),
+                                     self._caption("A", "B", name_a, name_b)),
                 f"{prefix}/B": Panel(self._grid(self.images_b, g_b, g_a, device),
-                                     self._caption("B", "A", "G_B", "G_A")),
+                                     self._caption("B", "A", name_b, name_a)),
             }
 
     def _caption(self, x: str, y: str, forward: str, backward: str) -> str:
