@@ -19,7 +19,7 @@ examples:
   cyclestyle train --config configs/horse2zebra_fast.yaml          # one GPU: bf16, channels_last, compile
   cyclestyle train --config configs/monet2photo.yaml --resume latest      # continue after a stop
   cyclestyle train --config configs/horse2zebra_cut.yaml                   # CUT (configs/horse2zebra_fastcut.yaml)
-  cyclestyle train --config configs/monet2photo.yaml --set train.compile=default   # see the README's "Speed"
+  cyclestyle train --config configs/monet2photo.yaml --set train.compile=default   # see docs/speed.md
   accelerate launch --multi_gpu --num_processes 4 -m cyclestyle train --config configs/horse2zebra.yaml
 
 Ctrl-C (SIGINT) or SIGTERM finishes the current step (several GPU processes: the steps up to the
@@ -31,7 +31,7 @@ FORMATTER_CLASS = argparse.RawDescriptionHelpFormatter
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="PATH",
-                        help="YAML run config, e.g. configs/tiny.yaml (see the README's configuration reference)")
+                        help="YAML run config, e.g. configs/tiny.yaml (every key: docs/configuration.md)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config value, e.g. --set train.lr=1e-4 (repeatable)")
     parser.add_argument("--resume", metavar="latest|PATH",

@@ -133,7 +133,7 @@ def _evaluation(cfg: Config | None, evaluation: dict[str, Any] | None, step: int
     which = "These weights' evaluation" if evaluation["step"] == step else \
         f"The run's last evaluation (the weights are of step {step})"
     return (f"## Held-out evaluation\n\n{which}, at step {evaluation['step']}, on {count} "
-            f"(FID protocol: `{protocol}`; see cyclestyle's README, \"FID protocols\", for which published "
+            f"(FID protocol: `{protocol}`; see cyclestyle's docs/evaluation.md, \"FID protocols\", for which published "
             "tables it is comparable with; FID and KID are absent when the Inception weights were not on the "
             "training machine):\n\n| direction | metric | value |\n|---|---|---|\n" + rows + "\n")
 

@@ -29,7 +29,7 @@ def write_torchscript(generator: nn.Module, path: Path, info: ExportInfo) -> Non
 
 def load_torchscript(path: Path) -> Runner:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # the deprecation: said in the README and --help
+        warnings.simplefilter("ignore", FutureWarning)  # the deprecation: said in docs/models.md and --help
         module = torch.jit.load(str(path), map_location="cpu")
 
     def run(x: torch.Tensor) -> torch.Tensor:
