@@ -64,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported here so that --help answers without loading torch.
     from .config import ConfigError
     from .data import DataError
+    from .devices import DeviceError
     from .interop.download import DownloadError
     from .models.weights import CheckpointError
 
@@ -71,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS.get(args.command).run(args)
     except ConfigError as e:  # OutputDirBusy too
         print(f"cyclestyle: config error: {e}", file=sys.stderr)
+        return 2
+    except DeviceError as e:
+        print(f"cyclestyle: error: {e}", file=sys.stderr)
         return 2
     except (DataError, CheckpointError, DownloadError) as e:
         print(f"cyclestyle: error: {e}", file=sys.stderr)

@@ -191,3 +191,19 @@ def test_crop_size_must_suit_the_generator(registered):
     with pytest.raises(ConfigError, match="data.crop_size=36 must be a multiple of 8, which model.generator three_stage"):
         load_config(None, ["data.crop_size=36", "data.load_size=40", "model.generator=three_stage"], check_paths=False)
     load_config(None, ["data.crop_size=66", "data.preprocess=none"], check_paths=False)  # padded to the multiple
+
+
+@pytest.mark.parametrize("device, message", [
+    ("bogus", "--device bogus: not a device name"),
+    ("cuda:7", "--device cuda:7: this machine has"),
+])
+def test_a_device_that_is_not_here_is_one_line_naming_it(device, message, toy_root, tmp_path, capsys):
+    from cyclestyle.cli import main
+
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has that many GPUs")
+    code = main(["translate", "--weights", str(FIXTURE), "--direction", "AtoB", "--output", str(tmp_path / "out"),
+                 "--device", device, str(toy_root / "testA")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith(f"cyclestyle: error: {message}") and "\n" not in err
+    assert not (tmp_path / "out").exists()
