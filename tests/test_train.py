@@ -410,3 +410,17 @@ def test_two_process_torchrun_on_cpu_forms_one_gloo_group(tiny_overrides, tmp_pa
     assert state["num_processes"] == 2 and state["progress"]["position"] == 8  # 4 steps × 2 processes × batch 1
     steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
     assert steps == [2, 4]
+
+
+def test_a_resume_with_other_model_settings_names_the_network_and_both_shapes(tiny_config, tmp_path, capsys):
+    from cyclestyle.cli import main
+
+    train(tiny_config("train.max_steps=2", "train.checkpoint_every=2"))
+    cfg = tiny_config("train.max_steps=4", "model.ngf=16")  # the run was trained with ngf 8
+    code = main(["train", "--config", str(REPO / "configs" / "tiny.yaml"), "--resume", "latest",
+                 *sum([["--set", o] for o in (f"data.root={cfg.data.root}", f"output_dir={cfg.output_dir}",
+                                              "model.n_blocks=2", "train.max_steps=4", "model.ngf=16",
+                                              "train.mixed_precision=no")], [])])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 1 and "step-2/G_A.safetensors does not fit the network the config builds" in err
+    assert "in the checkpoint and" in err and "tensors differ" in err and "its config.yaml" in err
