@@ -244,3 +244,11 @@ def test_train_refuses_a_non_finite_or_out_of_range_number_in_one_line(tiny_over
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and key in err and "Traceback" not in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_section_given_a_value_is_one_line_in_the_users_terms():
+    from cyclestyle.config import read_config
+
+    with pytest.raises(ConfigError) as error:
+        read_config(None, ["train=5"])
+    assert str(error.value) == "train must be a mapping, got '5'"
