@@ -146,22 +146,19 @@ def open_run(path: str | Path) -> TrainedRun:
         return TrainedRun(path, {"AtoB": translator, "BtoA": translator}, _run_config(path.parent))
     if not path.is_dir():
         raise CheckpointError(f"--weights {path}: no such file or folder")
-    folder = path
-    if not _generator_files(folder):
+    folder, files = path, generator_files(path)
+    if not files and not hub_files(path):  # a run still training: its latest checkpoint
         latest = resolve_checkpoint(path / CHECKPOINTS, LATEST)
         folder = latest if latest is not None else path
-    files = _generator_files(folder)
+        files = generator_files(folder)
+    # A run or checkpoint folder's generators, or else a hub folder's (which trains no more than it holds).
+    missing = missing_generators(folder, files) if files else {}
+    files = files or hub_files(folder)
     if not files:
         raise CheckpointError(f"--weights {path}: no G_A.safetensors or G_B.safetensors there (nor AtoB/ or "
                               "BtoA/model.safetensors of a hub folder), nor in a checkpoints/ folder under it")
-    missing = missing_generators(folder, files) if generator_files(folder) else {}
     return TrainedRun(path, {name: Translator.read(file) for name, file in files.items()}, _run_config(folder),
                       missing=missing)
-
-
-def _generator_files(folder: Path) -> dict[str, Path]:
-    """A run or checkpoint folder's generator of each direction, else a hub folder's files."""
-    return generator_files(folder) or hub_files(folder)
 
 
 def _run_config(folder: Path) -> Config | None:
