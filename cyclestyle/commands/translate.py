@@ -50,8 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="videos: normalise each frame with instance-norm statistics averaged over the frames before "
                         "it (an exponential moving average) instead of its own alone, against flicker")
     p.add_argument("--stable-smoothing", type=float, default=0.9, metavar="A",
-                   help="with --stable: the weight of the past frames' statistics, 0 to below 1 (default 0.9, "
-                        "about ten frames; smaller follows scene changes sooner)")
+                   help="with --stable: the weight of the past frames' statistics, 0 to 1 (default 0.9, about ten "
+                        "frames; smaller follows scene changes sooner, 1 keeps the first frame's for the whole clip)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda when available)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
@@ -73,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.style_strength <= 1:
         print(f"cyclestyle: error: --style-strength must be between 0 and 1, got {args.style_strength}", file=sys.stderr)
         return 2
-    if not 0 <= args.stable_smoothing < 1:
-        print(f"cyclestyle: error: --stable-smoothing must be at least 0 and below 1, got {args.stable_smoothing}",
+    if not 0 <= args.stable_smoothing <= 1:
+        print(f"cyclestyle: error: --stable-smoothing must be between 0 and 1, got {args.stable_smoothing}",
               file=sys.stderr)
         return 2
     from ..inference.files import translate_files

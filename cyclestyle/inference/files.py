@@ -285,8 +285,8 @@ def translate_files(
             raise ValueError(f"{name} must be at least {least}, got {value}")
     if not 0 <= style_strength <= 1:
         raise ValueError(f"style_strength must be between 0 and 1, got {style_strength}")
-    if not 0 <= stable_smoothing < 1:
-        raise ValueError(f"stable_smoothing must be at least 0 and below 1, got {stable_smoothing}")
+    if not 0 <= stable_smoothing <= 1:
+        raise ValueError(f"stable_smoothing must be between 0 and 1, got {stable_smoothing}")
     device = default_device(device)
     run = weights if isinstance(weights, TrainedRun) else open_run(weights)
     name = direction or _only_direction(run)

@@ -45,8 +45,8 @@ class TemporalInstanceNorm2d(nn.InstanceNorm2d):
     frames before it and its own (see the module's notes). ``reset`` before a new clip."""
 
     def __init__(self, norm: nn.InstanceNorm2d, smoothing: float = DEFAULT_SMOOTHING):
-        if not 0 <= smoothing < 1:
-            raise ValueError(f"smoothing must be at least 0 and below 1, got {smoothing}")
+        if not 0 <= smoothing <= 1:
+            raise ValueError(f"smoothing must be between 0 and 1, got {smoothing}")
         super().__init__(norm.num_features, eps=norm.eps, affine=norm.affine, track_running_stats=False)
         if norm.affine:  # the same parameters, not copies
             self.weight, self.bias = norm.weight, norm.bias
@@ -108,3 +108,17 @@ def reset_statistics(generator: nn.Module) -> None:
     for m in generator.modules():
         if isinstance(m, TemporalInstanceNorm2d):
             m.reset()
+
+
+def flicker(inputs: torch.Tensor, outputs: torch.Tensor) -> float:
+    """How much a translation changes from frame to frame, relative to how much its input does:
+    mean |y_t − y_{t−1}| over mean |x_t − x_{t−1}|, frames T×C×H×W on one scale (1 when the
+    translation moves exactly as much as the input, 0 when it stands still). The channels may
+    differ (a grey translator); at least two frames, and an input that moves."""
+    if inputs.shape[0] < 2 or outputs.shape[0] != inputs.shape[0]:
+        raise ValueError(f"flicker needs the same number (two or more) of input and output frames, "
+                         f"got {inputs.shape[0]} and {outputs.shape[0]}")
+    moved = (inputs[1:].double() - inputs[:-1].double()).abs().mean()
+    if moved == 0:
+        raise ValueError("flicker of a translation of frames that do not change is undefined")
+    return float((outputs[1:].double() - outputs[:-1].double()).abs().mean() / moved)

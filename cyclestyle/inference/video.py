@@ -174,15 +174,24 @@ def _video_stream(container, source: Path):
     return container.streams.video[0]
 
 
-def _declared_frames(container, video) -> int:
-    """How many frames the file says it holds: its index's count, or its duration times its
-    frame rate (Matroska and WebM keep no count); 0 when it says neither."""
+def _declared_frames(video) -> int:
+    """How many frames the file says its video holds: its index's count (MP4, MOV, AVI, GIF), or
+    its video's duration times its frame rate (Matroska and WebM keep a DURATION tag and no
+    count); 0 when it says neither. The container's duration is not used: its audio may be longer."""
     if video.frames:
         return int(video.frames)
     rate = video.average_rate or video.guessed_rate
-    if container.duration and rate:
-        return int(container.duration / 1_000_000 * float(rate))
-    return 0
+    seconds = float(video.duration * video.time_base) if video.duration else _tag_seconds(video.metadata.get("DURATION"))
+    return int(seconds * float(rate)) if rate and seconds else 0
+
+
+def _tag_seconds(tag: str | None) -> float:
+    """'HH:MM:SS.fraction' (Matroska's DURATION tag) in seconds; 0 when absent or malformed."""
+    try:
+        hours, minutes, seconds = (tag or "").split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return 0.0
 
 
 def _decoded(container, video, audio: dict, out) -> Iterator:
@@ -213,6 +222,17 @@ def _image(frame, channels: int, size: tuple[int, int]) -> Image.Image:
     return image.convert("L") if channels == 1 else image
 
 
+def _gif_complete(path: Path) -> bool:
+    """Whether a GIF ends with its trailer byte (0x3B): a truncated one decodes its first frames
+    without a word from FFmpeg, and its header declares no frame count."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() == 0:
+            return False
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\x3b"
+
+
 # --------------------------------------------------------------------------------------------
 # A clip
 
@@ -235,6 +255,8 @@ def translate_clip(source: Path, dst: Path, translate: Translate, *, channels: i
     suffix = dst.suffix.lower()
     if suffix not in CONTAINERS:
         raise VideoError(f"cannot write {dst}: clips are written as {' '.join(CONTAINERS)}")
+    if suffix == ".gif" and not _gif_complete(source):
+        raise VideoError(f"cannot translate {source}: it ends before the GIF trailer (truncated?)")
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.part")
     try:
@@ -246,6 +268,8 @@ def translate_clip(source: Path, dst: Path, translate: Translate, *, channels: i
                              "header declares (truncated?)")
         os.replace(tmp, dst)
         return frames
+    except av.InvalidDataError as error:
+        raise VideoError(f"cannot translate {source}: {_reason(error)} (a corrupt or truncated file?)") from None
     except av.FFmpegError as error:
         raise VideoError(f"cannot translate {source}: {_reason(error)}") from None
     finally:
@@ -256,7 +280,7 @@ def _translate_streams(av, src, tmp: Path, suffix: str, translate: Translate, ch
                        progress: bool, source: Path, short_side: int | None) -> tuple[int, int]:
     """Decode, translate, encode and remux ``src`` into ``tmp``: (frames written, frames declared)."""
     video = _video_stream(src, source)
-    declared = _declared_frames(src, video)
+    declared = _declared_frames(video)
     width, height = video.codec_context.width, video.codec_context.height
     if short_side is not None:
         width, height = short_side_size(width, height, short_side, str(source))
