@@ -331,3 +331,28 @@ def test_bad_stable_smoothing_is_one_line_and_exit_2(tmp_path, capsys):
     assert translate_cli("--output", str(tmp_path), "--stable", "--stable-smoothing", "1.5", "x.mp4") == 2
     assert capsys.readouterr().err.strip() == ("cyclestyle: error: --stable-smoothing must be between 0 and 1, "
                                                "got 1.5")
+
+
+@pytest.mark.slow
+def test_the_program_translates_a_folder_of_clips_and_names_a_truncated_one(tmp_path):
+    """The real program in its own process: a folder with a good clip, a truncated one and a GIF."""
+    import subprocess
+
+    from .conftest import cli as program
+
+    src = tmp_path / "in"
+    src.mkdir()
+    write_clip(src / "pan.mov", pan(8, 48, 32))
+    whole = (src / "pan.mov").read_bytes()
+    (src / "cut.mov").write_bytes(whole[: len(whole) * 2 // 3])
+    images = [Image.fromarray(f) for f in pan(2, 40, 32, speed=5)]
+    images[0].save(src / "loop.gif", save_all=True, append_images=images[1:], duration=80, loop=0)
+    done = subprocess.run(program("translate", "--weights", str(RUN), "--direction", "AtoB", "--stable",
+                                  "--output", str(tmp_path / "out"), str(src)),
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 1, done.stderr
+    failures = [line for line in done.stderr.splitlines() if "cannot translate" in line]
+    assert len(failures) == 1 and "cut.mov" in failures[0] and "Traceback" not in done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["loop.gif", "pan.mov"]
+    assert stream_facts(tmp_path / "out" / "pan.mov") == stream_facts(src / "pan.mov")
+    assert audio_packets(tmp_path / "out" / "pan.mov") == audio_packets(src / "pan.mov")
