@@ -21,6 +21,7 @@ from .commands import (
     import_official,
     pretrained,
     push,
+    serve,
     style_train,
     toy_data,
     train,
@@ -44,6 +45,7 @@ for _name, _module in (
     ("pretrained", pretrained),
     ("export", export),
     ("push", push),
+    ("serve", serve),
     ("toy-data", toy_data),
 ):
     COMMANDS.register(_name, _module)

@@ -56,7 +56,7 @@ def test_the_hub_folder_loads_back_identically_and_its_card_holds_the_runs_numbe
                  "--folder-only"]) == 0
     assert {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} == {
         "README.md", "config.json", "config.yaml", "AtoB/model.safetensors", "AtoB/config.json",
-        "BtoA/model.safetensors", "BtoA/config.json"}
+        "BtoA/model.safetensors", "BtoA/config.json", "app.py", "requirements.txt"}  # the last two: a Space
 
     original, shared = open_run(trained), open_run(folder)
     assert shared.step == original.step == 8 and shared.config == original.config
