@@ -139,3 +139,25 @@ def test_the_pushed_folder_is_a_gradio_space_whose_app_builds_the_page_from_the_
     translate_files(RUN, [source], tmp_path / "cli", direction="BtoA", device="cpu", progress=False)
     assert np.array_equal(pixels(Path(shown)), pixels(tmp_path / "cli" / "in.png"))
     assert "me/tiny, B → A: 52×40 px" in note
+
+
+def test_push_space_uploads_the_same_folder_to_a_gradio_space(tmp_path, monkeypatch, capsys):
+    """No hub here: HfApi's calls are recorded, with what the folder held when it was uploaded."""
+    import huggingface_hub
+
+    calls = []
+
+    def create_repo(self, repo_id, **kwargs):
+        calls.append(("create", repo_id, kwargs.get("repo_type"), kwargs.get("space_sdk")))
+        return f"https://huggingface.co/{repo_id}"
+
+    def upload_folder(self, *, repo_id, folder_path, repo_type=None, **kwargs):
+        calls.append(("upload", repo_id, repo_type, sorted(p.name for p in Path(folder_path).iterdir())))
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
+    assert main(["push", "--weights", str(RUN), "--repo-id", "me/tiny", "--space", "me/tiny-app"]) == 0
+    files = ["AtoB", "BtoA", "README.md", "app.py", "config.json", "config.yaml", "requirements.txt"]
+    assert calls == [("create", "me/tiny", "model", None), ("upload", "me/tiny", "model", files),
+                     ("create", "me/tiny-app", "space", "gradio"), ("upload", "me/tiny-app", "space", files)]
+    assert "pushed to the Space https://huggingface.co/me/tiny-app" in capsys.readouterr().out

@@ -209,13 +209,25 @@ def push(folder: str | Path, repo_id: str, private: bool = False) -> str:
     """Create the hub repository ``repo_id`` (if needed) and upload ``folder``, one that
     ``build_hub_folder`` built; returns the repository's URL. Needs a hub token
     (``huggingface-cli login``, or ``HF_TOKEN``)."""
+    return _upload(folder, repo_id, "model", private)
+
+
+def push_space(folder: str | Path, space: str, private: bool = False) -> str:
+    """Upload the same ``folder`` to the Gradio Space ``space`` (created if needed), where its
+    ``app.py`` serves the web app on the folder's generators; returns the Space's URL."""
+    return _upload(folder, space, "space", private)
+
+
+def _upload(folder: str | Path, repo_id: str, kind: str, private: bool) -> str:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
     api = HfApi(library_name=LIBRARY)
     try:
-        url = api.create_repo(repo_id, private=private, exist_ok=True)
-        api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message="Upload cyclestyle translator")
+        extra = {"space_sdk": "gradio"} if kind == "space" else {}
+        url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type=kind, **extra)
+        api.upload_folder(repo_id=repo_id, folder_path=folder, repo_type=kind,
+                          commit_message="Upload cyclestyle translator")
     except HfHubHTTPError as e:
         raise HubError(f"push to {repo_id}: {first_line(e)}") from None
     except OSError as e:
