@@ -6,6 +6,7 @@ the line that installs it (tests/test_app_browser.py drives the page in Chromium
 from __future__ import annotations
 
 import runpy
+import socket
 import sys
 import tomllib
 from pathlib import Path
@@ -56,6 +57,16 @@ def test_serve_without_the_app_extra_is_the_install_line_and_exit_2(monkeypatch,
 def test_serve_refuses_a_port_out_of_range_before_anything(capsys):
     assert main(["serve", str(RUN), "--port", "70000"]) == 2
     assert "--port must be between 1 and 65535, got 70000" in capsys.readouterr().err
+
+
+def test_serve_on_a_taken_port_is_one_line(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", str(RUN), "--port", str(port), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"cyclestyle: error: cannot serve on 127.0.0.1:{port}: the port is in use (--port picks another)"
 
 
 @pytest.mark.parametrize("options, direction", [

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..data import DataError
+from ..devices import default_device
 from ..models.weights import CheckpointError
 from . import INSTALL
 from .translators import Offered, Options, open_translators, translate_upload
@@ -135,4 +136,5 @@ def serve(sources: Sequence[str | Path], host: str = "127.0.0.1", port: int | No
           device: str | None = None) -> None:
     """``cyclestyle serve``: open the translators, build the page and serve it until Ctrl-C."""
     import_gradio()  # before opening anything: a missing extra is said first
+    device = str(default_device(device))  # a device this machine lacks: one line now, not on the page later
     launch(build_app(open_translators(sources), device), host, port)

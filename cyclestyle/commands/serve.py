@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"cyclestyle: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # the port is taken, the host is not this machine's
-        print(f"cyclestyle: error: cannot serve on {args.host}:{args.port or 7860}: {first_line(e)}", file=sys.stderr)
+        reason = "the port is in use (--port picks another)" if "empty port" in str(e) else first_line(e)
+        print(f"cyclestyle: error: cannot serve on {args.host}:{args.port or 7860}: {reason}", file=sys.stderr)
         return 1
     return 0
