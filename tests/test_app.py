@@ -71,13 +71,13 @@ def test_serve_on_a_taken_port_is_one_line(capsys):
 
 @pytest.mark.parametrize("options, direction", [
     (Options(), "AtoB"),
-    (Options(tile=16, overlap=8, style_strength=0.6, preserve_color=True), "BtoA"),
+    (Options(tile=112, overlap=32, style_strength=0.6, preserve_color=True), "BtoA"),  # tiled
     (Options(tile=0, style_strength=0.3), "AtoB"),
 ])
 @pytest.mark.parametrize("alpha", [False, True])
 def test_an_uploaded_image_is_translated_exactly_as_translate_translates_the_file(tmp_path, options, direction,
                                                                                   alpha):
-    source = photo(tmp_path / "in.png", alpha=alpha)
+    source = photo(tmp_path / "in.png", size=(170, 130), alpha=alpha)
     offered = open_translators([RUN])["v0.2-run"]
     result = translate_upload(offered, direction, source, options, tmp_path / "app", device="cpu")
     tally = translate_files(RUN, [source], tmp_path / "cli", direction=direction, tile=options.tile,
@@ -85,10 +85,10 @@ def test_an_uploaded_image_is_translated_exactly_as_translate_translates_the_fil
                             preserve_color=options.preserve_color, device="cpu", progress=False)
     assert tally.translated == 1 and result.file.suffix == ".png"
     ours, theirs = pixels(result.file), pixels(tmp_path / "cli" / "in.png")
-    assert ours.shape == theirs.shape == ((40, 52, 4) if alpha else (40, 52, 3))
+    assert ours.shape == theirs.shape == ((130, 170, 4) if alpha else (130, 170, 3))
     assert np.array_equal(ours, theirs)
     assert not np.array_equal(ours[..., :3], pixels(source)[..., :3])  # it did translate
-    assert "v0.2-run" in result.note and "52×40 px" in result.note
+    assert "v0.2-run" in result.note and "170×130 px" in result.note
 
 
 def test_the_options_are_checked_as_translate_checks_them(tmp_path):
@@ -98,6 +98,9 @@ def test_the_options_are_checked_as_translate_checks_them(tmp_path):
                              (Options(style_strength=1.5), "between 0 and 1, got 1.5")):
         with pytest.raises(ValueError, match=message):
             translate_upload(offered, "AtoB", source, options, tmp_path / "out", device="cpu")
+    big = photo(tmp_path / "big.png", size=(170, 130))
+    note = translate_upload(offered, "AtoB", big, Options(tile=16), tmp_path / "out", device="cpu").note
+    assert "tile 16 px leaves no room for a core between two 28 px overlaps; using 96" in note  # said on the page
     (tmp_path / "broken.png").write_bytes(b"not an image")
     with pytest.raises(DataError, match="broken.png"):
         translate_upload(offered, "AtoB", tmp_path / "broken.png", Options(), tmp_path / "out", device="cpu")
@@ -110,6 +113,7 @@ def test_each_run_is_offered_with_its_directions_and_a_lone_file_as_one_translat
     assert offered["G_B.safetensors"].directions == {"G_B.safetensors": "AtoB"}  # the file, whichever way it goes
     assert directions_of(open_run(RUN / "checkpoints" / "step-2")) == {"A → B": "AtoB", "B → A": "BtoA"}
     assert list(open_translators([RUN], names=["monet"])) == ["monet"]
+    assert list(open_translators([RUN / "checkpoints" / "step-2"])) == ["v0.2-run/step-2"]
 
 
 def component(app, elem_id: str):

@@ -76,20 +76,24 @@ def proxy():
 def served(proxy):
     """`cyclestyle serve` of the tiny run, every outside request of it sent to the recording proxy."""
     address = f"http://127.0.0.1:{proxy.server_address[1]}"
-    env = os.environ | {"HTTP_PROXY": address, "HTTPS_PROXY": address, "ALL_PROXY": address,
-                        "NO_PROXY": "127.0.0.1,localhost", "GRADIO_ANALYTICS_ENABLED": "True"}  # serve turns it off
+    proxies = {"HTTP_PROXY": address, "HTTPS_PROXY": address, "ALL_PROXY": address, "NO_PROXY": "127.0.0.1,localhost"}
+    env = os.environ | proxies | {k.lower(): v for k, v in proxies.items()}
+    env["GRADIO_ANALYTICS_ENABLED"] = "True"  # serve turns it off whatever the environment says
     started = time.perf_counter()
     proc = subprocess.Popen(cli("serve", str(RUN), "--port", str(free_port()), "--device", "cpu"), cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    for line in proc.stdout:  # until it says where it serves (or dies)
-        lines.append(line)
-        if line.startswith("serving on "):
-            break
-    assert lines and lines[-1].startswith("serving on "), "".join(lines)
-    url = lines[-1].split()[2]
+    lines: list[str] = []
+
+    def read() -> None:  # what it prints, as it prints it; and its pipe never fills
+        for line in proc.stdout:
+            lines.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    serving = wait_for(lambda: [line for line in lines if line.startswith("serving on ")] or proc.poll() is not None,
+                       "serve to start")
+    assert serving is not True, "".join(lines)  # it exited
+    url = serving[0].split()[2]
     print(f"\nserve started in {time.perf_counter() - started:.1f} s at {url}")
-    threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep its pipe drained
     yield url, proc
     if proc.poll() is None:
         proc.kill()
@@ -133,7 +137,7 @@ def test_the_page_translates_an_upload_as_translate_does_and_offers_it_for_downl
     url, server = served
     driver, downloads = browser
     css = lambda selector: driver.find_elements(By.CSS_SELECTOR, selector)  # noqa: E731
-    source = photo(tmp_path / "street.png", size=(60, 44))
+    source = photo(tmp_path / "street.png", size=(170, 130))  # tiled: 112-px tiles
     started = time.perf_counter()
 
     driver.get(url)
@@ -142,7 +146,7 @@ def test_the_page_translates_an_upload_as_translate_does_and_offers_it_for_downl
     wait_for(lambda: css("#source img"), "the uploaded image's preview")
     driver.find_element(By.XPATH, "//*[@id='direction']//label[contains(., 'B → A')]").click()
     driver.find_element(By.XPATH, "//*[contains(text(), \"Options (as cyclestyle translate's)\")]").click()
-    for selector, value in (("#tile input[type=number]", "16"), ("#overlap input[type=number]", "8"),
+    for selector, value in (("#tile input[type=number]", "112"), ("#overlap input[type=number]", "32"),
                             ("#strength input[type=number]", "0.6")):
         box = wait_for(lambda: css(selector), selector)[0]
         box.send_keys(Keys.CONTROL, "a")
@@ -151,7 +155,7 @@ def test_the_page_translates_an_upload_as_translate_does_and_offers_it_for_downl
     css("#translate")[0].click()
 
     note = wait_for(lambda: [e.text for e in css("#note") if "px in" in e.text], "the translation")[0]
-    assert "v0.2-run, B → A: 60×44 px" in note
+    assert "v0.2-run, B → A: 170×130 px" in note
     src = css("#result img")[0].get_attribute("src")
     with urllib.request.urlopen(src, timeout=30) as response:  # what the page shows
         shown = np.asarray(Image.open(BytesIO(response.read())))
@@ -161,13 +165,13 @@ def test_the_page_translates_an_upload_as_translate_does_and_offers_it_for_downl
 
     # `cyclestyle translate` with the same image and options, and without the options
     args = ["translate", "--weights", str(RUN), "--direction", "BtoA", "--device", "cpu", str(source)]
-    assert main([*args, "--output", str(tmp_path / "cli"), "--tile", "16", "--overlap", "8",
+    assert main([*args, "--output", str(tmp_path / "cli"), "--tile", "112", "--overlap", "32",
                  "--style-strength", "0.6", "--preserve-color"]) == 0
     assert main([*args, "--output", str(tmp_path / "plain")]) == 0
     expected = np.asarray(Image.open(tmp_path / "cli" / "street.png"))
     plain = np.asarray(Image.open(tmp_path / "plain" / "street.png"))
     downloaded = np.asarray(Image.open(saved))
-    assert shown.shape == downloaded.shape == expected.shape == (44, 60, 3)
+    assert shown.shape == downloaded.shape == expected.shape == (130, 170, 3)
     assert np.array_equal(shown, downloaded)
     assert np.abs(shown.astype(int) - expected).max() <= 2  # another process: the same computation, within 8-bit rounding
     assert np.abs(plain.astype(int) - expected).max() > 10  # the page's options took effect

@@ -14,6 +14,7 @@ from ..data import save_image
 from ..inference.files import image_translator, translate_file
 from ..inference.hub import HUB_PREFIX
 from ..inference.run import TrainedRun, open_run
+from ..run_folder import CHECKPOINTS
 
 ARROWS = {"AtoB": "A → B", "BtoA": "B → A"}
 
@@ -42,11 +43,14 @@ def open_translators(sources: Sequence[str | Path], names: Sequence[str] | None 
 
 
 def default_label(source: str | Path) -> str:
+    """``USER/NAME`` for ``hf://USER/NAME``, ``RUN/step-N`` for a checkpoint folder, else the name."""
     text = str(source)
     if text.startswith(HUB_PREFIX):
         return text[len(HUB_PREFIX):]
     path = Path(text).expanduser()
-    return path.name if path.is_file() or path.name not in ("", ".") else path.resolve().name
+    if path.name in ("", ".", ".."):
+        path = path.resolve()
+    return f"{path.parent.parent.name}/{path.name}" if path.parent.name == CHECKPOINTS else path.name
 
 
 def directions_of(run: TrainedRun) -> dict[str, str]:
@@ -78,7 +82,7 @@ class Options:
 @dataclass(frozen=True)
 class Result:
     file: Path  # the translated image, a PNG at the input's size
-    note: str  # one line for the page: what was done, how long it took
+    note: str  # one line for the page: what was done, how long it took, what tiling changed of the options
 
 
 def translate_upload(offered: Offered, direction: str, source: str | Path, options: Options, folder: Path,
@@ -95,4 +99,5 @@ def translate_upload(offered: Offered, direction: str, source: str | Path, optio
     out = folder / f"{Path(source).stem}-{direction}.png"
     save_image(image, out)
     seconds = time.perf_counter() - started
-    return Result(out, f"{offered.label}, {ARROWS[direction]}: {image.width}×{image.height} px in {seconds:.1f} s")
+    done = f"{offered.label}, {ARROWS[direction]}: {image.width}×{image.height} px in {seconds:.1f} s"
+    return Result(out, "; ".join([done, *translator.notes]))

@@ -230,6 +230,11 @@ class _Translator:
     def wants_tiles(self, width: int, height: int) -> bool:
         return _wants_tiles(height, width, self.tile, self.multiple)
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the tile plan changed of the options asked for (said once, as ``note`` lines)."""
+        return self._plan.notes if self._plan is not None else ()
+
     def plan(self) -> TilePlan:
         if self._plan is None:
             self._plan = plan_tiles(self.generator, self.tile or DEFAULT_TILE, self.overlap if self.tile else None)
