@@ -149,11 +149,15 @@ def test_the_pushed_folder_is_a_gradio_space_whose_app_builds_the_page_from_the_
     app = namespace["demo"]
     assert [value for _, value in component(app, "translator").choices] == ["me/tiny"]
     source = photo(tmp_path / "in.png")
-    shown, download, note = event(app, "run")(str(source), "me/tiny", "B → A", None, None, 1.0, False)
+    shown, download, note = event(app, "run")(str(source), "me/tiny", "B → A", "", "", 1.0, False)  # the defaults
     assert download.interactive and Path(download.value["path"]).read_bytes() == Path(shown).read_bytes()
     translate_files(RUN, [source], tmp_path / "cli", direction="BtoA", device="cpu", progress=False)
     assert np.array_equal(pixels(Path(shown)), pixels(tmp_path / "cli" / "in.png"))
     assert "me/tiny, B → A: 52×40 px" in note
+    import gradio
+
+    with pytest.raises(gradio.Error, match="tile must be a whole number of pixels, got '12px'"):
+        event(app, "run")(str(source), "me/tiny", "B → A", "12px", "", 1.0, False)
 
 
 def test_push_space_uploads_the_same_folder_to_a_gradio_space(tmp_path, monkeypatch, capsys):

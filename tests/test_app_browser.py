@@ -146,7 +146,7 @@ def test_the_page_translates_an_upload_as_translate_does_and_offers_it_for_downl
     wait_for(lambda: css("#source img"), "the uploaded image's preview")
     driver.find_element(By.XPATH, "//*[@id='direction']//label[contains(., 'B → A')]").click()
     driver.find_element(By.XPATH, "//*[contains(text(), \"Options (as cyclestyle translate's)\")]").click()
-    for selector, value in (("#tile input[type=number]", "112"), ("#overlap input[type=number]", "32"),
+    for selector, value in (("#tile input, #tile textarea", "112"), ("#overlap input, #overlap textarea", "8"),
                             ("#strength input[type=number]", "0.6")):
         box = wait_for(lambda: css(selector), selector)[0]
         box.send_keys(Keys.CONTROL, "a")
@@ -156,6 +156,7 @@ def test_the_page_translates_an_upload_as_translate_does_and_offers_it_for_downl
 
     note = wait_for(lambda: [e.text for e in css("#note") if "px in" in e.text], "the translation")[0]
     assert "v0.2-run, B → A: 170×130 px" in note
+    assert "overlap 8 px is less than the 28 px" in note  # the tile boxes reached the server: it raised the overlap
     src = css("#result img")[0].get_attribute("src")
     with urllib.request.urlopen(src, timeout=30) as response:  # what the page shows
         shown = np.asarray(Image.open(BytesIO(response.read())))
@@ -165,7 +166,7 @@ def test_the_page_translates_an_upload_as_translate_does_and_offers_it_for_downl
 
     # `cyclestyle translate` with the same image and options, and without the options
     args = ["translate", "--weights", str(RUN), "--direction", "BtoA", "--device", "cpu", str(source)]
-    assert main([*args, "--output", str(tmp_path / "cli"), "--tile", "112", "--overlap", "32",
+    assert main([*args, "--output", str(tmp_path / "cli"), "--tile", "112", "--overlap", "8",
                  "--style-strength", "0.6", "--preserve-color"]) == 0
     assert main([*args, "--output", str(tmp_path / "plain")]) == 0
     expected = np.asarray(Image.open(tmp_path / "cli" / "street.png"))
@@ -173,7 +174,7 @@ def test_the_page_translates_an_upload_as_translate_does_and_offers_it_for_downl
     downloaded = np.asarray(Image.open(saved))
     assert shown.shape == downloaded.shape == expected.shape == (130, 170, 3)
     assert np.array_equal(shown, downloaded)
-    assert np.abs(shown.astype(int) - expected).max() <= 2  # another process: the same computation, within 8-bit rounding
+    assert np.abs(shown.astype(int) - expected).max() <= 2  # the same computation in another process: 8-bit rounding
     assert np.abs(plain.astype(int) - expected).max() > 10  # the page's options took effect
 
     events = [json.loads(entry["message"])["message"] for entry in driver.get_log("performance")]

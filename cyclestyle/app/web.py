@@ -63,9 +63,10 @@ def build_app(offered: dict[str, Offered], device: str | None = None, title: str
         chosen = offered[label]
         if direction not in chosen.directions:  # the radio of another translator, changed under it
             raise gr.Error(f"pick a direction of {label}: {', '.join(chosen.directions)}")
-        options = Options(_whole(tile), _whole(overlap), float(strength), bool(preserve_color))
         _prune(results, CACHE_SECONDS)
         try:
+            options = Options(_whole(tile, "tile"), _whole(overlap, "overlap"), float(strength),
+                              bool(preserve_color))
             result = translate_upload(chosen, chosen.directions[direction], source, options,
                                       Path(tempfile.mkdtemp(dir=results)), device)
         except (DataError, CheckpointError, ValueError, RuntimeError) as e:  # one line, as translate says it
@@ -83,10 +84,12 @@ def build_app(offered: dict[str, Offered], device: str | None = None, title: str
                 direction = gr.Radio(list(first.directions), value=next(iter(first.directions)),
                                      label="Direction", elem_id="direction")
                 with gr.Accordion("Options (as cyclestyle translate's)", open=False):
-                    tile = gr.Number(None, precision=0, minimum=0, label="Tile (pixels; empty: automatic, "
-                                     "0: never)", elem_id="tile")
-                    overlap = gr.Number(None, precision=0, minimum=0, label="Tile overlap (pixels; empty: the "
-                                        "generator's receptive field)", elem_id="overlap")
+                    # Text boxes, not number boxes: empty (translate's default) is a value of its own,
+                    # which a number box would show and send as 0 (never tile; no overlap).
+                    tile = gr.Textbox("", max_lines=1, placeholder="automatic",
+                                      label="Tile (pixels; empty: automatic, 0: never)", elem_id="tile")
+                    overlap = gr.Textbox("", max_lines=1, placeholder="the generator's receptive field",
+                                         label="Tile overlap (pixels)", elem_id="overlap")
                     strength = gr.Slider(0, 1, value=1, step=0.05, label="Style strength (output blended with "
                                          "the input)", elem_id="strength")
                     preserve = gr.Checkbox(False, label="Preserve colour (keep the input's chroma)",
@@ -110,9 +113,16 @@ def _prune(results: Path, seconds: float) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _whole(value) -> int | None:
-    """A Number box's value: empty stays None (translate's default), else an int."""
-    return None if value is None or value == "" else int(value)
+def _whole(text: str | None, name: str) -> int | None:
+    """A box of pixels: empty is None (translate's default), else a whole number (a ``ValueError``
+    naming the box)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of pixels, got {text!r}") from None
 
 
 def launch(app, host: str | None = None, port: int | None = None, block: bool = True):
