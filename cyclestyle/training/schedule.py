@@ -1,5 +1,6 @@
-"""The learning rate: its scaling with the batch, and its schedule (constant, then linear
-decay towards zero, paper section 4)."""
+"""The learning rate: its scaling with the batch, and its schedule (``train.lr_policy``): the
+paper's ``linear`` (constant, then linear decay towards zero, section 4), and the official code's
+``step``, ``plateau`` and ``cosine`` as factors of the base rate for each step."""
 
 from __future__ import annotations
 
