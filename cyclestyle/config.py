@@ -31,6 +31,13 @@ import yaml
 class ConfigError(ValueError):
     """A configuration problem, reported in one line that names the key."""
 
+
+# The metadata of a key added after v0.2 whose default keeps what runs did before it: written to
+# config.yaml only when it differs from that default (``config_to_dict``), so that a run folder of
+# an earlier version reads back to the same text and ``config_hash``, and a key at its default
+# means the same with or without its line.
+ADDED = {"written": "when not the default"}
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the two unpaired domains come from and how each image is prepared."""
@@ -61,7 +68,7 @@ class DataConfig:
     flip: bool = True
     # The first N images (sorted) of each domain and split, as the reference's --max_dataset_size;
     # None: all of them (the reference's default, inf).
-    max_dataset_size: int | None = None
+    max_dataset_size: int | None = field(default=None, metadata=ADDED)
     num_workers: int = 2  # capped at the CPUs the process may use (training/launch.py data_workers)
     # An unreadable image is skipped with a warning; with strict_images it stops the run.
     strict_images: bool = False
@@ -94,7 +101,7 @@ class LossConfig:
 
     gan_mode: Literal["lsgan", "vanilla", "hinge", "wgangp"] = "lsgan"
     # wgangp only: weight λ of the gradient penalty (Gulrajani et al. 2017; the reference's lambda_gp).
-    lambda_gp: float = 10.0
+    lambda_gp: float = field(default=10.0, metadata=ADDED)
     lambda_a: float = 10.0
     lambda_b: float = 10.0
     lambda_identity: float = 0.5
@@ -119,8 +126,8 @@ class TrainConfig:
     # paper's, above), step (× 0.1 every lr_decay_iters epochs), plateau (× 0.2 when the held-out
     # eval.metric stops improving) or cosine (half a cosine over n_epochs). In the step form
     # (max_steps), what the epoch form counts in epochs is counted in steps.
-    lr_policy: Literal["linear", "step", "plateau", "cosine"] = "linear"
-    lr_decay_iters: int = 50
+    lr_policy: Literal["linear", "step", "plateau", "cosine"] = field(default="linear", metadata=ADDED)
+    lr_decay_iters: int = field(default=50, metadata=ADDED)
     pool_size: int = 50
     # train.lr is for one image per step (the paper's batch 1); with more images per step
     # (batch_size × processes) "sqrt" multiplies it by their square root (Adam's rule), "linear"
@@ -553,6 +560,12 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     """The config as plain data, with the YAML key names (``log.with``, not ``with_``), its
     method's section last, as ``config.yaml`` holds it."""
     data = _yaml_keys(dataclasses.asdict(cfg))
+    for section in dataclasses.fields(Config):
+        if not isinstance(data.get(section.name), dict) or section.name == "sections":
+            continue
+        for f in dataclasses.fields(getattr(cfg, section.name)):
+            if f.metadata == ADDED and data[section.name][_KEY_FOR_FIELD.get(f.name, f.name)] == f.default:
+                del data[section.name][_KEY_FOR_FIELD.get(f.name, f.name)]
     return {**{k: v for k, v in data.items() if k != "sections"}, **data["sections"]}
 
 
