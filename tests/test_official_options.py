@@ -290,3 +290,25 @@ def test_cut_trains_with_wgangp_and_logs_its_penalty(tiny_overrides, tmp_path):
     penalties = [r["D_gp"] for r in records if "D_gp" in r]
     assert penalties and all(math.isfinite(v) and v >= 0 for v in penalties)
     assert Path(run / "G_A.safetensors").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["cyclegan", "cut"])
+def test_wgangp_two_processes_of_batch_1_equal_one_process_of_batch_2(method, toy_root, tmp_path):
+    """The penalty's second-order gradient goes through data parallelism (torchrun's gloo
+    processes) and each image draws its own α wherever it is computed: the first step's averaged
+    gradients of every network agree with one process of batch 2, to float noise (the bound of
+    tests/test_distributed.py); one process of batch 1 does not."""
+    from .multiprocess import EXACT, first_step_gradients, launch, relative_differences, run, train_args
+
+    def gradients(name: str, processes: int, batch: int) -> dict[str, torch.Tensor]:
+        sets = [*([] if method == "cyclegan" else [f"method={method}", *TINY_CUT]), "loss.gan_mode=wgangp",
+                "train.max_steps=1", "train.checkpoint_every=1", f"train.batch_size={batch}", *EXACT]
+        run(launch(processes) + train_args(toy_root, tmp_path / name, *sets))
+        return first_step_gradients(tmp_path / name)
+
+    one = gradients("one", 1, 2)
+    two = relative_differences(gradients("two", 2, 1), one)
+    assert max(two.values()) < 1e-2, f"2 × batch 1 against 1 × batch 2: {two}"
+    half = relative_differences(gradients("half", 1, 1), one)
+    assert min(half.values()) > 0.1, f"1 × batch 1 (half the images) against 1 × batch 2: {half}"
