@@ -194,3 +194,28 @@ def test_a_folder_in_the_way_and_bad_names_are_one_line_each(tmp_path, capsys):
         assert main(["datasets", "get", name, "--root", str(root)]) == code
         err = capsys.readouterr().err
         assert len(lines(err)) == 1 and words in err
+
+
+def test_a_failure_mid_unpacking_leaves_nothing_half_unpacked(host, tmp_path, monkeypatch, capsys):
+    """The disk fills after some members are out: the staging folder goes, the target never appears,
+    and the checked archive stays for the next try."""
+    import errno
+
+    from cyclestyle.interop import datasets
+
+    real_extract = datasets._extract
+
+    def fill_the_disk(archive, into):
+        real_extract(archive, into)  # every member out …
+        raise OSError(errno.ENOSPC, "No space left on device")  # … then the disk is full
+
+    monkeypatch.setattr(datasets, "_extract", fill_the_disk)
+    host.files["/cyclegan/datasets/horse2zebra.zip"] = zipped(HORSE2ZEBRA)
+    root = tmp_path / "data"
+    assert main(["datasets", "get", "horse2zebra", "--root", str(root), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert len(lines(err)) == 1 and "No space left on device" in err and "nothing was unpacked" in err
+    assert sorted(p.name for p in root.iterdir()) == ["horse2zebra.zip"]
+    monkeypatch.setattr(datasets, "_extract", real_extract)
+    assert main(["datasets", "get", "horse2zebra", "--root", str(root), "--quiet"]) == 0
+    assert len(host.ranges) == 1 and sorted(p.name for p in root.iterdir()) == ["horse2zebra"]

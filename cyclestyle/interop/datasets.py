@@ -213,7 +213,11 @@ def unpack(archive: Path, target: Path, expects: tuple[str, ...] = ()) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        _extract(archive, staging)
+        try:
+            _extract(archive, staging)
+        except (OSError, tarfile.TarError, zipfile.BadZipFile) as e:  # a full disk, or what the checks missed
+            raise DatasetError(f"could not unpack {archive}: {getattr(e, 'strerror', None) or e}; "
+                               f"nothing was unpacked into {target}") from None
         content = _content(staging)
         missing = _missing(content, expects)
         if missing:

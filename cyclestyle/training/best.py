@@ -52,11 +52,10 @@ def evaluate_held_out(run: Run) -> None:
 
 def follow_plateau(run: Run) -> None:
     """``train.lr_policy plateau``: every process feeds the main process's held-out value (just
-    measured) to its schedule, so that all lower the rate together. Waits for the main process."""
+    measured) to its schedule, so that all lower the rate together. None (not computed) is skipped."""
     mine = run.last_eval["value"] if run.accelerator.is_main_process and run.last_eval else None
     value = gather_objects(run.accelerator, mine)[0]
-    run.accelerator.wait_for_everyone()
-    if run.plateau is not None and value is not None:
+    if value is not None:
         run.plateau.observe(value)
 
 

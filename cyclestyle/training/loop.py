@@ -169,7 +169,9 @@ def _evaluate(run: Run) -> None:
     began = time.perf_counter()
     if run.accelerator.is_main_process:
         evaluate_held_out(run)
-    follow_plateau(run)  # also makes every process wait for the main one
+    run.accelerator.wait_for_everyone()
+    if run.plateau is not None:
+        follow_plateau(run)
     run.window.exclude_since(began)
 
 
