@@ -38,6 +38,7 @@ class ConfigError(ValueError):
 # means the same with or without its line.
 ADDED = {"written": "when not the default"}
 
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the two unpaired domains come from and how each image is prepared."""
@@ -560,13 +561,17 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     """The config as plain data, with the YAML key names (``log.with``, not ``with_``), its
     method's section last, as ``config.yaml`` holds it."""
     data = _yaml_keys(dataclasses.asdict(cfg))
-    for section in dataclasses.fields(Config):
-        if not isinstance(data.get(section.name), dict) or section.name == "sections":
-            continue
-        for f in dataclasses.fields(getattr(cfg, section.name)):
-            if f.metadata == ADDED and data[section.name][_KEY_FOR_FIELD.get(f.name, f.name)] == f.default:
-                del data[section.name][_KEY_FOR_FIELD.get(f.name, f.name)]
+    for name in SHARED_KEYS:
+        section = getattr(cfg, name)
+        if dataclasses.is_dataclass(section):
+            data[name] = {key: value for key, value in data[name].items() if not _added_at_default(section, key, value)}
     return {**{k: v for k, v in data.items() if k != "sections"}, **data["sections"]}
+
+
+def _added_at_default(section: Any, key: str, value: Any) -> bool:
+    """Whether ``key`` of ``section`` is an ``ADDED`` key at its default (left out of config.yaml)."""
+    f = next(f for f in dataclasses.fields(section) if _KEY_FOR_FIELD.get(f.name, f.name) == key)
+    return f.metadata == ADDED and value == f.default
 
 
 def _yaml_keys(node: Any) -> Any:

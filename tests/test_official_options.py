@@ -312,3 +312,19 @@ def test_wgangp_two_processes_of_batch_1_equal_one_process_of_batch_2(method, to
     assert max(two.values()) < 1e-2, f"2 × batch 1 against 1 × batch 2: {two}"
     half = relative_differences(gradients("half", 1, 1), one)
     assert min(half.values()) > 0.1, f"1 × batch 1 (half the images) against 1 × batch 2: {half}"
+
+
+def test_the_added_keys_are_written_to_config_yaml_only_off_their_default(tmp_path):
+    """So that a run of an earlier version reads back to the same text (tests/test_compat.py), and a
+    run that sets one says so."""
+    from cyclestyle.config import config_to_dict, dump_config
+
+    default = config_to_dict(read_config(None))
+    assert "lr_policy" not in default["train"] and "max_dataset_size" not in default["data"]
+    assert "lambda_gp" not in default["loss"] and "lr_decay_iters" not in default["train"]
+    cfg = read_config(None, ["train.lr_policy=cosine", "loss.lambda_gp=5", "data.max_dataset_size=7"])
+    written = config_to_dict(cfg)
+    assert (written["train"]["lr_policy"], written["loss"]["lambda_gp"], written["data"]["max_dataset_size"]) == \
+        ("cosine", 5.0, 7)
+    (tmp_path / "config.yaml").write_text(dump_config(cfg))
+    assert read_config(tmp_path / "config.yaml") == cfg

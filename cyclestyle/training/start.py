@@ -11,7 +11,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
-from ..config import Config, ConfigError, TrainConfig, split_metric
+from ..config import Config, ConfigError, split_metric
 from ..data import UnalignedDataset, open_domains
 from ..evaluation import registry as metrics_registry
 from ..evaluation.evaluate import HeldOutEvaluator
