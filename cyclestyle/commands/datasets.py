@@ -17,10 +17,10 @@ DESCRIPTION = (
     "data.format folder: train with --set data.root=ROOT/NAME. A pix2pix dataset (paired) unpacks as\n"
     "ROOT/NAME/train, val (and test), each image A and B side by side. facades and maps are in both\n"
     "scripts: say cyclegan/facades or pix2pix/facades (which unpacks into ROOT/facades_pix2pix).\n\n"
-    "The transfer shows a progress bar and, if cut, resumes where it stopped when run again. The\n"
-    "archive is checked whole, and unpacked into a temporary folder renamed into place once complete,\n"
-    "then removed; nothing is written outside ROOT/NAME. Run twice, the second call finds the dataset\n"
-    "and does nothing.")
+    "ROOT is --root (default: data). The transfer shows a progress bar and, if cut, resumes where it\n"
+    "stopped when run again. The archive is checked whole, unpacked into a temporary folder that is\n"
+    "renamed into place once complete, and then deleted; nothing is written outside ROOT/NAME. Run\n"
+    "twice, the second call finds the dataset and does nothing.")
 EPILOG = (
     "examples:\n"
     "  cyclestyle datasets --list\n"
