@@ -127,6 +127,9 @@ class TrainConfig:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     log_every: int = 10
+    # Fine-tuning: a new run whose networks start from these weights (a run or checkpoint folder,
+    # a generator file, hf://USER/NAME or pretrained:NAME; training/init_from.py). None: from scratch.
+    init_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,9 @@ class LogConfig:
     with_: Literal["wandb", "none"] = "wandb"
     images_every: int = 1000
     num_images: int = 4
+    # The panels kept on disk as OUTPUT_DIR/samples/step-N.png, listed in samples/index.html
+    # (training/samples.py): at most this many, the newest; 0 writes none.
+    keep_samples: int = 50
 
 
 @dataclass(frozen=True)
@@ -443,6 +449,7 @@ def _validate_ranges(cfg: Config) -> None:
         "train.n_epochs": t.n_epochs,
         "train.n_epochs_decay": t.n_epochs_decay,
         "train.pool_size": t.pool_size,
+        "log.keep_samples": cfg.log.keep_samples,
         "loss.lambda_a": lo.lambda_a,
         "loss.lambda_b": lo.lambda_b,
         "loss.lambda_identity": lo.lambda_identity,
@@ -477,6 +484,10 @@ def validate_paths(cfg: Config, domains: tuple[str, ...]) -> None:
     ("A",)), and the dashboard's names: checked before a run, not for a run's config read back."""
     d = cfg.data
     _validate_wandb(cfg.wandb)
+    init = cfg.train.init_from
+    if init is not None and not init.startswith(("hf://", "pretrained:")) and not Path(init).expanduser().exists():
+        raise ConfigError(f"train.init_from {init} does not exist (a run or checkpoint folder, a generator file, "
+                          "hf://USER/NAME or pretrained:NAME)")
     for key, value in {"eval.paired_truth": cfg.eval.paired_truth,
                        "eval.inception_weights": cfg.eval.inception_weights}.items():
         if value is not None and not Path(value).expanduser().exists():
