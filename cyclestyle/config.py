@@ -532,10 +532,19 @@ def _validate_wandb(w: WandbConfig) -> None:
 # Writing
 
 
+# Shared keys added since v0.2 that a config leaves out while they hold their default: the
+# config.yaml of a run that does not use them, and so its fingerprint (``config_hash``), stay what
+# they were (tests/test_compat.py reads a v0.2 run's config back to the same text).
+LATER_KEYS = (("train", "init_from"), ("log", "keep_samples"))
+
+
 def config_to_dict(cfg: Config) -> dict[str, Any]:
     """The config as plain data, with the YAML key names (``log.with``, not ``with_``), its
-    method's section last, as ``config.yaml`` holds it."""
+    method's section last, as ``config.yaml`` holds it (``LATER_KEYS`` at their default left out)."""
     data = _yaml_keys(dataclasses.asdict(cfg))
+    for section, key in LATER_KEYS:
+        if getattr(getattr(cfg, section), key) == getattr(type(getattr(cfg, section))(), key):
+            del data[section][key]
     return {**{k: v for k, v in data.items() if k != "sections"}, **data["sections"]}
 
 
