@@ -112,6 +112,17 @@ def test_a_lone_generator_file_goes_to_its_direction(source, toy_root, tmp_path,
     assert f"init: G_B (B→A) from {source / 'G_B.safetensors'}; fresh: G_A, D_A, D_B" in capsys.readouterr().out
 
 
+def test_a_hub_folder_starts_both_generators_and_no_discriminator(source, toy_root, tmp_path, capsys):
+    from cyclestyle.export.hub import build_hub_folder
+    from cyclestyle.inference.run import open_run
+
+    hub = build_hub_folder(open_run(source), tmp_path / "hub", "me/tiny")
+    run = started(load_config(TINY, overrides(toy_root, tmp_path / "h", f"train.init_from={hub}")))
+    assert_same(weights(run, "G_A"), load_file(hub / "AtoB" / "model.safetensors"))
+    assert_same(weights(run, "G_B"), load_file(source / "G_B.safetensors"))
+    assert f"init: G_A (A→B), G_B (B→A) from {hub}; fresh: D_A, D_B" in capsys.readouterr().out
+
+
 def test_a_cyclegan_run_starts_a_cut_run(source, toy_root, tmp_path, capsys):
     """G_A by direction, D_A by name (it judges domain B in both methods); CUT's heads are fresh."""
     cfg = load_config(TINY, overrides(toy_root, tmp_path / "cut", "method=cut", *TINY_CUT, f"train.init_from={source}"))
