@@ -32,13 +32,6 @@ class ConfigError(ValueError):
     """A configuration problem, reported in one line that names the key."""
 
 
-# The metadata of a key added after v0.2 whose default keeps what runs did before it: written to
-# config.yaml only when it differs from that default (``config_to_dict``), so that a run folder of
-# an earlier version reads back to the same text and ``config_hash``, and a key at its default
-# means the same with or without its line.
-ADDED = {"written": "when not the default"}
-
-
 @dataclass(frozen=True)
 class DataConfig:
     """Where the two unpaired domains come from and how each image is prepared."""
@@ -69,7 +62,7 @@ class DataConfig:
     flip: bool = True
     # The first N images (sorted) of each domain and split, as the reference's --max_dataset_size;
     # None: all of them (the reference's default, inf).
-    max_dataset_size: int | None = field(default=None, metadata=ADDED)
+    max_dataset_size: int | None = None
     num_workers: int = 2  # capped at the CPUs the process may use (training/launch.py data_workers)
     # An unreadable image is skipped with a warning; with strict_images it stops the run.
     strict_images: bool = False
@@ -102,7 +95,7 @@ class LossConfig:
 
     gan_mode: Literal["lsgan", "vanilla", "hinge", "wgangp"] = "lsgan"
     # wgangp only: weight λ of the gradient penalty (Gulrajani et al. 2017; the reference's lambda_gp).
-    lambda_gp: float = field(default=10.0, metadata=ADDED)
+    lambda_gp: float = 10.0
     lambda_a: float = 10.0
     lambda_b: float = 10.0
     lambda_identity: float = 0.5
@@ -127,8 +120,8 @@ class TrainConfig:
     # paper's, above), step (× 0.1 every lr_decay_iters epochs), plateau (× 0.2 when the held-out
     # eval.metric stops improving) or cosine (half a cosine over n_epochs). In the step form
     # (max_steps), what the epoch form counts in epochs is counted in steps.
-    lr_policy: Literal["linear", "step", "plateau", "cosine"] = field(default="linear", metadata=ADDED)
-    lr_decay_iters: int = field(default=50, metadata=ADDED)
+    lr_policy: Literal["linear", "step", "plateau", "cosine"] = "linear"
+    lr_decay_iters: int = 50
     pool_size: int = 50
     # train.lr is for one image per step (the paper's batch 1); with more images per step
     # (batch_size × processes) "sqrt" multiplies it by their square root (Adam's rule), "linear"
@@ -147,6 +140,9 @@ class TrainConfig:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     log_every: int = 10
+    # Fine-tuning: a new run whose networks start from these weights (a run or checkpoint folder,
+    # a generator file, hf://USER/NAME or pretrained:NAME; training/init_from.py). None: from scratch.
+    init_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +172,9 @@ class LogConfig:
     with_: Literal["wandb", "none"] = "wandb"
     images_every: int = 1000
     num_images: int = 4
+    # The panels kept on disk as OUTPUT_DIR/samples/step-N.png, listed in samples/index.html
+    # (training/samples.py): at most this many, the newest; 0 writes none.
+    keep_samples: int = 50
 
 
 @dataclass(frozen=True)
@@ -470,6 +469,7 @@ def _validate_ranges(cfg: Config) -> None:
         "train.n_epochs": t.n_epochs,
         "train.n_epochs_decay": t.n_epochs_decay,
         "train.pool_size": t.pool_size,
+        "log.keep_samples": cfg.log.keep_samples,
         "loss.lambda_a": lo.lambda_a,
         "loss.lambda_b": lo.lambda_b,
         "loss.lambda_identity": lo.lambda_identity,
@@ -513,6 +513,10 @@ def validate_paths(cfg: Config, domains: tuple[str, ...]) -> None:
     ("A",)), and the dashboard's names: checked before a run, not for a run's config read back."""
     d = cfg.data
     _validate_wandb(cfg.wandb)
+    init = cfg.train.init_from
+    if init is not None and not init.startswith(("hf://", "pretrained:")) and not Path(init).expanduser().exists():
+        raise ConfigError(f"train.init_from {init} does not exist (a run or checkpoint folder, a generator file, "
+                          "hf://USER/NAME or pretrained:NAME)")
     for key, value in {"eval.paired_truth": cfg.eval.paired_truth,
                        "eval.inception_weights": cfg.eval.inception_weights}.items():
         if value is not None and not Path(value).expanduser().exists():
@@ -557,21 +561,21 @@ def _validate_wandb(w: WandbConfig) -> None:
 # Writing
 
 
+# Shared keys added since v0.2 that a config leaves out while they hold their default: the
+# config.yaml of a run that does not use them, and so its fingerprint (``config_hash``), stay what
+# they were (tests/test_compat.py reads a v0.2 run's config back to the same text).
+LATER_KEYS = (("train", "init_from"), ("log", "keep_samples"), ("data", "max_dataset_size"), ("loss", "lambda_gp"),
+              ("train", "lr_policy"), ("train", "lr_decay_iters"))
+
+
 def config_to_dict(cfg: Config) -> dict[str, Any]:
     """The config as plain data, with the YAML key names (``log.with``, not ``with_``), its
-    method's section last, as ``config.yaml`` holds it."""
+    method's section last, as ``config.yaml`` holds it (``LATER_KEYS`` at their default left out)."""
     data = _yaml_keys(dataclasses.asdict(cfg))
-    for name in SHARED_KEYS:
-        section = getattr(cfg, name)
-        if dataclasses.is_dataclass(section):
-            data[name] = {key: value for key, value in data[name].items() if not _added_at_default(section, key, value)}
+    for section, key in LATER_KEYS:
+        if getattr(getattr(cfg, section), key) == getattr(type(getattr(cfg, section))(), key):
+            del data[section][key]
     return {**{k: v for k, v in data.items() if k != "sections"}, **data["sections"]}
-
-
-def _added_at_default(section: Any, key: str, value: Any) -> bool:
-    """Whether ``key`` of ``section`` is an ``ADDED`` key at its default (left out of config.yaml)."""
-    f = next(f for f in dataclasses.fields(section) if _KEY_FOR_FIELD.get(f.name, f.name) == key)
-    return f.metadata == ADDED and value == f.default
 
 
 def _yaml_keys(node: Any) -> Any:
