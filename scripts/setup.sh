@@ -4,8 +4,8 @@
 #   bash scripts/setup.sh test     # the toolkit, the web app's extra, and what the tests need
 #
 # `test` also installs the system's Chromium and its WebDriver (Debian's chromium and
-# chromium-driver) when they are missing, for tests/test_app_browser.py: apt-get, so as root, as CI
-# runs it. The tests never download a browser.
+# chromium-driver) when they are missing, for tests/test_app_browser.py: apt-get, as root as CI
+# runs it (or through sudo). The tests never download a browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
@@ -17,9 +17,10 @@ extra=""
 if [ "${1:-}" = "test" ]; then
   extra="[test,app]"
   if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq chromium chromium-driver >/dev/null
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"  # CI runs as root; a developer's machine may ask for a password
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
   fi
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extra}"
