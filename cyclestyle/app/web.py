@@ -147,4 +147,7 @@ def serve(sources: Sequence[str | Path], host: str = "127.0.0.1", port: int | No
     """``cyclestyle serve``: open the translators, build the page and serve it until Ctrl-C."""
     import_gradio()  # before opening anything: a missing extra is said first
     device = str(default_device(device))  # a device this machine lacks: one line now, not on the page later
-    launch(build_app(open_translators(sources), device), host, port)
+    offered = open_translators(sources)
+    for chosen in offered.values():
+        print(f"{chosen.label}: {', '.join(chosen.directions)} ({chosen.run.path})", flush=True)
+    launch(build_app(offered, device), host, port)
