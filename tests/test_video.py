@@ -223,6 +223,24 @@ def test_a_clip_translates_to_a_clip_of_the_same_frames_rate_size_and_sound(tmp_
     assert sorted(p.name for p in out.parent.iterdir()) == ["pan.mp4"]  # no temporary left
 
 
+def test_a_portrait_phone_clip_keeps_its_display_rotation(tmp_path):
+    """Phones store a portrait clip sideways with a display rotation; the translation keeps it."""
+    source = tmp_path / "phone.mp4"
+    with av.open(str(source), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        stream.set_display_rotation(90)
+        for i, img in enumerate(pan(3, 48, 32)):
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 10)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    assert translate_cli("--output", str(tmp_path / "out"), str(source)) == 0
+    with av.open(str(tmp_path / "out" / "phone.mp4")) as c:
+        frames = list(c.decode(video=0))
+    assert len(frames) == 3 and {(f.rotation, f.width, f.height) for f in frames} == {(90, 48, 32)}
+
+
 def test_an_animated_gif_keeps_its_frames_and_delays_and_a_still_one_becomes_a_png(tmp_path, generator):
     src = tmp_path / "in"
     src.mkdir()

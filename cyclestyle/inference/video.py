@@ -4,7 +4,9 @@
 ``ffmpeg`` program needed), hands its frames in batches to a translator of images (the one
 ``translate`` uses for image files, so frames take the same full-frame, tiled and bf16 paths),
 and encodes what comes back into a clip of the same container, size and frame timing (every
-frame keeps its presentation time, so the frame rate, constant or variable, is the input's).
+frame keeps its presentation time, so the frame rate, constant or variable, is the input's) and
+display rotation (a phone's portrait clip is stored sideways with a rotation to show it upright:
+the stored frames are translated and the rotation kept).
 Audio streams are copied packet for packet (remuxed, not re-encoded). Only a batch of frames,
 the encoder's look-ahead and the muxer's interleaving queue are held at any time, so memory does
 not grow with the clip's length.
@@ -89,13 +91,15 @@ class _Encoder:
     """The output's video stream: frames in (PIL images with their source frame's timing),
     packets out to the muxer."""
 
-    def __init__(self, av, out, video, suffix: str, width: int, height: int):
+    def __init__(self, av, out, video, suffix: str, width: int, height: int, rotation: int = 0):
         self.av, self.out = av, out
         _, codec = CONTAINERS[suffix]
         rate = video.average_rate or video.guessed_rate or Fraction(25)
         self.stream = out.add_stream(codec, rate=rate)
         self.stream.width, self.stream.height = width, height
         self.stream.time_base = video.time_base  # a hint: the muxer may choose its own
+        if rotation and codec != "gif":  # a phone's portrait clip: stored sideways, shown upright
+            self.stream.set_display_rotation(rotation)
         self.graph = None
         self._durations: dict[int, int] = {}
         if codec == "gif":
@@ -215,6 +219,15 @@ def _batched(frames: Iterator, size: int) -> Iterator[list]:
         yield batch
 
 
+def _rotation(av, source: Path) -> int:
+    """The display rotation of the clip's first frame (degrees counter-clockwise), which phones
+    record instead of turning the pixels; 0 when there is none or nothing decodes."""
+    with av.open(str(source)) as container:
+        for frame in container.decode(video=0):
+            return int(frame.rotation)
+    return 0
+
+
 def _image(frame, channels: int, size: tuple[int, int]) -> Image.Image:
     image = frame.to_image()  # rgb24
     if image.size != size:
@@ -288,7 +301,7 @@ def _translate_streams(av, src, tmp: Path, suffix: str, translate: Translate, ch
                disable=None if progress else True, dynamic_ncols=True)
     try:
         with av.open(str(tmp), "w", format=CONTAINERS[suffix][0]) as out:
-            encoder = _Encoder(av, out, video, suffix, width, height)
+            encoder = _Encoder(av, out, video, suffix, width, height, _rotation(av, source))
             audio = {} if suffix == ".gif" else {s: out.add_stream_from_template(s) for s in src.streams.audio}
             for batch in _batched(_decoded(src, video, audio, out), batch_size):
                 for timing, image in zip(batch, translate([_image(f, channels, (width, height)) for f in batch])):
