@@ -223,6 +223,39 @@ def test_a_clip_translates_to_a_clip_of_the_same_frames_rate_size_and_sound(tmp_
     assert sorted(p.name for p in out.parent.iterdir()) == ["pan.mp4"]  # no temporary left
 
 
+@pytest.mark.parametrize("hd", [False, True])
+def test_the_clip_is_tagged_with_the_colour_matrix_it_is_encoded_with(tmp_path, hd):
+    """BT.709 in (as HD video is), BT.709 out; otherwise BT.601, said so: players guess an
+    untagged clip's matrix by its size, and a wrong guess shifts every colour. Saturated colour
+    bars through --style-strength 0 (the translation blended away: the input comes back)."""
+    bars = np.zeros((48, 64, 3), np.uint8)
+    for k, colour in enumerate([(230, 20, 20), (20, 210, 40), (30, 40, 220), (220, 200, 30)]):
+        bars[:, 16 * k : 16 * (k + 1)] = colour
+    matrix, other = ("itu709", "itu601") if hd else ("itu601", "itu709")
+    source = tmp_path / "bars.mp4"
+    with av.open(str(source), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        if hd:
+            stream.codec_context.colorspace = stream.codec_context.color_primaries = 1
+            stream.codec_context.color_trc = 1
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(bars, format="rgb24").reformat(format="yuv420p", dst_colorspace=matrix)
+            frame.colorspace = 1 if hd else 2
+            frame.pts, frame.time_base = i, Fraction(1, 10)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    assert translate_cli("--output", str(tmp_path / "out"), "--style-strength", "0", str(source)) == 0
+    with av.open(str(tmp_path / "out" / "bars.mp4")) as c:
+        tags = c.streams.video[0].codec_context
+        assert (tags.colorspace, tags.color_range, tags.color_primaries) == ((1, 1, 1) if hd else (6, 1, 2))
+        for frame in c.decode(video=0):  # decoded as tagged: the colours that went in
+            shown = frame.to_ndarray(format="rgb24").astype(int)
+            guessed = frame.reformat(format="rgb24", src_colorspace=other).to_ndarray().astype(int)
+            error, wrong = (np.abs(a[:, 2:-2] - bars[:, 2:-2]).mean() for a in (shown, guessed))  # bar edges: 4:2:0
+            assert error < 4 and wrong > 2.5 * error, (error, wrong)
+
+
 def test_a_portrait_phone_clip_keeps_its_display_rotation(tmp_path):
     """Phones store a portrait clip sideways with a display rotation; the translation keeps it."""
     source = tmp_path / "phone.mp4"

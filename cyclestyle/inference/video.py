@@ -12,8 +12,9 @@ the encoder's look-ahead and the muxer's interleaving queue are held at any time
 not grow with the clip's length.
 
 What is written, by the output's suffix (the input's): H.264 (libx264, CRF 18) in .mp4, .m4v,
-.mov and .mkv; VP9 in .webm; MPEG-4 part 2 in .avi; GIF with a palette made for each frame
-(FFmpeg's palettegen/paletteuse) in .gif. The clip is written aside (``.NAME.PID.part``) and
+.mov and .mkv; VP9 in .webm; MPEG-4 part 2 in .avi, converted from RGB with the input's colour
+matrix (BT.709 or BT.601) and tagged with it; GIF with a palette made for each frame (FFmpeg's
+palettegen/paletteuse) in .gif. The clip is written aside (``.NAME.PID.part``) and
 renamed when complete, as images are (``data.save_image``): a clip that fails, or a killed
 process, never leaves half a file under the real name.
 
@@ -42,6 +43,9 @@ CONTAINERS = {
 }
 VIDEO_EXTENSIONS = tuple(suffix for suffix in CONTAINERS if suffix != ".gif")
 """Files translated as videos; a .gif is one when it has more than one frame (``is_clip``)."""
+
+# FFmpeg's colour tags (AVColorSpace, AVColorRange, AVColorPrimaries)
+_BT709, _UNSPECIFIED, _SMPTE170M, _LIMITED = 1, 2, 6, 1
 
 INSTALL_HINT = 'translating videos needs PyAV, the "video" extra: pip install "cyclestyle[video]"'
 
@@ -112,7 +116,19 @@ class _Encoder:
         else:  # x264's and VP9's 4:2:0 needs even sides
             self.stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
             self.stream.options = {"crf": "18"} if codec == "libx264" else {"crf": "24", "b": "0"}
+        self.matrix = None if codec == "gif" else self._colours(video.codec_context)
         self.frames = 0
+
+    def _colours(self, source) -> str:
+        """RGB to YUV with the input's matrix (BT.709 for HD video, else BT.601), and the output
+        tagged with it: an untagged clip is decoded with a guess, and players guess by size."""
+        hd = source.colorspace == _BT709
+        out = self.stream.codec_context
+        out.colorspace = _BT709 if hd else _SMPTE170M
+        out.color_range = _LIMITED  # what swscale writes to yuv420p and yuv444p
+        if source.color_primaries != _UNSPECIFIED:
+            out.color_primaries, out.color_trc = source.color_primaries, source.color_trc
+        return "itu709" if hd else "itu601"
 
     def _palette_graph(self, width: int, height: int, time_base):
         """rgb24 -> pal8 with a palette made for each frame (as ``ffmpeg -vf palettegen,paletteuse``)."""
@@ -132,6 +148,9 @@ class _Encoder:
 
     def write(self, image: Image.Image, timing) -> None:
         frame = self.av.VideoFrame.from_image(image if image.mode == "RGB" else image.convert("RGB"))
+        if self.matrix is not None:
+            frame = frame.reformat(format=self.stream.pix_fmt, dst_colorspace=self.matrix)
+            frame.colorspace, frame.color_range = self.stream.codec_context.colorspace, _LIMITED
         frame.pts = timing.pts if timing.pts is not None else self.frames
         frame.time_base = timing.time_base if timing.pts is not None else 1 / self.stream.average_rate
         if timing.pts is not None and timing.duration:
