@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from ..config import ModelConfig
-from ..files import refuse_output_over_input
+from ..files import check_output, refuse_output_over_input
 from .download import cache_dir, fetch, pretrained_url
 from ..models import GENERATORS, NetworkSpec
 from ..models.weights import (CheckpointError, StateDictError, read_state_dict, save_weights, unusable_tensor,
@@ -165,6 +165,7 @@ def import_official(source: str | Path, output: str | Path) -> NetworkSpec:
     official ResNet generator is an ``OfficialFormatError`` naming the file."""
     source, output = Path(source), Path(output)
     refuse_output_over_input(output, [source], error=CheckpointError)
+    check_output(output, folder=False, error=CheckpointError)
     try:
         state = read_state_dict(source)
         converted, spec = convert(state)
@@ -179,6 +180,8 @@ def import_official(source: str | Path, output: str | Path) -> NetworkSpec:
     try:
         save_weights(tmp, converted, meta)
         os.replace(tmp, output)
+    except OSError as e:
+        raise CheckpointError(f"cannot write --output {output}: {(e.strerror or str(e)).lower()}") from None
     finally:
         tmp.unlink(missing_ok=True)
     return spec
