@@ -87,7 +87,7 @@ def check_output(output: str | Path, *, folder: bool, what: str = "--output",
         raise error(f"{what} {output} is a folder: name a file")
     if output.exists() and not output.is_dir() and folder:
         raise error(f"{what} {output} is a file: name a folder")
-    existing = output if output.exists() else output.parent
+    existing = output if folder and output.is_dir() else output.parent  # the folder written in
     while not existing.exists() and existing != existing.parent:  # the nearest existing parent
         existing = existing.parent
     if not existing.is_dir():

@@ -266,6 +266,8 @@ def test_outputs_under_a_file_are_one_line(tmp_path, capsys):
         ["export", "--weights", str(run), "--format", "torchscript", "--output", str(blocker / "sub" / "g.pt")],
         ["import-official", str(OFFICIAL_PTH), "--output", str(blocker / "g.safetensors")],
         ["toy-data", "--output", str(blocker / "toy")],
+        ["gatys", "--content", str(blocker), "--style", str(blocker), "--vgg-weights", "random", "--steps", "1",
+         "--output", str(blocker / "out.png")],
     ]
     before = blocker.read_bytes()
     for command in commands:
@@ -328,3 +330,14 @@ def test_demo_output_dir_naming_a_file_is_one_line(tmp_path, capsys):
     assert main(["demo", "--output-dir", str(tmp_path / "notes.txt"), "--data-dir", str(tmp_path / "data")]) == 1
     one_error_line(capsys, "--output-dir", "notes.txt")
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_checkpoint_state_calling_posix_system_is_refused_in_one_line(tmp_path):
+    from cyclestyle.training.checkpoint import load_state
+
+    path = tmp_path / "training_state.pt"
+    torch.save({"progress": _System()}, path)
+    with pytest.raises(CheckpointError) as refused:
+        load_state(path)
+    line = str(refused.value)
+    assert "\n" not in line and str(path) in line and "posix.system" in line and "weights_only" not in line

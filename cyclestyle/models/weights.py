@@ -207,11 +207,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             else:
                 state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        called = _unsafe_global(path)
-        if called:
-            raise StateDictError(f"it is not a plain state dict: it names {called}, which unpickling would call "
-                                 "(refused)") from None
-        raise StateDictError(_load_failure(e)) from None
+        raise StateDictError(load_failure(path, e)) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -269,9 +265,16 @@ def _unsafe_global(path: Path) -> str | None:
     return None
 
 
+def load_failure(path: Path, error: Exception) -> str:
+    """One line on why ``torch.load(path, weights_only=True)`` refused a file (torch's own message
+    spans a dozen lines, and suggests loading the file unsafely): the callable it names, if any."""
+    called = _unsafe_global(path)
+    if called:
+        return f"it is not a plain state dict: it names {called}, which unpickling would call (refused)"
+    return _load_failure(error)
+
+
 def _load_failure(error: Exception) -> str:
-    """One line on why a weights file was refused (torch's own message spans a dozen lines, and
-    suggests loading the file unsafely)."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
     # torch words it "Unsupported global: GLOBAL posix.system was not an allowed global" or "Trying
     # to load unsupported GLOBAL posix.system whose module posix is blocked", by version
