@@ -203,9 +203,11 @@ def _evaluation(cfg: Config | None, evaluation: dict[str, Any] | None, step: int
 
 
 def _text(value: Any) -> str:
-    """``value`` as plain markdown text on one line: HTML and markdown's own characters escaped."""
+    """``value`` as plain text on one line of markdown: HTML escaped, and the characters that open
+    code, links, images, emphasis or a table cell (an underscore inside a word, as in cycle_l1,
+    opens nothing and stays as written)."""
     text = html.escape(" ".join(str(value).split()), quote=False)
-    return re.sub(r"([\\`*_{}\[\]()#+!|~])", r"\\\1", text)
+    return re.sub(r"([\\`*\[\]!|~])", r"\\\1", text)
 
 
 def _code(value: Any) -> str:
