@@ -83,6 +83,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataError, CheckpointError, DownloadError) as e:
         print(f"cyclestyle: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # what the file system refused (read-only, full, not a folder …): the file, in one line
+        print(f"cyclestyle: error: {_os_error(e)}", file=sys.stderr)
+        return 1
+
+
+def _os_error(e: OSError) -> str:
+    """``[Errno 13] Permission denied: 'x'`` as ``x: permission denied``, both files of a rename."""
+    if e.filename is None:
+        return " ".join(str(e).split())
+    files = f"{e.filename} -> {e.filename2}" if e.filename2 is not None else f"{e.filename}"
+    return f"{files}: {(e.strerror or type(e).__name__).lower()}"
 
 
 if __name__ == "__main__":

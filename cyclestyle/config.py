@@ -442,6 +442,11 @@ def validate_shared(cfg: Config) -> None:
                           "it needs eval.every > 0")
 
 
+# The longest side a config may resize training images to: the side of the largest image that
+# resizing by the short side makes anywhere in the toolkit (data.MAX_RESIZED_PIXELS, 8192²).
+MAX_SIDE = 8192
+
+
 def _validate_ranges(cfg: Config) -> None:
     """Each number on its own: sizes, counts and rates positive, weights not negative."""
     d, m, t, lo = cfg.data, cfg.model, cfg.train, cfg.loss
@@ -464,6 +469,9 @@ def _validate_ranges(cfg: Config) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{key} must be positive; got {value}")
+    for key, value in {"data.load_size": d.load_size, "data.crop_size": d.crop_size}.items():
+        if value > MAX_SIDE:
+            raise ConfigError(f"{key} must be at most {MAX_SIDE} pixels; got {value}")
     non_negative = {
         "data.num_workers": d.num_workers,
         "train.n_epochs": t.n_epochs,
