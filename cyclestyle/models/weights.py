@@ -38,7 +38,26 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
     except FileNotFoundError:
         raise CheckpointError(f"missing weights file {path}") from None
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"corrupt weights file {path}: {e}") from None
+        raise CheckpointError(_corrupt(path, e)) from None
+
+
+def _corrupt(path: Path, error: Exception) -> str:
+    """One line on a weights file safetensors cannot read: an empty file (an interrupted copy or
+    download) says so, and a PyTorch pickle is pointed at the command that converts one."""
+    size = _size(path)
+    if size == 0:
+        return f"weights file {path} is empty (0 bytes): an interrupted copy or download?"
+    if Path(path).suffix == ".pth" and size:
+        return (f"{path} is not a cyclestyle weights file (.safetensors); an official CycleGAN .pth converts "
+                f"with: cyclestyle import-official {path} --output NAME.safetensors")
+    return f"corrupt weights file {path}: {error}"
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return None
 
 
 def weights_metadata(model_config: dict[str, Any], step: int | None, network: NetworkSpec | None = None
@@ -62,7 +81,7 @@ def read_metadata(path: Path) -> dict[str, str]:
     except FileNotFoundError:
         raise CheckpointError(f"missing weights file {path}") from None
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"corrupt weights file {path}: {e}") from None
+        raise CheckpointError(_corrupt(path, e)) from None
 
 
 def read_step(path: Path) -> int | None:
@@ -194,7 +213,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise StateDictError(_load_failure(e)) from None
+        raise StateDictError("it is empty (0 bytes): an interrupted copy or download?" if _size(path) == 0
+                             else _load_failure(e)) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
