@@ -151,6 +151,40 @@ def test_an_official_pth_given_to_translate_points_at_import_official(tmp_path, 
     assert f"cyclestyle import-official {OFFICIAL_PTH} --output" in line and "deserializing" not in line, line
 
 
+def cut_generator_state(ngf: int = 8, n_blocks: int = 2) -> dict[str, torch.Tensor]:
+    """The state dict of the CUT code's ResnetGenerator with anti-aliasing (its default; Park et
+    al. 2020, taesungp/contrastive-unpaired-translation models/networks.py): a stride-1 conv then
+    a blur-pool (``Downsample``, whose 3×3 filter is a buffer, ``filt``) for each downsampling, so
+    its residual blocks begin at model.12, and a blur upsampling (4×4 ``filt``) before each conv
+    on the way up."""
+    g = torch.Generator().manual_seed(0)
+
+    def conv(out_ch, in_ch, k):
+        return {"weight": torch.randn(out_ch, in_ch, k, k, generator=g) * 0.02, "bias": torch.zeros(out_ch)}
+
+    layers = {1: conv(ngf, 3, 7), 4: conv(2 * ngf, ngf, 3), 7: {"filt": torch.ones(2 * ngf, 1, 3, 3) / 9},
+              8: conv(4 * ngf, 2 * ngf, 3), 11: {"filt": torch.ones(4 * ngf, 1, 3, 3) / 9}}
+    state = {f"model.{i}.{name}": t for i, layer in layers.items() for name, t in layer.items()}
+    for b in range(n_blocks):
+        for j in (1, 5):
+            state |= {f"model.{12 + b}.conv_block.{j}.{k}": t for k, t in conv(4 * ngf, 4 * ngf, 3).items()}
+    n = 12 + n_blocks
+    up = {n: {"filt": torch.ones(4 * ngf, 1, 4, 4) / 4}, n + 1: conv(2 * ngf, 4 * ngf, 3),
+          n + 4: {"filt": torch.ones(2 * ngf, 1, 4, 4) / 4}, n + 5: conv(ngf, 2 * ngf, 3), n + 9: conv(3, ngf, 7)}
+    return state | {f"model.{i}.{name}": t for i, layer in up.items() for name, t in layer.items()}
+
+
+def test_a_cut_generator_given_to_import_official_is_named_as_one(tmp_path, capsys):
+    """Issue 25, item 14: it was "its residual blocks are not model.10… in a row (found [12, 13])"."""
+    source = tmp_path / "latest_net_G.pth"
+    torch.save(cut_generator_state(), source)
+    out = tmp_path / "G.safetensors"
+    assert exit_code("import-official", str(source), "--output", str(out)) == 1
+    (line,) = error_lines(capsys)
+    assert str(source) in line and "a CUT generator (anti-aliased" in line and "model.7.filt" in line, line
+    assert "in a row" not in line and not out.exists()
+
+
 @pytest.mark.parametrize("name", ["", "  "])
 def test_pretrained_with_an_empty_name_is_a_usage_error(tmp_path, capsys, monkeypatch, name):
     """Issue 25, item 14: ``pretrained ""`` printed the list and exited 0, as if no name were given."""
