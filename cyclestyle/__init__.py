@@ -43,6 +43,7 @@ _API: dict[str, tuple[str, str]] = {
     "export_translator": ("cyclestyle.export.translator", "export_translator"),
     "import_official": ("cyclestyle.interop.official", "import_official"),
     "download_pretrained": ("cyclestyle.interop.pretrained", "download_pretrained"),
+    "get_dataset": ("cyclestyle.interop.datasets", "get_dataset"),
     "build_hub_folder": ("cyclestyle.export.hub", "build_hub_folder"),
     "push": ("cyclestyle.export.hub", "push"),
     # data and the demo

@@ -15,6 +15,7 @@ from typing import Sequence
 
 from .commands import (
     compare,
+    datasets,
     demo,
     evaluate,
     export,
@@ -43,6 +44,7 @@ for _name, _module in (
     ("demo", demo),
     ("import-official", import_official),
     ("pretrained", pretrained),
+    ("datasets", datasets),
     ("export", export),
     ("push", push),
     ("toy-data", toy_data),
