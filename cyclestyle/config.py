@@ -432,7 +432,7 @@ def _coerce(value: Any, tp: Any, key: str, default: Any = dataclasses.MISSING) -
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key} must be a whole number; {_not_whole(value) or _got(value, key, default)}")
+            raise ConfigError(f"{key} must be an integer; {_not_whole(value) or _got(value, key, default)}")
         return value
     if tp is float:
         number = None

@@ -77,17 +77,17 @@ def test_evaluate_names_a_skipped_test_image_on_the_terminal_as_in_its_report(to
 
 @pytest.mark.parametrize("yaml_text, line", [
     ('model:\n  ngf: "8"\n',
-     'model.ngf must be a whole number; got "8", a number in quotes, which YAML reads as text: '
+     'model.ngf must be an integer; got "8", a number in quotes, which YAML reads as text: '
      'write 8 without quotes'),
-    ("model:\n  ngf: 8.5\n", "model.ngf must be a whole number; got 8.5"),
-    ("model:\n  ngf: 64.0\n", "model.ngf must be a whole number; got 64.0: write 64, without the decimal point"),
-    ("model:\n  ngf: true\n", "model.ngf must be a whole number; got true, a yes/no value"),
-    ("model:\n  ngf: 1e3\n", "model.ngf must be a whole number; got 1e3, which YAML reads as text: write 1000"),
+    ("model:\n  ngf: 8.5\n", "model.ngf must be an integer; got 8.5"),
+    ("model:\n  ngf: 64.0\n", "model.ngf must be an integer; got 64.0: write 64, without the decimal point"),
+    ("model:\n  ngf: true\n", "model.ngf must be an integer; got true, a yes/no value"),
+    ("model:\n  ngf: 1e3\n", "model.ngf must be an integer; got 1e3, which YAML reads as text: write 1000"),
     ("model:\n  out_channels: null\n",
-     "model.out_channels must be a whole number; got null (an empty value): give one, or leave "
+     "model.out_channels must be an integer; got null (an empty value): give one, or leave "
      "model.out_channels out for its default, 3"),
     ("model:\n  out_channels:\n",  # an empty key reads as null
-     "model.out_channels must be a whole number; got null (an empty value): give one, or leave "
+     "model.out_channels must be an integer; got null (an empty value): give one, or leave "
      "model.out_channels out for its default, 3"),
     ("model:\n  norm: null\n",
      'model.norm must be one of instance, batch, none; got null (an empty value): give one, or leave '

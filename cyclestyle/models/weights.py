@@ -207,14 +207,15 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     A .pth is a pickle, and unpickling calls whatever it names: ``weights_only`` admits tensors and
     plain containers only, so a crafted file runs nothing. A whole checkpoint's ``state_dict``
     entry is taken. Any failure is a ``StateDictError`` with one line why."""
+    if _size(path) == 0:  # torch would say only "EOFError"
+        raise StateDictError("it is empty (0 bytes): an interrupted copy or download?")
     try:
         if path.suffix == ".safetensors":
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise StateDictError("it is empty (0 bytes): an interrupted copy or download?" if _size(path) == 0
-                             else _load_failure(e)) from None
+        raise StateDictError(_load_failure(e)) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
