@@ -32,7 +32,8 @@ CALIBRATION_STEPS = 20  # timed training steps that size the real run to the bud
 EVAL_SAMPLE = 4  # held-out images per direction timed through the timing run's generators
 GATYS_SAMPLE = 5  # Gatys steps timed on one held-out photo
 MARGIN = 0.05  # of the budget, kept for what varies between the timing runs and the real ones (load, caches)
-REPORT_SECONDS = 10.0  # report.png, report.html, metrics.json and the dashboard's summary (1-2 s measured)
+REPORT_SECONDS = 10.0  # report.png, report.html, metrics.json (about 1 s on a loaded 2-core Xeon) and the
+# dashboard's summary, which reopens the wandb run (seconds)
 
 
 @dataclass(frozen=True)
