@@ -46,6 +46,9 @@ _API: dict[str, tuple[str, str]] = {
     "get_dataset": ("cyclestyle.interop.datasets", "get_dataset"),
     "build_hub_folder": ("cyclestyle.export.hub", "build_hub_folder"),
     "push": ("cyclestyle.export.hub", "push"),
+    "push_space": ("cyclestyle.export.hub", "push_space"),
+    # the web app (the [app] extra)
+    "serve": ("cyclestyle.app.web", "serve"),
     # data and the demo
     "make_toy_dataset": ("cyclestyle.demo.toy", "make_toy_dataset"),
     "run_demo": ("cyclestyle.demo.run", "run_demo"),

@@ -23,6 +23,7 @@ from .commands import (
     import_official,
     pretrained,
     push,
+    serve,
     style_train,
     toy_data,
     train,
@@ -47,6 +48,7 @@ for _name, _module in (
     ("datasets", datasets),
     ("export", export),
     ("push", push),
+    ("serve", serve),
     ("toy-data", toy_data),
 ):
     COMMANDS.register(_name, _module)
