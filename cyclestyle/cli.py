@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from types import ModuleType
 from typing import Sequence
 
@@ -64,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    began = time.perf_counter()
     args = build_parser().parse_args(argv)
+    args.began = began  # what a command's time budget counts from (demo --minutes): loading torch too
     # Imported here so that --help answers without loading torch.
     from .config import ConfigError
     from .data import DataError

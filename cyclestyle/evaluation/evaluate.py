@@ -605,6 +605,8 @@ def evaluate(
             raise DataError(f"{direction}: no held-out image was evaluated, of the "
                             f"{min(limit or len(test_a), len(test_a if direction == 'AtoB' else test_b))} "
                             f"in {data_root}{why}")
+    for skipped in (n for n in result.notes if n.startswith("skipped ")):
+        _note(skipped)  # the terminal gets the line index.html gets
     result.step = run.step
     result.config_hash = config_hash(cfg) if cfg else None
     result.fid_protocol = fid_protocol

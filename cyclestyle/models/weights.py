@@ -45,7 +45,26 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
     except FileNotFoundError:
         raise CheckpointError(f"missing weights file {path}") from None
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"corrupt weights file {path}: {e}") from None
+        raise CheckpointError(_corrupt(path, e)) from None
+
+
+def _corrupt(path: Path, error: Exception) -> str:
+    """One line on a weights file safetensors cannot read: an empty file (an interrupted copy or
+    download) says so, and a PyTorch pickle is pointed at the command that converts one."""
+    size = _size(path)
+    if size == 0:
+        return f"weights file {path} is empty (0 bytes): an interrupted copy or download?"
+    if Path(path).suffix == ".pth" and size:
+        return (f"{path} is not a cyclestyle weights file (.safetensors); an official CycleGAN .pth converts "
+                f"with: cyclestyle import-official {path} --output NAME.safetensors")
+    return f"corrupt weights file {path}: {error}"
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return None
 
 
 def weights_metadata(model_config: dict[str, Any], step: int | None, network: NetworkSpec | None = None
@@ -69,7 +88,7 @@ def read_metadata(path: Path) -> dict[str, str]:
     except FileNotFoundError:
         raise CheckpointError(f"missing weights file {path}") from None
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"corrupt weights file {path}: {e}") from None
+        raise CheckpointError(_corrupt(path, e)) from None
 
 
 def read_step(path: Path) -> int | None:
@@ -199,6 +218,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     A .pth is a pickle, and unpickling calls whatever it names: ``weights_only`` admits tensors and
     plain containers only, so a crafted file runs nothing. A whole checkpoint's ``state_dict``
     entry is taken. Any failure is a ``StateDictError`` with one line why."""
+    if _size(path) == 0:  # torch would say only "EOFError"
+        raise StateDictError("it is empty (0 bytes): an interrupted copy or download?")
     try:
         with warnings.catch_warnings():  # e.g. torch's note on a pickle protocol: the line below says it all
             warnings.simplefilter("ignore")
