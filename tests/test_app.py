@@ -91,6 +91,28 @@ def test_an_uploaded_image_is_translated_exactly_as_translate_translates_the_fil
     assert "v0.2-run" in result.note and "170×130 px" in result.note
 
 
+def test_an_uploaded_clip_is_translated_as_translate_translates_it_plain_and_stable(tmp_path):
+    from .test_video import audio_packets, decoded, pan, write_clip
+
+    source = tmp_path / "pan.mp4"
+    write_clip(source, pan(6, 64, 48))
+    offered = open_translators([RUN])["v0.2-run"]
+    frames = {}
+    for stable in (False, True):
+        result = translate_upload(offered, "AtoB", source, Options(stable=stable), tmp_path / f"app-{stable}", "cpu")
+        cli = tmp_path / f"cli-{stable}"
+        assert translate_files(RUN, [source], cli, direction="AtoB", stable=stable, device="cpu",
+                               progress=False).translated == 1
+        assert result.file.name == "pan-AtoB.mp4" and "6 frames" in result.note
+        frames[stable] = decoded(result.file)
+        assert len(frames[stable]) == 6 and frames[stable][0].shape == (48, 64, 3)
+        # the same translation, encoded: equal up to float noise, which the lossy encoder may spread
+        assert np.abs(np.stack(frames[stable]).astype(int) - np.stack(decoded(cli / "pan.mp4"))).mean() < 2
+        assert audio_packets(result.file) == audio_packets(source)
+    # the run has instance norm: smoothing its statistics across frames changes what is translated
+    assert np.abs(np.stack(frames[False]).astype(int) - np.stack(frames[True])).mean() > 2
+
+
 def test_the_options_are_checked_as_translate_checks_them(tmp_path):
     offered = open_translators([RUN])["v0.2-run"]
     source = photo(tmp_path / "in.png")

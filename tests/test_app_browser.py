@@ -207,3 +207,32 @@ def test_a_runs_samples_page_shows_its_panels_newest_first_with_no_server(browse
         src = Path(urlparse(picture.get_attribute("src")).path)
         assert (width, height) == Image.open(src).size and width > 0
     assert "cycle_A" in sections[0].text
+
+
+def test_the_page_translates_a_video_on_its_video_tab(served, browser, tmp_path):
+    """Issue 24, item 2: a short clip dropped on the Video tab comes back translated (same frames,
+    size and sound, as `translate` writes it), shown in the player and offered for download."""
+    from selenium.webdriver.common.by import By
+
+    from .test_video import audio_packets, decoded, pan, write_clip
+
+    url, _ = served
+    driver, downloads = browser
+    css = lambda selector: driver.find_elements(By.CSS_SELECTOR, selector)  # noqa: E731
+    source = tmp_path / "walk.mp4"
+    write_clip(source, pan(5, 64, 48))
+
+    driver.get(url)
+    wait_for(lambda: driver.find_elements(By.XPATH, "//button[@role='tab'][contains(., 'Video')]"), "the tabs")[0].click()
+    wait_for(lambda: css("#clip input[type=file]"), "the video upload box")[0].send_keys(str(source))
+    wait_for(lambda: [e for e in css("#clip") if "KB" in e.text], "the uploaded clip")
+    css("#stable input[type=checkbox]")[0].click()
+    css("#translate-clip")[0].click()
+    note = wait_for(lambda: [e.text for e in css("#note") if "frames" in e.text], "the translation")[0]
+    assert "v0.2-run, A → B: 5 frames (stable)" in note
+    assert wait_for(lambda: css("#clip-result video"), "the player")
+    css("#download")[0].click()
+    saved = wait_for(lambda: [p for p in downloads.iterdir() if p.name.endswith("-AtoB.mp4")], "the download")[0]
+    frames = decoded(saved)
+    assert len(frames) == 5 and frames[0].shape == (48, 64, 3)
+    assert audio_packets(saved) == audio_packets(source)

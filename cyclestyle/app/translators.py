@@ -1,7 +1,7 @@
 """What the web app offers and does, without any web library: the translators a person picks from
-(a label for each run and each of its directions) and one uploaded image translated exactly as
-``cyclestyle translate`` translates a file (``inference.files.translate_file``), written as a PNG
-to download."""
+(a label for each run and each of its directions) and one uploaded image or clip translated
+exactly as ``cyclestyle translate`` translates a file (``inference.files.translate_file``, written
+as a PNG to download; ``translate_video``, a clip of the upload's own format)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data import save_image
-from ..inference.files import image_translator, translate_file
+from ..inference.files import image_translator, stabilised, translate_file, translate_video
 from ..inference.hub import HUB_PREFIX
 from ..inference.run import TrainedRun, open_run
+from ..inference.temporal import DEFAULT_SMOOTHING
+from ..inference.video import is_clip
 from ..run_folder import CHECKPOINTS
 
 ARROWS = {"AtoB": "A → B", "BtoA": "B → A"}
@@ -69,6 +71,7 @@ class Options:
     overlap: int | None = None  # None: the generator's receptive field
     style_strength: float = 1.0
     preserve_color: bool = False
+    stable: bool = False  # clips: instance-norm statistics smoothed across frames (translate --stable)
 
     def check(self) -> None:
         """A ``ValueError`` worded as ``translate`` words it."""
@@ -88,16 +91,25 @@ class Result:
 def translate_upload(offered: Offered, direction: str, source: str | Path, options: Options, folder: Path,
                      device: str | None = None) -> Result:
     """Translate the uploaded file ``source`` with ``offered``'s ``direction`` ("AtoB"/"BtoA") and
-    write it into ``folder`` as ``NAME-DIRECTION.png`` (PNG: lossless, and it keeps alpha)."""
+    write it into ``folder``: an image as ``NAME-DIRECTION.png`` (PNG: lossless, and it keeps
+    alpha), a video or animated GIF as ``NAME-DIRECTION`` with its own suffix (a ``VideoError``
+    if it cannot be read)."""
     options.check()
     started = time.perf_counter()
     translator = image_translator(offered.run, direction, style_strength=options.style_strength,
                                   preserve_color=options.preserve_color, tile=options.tile,
                                   overlap=options.overlap, device=device)
-    image = translate_file(translator, source)
     folder.mkdir(parents=True, exist_ok=True)
-    out = folder / f"{Path(source).stem}-{direction}.png"
-    save_image(image, out)
+    source = Path(source)
+    if is_clip(source):
+        out = folder / f"{source.stem}-{direction}{source.suffix.lower()}"
+        frames = translate_video(stabilised(translator, DEFAULT_SMOOTHING if options.stable else None), source, out)
+        what = f"{frames} frames{' (stable)' if options.stable else ''}"
+    else:
+        image = translate_file(translator, source)
+        out = folder / f"{source.stem}-{direction}.png"
+        save_image(image, out)
+        what = f"{image.width}×{image.height} px"
     seconds = time.perf_counter() - started
-    done = f"{offered.label}, {ARROWS[direction]}: {image.width}×{image.height} px in {seconds:.1f} s"
+    done = f"{offered.label}, {ARROWS[direction]}: {what} in {seconds:.1f} s"
     return Result(out, "; ".join([done, *translator.notes]))

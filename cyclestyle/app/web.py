@@ -1,6 +1,6 @@
-"""The web page (Gradio, the ecosystem's convention for model demos): drop an image, pick the
-translator and its direction, set ``cyclestyle translate``'s options, and get the translation at
-the image's size with a button to download it. ``cyclestyle serve`` launches it on this machine;
+"""The web page (Gradio, the ecosystem's convention for model demos): drop an image (or, on the
+Video tab, a short video or animated GIF), pick the translator and its direction, set ``cyclestyle
+translate``'s options, and get the translation at the input's size with a button to download it. ``cyclestyle serve`` launches it on this machine;
 the ``app.py`` that ``cyclestyle push`` writes builds it in a Hugging Face Space.
 
 Nothing here reaches the internet: Gradio's analytics and version check are off
@@ -23,6 +23,7 @@ from ..data import DataError
 from ..devices import default_device
 from ..models.weights import CheckpointError
 from . import INSTALL
+from ..inference.video import VIDEO_EXTENSIONS
 from .translators import Offered, Options, open_translators, translate_upload
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read by Gradio when imported and when launched
@@ -57,29 +58,45 @@ def build_app(offered: dict[str, Offered], device: str | None = None, title: str
         directions = list(offered[label].directions)
         return gr.Radio(choices=directions, value=directions[0])
 
-    def run(source, label, direction, tile, overlap, strength, preserve_color):
+    def translate(source, what, label, direction, tile, overlap, strength, preserve_color, stable=False):
         if source is None:
-            raise gr.Error("drop an image first")
+            raise gr.Error(f"drop {what} first")
         chosen = offered[label]
         if direction not in chosen.directions:  # the radio of another translator, changed under it
             raise gr.Error(f"pick a direction of {label}: {', '.join(chosen.directions)}")
         _prune(results, CACHE_SECONDS)
         try:
             options = Options(_whole(tile, "tile"), _whole(overlap, "overlap"), float(strength),
-                              bool(preserve_color))
-            result = translate_upload(chosen, chosen.directions[direction], source, options,
-                                      Path(tempfile.mkdtemp(dir=results)), device)
+                              bool(preserve_color), bool(stable))
+            return translate_upload(chosen, chosen.directions[direction], source, options,
+                                    Path(tempfile.mkdtemp(dir=results)), device)
         except (DataError, CheckpointError, ValueError, RuntimeError) as e:  # one line, as translate says it
             raise gr.Error(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__) from None
+
+    def run(source, *options):
+        result = translate(source, "an image", *options)
         return str(result.file), gr.DownloadButton(value=str(result.file), interactive=True), result.note
+
+    def run_clip(source, *options):
+        result = translate(source, "a video", *options)
+        shown = None if result.file.suffix == ".gif" else str(result.file)  # the player takes no GIF
+        return shown, gr.DownloadButton(value=str(result.file), interactive=True), result.note
 
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as app:
         gr.Markdown(f"# {title}\nDrop an image, pick a translator and its direction, and translate: the result "
                     "has the image's size.")
         with gr.Row():
             with gr.Column():
-                source = gr.Image(type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                                  label="Image", elem_id="source")
+                with gr.Tab("Image"):
+                    source = gr.Image(type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                                      label="Image", elem_id="source")
+                    button = gr.Button("Translate", variant="primary", elem_id="translate")
+                with gr.Tab("Video", elem_id="video-tab"):
+                    clip = gr.File(file_types=[*VIDEO_EXTENSIONS, ".gif"], label="Video or animated GIF "
+                                   "(translated frame by frame; the sound is kept)", elem_id="clip")
+                    stable = gr.Checkbox(False, label="Stable: smooth the instance-norm statistics across "
+                                         "frames against flicker (translate --stable)", elem_id="stable")
+                    clip_button = gr.Button("Translate the video", variant="primary", elem_id="translate-clip")
                 label = gr.Dropdown(list(offered), value=first.label, label="Translator", elem_id="translator")
                 direction = gr.Radio(list(first.directions), value=next(iter(first.directions)),
                                      label="Direction", elem_id="direction")
@@ -94,14 +111,18 @@ def build_app(offered: dict[str, Offered], device: str | None = None, title: str
                                          "the input)", elem_id="strength")
                     preserve = gr.Checkbox(False, label="Preserve colour (keep the input's chroma)",
                                            elem_id="preserve-color")
-                button = gr.Button("Translate", variant="primary", elem_id="translate")
             with gr.Column():
                 result = gr.Image(type="filepath", format="png", label="Translation", interactive=False,
                                   buttons=["download", "fullscreen"], elem_id="result")  # no share to the hub
+                # format None: shown as written, never converted (that would need an ffmpeg program)
+                clip_result = gr.Video(format=None, label="Translated video", interactive=False,
+                                       elem_id="clip-result")
                 download = gr.DownloadButton("Download", interactive=False, elem_id="download")
                 note = gr.Markdown(elem_id="note")
         label.change(pick, label, direction)
-        button.click(run, [source, label, direction, tile, overlap, strength, preserve], [result, download, note])
+        options = [label, direction, tile, overlap, strength, preserve]
+        button.click(run, [source, *options], [result, download, note])
+        clip_button.click(run_clip, [clip, *options, stable], [clip_result, download, note])
     return app
 
 

@@ -329,14 +329,11 @@ def _translate_clips(clips: list[tuple[Path, Path]], translator: _Translator, sm
     """Translate the clips one after the other (``video.translate_clip``), through ``translator``
     or, with ``smoothing`` (not None), through a copy whose instance norms carry their
     statistics from frame to frame, reset at each clip. Each failure is one line naming the clip."""
-    if smoothing is not None:
-        translator = dataclasses.replace(translator, generator=stable_generator(translator.generator, smoothing),
-                                         compiled=None, _plan=None)
+    translator = stabilised(translator, smoothing)
     for source, dst in clips:
-        reset_statistics(translator.generator)
         try:
-            frames = translate_clip(source, dst, translator, channels=translator.channels, batch_size=batch_size,
-                                    short_side=short_side, progress=progress)
+            frames = translate_video(translator, source, dst, batch_size=batch_size, short_side=short_side,
+                                     progress=progress)
             tally.translated += 1
             note(f"{dst}: {frames} frames")
         except DataError as error:  # VideoError: unreadable, truncated; ImageSizeError (--size)
@@ -346,6 +343,26 @@ def _translate_clips(clips: list[tuple[Path, Path]], translator: _Translator, sm
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
             note(f"cannot translate {source}: {reason}")
             tally.failed += 1
+
+
+def stabilised(translator: _Translator, smoothing: float | None) -> _Translator:
+    """``translator`` itself, or with ``smoothing`` (not None) a copy whose instance norms carry
+    their statistics from frame to frame (``temporal.stable_generator``; not compiled)."""
+    if smoothing is None:
+        return translator
+    return dataclasses.replace(translator, generator=stable_generator(translator.generator, smoothing),
+                               compiled=None, _plan=None)
+
+
+def translate_video(translator: _Translator, source: str | Path, dst: str | Path, *, batch_size: int = 4,
+                    short_side: int | None = None, progress: bool = False) -> int:
+    """One clip translated into ``dst`` as ``translate_files`` translates it, its frames
+    ``batch_size`` at a time (``video.translate_clip``), the statistics of a ``stabilised``
+    translator reset first; returns the number of frames. A clip that cannot be read is a
+    ``VideoError`` and ``dst`` is left as it was."""
+    reset_statistics(translator.generator)
+    return translate_clip(Path(source), Path(dst), translator, channels=translator.channels, batch_size=batch_size,
+                          short_side=short_side, progress=progress)
 
 
 def image_translator(run: TrainedRun, direction: str, *, style_strength: float = 1.0, preserve_color: bool = False,
