@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+import yaml
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
@@ -15,7 +16,7 @@ from ..config import Config, ConfigError, TrainConfig
 from ..data import UnalignedDataset, open_domains
 from ..evaluation.evaluate import HeldOutEvaluator
 from ..models import generator_size_multiple
-from ..run_folder import BEST, checkpoints_dir, generator_files, list_checkpoints, resolve_checkpoint
+from ..run_folder import BEST, CONFIG, checkpoints_dir, generator_files, list_checkpoints, resolve_checkpoint
 from .best import previous_best
 from .checkpoint import Checkpoint, load_checkpoint, restore_rng_state
 from .files import write_config
@@ -23,7 +24,7 @@ from .launch import data_workers
 from .recovery import recover_run_folder
 from .methods import METHODS, Method
 from .sampling import steps_per_epoch
-from .schedule import epoch_lr_factor, step_lr_factor
+from .schedule import decay_start, epoch_lr_factor, step_lr_factor
 from .speed import check_channels_last, configure_backends, speed_up
 from .state import LogWindow, Run
 from .tracking import open_tracker
@@ -33,6 +34,7 @@ def start_run(cfg: Config, resume: str | None, accelerator: Accelerator, run_dir
     """The checkpoint to resume from, the data, the schedule, then the networks and the state."""
     checkpoint = _checkpoint_to_resume(run_dir, resume, accelerator)
     method = METHODS.get(cfg.method)
+    cfg = method.with_defaults(cfg, recorded_config(run_dir) if checkpoint else None)
     dataset, sources = _open_data(cfg, method)
     evaluator = HeldOutEvaluator(cfg, accelerator.device, load_extractor=accelerator.is_main_process) \
         if cfg.eval.every else None
@@ -48,6 +50,16 @@ def start_run(cfg: Config, resume: str | None, accelerator: Accelerator, run_dir
         set_seed((cfg.seed + accelerator.process_index) % 2**32)
     _open_outputs(run, resumed=saved is not None)
     return run
+
+
+def recorded_config(run_dir: Path) -> dict:
+    """The run's config.yaml as written (plain YAML, not checked), or {} when it has none: what
+    a resumed run takes the keys it leaves to the method from (``Method.with_defaults``)."""
+    try:
+        loaded = yaml.safe_load((run_dir / CONFIG).read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def _open_data(cfg: Config, method: type[Method]) -> tuple[UnalignedDataset, tuple]:
@@ -115,8 +127,7 @@ def _schedule(t: TrainConfig, images: int, processes: int) -> tuple[int, Callabl
         raise ConfigError(
             f"train.batch_size={t.batch_size} × {processes} processes exceeds the {images} images per epoch")
     if t.max_steps is not None:
-        decay = t.decay_steps if t.decay_steps is not None else t.max_steps // 2
-        return t.max_steps, step_lr_factor(t.max_steps, decay)
+        return t.max_steps, step_lr_factor(t.max_steps, t.max_steps - decay_start(0, 0, t.max_steps, t.decay_steps))
     return (t.n_epochs + t.n_epochs_decay) * per_epoch, epoch_lr_factor(t.n_epochs, t.n_epochs_decay, per_epoch)
 
 
