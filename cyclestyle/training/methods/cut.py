@@ -48,7 +48,7 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
-from ...config import Config, ConfigError
+from ...config import Config, ConfigError, with_values
 from ...models import NetworkSpec, discriminator_spec, generator_spec
 from ...models.init import init_weights
 from ...models.resnet import ResnetGenerator, cut_layer_index
@@ -181,6 +181,15 @@ class CUT(Method):
     shared_defaults: ClassVar[dict[str, object]] = {
         "model.init_type": "xavier", "model.no_antialias": False, "model.no_antialias_up": False,
         "data.decay_no_crop": True, "train.n_epochs": 200, "train.n_epochs_decay": 200}
+
+    @classmethod
+    def with_defaults(cls, cfg: Config, recorded: dict | None = None) -> Config:
+        """As every method's, but a config that chose its up-sampling (``model.upsample:
+        resize_conv``) keeps it: CUT's blur up-sampling would replace it, so a new run leaves
+        ``model.no_antialias_up`` true there unless the config sets it."""
+        if recorded is None and cfg.model.no_antialias_up is None and cfg.model.upsample != "transpose":
+            cfg = with_values(cfg, {"model.no_antialias_up": True})
+        return super().with_defaults(cfg, recorded)
 
     @classmethod
     def resolve_options(cls, options: CutOptions) -> CutOptions:
