@@ -12,19 +12,22 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
-from ..config import Config, ConfigError, TrainConfig
+from ..config import Config, ConfigError, lookup, split_metric, with_values
 from ..data import UnalignedDataset, open_domains
+from ..evaluation import registry as metrics_registry
 from ..evaluation.evaluate import HeldOutEvaluator
 from ..models import generator_size_multiple
 from ..run_folder import BEST, CONFIG, checkpoints_dir, generator_files, list_checkpoints, resolve_checkpoint
 from .best import previous_best
 from .checkpoint import Checkpoint, load_checkpoint, restore_rng_state
 from .files import write_config
+from .init_from import InitSource, load_initial_weights, resolve_init_source, source_sampling
 from .launch import data_workers
 from .recovery import recover_run_folder
 from .methods import METHODS, Method
 from .sampling import steps_per_epoch
-from .schedule import decay_start, epoch_lr_factor, step_lr_factor
+from .samples import SampleLog, samples_dir
+from .schedule import Plateau, cosine_factor, epoch_lr_factor, scaled_lr, step_decay_factor, step_lr_factor
 from .speed import check_channels_last, configure_backends, speed_up
 from .state import LogWindow, Run
 from .tracking import open_tracker
@@ -34,14 +37,17 @@ def start_run(cfg: Config, resume: str | None, accelerator: Accelerator, run_dir
     """The checkpoint to resume from, the data, the schedule, then the networks and the state."""
     checkpoint = _checkpoint_to_resume(run_dir, resume, accelerator)
     method = METHODS.get(cfg.method)
-    cfg = method.with_defaults(cfg, recorded_config(run_dir) if checkpoint else None)
+    init = _init_source(cfg, checkpoint, accelerator)
+    cfg = _filled(cfg, method, run_dir, checkpoint, init)
     dataset, sources = _open_data(cfg, method)
     evaluator = HeldOutEvaluator(cfg, accelerator.device, load_extractor=accelerator.is_main_process) \
         if cfg.eval.every else None
-    total_steps, lr_factor = _schedule(cfg.train, len(dataset), accelerator.num_processes)
+    total_steps, lr_factor = _schedule(cfg, len(dataset), accelerator.num_processes)
     saved = load_checkpoint(checkpoint) if checkpoint else None
     run = Run(cfg, accelerator, run_dir, sources, dataset, evaluator, total_steps, lr_factor,
-              _make_method(method, cfg, accelerator, saved), num_workers=data_workers(cfg.data.num_workers, accelerator))
+              _make_method(method, cfg, accelerator, saved, init),
+              num_workers=data_workers(cfg.data.num_workers, accelerator))
+    run.plateau = lr_factor if isinstance(lr_factor, Plateau) else None
     _note_lr_scaling(run)
     if saved:
         _resume(run, saved)
@@ -50,6 +56,19 @@ def start_run(cfg: Config, resume: str | None, accelerator: Accelerator, run_dir
         set_seed((cfg.seed + accelerator.process_index) % 2**32)
     _open_outputs(run, resumed=saved is not None)
     return run
+
+
+def _filled(cfg: Config, method: type[Method], run_dir: Path, checkpoint: Path | None,
+            init: InitSource | None) -> Config:
+    """``cfg`` with the keys it leaves to the method filled in (``Method.with_defaults``): from the
+    run's recorded config when it resumes; for a run started from other weights, the anti-aliasing
+    of the source's generator (so that a CycleGAN run's weights start a CUT run), the method's
+    values for the rest."""
+    if checkpoint is not None:
+        return method.with_defaults(cfg, recorded_config(run_dir))
+    if init is not None:
+        cfg = with_values(cfg, {key: value for key, value in source_sampling(init).items() if lookup(cfg, key) is None})
+    return method.with_defaults(cfg)
 
 
 def recorded_config(run_dir: Path) -> dict:
@@ -73,15 +92,32 @@ def _open_data(cfg: Config, method: type[Method]) -> tuple[UnalignedDataset, tup
     return dataset, sources
 
 
-def _make_method(method: type[Method], cfg: Config, accelerator: Accelerator, saved: Checkpoint | None) -> Method:
+def _init_source(cfg: Config, checkpoint: Path | None, accelerator: Accelerator) -> InitSource | None:
+    """The weights a new run starts from (``train.init_from``), found (or downloaded) by the main
+    process first; a resumed run goes on from its checkpoint instead."""
+    init = cfg.train.init_from
+    if init is None:
+        return None
+    if checkpoint is not None:
+        accelerator.print(f"note: train.init_from {init} started this run; it goes on from {checkpoint}")
+        return None
+    with accelerator.main_process_first():
+        return resolve_init_source(init)
+
+
+def _make_method(method: type[Method], cfg: Config, accelerator: Accelerator, saved: Checkpoint | None,
+                 init: InitSource | None) -> Method:
     """The method's networks built from the seed (the same on every process), the checkpoint's
-    weights loaded into them, sped up (``train.compile`` …) and handed to the method."""
+    weights (or ``train.init_from``'s) loaded into them, sped up (``train.compile`` …) and handed
+    to the method."""
     configure_backends(accelerator.device, cfg.train)
     check_channels_last(accelerator.device, cfg.train.channels_last)
     set_seed(cfg.seed)  # the same initial weights on every process
     networks = method.build_networks(cfg)
     if saved:
         saved.load_networks(networks)
+    elif init:
+        accelerator.print(load_initial_weights(networks, method.translators, cfg.train.init_from, init))
     networks = {name: speed_up(net, cfg.train, accelerator.device) for name, net in networks.items()}
     return method(cfg, accelerator, networks, accelerator.process_index)
 
@@ -119,16 +155,30 @@ def _checkpoint_to_resume(run_dir: Path, resume: str | None, accelerator: Accele
     return checkpoint
 
 
-def _schedule(t: TrainConfig, images: int, processes: int) -> tuple[int, Callable[[int], float]]:
+def _schedule(cfg: Config, images: int, processes: int) -> tuple[int, Callable[[int], float]]:
     """(total steps, learning-rate factor of each step): in steps when ``max_steps`` is set, else
-    the paper's epochs (§4: constant, then decaying linearly to zero)."""
+    the paper's epochs; the factor as ``train.lr_policy`` says (``linear``: §4's constant, then
+    decaying linearly to zero)."""
+    t = cfg.train
     per_epoch = steps_per_epoch(images, t.batch_size, processes)
     if per_epoch == 0:
         raise ConfigError(
             f"train.batch_size={t.batch_size} × {processes} processes exceeds the {images} images per epoch")
     if t.max_steps is not None:
-        return t.max_steps, step_lr_factor(t.max_steps, t.max_steps - decay_start(0, 0, t.max_steps, t.decay_steps))
-    return (t.n_epochs + t.n_epochs_decay) * per_epoch, epoch_lr_factor(t.n_epochs, t.n_epochs_decay, per_epoch)
+        decay = t.decay_steps if t.decay_steps is not None else t.max_steps // 2
+        total, unit, constant = t.max_steps, 1, t.max_steps - decay
+        linear = step_lr_factor(t.max_steps, decay)
+    else:
+        total, unit, constant = (t.n_epochs + t.n_epochs_decay) * per_epoch, per_epoch, t.n_epochs
+        linear = epoch_lr_factor(t.n_epochs, t.n_epochs_decay, per_epoch)
+    if t.lr_policy == "step":
+        return total, step_decay_factor(t.lr_decay_iters, unit)
+    if t.lr_policy == "cosine":
+        return total, cosine_factor(constant, unit)
+    if t.lr_policy == "plateau":
+        better = metrics_registry.get(split_metric(cfg.eval.metric)[1]).better
+        return total, Plateau(better, scaled_lr(t.lr, t.lr_scaling, t.batch_size * processes))
+    return total, linear
 
 
 def _resume(run: Run, saved: Checkpoint) -> None:
@@ -140,6 +190,8 @@ def _resume(run: Run, saved: Checkpoint) -> None:
     run.branched_from = state.progress.step
     run.resumed_order = (state.progress.epoch, state.data.order)
     run.wandb_run_id = state.wandb_run_id
+    if run.plateau is not None and state.lr_state is not None:
+        run.plateau.load_state_dict(state.lr_state)
     if state.mixed_precision not in (None, accelerator.mixed_precision):
         accelerator.print(f"note: the checkpoint was trained with mixed_precision {state.mixed_precision}; "
                           f"train.mixed_precision={run.cfg.train.mixed_precision} continues it with "
@@ -173,4 +225,6 @@ def _open_outputs(run: Run, resumed: bool) -> None:
     run.bar = tqdm(total=run.total_steps, initial=run.progress.step, disable=not is_main, desc="train",
                    unit="step", dynamic_ncols=True)
     run.last_saved_step = run.progress.step if resumed else -1
+    if is_main and cfg.log.keep_samples:
+        run.samples = SampleLog(samples_dir(run.run_dir), cfg.log.keep_samples, run.run_dir.resolve().name)
     run.window = LogWindow()

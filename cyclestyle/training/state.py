@@ -18,7 +18,8 @@ from ..evaluation.evaluate import HeldOutEvaluator
 from ..run_folder import LOG, checkpoints_dir
 from .checkpoint import Progress
 from .methods import Method
-from .schedule import scaled_lr
+from .samples import SampleLog
+from .schedule import Plateau, scaled_lr
 from .tracking import HeldOutPanels, Tracker
 
 
@@ -61,12 +62,16 @@ class Run:
     total_steps: int
     lr_factor: Callable[[int], float]  # of the step about to be taken (0-based)
     method: Method
+    plateau: Plateau | None = None  # train.lr_policy plateau: lr_factor itself, fed each held-out evaluation
     progress: Progress = dataclasses.field(default_factory=Progress)
     # (epoch, order) of the checkpoint resumed from: that epoch goes on in the order it began with.
     resumed_order: tuple[int, torch.Tensor] | None = None
     wandb_run_id: str | None = None  # the dashboard run that this one continues
     tracker: Tracker = dataclasses.field(default_factory=Tracker)
     panels: HeldOutPanels | None = None
+    samples: SampleLog | None = None  # samples/ on disk (main process; log.keep_samples > 0)
+    last_record: dict[str, Any] | None = None  # the latest log record, for the samples page
+    last_metrics: dict[str, Any] | None = None  # the latest held-out metrics ({"step": …, "AtoB/psnr": …})
     best: dict[str, Any] | None = None  # the best held-out evaluation so far
     last_eval: dict[str, Any] | None = None
     last_saved_step: int = -1
