@@ -66,8 +66,9 @@ class DataConfig:
     num_workers: int = 2  # capped at the CPUs the process may use (training/launch.py data_workers)
     # An unreadable image is skipped with a warning; with strict_images it stops the run.
     strict_images: bool = False
-    # Once the learning rate decays (epoch > train.n_epochs, or the step form's decay steps),
-    # resize straight to crop_size: flips, but no random crop (CUT's code: its fine-tuning phase).
+    # After train.n_epochs epochs (CUT's epoch > n_epochs, where its rate starts to decay; in the
+    # step form from max_steps - decay_steps), resize straight to crop_size: flips, but no random
+    # crop (CUT's code: its fine-tuning phase).
     # null: the method's (cut, fastcut: true; cyclegan: false, as its reference).
     decay_no_crop: bool | None = None
 
@@ -529,7 +530,7 @@ def _validate_schedule(t: TrainConfig) -> None:
     if t.lr_policy == "cosine":
         period = t.n_epochs if t.max_steps is None else t.max_steps - (
             t.decay_steps if t.decay_steps is not None else t.max_steps // 2)
-        if period <= 0:
+        if period is not None and period <= 0:  # None: the method's epochs, all above 0
             what = "train.n_epochs" if t.max_steps is None else "train.max_steps - train.decay_steps"
             raise ConfigError(f"train.lr_policy cosine anneals over {what}, which is {period}: set it above 0")
 
