@@ -185,3 +185,25 @@ def test_the_page_translates_an_upload_as_translate_does_and_offers_it_for_downl
 
     server.send_signal(signal.SIGINT)  # Ctrl-C stops it
     assert server.wait(timeout=60) == 0
+
+
+def test_a_runs_samples_page_shows_its_panels_newest_first_with_no_server(browser, tiny_config):
+    """Issue 24, item 4: a run with no dashboard is watchable from samples/index.html, opened as a
+    file: every panel image loads, newest step first, each with its losses."""
+    from selenium.webdriver.common.by import By
+
+    from cyclestyle.training.loop import train
+
+    driver, _ = browser
+    run = train(tiny_config("log.with=none", "train.max_steps=4", "train.log_every=1", "log.images_every=2",
+                            "log.num_images=1", "eval.every=0"))
+    driver.get((run / "samples" / "index.html").resolve().as_uri())
+    sections = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "section[id^=step-]"), "the samples page")
+    assert [s.get_attribute("id") for s in sections] == ["step-4", "step-2"]
+    pictures = driver.find_elements(By.TAG_NAME, "img")
+    assert len(pictures) == 2
+    for picture in pictures:  # decoded by the browser, at the size of the PNG on disk
+        width, height = driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", picture)
+        src = Path(urlparse(picture.get_attribute("src")).path)
+        assert (width, height) == Image.open(src).size and width > 0
+    assert "cycle_A" in sections[0].text

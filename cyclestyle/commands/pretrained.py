@@ -33,18 +33,28 @@ FORMATTER_CLASS = argparse.RawDescriptionHelpFormatter
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", nargs="?", metavar="NAME", help="the model, e.g. horse2zebra, style_monet or horse2zebra_cut")
+    parser.add_argument("name", nargs="?", type=model_name, metavar="NAME",
+                        help="the model, e.g. horse2zebra, style_monet or horse2zebra_cut")
     parser.add_argument("--list", action="store_true", help="show the names and exit")
     parser.add_argument("--output", metavar="DIR", help="folder for NAME.safetensors (default: the cache)")
     parser.add_argument("--overwrite", action="store_true", help="convert again even if NAME.safetensors exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def model_name(text: str) -> str:
+    """NAME as given; an empty one (``pretrained ""``, a shell variable left unset) is a usage
+    error, not a request for the list."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: give a model name, e.g. horse2zebra "
+                                         "(cyclestyle pretrained --list shows them)")
+    return text
+
+
 def run(args: argparse.Namespace) -> int:
     """Download (or take from the cache) an official pretrained model and convert it."""
     from ..interop.download import CUT_PRETRAINED, PRETRAINED
 
-    if args.list or not args.name:
+    if args.list or args.name is None:
         print("official pretrained CycleGAN generators (cyclestyle pretrained NAME):\n  " + "\n  ".join(PRETRAINED))
         print("official pretrained CUT and FastCUT generators (cityscapes: labels to photos):\n  "
               + "\n  ".join(CUT_PRETRAINED))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from torch import nn
 
+from ..files import check_output
 from ..inference.run import TrainedRun, open_run
 from ..models.weights import generator_spec_of
 from . import ExportError, ExportInfo, ExportReport, export_generator, get  # the formats registered
@@ -27,6 +28,7 @@ def export_translator(weights: str | Path | TrainedRun, output: str | Path, form
     exists and not ``overwrite``, or when the file does not reproduce PyTorch."""
     get(format)  # an unknown format is said first
     output = Path(output).expanduser()
+    check_output(output, folder=False, error=ExportError)
     if output.exists() and not overwrite:
         raise ExportError(f"--output {output} exists (--overwrite replaces it)")
     run = weights if isinstance(weights, TrainedRun) else open_run(weights)
