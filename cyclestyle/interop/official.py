@@ -98,10 +98,6 @@ def _what_it_is(state: dict[str, torch.Tensor]) -> str | None:
     if not all(k.startswith("model.") for k in keys):
         odd = next(k for k in keys if not k.startswith("model."))
         return f"its keys are not the official generator's model.N.… (found {odd})"
-    blurs = [k for k in keys if re.fullmatch(r"model\.\d+\.filt", k)]
-    if blurs:  # CUT's Downsample/Upsample keep their blur kernel as a buffer (Park et al. 2020)
-        return (f"it is a CUT generator (anti-aliased: blur filters at {', '.join(blurs[:2])}…), "
-                "not the official CycleGAN ResnetGenerator that import-official converts")
     first = state.get("model.0.weight")
     if first is not None and first.ndim == 4 and tuple(first.shape[2:]) == (4, 4):
         return "it is a PatchGAN discriminator (4×4 convolution at model.0), not a generator"
