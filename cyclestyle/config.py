@@ -66,6 +66,11 @@ class DataConfig:
     num_workers: int = 2  # capped at the CPUs the process may use (training/launch.py data_workers)
     # An unreadable image is skipped with a warning; with strict_images it stops the run.
     strict_images: bool = False
+    # After train.n_epochs epochs (CUT's epoch > n_epochs, where its rate starts to decay; in the
+    # step form from max_steps - decay_steps), resize straight to crop_size: flips, but no random
+    # crop (CUT's code: its fine-tuning phase).
+    # null: the method's (cut, fastcut: true; cyclegan: false, as its reference).
+    decay_no_crop: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,15 @@ class ModelConfig:
     norm: Literal["instance", "batch", "none"] = "instance"
     dropout: bool = False
     upsample: Literal["transpose", "resize_conv"] = "transpose"
+    # Weights as the references' init_weights: normal N(0, gain), xavier, kaiming or orthogonal
+    # (models/init.py). null: the method's (cyclegan: normal; cut, fastcut: xavier, as CUT's code).
+    init_type: Literal["normal", "xavier", "kaiming", "orthogonal"] | None = None
     init_gain: float = 0.02
+    # Anti-aliased sampling, under CUT's option names (models/antialias.py): no_antialias for the
+    # generator's down-sampling and the PatchGAN, no_antialias_up for the generator's up-sampling.
+    # null: the method's (cyclegan: true, true; cut, fastcut: false, false, as CUT's code).
+    no_antialias: bool | None = None
+    no_antialias_up: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -110,8 +123,9 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     # Epoch form of the schedule (the paper's): constant LR for n_epochs, linear decay over n_epochs_decay.
-    n_epochs: int = 100
-    n_epochs_decay: int = 100
+    # null: the method's (cyclegan: 100 + 100; cut: 200 + 200; fastcut: 150 + 50, as their code).
+    n_epochs: int | None = None
+    n_epochs_decay: int | None = None
     # Step form: when max_steps is set it replaces the epochs; the LR decays linearly to 0 over the
     # last decay_steps steps (default: the second half of the run).
     max_steps: int | None = None
@@ -220,6 +234,19 @@ class Config:
     # A checked config (``training/configure.py``) holds its method's own section alone, resolved.
     sections: dict[str, Any] = field(default_factory=dict)
 
+
+# Shared keys whose null means "the method's value" (each method's ``shared_defaults``), with the
+# value every run had before the key existed. A run fills them in when it starts; one that resumes
+# takes them from its recorded config.yaml, and a run recorded before a key existed (its
+# config.yaml lacks it) keeps the value of that time, so it resumes as it trained.
+METHOD_DEFAULTED: dict[str, Any] = {
+    "model.init_type": "normal",
+    "model.no_antialias": True,
+    "model.no_antialias_up": True,
+    "data.decay_no_crop": False,
+    "train.n_epochs": 100,
+    "train.n_epochs_decay": 100,
+}
 
 # YAML keys that are Python keywords, and the dataclass fields that hold them.
 _FIELD_FOR_KEY = {"with": "with_"}
@@ -522,8 +549,8 @@ def _validate_ranges(cfg: Config) -> None:
             raise ConfigError(f"{key} must be at most {MAX_SIDE} pixels; got {value}")
     non_negative = {
         "data.num_workers": d.num_workers,
-        "train.n_epochs": t.n_epochs,
-        "train.n_epochs_decay": t.n_epochs_decay,
+        "train.n_epochs": t.n_epochs or 0,
+        "train.n_epochs_decay": t.n_epochs_decay or 0,
         "train.pool_size": t.pool_size,
         "log.keep_samples": cfg.log.keep_samples,
         "loss.lambda_a": lo.lambda_a,
@@ -554,12 +581,12 @@ def _validate_schedule(t: TrainConfig) -> None:
             raise ConfigError("train.decay_steps needs train.max_steps (epoch runs use train.n_epochs_decay)")
         if not 0 <= t.decay_steps <= t.max_steps:
             raise ConfigError(f"train.decay_steps must be between 0 and train.max_steps={t.max_steps}; got {t.decay_steps}")
-    if t.max_steps is None and t.n_epochs + t.n_epochs_decay == 0:
+    if t.max_steps is None and t.n_epochs == 0 and t.n_epochs_decay == 0:
         raise ConfigError("train.n_epochs + train.n_epochs_decay is 0: nothing to train (or set train.max_steps)")
     if t.lr_policy == "cosine":
         period = t.n_epochs if t.max_steps is None else t.max_steps - (
             t.decay_steps if t.decay_steps is not None else t.max_steps // 2)
-        if period <= 0:
+        if period is not None and period <= 0:  # None: the method's epochs, all above 0
             what = "train.n_epochs" if t.max_steps is None else "train.max_steps - train.decay_steps"
             raise ConfigError(f"train.lr_policy cosine anneals over {what}, which is {period}: set it above 0")
 
@@ -621,17 +648,51 @@ def _validate_wandb(w: WandbConfig) -> None:
 # config.yaml of a run that does not use them, and so its fingerprint (``config_hash``), stay what
 # they were (tests/test_compat.py reads a v0.2 run's config back to the same text).
 LATER_KEYS = (("train", "init_from"), ("log", "keep_samples"), ("data", "max_dataset_size"), ("loss", "lambda_gp"),
-              ("train", "lr_policy"), ("train", "lr_decay_iters"))
+              ("train", "lr_policy"), ("train", "lr_decay_iters"),
+              *(tuple(key.split(".")) for key in METHOD_DEFAULTED))
 
 
 def config_to_dict(cfg: Config) -> dict[str, Any]:
     """The config as plain data, with the YAML key names (``log.with``, not ``with_``), its
-    method's section last, as ``config.yaml`` holds it (``LATER_KEYS`` at their default left out)."""
+    method's section last, as ``config.yaml`` holds it (``LATER_KEYS`` at their default left out:
+    a key left to the method, ``METHOD_DEFAULTED``, is written once a run has filled it in)."""
     data = _yaml_keys(dataclasses.asdict(cfg))
     for section, key in LATER_KEYS:
         if getattr(getattr(cfg, section), key) == getattr(type(getattr(cfg, section))(), key):
             del data[section][key]
     return {**{k: v for k, v in data.items() if k != "sections"}, **data["sections"]}
+
+
+def lookup(cfg: Config, key: str) -> Any:
+    """The value of the dotted shared key ``key`` (``model.init_type``)."""
+    section, name = key.split(".")
+    return getattr(getattr(cfg, section), _FIELD_FOR_KEY.get(name, name))
+
+
+def unset_keys(cfg: Config) -> list[str]:
+    """The keys of ``METHOD_DEFAULTED`` that ``cfg`` leaves to the method (null)."""
+    return [key for key in METHOD_DEFAULTED if lookup(cfg, key) is None]
+
+
+def with_values(cfg: Config, values: dict[str, Any]) -> Config:
+    """``cfg`` with the dotted shared keys of ``values`` set, each value checked as if read from
+    YAML (a bad one is a ``ConfigError`` naming the key)."""
+    data = config_to_dict(cfg)
+    for key, value in values.items():
+        section, name = key.split(".")
+        data[section][name] = value
+    return dataclasses.replace(config_from_dict(data), sections=cfg.sections)
+
+
+def recorded_values(recorded: dict[str, Any], keys: typing.Iterable[str]) -> dict[str, Any]:
+    """The values of ``keys`` in a run's recorded config (as read from its YAML): a key it lacks,
+    or leaves null, was written before the key existed and takes ``METHOD_DEFAULTED``'s value."""
+    out = {}
+    for key in keys:
+        section, name = key.split(".")
+        value = (recorded.get(section) or {}).get(name) if isinstance(recorded.get(section) or {}, dict) else None
+        out[key] = METHOD_DEFAULTED[key] if value is None else value
+    return out
 
 
 def _yaml_keys(node: Any) -> Any:

@@ -22,6 +22,7 @@ Python shows a given message once per place rather than once per epoch.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import io
 import os
@@ -690,8 +691,14 @@ class UnalignedDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return max(self.n_a, self.n_b)
 
-    def __getitem__(self, key: tuple[int, int, int]) -> dict[str, torch.Tensor]:
-        a_index, b_index, aug_seed = (int(k) for k in key)
+    def __getitem__(self, key: tuple[int, ...]) -> dict[str, torch.Tensor]:
+        """``key`` is (A index, B index, augmentation seed), and optionally a fourth element, 1 for
+        an item of the decay steps under ``data.decay_no_crop``: resized straight to the crop size
+        (no random crop, flips kept), as CUT's ``unaligned_dataset.py`` once epoch > n_epochs."""
+        a_index, b_index, aug_seed = (int(k) for k in key[:3])
+        cfg = self.cfg
+        if len(key) > 3 and int(key[3]):
+            cfg = dataclasses.replace(cfg, load_size=cfg.crop_size)
         out = {}
         for domain, source, index, channels, rng in (
             ("A", self.source_a, a_index, self.channels, random.Random(aug_seed)),
@@ -700,7 +707,7 @@ class UnalignedDataset(torch.utils.data.Dataset):
             if source is None:
                 continue
             img, name = self._load(source, index, channels)
-            out[domain] = preprocess(img, self.cfg, rng, self.train, source=name, size_multiple=self.size_multiple)
+            out[domain] = preprocess(img, cfg, rng, self.train, source=name, size_multiple=self.size_multiple)
         return out
 
     def _load(self, source: Source, index: int, channels: int) -> tuple[Image.Image, str]:

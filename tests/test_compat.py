@@ -60,6 +60,29 @@ def test_a_run_of_the_previous_version_resumes_to_the_weights_it_resumed_to(name
         assert moved > 0 and off <= 0.2 * moved, f"{network}: {off:.3g} from the expected weights, moved {moved:.3g}"
 
 
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_a_run_of_the_previous_version_resumes_with_the_settings_it_trained_with(name, toy_root):
+    """Its config.yaml predates the keys left to the method (initialisation, anti-aliasing, the
+    decay-epoch data rule): resumed with a config that leaves them unset, as the resume test
+    above does, the run keeps that version's behaviour, and the networks it builds take the
+    checkpoint as saved, although CUT's defaults are now xavier and anti-aliased."""
+    import yaml
+
+    from cyclestyle.training.checkpoint import load_checkpoint
+    from cyclestyle.training.methods import METHODS
+    from cyclestyle.training.start import recorded_config
+
+    cfg = load_config(REPO / "configs" / "tiny.yaml", [*COMMON, *RUNS[name], f"data.root={toy_root}"])
+    assert "model.init_type" not in yaml.safe_load((FIXTURES / name / "config.yaml").read_text())["model"]
+    method = METHODS.get(cfg.method)
+    resumed = method.with_defaults(cfg, recorded_config(FIXTURES / name))
+    m = resumed.model
+    assert (m.init_type, m.no_antialias, m.no_antialias_up, resumed.data.decay_no_crop) == ("normal", True, True, False)
+    load_checkpoint(FIXTURES / name / "checkpoints" / "step-2").load_networks(method.build_networks(resumed))
+    if name == "v0.2-cut-run":  # a new run of the same config would be CUT's reference: another network
+        assert method.with_defaults(cfg).model.no_antialias is False
+
+
 def weights(checkpoint: Path) -> dict[str, torch.Tensor]:
     return {f"{p.stem}.{k}": v for p in sorted(checkpoint.glob("*.safetensors")) for k, v in load_file(p).items()}
 

@@ -23,7 +23,12 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_defaults_are_the_papers(root):
-    cfg = load_config(None, [f"data.root={root}"])
+    from cyclestyle.training.methods import METHODS
+
+    cfg = METHODS.get("cyclegan").with_defaults(load_config(None, [f"data.root={root}"]))  # as a new run fills it in
+    assert (cfg.model.init_type, cfg.model.init_gain, cfg.model.no_antialias, cfg.model.no_antialias_up) == \
+        ("normal", 0.02, True, True)
+    assert cfg.data.decay_no_crop is False
     assert (cfg.train.lr, cfg.train.beta1, cfg.train.beta2) == (2e-4, 0.5, 0.999)
     assert (cfg.train.n_epochs, cfg.train.n_epochs_decay, cfg.train.pool_size, cfg.train.batch_size) == (100, 100, 50, 1)
     assert (cfg.loss.gan_mode, cfg.loss.lambda_a, cfg.loss.lambda_b, cfg.loss.lambda_identity) == ("lsgan", 10.0, 10.0, 0.5)

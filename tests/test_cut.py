@@ -65,6 +65,12 @@ def test_cut_layers_map_onto_our_encoder_and_the_heads_fit_them():
     for bad in (7, 11, 21):
         with pytest.raises(ValueError):
             cut_layer_index(bad, 9)
+    # anti-aliased (CUT's default) the numbers are the reference's own modules, blur-pools included
+    aa = ResnetGenerator(3, 3, ngf=8, n_blocks=9, no_antialias=False)
+    assert [cut_layer_index(layer, 9, antialias=True) for layer in (0, 4, 7, 8, 12, 16)] == [0, 4, 7, 8, 12, 16]
+    assert aa.encoder_layers()[7] is aa.down[3] and aa.encoder_layers()[12] is aa.blocks[0]
+    with pytest.raises(ValueError):
+        cut_layer_index(21, 9, antialias=True)
     cfg = load_config(None, ["method=cut", "model.ngf=8"], check_paths=False)
     assert encoder_layers(cfg) == ours
     assert encoder_channels(cfg) == [f.shape[1] for f in features]
@@ -108,7 +114,7 @@ def test_method_defaults_resolve_and_are_written(tmp_path):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["method=cut", "cut.nce_layers=[0,7]"], "blur-pool"),
+    (["method=cut", "model.no_antialias=true", "cut.nce_layers=[0,7]"], "blur-pool"),
     (["method=cut", "model.n_blocks=2", "cut.nce_layers=[16]"], "not in the encoder"),
     (["method=cut", "cut.nce_layers=[4,0]"], "ascending"),
     (["method=fastcut", "cut.num_patches=0"], "cut.num_patches must be positive"),
@@ -221,3 +227,21 @@ def test_cut_run_evaluates_itself_and_with_evaluate_one_way(tiny_overrides, toy_
     assert "not trained" in (out / "index.html").read_text()
     assert not (out / "images" / "AtoB" / "reconstructed").exists()
     assert len(list((out / "images" / "AtoB" / "translated").iterdir())) == 4
+
+
+def test_a_new_cut_run_writes_the_reference_defaults_and_trains_without_nce_when_asked(tiny_overrides, tmp_path):
+    """A run fills in the keys its config leaves to the method and writes them into its
+    config.yaml (so a resume keeps them); cut.lambda_nce 0 trains G on the GAN term alone, with no
+    heads in its checkpoints."""
+    cfg = load_config(REPO / "configs" / "tiny.yaml", [*tiny_overrides, "method=cut", *TINY_CUT, "cut.lambda_nce=0",
+                                                       "train.max_steps=2", "train.checkpoint_every=2",
+                                                       f"output_dir={tmp_path / 'run'}"])
+    run_dir = train(cfg)
+    written = load_config(run_dir / "config.yaml", check_paths=False)
+    m = written.model
+    assert (m.init_type, m.no_antialias, m.no_antialias_up, written.data.decay_no_crop) == ("xavier", False, False, True)
+    record = json.loads((run_dir / "log.jsonl").read_text().splitlines()[-1])
+    assert "NCE" not in record and "NCE_Y" not in record and record["G"] == pytest.approx(record["G_GAN"])
+    saved = sorted(p.name for p in (run_dir / "checkpoints" / "step-2").glob("*.safetensors"))
+    assert saved == ["D_A.safetensors", "G_A.safetensors"]
+    assert any(k.endswith(".filt") for k in load_file(run_dir / "G_A.safetensors"))  # anti-aliased, as the reference

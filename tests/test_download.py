@@ -143,3 +143,75 @@ def test_a_missing_file_is_its_http_status(server, tmp_path):
     url, _ = server
     with pytest.raises(DownloadError, match="HTTP 404"):
         fetch(f"{url}/nothing.pth", tmp_path / "nothing.pth", progress=False)
+
+
+REFERENCE_CUT = Path(__file__).parent / "fixtures" / "reference-cut"
+
+
+def cut_archive(names: dict[str, bytes]) -> bytes:
+    """CUT's archive layout (its README): checkpoints/NAME_pretrained/latest_net_G.pth, as tar packs it."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in names.items():
+            info = tarfile.TarInfo(f"./checkpoints/{name}_pretrained/latest_net_G.pth")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_pretrained_cut_models_come_from_one_cached_archive_resumed_and_converted(server, tmp_path, monkeypatch,
+                                                                                   capsys):
+    from cyclestyle.interop.download import CUT_HOST_VARIABLE
+
+    url, served = server
+    cut = (REFERENCE_CUT / "cut_resnet_6blocks_ngf8_net_G.pth").read_bytes()
+    cyclegan = (OFFICIAL / "resnet_6blocks_ngf8_net_G_A.pth").read_bytes()
+    archive = cut_archive({"horse2zebra_cut": cut, "cat2dog_fastcut": cyclegan})
+    served.files["/CUT/pretrained_models.tar"] = archive
+    served.cut_at, served.cuts = len(archive) // 3, 1
+    monkeypatch.setenv(CUT_HOST_VARIABLE, f"{url}/CUT")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert main(["pretrained", "horse2zebra_cut", "--output", str(tmp_path / "models"), "--quiet"]) == 0
+    out = tmp_path / "models" / "horse2zebra_cut.safetensors"
+    assert f"cyclestyle translate --weights {out} --direction AtoB" in capsys.readouterr().out
+    assert served.ranges == [None, f"bytes={len(archive) // 3}-"]  # the cut transfer resumed
+    assert (tmp_path / "cache" / "cyclestyle" / "downloads" / "CUT_pretrained_models.tar").read_bytes() == archive
+    io = load_file(str(REFERENCE_CUT / "cut_io.safetensors"))
+    with torch.inference_mode():
+        assert (load_generator(out)(io["input"]) - io["output"]).abs().max().item() <= 1e-5
+    # another model of the archive: no request, the cached archive serves it
+    assert main(["pretrained", "cat2dog_fastcut", "--output", str(tmp_path / "models"), "--quiet"]) == 0
+    assert len(served.ranges) == 2 and (tmp_path / "models" / "cat2dog_fastcut.safetensors").is_file()
+    capsys.readouterr()
+    # a model the (mirror's) archive lacks: the cached archive is set aside, fetched again, and refused in one line
+    assert main(["pretrained", "cityscapes_cut", "--quiet"]) == 1
+    note, error = capsys.readouterr().err.strip().split("\n")
+    assert "removed" in note and error.startswith("cyclestyle: error:")
+    assert "holds no checkpoints/cityscapes_cut_pretrained/latest_net_G.pth" in error and len(served.ranges) == 3
+
+
+def test_offline_cut_is_one_line_with_the_archive_url_and_the_commands(tmp_path, monkeypatch, capsys):
+    from cyclestyle.interop.download import CUT_HOST_VARIABLE
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv(CUT_HOST_VARIABLE, f"http://127.0.0.1:{port}/CUT")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert main(["pretrained", "horse2zebra_cut", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert f"http://127.0.0.1:{port}/CUT/pretrained_models.tar" in err
+    assert ("tar -xf pretrained_models.tar checkpoints/horse2zebra_cut_pretrained/latest_net_G.pth && "
+            "cyclestyle import-official checkpoints/horse2zebra_cut_pretrained/latest_net_G.pth") in err
+
+
+def test_the_list_shows_the_cut_models(capsys):
+    assert main(["pretrained", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("horse2zebra_cut", "horse2zebra_fastcut", "cat2dog_cut", "cat2dog_fastcut", "cityscapes_cut",
+                 "cityscapes_fastcut", "horse2zebra", "style_monet"):
+        assert f"\n  {name}\n" in out + "\n"

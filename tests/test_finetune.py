@@ -134,6 +134,18 @@ def test_a_cyclegan_run_starts_a_cut_run(source, toy_root, tmp_path, capsys):
     assert f"init: G_A (A→B), D_A from {checkpoint}; fresh: F; not used: G_B, D_B" in line
 
 
+def test_cut_s_reference_generator_starts_a_cyclegan_run_with_its_blur_filters(toy_root, tmp_path, capsys):
+    """The anti-aliasing follows the source where the config leaves it to the method: CUT's
+    layout (blur filters) for a CycleGAN run, which would otherwise build strided convolutions."""
+    reference = Path(__file__).parent / "fixtures" / "reference-cut" / "cut_resnet_6blocks_ngf8_net_G.pth"
+    run = started(load_config(TINY, overrides(toy_root, tmp_path / "cut-pth", "model.ngf=8", "model.n_blocks=6",
+                                              f"train.init_from={reference}")))
+    assert (run.cfg.model.no_antialias, run.cfg.model.no_antialias_up) == (False, False)
+    assert run.cfg.model.init_type == "normal"  # the rest is the method's (CycleGAN's)
+    assert_same(weights(run, "G_A"), convert(read_state_dict(reference))[0])
+    assert f"init: G_A (A→B) from {reference}; fresh: G_B, D_A, D_B" in capsys.readouterr().out
+
+
 def test_an_official_generator_file_and_a_pretrained_model(server, toy_root, tmp_path, monkeypatch, capsys):  # noqa: F811
     expected, _ = convert(read_state_dict(OFFICIAL))
     official = ["model.ngf=8", "model.n_blocks=6"]

@@ -174,15 +174,23 @@ def cut_generator_state(ngf: int = 8, n_blocks: int = 2) -> dict[str, torch.Tens
     return state | {f"model.{i}.{name}": t for i, layer in up.items() for name, t in layer.items()}
 
 
-def test_a_cut_generator_given_to_import_official_is_named_as_one(tmp_path, capsys):
-    """Issue 25, item 14: it was "its residual blocks are not model.10… in a row (found [12, 13])"."""
+def test_a_cut_generator_given_to_import_official_converts_unless_its_blur_filters_are_not_cut_s(tmp_path, capsys):
+    """Issue 25, item 14: it was "its residual blocks are not model.10… in a row (found [12, 13])".
+    Since issue 22 a CUT generator converts (tests/test_cut_reference.py); one whose fixed blur
+    filters are not the reference's is refused in one line naming the tensor."""
     source = tmp_path / "latest_net_G.pth"
-    torch.save(cut_generator_state(), source)
+    torch.save(cut_generator_state(), source)  # box filters, not CUT's binomial ones
     out = tmp_path / "G.safetensors"
     assert exit_code("import-official", str(source), "--output", str(out)) == 1
     (line,) = error_lines(capsys)
-    assert str(source) in line and "a CUT generator (anti-aliased" in line and "model.7.filt" in line, line
+    assert str(source) in line and "model.7.filt is not the reference's fixed blur filter" in line, line
     assert "in a row" not in line and not out.exists()
+    from cyclestyle.models.antialias import Downsample, Upsample
+
+    state = {k: ((Downsample if v.shape[-1] == 3 else Upsample)(v.shape[0]).filt if k.endswith(".filt") else v)
+             for k, v in cut_generator_state().items()}
+    torch.save(state, source)
+    assert exit_code("import-official", str(source), "--output", str(out)) == 0 and out.is_file()
 
 
 @pytest.mark.parametrize("name", ["", "  "])

@@ -1,20 +1,23 @@
-"""``cyclestyle import-official``: convert a generator of the official CycleGAN code."""
+"""``cyclestyle import-official``: convert a generator of the official CycleGAN or CUT code."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-HELP = "convert a generator saved by the official CycleGAN code (.pth) to this toolkit's format"
+HELP = "convert a generator saved by the official CycleGAN or CUT code (.pth) to this toolkit's format"
 DESCRIPTION = (
     "Convert a generator file of the official PyTorch CycleGAN code (junyanz/pytorch-CycleGAN-and-\n"
-    "pix2pix: latest_net_G_A.pth, or a published model such as horse2zebra.pth) into a .safetensors\n"
-    "file that translate, export and push take. The file is read without running any code in it;\n"
-    "ngf, the number of residual blocks and the channels are read from its tensors. The instance-norm\n"
+    "pix2pix: latest_net_G_A.pth, or a published model such as horse2zebra.pth) or of CUT's code\n"
+    "(taesungp/contrastive-unpaired-translation: latest_net_G.pth, anti-aliased, recognised by its\n"
+    "blur filters) into a .safetensors file that translate, export, evaluate and push take. The file\n"
+    "is read without running any code in it; ngf, the number of residual blocks, the anti-aliasing\n"
+    "and the channels are read from its tensors. The instance-norm\n"
     "running statistics that files of old PyTorch versions carry are dropped, as the official loader\n"
     "does. Anything else (a U-Net generator, a discriminator, batch norm) is refused in one line.")
 EPILOG = ("examples:\n"
           "  cyclestyle import-official checkpoints/horse2zebra/latest_net_G_A.pth --output horse2zebra.safetensors\n"
+          "  cyclestyle import-official checkpoints/horse2zebra_cut_pretrained/latest_net_G.pth --output cut.safetensors\n"
           "  cyclestyle translate --weights horse2zebra.safetensors --direction AtoB --output zebras/ horses/")
 FORMATTER_CLASS = argparse.RawDescriptionHelpFormatter
 
@@ -41,8 +44,9 @@ def run(args: argparse.Namespace) -> int:
 def describe(spec) -> str:
     """One line on a converted generator (shared with ``pretrained``)."""
     a = spec.arguments
+    antialiased = not a.get("no_antialias", True) or not a.get("no_antialias_up", True)
     return (f"ResNet generator, ngf {a['ngf']}, {a['n_blocks']} blocks, {spec.in_channels} -> {spec.out_channels} "
-            f"channels{', dropout' if a['dropout'] else ''}")
+            f"channels{', dropout' if a['dropout'] else ''}{', anti-aliased (CUT)' if antialiased else ''}")
 
 
 def translate_hint(weights: Path) -> str:

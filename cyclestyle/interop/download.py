@@ -1,11 +1,13 @@
-"""Fetching the official pretrained CycleGAN generators: resumable, cached, with a progress bar.
+"""Fetching the official pretrained CycleGAN and CUT generators: resumable, cached, with a progress bar.
 
-The files (45 MB each) come from the official host over plain HTTP, as the official download
-script fetches them. A transfer writes to ``NAME.pth.part`` and continues from its length with an
+The CycleGAN files (45 MB each) come from the official host over plain HTTP, as the official
+download script fetches them; CUT's six (CUT and FastCUT on horse2zebra, cat2dog and cityscapes)
+come in one archive, ``pretrained_models.tar`` from the link of CUT's README, which holds
+``checkpoints/NAME_pretrained/latest_net_G.pth`` for each. A transfer writes to ``NAME.pth.part`` and continues from its length with an
 HTTP ``Range`` request, so a cut connection or a Ctrl-C costs only what was not yet received; the
 finished file is renamed into the cache (``$XDG_CACHE_HOME/cyclestyle/pretrained``, else
 ``~/.cache/cyclestyle/pretrained``) and not fetched again. ``CYCLESTYLE_PRETRAINED_URL`` replaces
-the host (a mirror, or the tests' local server).
+the CycleGAN host and ``CYCLESTYLE_CUT_PRETRAINED_URL`` CUT's (a mirror, or the tests' local server).
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ PRETRAINED = ("apple2orange", "orange2apple", "summer2winter_yosemite", "winter2
               "facades_label2photo", "iphone2dslr_flower")
 OFFICIAL_HOST = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models"
 HOST_VARIABLE = "CYCLESTYLE_PRETRAINED_URL"
+# CUT's published models (its README and experiments/pretrained_launcher.py, in that order), named
+# here as their folders in the archive less "_pretrained"; cityscapes translates labels to photos.
+CUT_PRETRAINED = ("cityscapes_cut", "cityscapes_fastcut", "horse2zebra_cut", "horse2zebra_fastcut", "cat2dog_cut",
+                  "cat2dog_fastcut")
+CUT_HOST = "http://efrosgans.eecs.berkeley.edu/CUT"
+CUT_HOST_VARIABLE = "CYCLESTYLE_CUT_PRETRAINED_URL"
+CUT_ARCHIVE = "pretrained_models.tar"
 CHUNK = 1 << 16
 
 
@@ -41,9 +50,19 @@ def cache_dir() -> Path:
 
 
 def pretrained_url(name: str) -> str:
+    """Where the pretrained model ``name`` is fetched from: its own .pth (CycleGAN's), or the
+    archive that holds it (CUT's)."""
+    if name in CUT_PRETRAINED:
+        return f"{os.environ.get(CUT_HOST_VARIABLE, CUT_HOST).rstrip('/')}/{CUT_ARCHIVE}"
     if name not in PRETRAINED:
         raise DownloadError(f"no official pretrained model {name!r} (cyclestyle pretrained --list shows the names)")
     return f"{os.environ.get(HOST_VARIABLE, OFFICIAL_HOST).rstrip('/')}/{name}.pth"
+
+
+def cut_archive_member(name: str) -> str:
+    """The path of CUT model ``name``'s generator in CUT's archive (its README: the weights are at
+    checkpoints/horse2zebra_cut_pretrained/latest_net_G.pth once it is unpacked)."""
+    return f"checkpoints/{name}_pretrained/latest_net_G.pth"
 
 
 def fetch(url: str, dest: Path, retries: int = 3, timeout: float = 30.0, progress: bool = True, *,

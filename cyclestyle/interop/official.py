@@ -1,8 +1,11 @@
-"""Generators saved by the official CycleGAN code, converted to this toolkit's weights files.
+"""Generators saved by the official CycleGAN code, and by CUT's, converted to this toolkit's
+weights files.
 
-The official ``networks.ResnetGenerator`` is one ``model`` Sequential; ours splits the same layers
-into ``stem``, ``down``, ``blocks``, ``up`` and ``head`` (``models/resnet.py``). With ``n`` residual
-blocks the official indices read:
+The official ``networks.ResnetGenerator`` (junyanz/pytorch-CycleGAN-and-pix2pix, and its
+anti-aliased variant in taesungp/contrastive-unpaired-translation) is one ``model`` Sequential;
+ours splits the same modules, in the same order, into ``stem``, ``down``, ``blocks``, ``up`` and
+``head`` (``models/resnet.py``), so official module ``model.i`` is the i-th of ours counted
+through those five. With ``n`` residual blocks, CycleGAN's indices read:
 
     model.1                 7×7 conv after ReflectionPad2d(3)       -> stem.1
     model.4, model.7        the two stride-2 convs                  -> down.0, down.3
@@ -10,10 +13,17 @@ blocks the official indices read:
     model.{10+n}, model.{13+n}  the two transposed convs            -> up.0, up.3
     model.{17+n}            the last 7×7 conv (then tanh)           -> head.1
 
+CUT's generator is anti-aliased by default: each down-sampling stage has a fourth module, a
+blur-pool whose fixed filter is the buffer ``model.7.filt`` (and ``model.11.filt``), so its blocks
+start at ``model.12``; each up-sampling stage is a blur up-sampling (``model.{12+n}.filt``) then a
+3×3 conv. Those filters are what tells the two apart; they must be the reference's own
+(``models/antialias.py``). CUT's ``latest_net_G.pth`` converts to a ``resnet`` generator with
+``no_antialias``/``no_antialias_up`` false, tensor for tensor.
+
 With instance norm the official convolutions keep their bias, as ours do (``layers.conv_bias``), so
 the converted file is an ordinary ``resnet`` generator and every command takes it. ngf, the block
-count, dropout and the channel counts are read from the tensors' shapes. Files saved by old
-PyTorch versions carry ``running_mean``/``running_var``/``num_batches_tracked`` for the instance
+count, dropout, the anti-aliasing and the channel counts are read from the tensors. Files saved by
+old PyTorch versions carry ``running_mean``/``running_var``/``num_batches_tracked`` for the instance
 norm layers, which hold no state: they are dropped, as the official loader does. Anything else
 (a U-Net generator, a discriminator, batch norm, a renamed layer) is refused in one line.
 """
@@ -23,19 +33,23 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
+import tarfile
 from pathlib import Path
 
 import torch
 
 from ..config import ModelConfig
 from ..files import check_output, refuse_output_over_input
-from .download import cache_dir, fetch, pretrained_url
+from .download import CUT_PRETRAINED, cache_dir, cut_archive_member, fetch, pretrained_url
 from ..models import GENERATORS, ArchitectureError, Budget, NetworkSpec, build_on_meta
+from ..models.resnet import ResnetGenerator
 from ..models.weights import (CheckpointError, StateDictError, read_state_dict, save_weights, unusable_tensor,
                               weights_metadata)
 
 NORM_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
-FIRST_BLOCK = 10  # index of the first residual block in the official Sequential
+FIRST_BLOCK = 10  # index of the first residual block in the official Sequential (CycleGAN's)
+FIRST_BLOCK_ANTIALIASED = 12  # in CUT's anti-aliased one: each down-sampling stage has a blur-pool more
 
 
 class OfficialFormatError(CheckpointError):
@@ -46,16 +60,21 @@ class UnusableWeightsError(OfficialFormatError):
     """An official generator whose tensors cannot be weights (integer, complex, NaN, infinite)."""
 
 
-def official_names(n_blocks: int, dropout: bool) -> dict[str, str]:
-    """Official layer name -> ours, for every convolution of a ResNet generator with ``n_blocks``."""
-    layers = {"model.1": "stem.1", "model.4": "down.0", "model.7": "down.3",
-              f"model.{FIRST_BLOCK + n_blocks}": "up.0", f"model.{FIRST_BLOCK + n_blocks + 3}": "up.3",
-              f"model.{FIRST_BLOCK + n_blocks + 7}": "head.1"}
-    second_conv = 6 if dropout else 5  # the official block inserts Dropout at index 4, as ours does
-    for i in range(n_blocks):
-        for j in (1, second_conv):
-            layers[f"model.{FIRST_BLOCK + i}.conv_block.{j}"] = f"blocks.{i}.body.{j}"
-    return {f"{old}.{p}": f"{new}.{p}" for old, new in layers.items() for p in ("weight", "bias")}
+def official_names(n_blocks: int, dropout: bool, antialias: bool = False, antialias_up: bool = False
+                   ) -> dict[str, str]:
+    """Official tensor name -> ours, for every tensor (weights, biases, blur filters) of a ResNet
+    generator with ``n_blocks``, anti-aliased as CUT's when ``antialias``/``antialias_up``."""
+    with torch.device("meta"):
+        net = ResnetGenerator(3, 3, ngf=4, n_blocks=n_blocks, dropout=dropout, no_antialias=not antialias,
+                              no_antialias_up=not antialias_up)
+    first, names = 0, {}
+    for part in ("stem", "down", "blocks", "up", "head"):
+        for key in getattr(net, part).state_dict():
+            index, _, rest = key.partition(".")
+            official_rest = rest.replace("body.", "conv_block.", 1) if part == "blocks" else rest
+            names[f"model.{first + int(index)}.{official_rest}"] = f"{part}.{key}"
+        first += len(getattr(net, part))
+    return names
 
 
 def without_norm_statistics(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -79,10 +98,6 @@ def _what_it_is(state: dict[str, torch.Tensor]) -> str | None:
     if not all(k.startswith("model.") for k in keys):
         odd = next(k for k in keys if not k.startswith("model."))
         return f"its keys are not the official generator's model.N.… (found {odd})"
-    blurs = [k for k in keys if re.fullmatch(r"model\.\d+\.filt", k)]
-    if blurs:  # CUT's Downsample/Upsample keep their blur kernel as a buffer (Park et al. 2020)
-        return (f"it is a CUT generator (anti-aliased: blur filters at {', '.join(blurs[:2])}…), "
-                "not the official CycleGAN ResnetGenerator that import-official converts")
     first = state.get("model.0.weight")
     if first is not None and first.ndim == 4 and tuple(first.shape[2:]) == (4, 4):
         return "it is a PatchGAN discriminator (4×4 convolution at model.0), not a generator"
@@ -106,24 +121,45 @@ def convert(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], Ne
     problem = _what_it_is(state)
     if problem:
         raise OfficialFormatError(problem)
+    antialias = "model.7.filt" in state  # CUT's blur-pool after the first down-sampling conv
+    first = FIRST_BLOCK_ANTIALIASED if antialias else FIRST_BLOCK
     blocks = _block_indices(state)
-    if blocks != list(range(FIRST_BLOCK, FIRST_BLOCK + len(blocks))):
-        raise OfficialFormatError(f"its residual blocks are not model.{FIRST_BLOCK}… in a row (found {blocks[:12]})")
-    n_blocks, dropout = len(blocks), f"model.{FIRST_BLOCK}.conv_block.6.weight" in state
-    names = official_names(n_blocks, dropout)
+    if blocks != list(range(first, first + len(blocks))):
+        raise OfficialFormatError(f"its residual blocks are not model.{first}… in a row (found {blocks[:12]})")
+    n_blocks, dropout = len(blocks), f"model.{first}.conv_block.6.weight" in state
+    antialias_up = f"model.{first + n_blocks}.filt" in state  # CUT's blur up-sampling
+    names = official_names(n_blocks, dropout, antialias, antialias_up)
     unexpected, missing = sorted(set(state) - set(names)), sorted(set(names) - set(state))
     if unexpected or missing:
         what = f"unexpected {', '.join(unexpected[:3])}" if unexpected else f"missing {', '.join(missing[:3])}"
         raise OfficialFormatError(f"it is not a ResNet generator with {n_blocks} blocks: {what}")
-    stem, head = state["model.1.weight"], state[f"model.{FIRST_BLOCK + n_blocks + 7}.weight"]
+    head = state[next(k for k, v in names.items() if v == "head.1.weight")]
+    stem = state["model.1.weight"]
     settings = {"ngf": stem.shape[0], "n_blocks": n_blocks, "norm": "instance", "dropout": dropout,
-                "upsample": "transpose"}
+                "upsample": "transpose", "no_antialias": not antialias, "no_antialias_up": not antialias_up}
     spec = NetworkSpec("generator", "resnet", stem.shape[1], head.shape[0], GENERATORS.get("resnet").arguments(settings))
     _check_shapes(state, names, spec)
     problem = unusable_tensor(state)
     if problem:
         raise UnusableWeightsError(problem)
+    _check_filters(state, names, spec)
     return {names[k]: v for k, v in state.items()}, spec
+
+
+def _check_filters(state: dict[str, torch.Tensor], names: dict[str, str], spec: NetworkSpec) -> None:
+    """The blur filters are fixed, not learnt: a file whose filters are not the reference's
+    binomial ones is another network, refused rather than run as if it were CUT's."""
+    filters = {k: v for k, v in state.items() if k.endswith(".filt")}
+    if not filters:
+        return
+    with torch.device("meta"):
+        net = spec.build()
+    for key, value in filters.items():
+        layer = net.get_submodule(names[key].rpartition(".")[0])
+        expected = type(layer)(value.shape[0], size=value.shape[-1]).filt
+        if not torch.allclose(value.float(), expected, atol=1e-6):
+            raise OfficialFormatError(f"tensor {key} is not the reference's fixed blur filter "
+                                      f"({type(layer).__name__} of models/antialias.py)")
 
 
 def _check_shapes(state: dict[str, torch.Tensor], names: dict[str, str], spec: NetworkSpec) -> None:
@@ -156,15 +192,55 @@ def check_official_file(path: Path) -> NetworkSpec:
     except UnusableWeightsError:
         raise
     except (StateDictError, OfficialFormatError) as e:
-        raise OfficialFormatError(f"not an official CycleGAN generator: {e}") from None
+        raise OfficialFormatError(f"not an official CycleGAN or CUT generator: {e}") from None
 
 
 def fetch_official(name: str, progress: bool = True) -> Path:
-    """The official pretrained generator ``name`` (``download.PRETRAINED``), downloaded into the
-    cache unless it is there, as a ``.pth`` file: it enters the cache only once it loads as an
-    official generator (``check_official_file``), and a cached file that does not is fetched again."""
+    """The official pretrained generator ``name`` (``download.PRETRAINED`` or ``CUT_PRETRAINED``),
+    downloaded into the cache unless it is there, as a ``.pth`` file: it enters the cache only once
+    it loads as an official generator (``check_official_file``), and a cached file that does not
+    is fetched again. A CUT model is taken out of CUT's archive, which is cached whole (one
+    download serves all six)."""
     raw = cache_dir() / "downloads" / f"{name}.pth"
-    return fetch(pretrained_url(name), raw, progress=progress, verify=check_official_file)
+    if name not in CUT_PRETRAINED:
+        return fetch(pretrained_url(name), raw, progress=progress, verify=check_official_file)
+    if raw.is_file():
+        try:
+            check_official_file(raw)
+            return raw
+        except OfficialFormatError:
+            raw.unlink()
+    archive = fetch(pretrained_url(name), cache_dir() / "downloads" / "CUT_pretrained_models.tar", progress=progress,
+                    verify=lambda path: _archive_member(path, name))
+    _unpack(archive, _archive_member(archive, name), raw)
+    check_official_file(raw)
+    return raw
+
+
+def _archive_member(archive: Path, name: str) -> str:
+    """The name of model ``name``'s generator in CUT's archive (with or without a leading ./), or
+    ``OfficialFormatError``: not a tar, or no such member."""
+    wanted = cut_archive_member(name)
+    try:
+        with tarfile.open(archive) as tar:
+            members = [m.name for m in tar.getmembers() if m.isfile()]
+    except (tarfile.TarError, OSError) as e:
+        raise OfficialFormatError(f"{archive} is not a tar archive ({e})") from None
+    found = [m for m in members if m.removeprefix("./") == wanted]
+    if not found:
+        raise OfficialFormatError(f"{archive} holds no {wanted}")
+    return found[0]
+
+
+def _unpack(archive: Path, member: str, dest: Path) -> None:
+    """One member's bytes written to ``dest`` (atomically), whatever path the archive gives it."""
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    try:
+        with tarfile.open(archive) as tar, tar.extractfile(member) as source, tmp.open("wb") as out:
+            shutil.copyfileobj(source, out)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def import_official(source: str | Path, output: str | Path) -> NetworkSpec:
@@ -181,9 +257,10 @@ def import_official(source: str | Path, output: str | Path) -> NetworkSpec:
     except UnusableWeightsError as e:
         raise UnusableWeightsError(f"{source}: {e}") from None
     except (StateDictError, OfficialFormatError) as e:
-        raise OfficialFormatError(f"{source}: not an official CycleGAN generator: {e}") from None
+        raise OfficialFormatError(f"{source}: not an official CycleGAN or CUT generator: {e}") from None
     meta = weights_metadata(model_config_of(spec), None, spec)
-    meta["cyclestyle.source"] = f"official CycleGAN: {source.name}"
+    origin = "CycleGAN" if spec.arguments["no_antialias"] and spec.arguments["no_antialias_up"] else "CUT"
+    meta["cyclestyle.source"] = f"official {origin}: {source.name}"
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:

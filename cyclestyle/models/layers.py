@@ -1,4 +1,4 @@
-"""Normalisation choice and weight initialisation shared by the generator and the discriminator."""
+"""Normalisation choice shared by the generators and the discriminators (initialisation: ``init.py``)."""
 
 from __future__ import annotations
 
@@ -26,16 +26,3 @@ def conv_bias(kind: str) -> bool:
     """Convolutions followed by batch norm need no bias (its shift replaces it); the reference
     keeps the bias before instance norm, and the parameter counts we must match depend on that."""
     return kind != "batch"
-
-
-def init_weights(module: nn.Module, gain: float = 0.02) -> None:
-    """N(0, gain) for convolution weights and zero biases (the paper's "Gaussian 0, 0.02");
-    batch-norm scales N(1, gain)."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, gain)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1.0, gain)
-            nn.init.zeros_(m.bias)

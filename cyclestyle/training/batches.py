@@ -1,5 +1,6 @@
 """The batches of a run, epoch after epoch, from where the run stands (a resumed run goes on in
-the order its epoch began with)."""
+the order its epoch began with). With ``data.decay_no_crop`` each item of a step whose learning
+rate decays says so, and is resized straight to the crop size (CUT's fine-tuning data)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import TYPE_CHECKING, Iterator
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from .sampling import ShardedBatchSampler, epoch_order
+from .sampling import ShardedBatchSampler, epoch_order, steps_per_epoch
+from .schedule import decay_start
 
 if TYPE_CHECKING:
     from .state import Run
@@ -44,11 +46,25 @@ class CurrentEpoch(Sampler[list[tuple[int, int, int]]]):
         return ShardedBatchSampler(_epoch_order(run), run.cfg.train.batch_size, run.accelerator.process_index,
                                    run.accelerator.num_processes, start_step=run.progress.position // run.global_batch)
 
-    def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
-        return iter(self._epoch())
+    def __iter__(self) -> Iterator[list[tuple[int, ...]]]:
+        """The epoch's batches, each item marked (a fourth element, 1) from the first step whose
+        learning rate decays when ``data.decay_no_crop`` is on. Iterated when the epoch begins, so
+        the step of the k-th batch is the run's step then plus k."""
+        first, start = self.run.progress.step, _decay_start(self.run)
+        for k, batch in enumerate(self._epoch()):
+            yield batch if start is None else [(*item, int(first + k >= start)) for item in batch]
 
     def __len__(self) -> int:
         return len(self._epoch())
+
+
+def _decay_start(run: Run) -> int | None:
+    """The first step of the decay steps, when the run's data changes there; else None."""
+    t = run.cfg.train
+    if not run.cfg.data.decay_no_crop:
+        return None
+    per_epoch = steps_per_epoch(len(run.dataset), t.batch_size, run.accelerator.num_processes)
+    return decay_start(t.n_epochs, per_epoch, t.max_steps, t.decay_steps)
 
 
 def _epoch_order(run: Run) -> torch.Tensor:

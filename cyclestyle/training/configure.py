@@ -31,9 +31,12 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
 
 def check_config(cfg: Config, check_paths: bool = True) -> Config:
     """``cfg`` checked against the registries, with its method's section typed and completed
-    (``Method.configure``): the config a run trains with and writes as ``config.yaml``."""
-    multiple = _check_architectures(cfg.model)
+    (``Method.configure``): the config a run trains with and writes as ``config.yaml``, but for
+    the shared keys it leaves to the method (``config.METHOD_DEFAULTED``), which the run fills in
+    when it starts (``Method.with_defaults``: from its recorded config when it resumes). They are
+    checked here as a new run fills them in."""
     method = _check_method(cfg)
+    multiple = _check_architectures(method.with_defaults(cfg).model)
     cfg = method.configure(cfg)
     one_way = "BtoA" not in method.translators
     d, m = cfg.data, cfg.model

@@ -36,8 +36,8 @@ from ..config import ConfigError
 from ..inference.hub import HUB_PREFIX, hub_files, resolve_hub_id
 from ..interop.official import OfficialFormatError, convert
 from ..interop.pretrained import download_pretrained
-from ..models.weights import CheckpointError, StateDictError, load_weights, read_metadata, read_state_dict, \
-    unusable_tensor
+from ..models.weights import CheckpointError, StateDictError, generator_spec_of, load_weights, read_metadata, \
+    read_state_dict, unusable_tensor
 from ..run_folder import CHECKPOINTS, DIRECTION_KEY, LATEST, LEGACY_DIRECTIONS, generator_files, resolve_checkpoint
 from .checkpoint import misfit
 
@@ -78,6 +78,22 @@ def resolve_init_source(text: str) -> InitSource:
     others = {p.stem: p for p in sorted(path.glob("*.safetensors")) if p not in taken} \
         if (path / "training_state.pt").is_file() else {}
     return InitSource(path, generators, others)
+
+
+def source_sampling(source: InitSource) -> dict[str, bool]:
+    """The anti-aliasing of the source's A→B (else only) generator, as the model keys that say it
+    (``model.no_antialias``, ``model.no_antialias_up``): a run that leaves them to its method builds
+    the source's layout, so a CycleGAN run's weights start a CUT run and CUT's start CycleGAN.
+    A file written before the keys existed is CycleGAN's layout; an unreadable one says nothing
+    (loading it fails later, in one line)."""
+    file = source.lone or source.generators.get("AtoB") or next(iter(source.generators.values()), None)
+    if file is None:
+        return {}
+    try:
+        spec = generator_spec_of(file) if file.suffix == ".safetensors" else convert(read_state_dict(file))[1]
+    except (CheckpointError, StateDictError, OfficialFormatError):
+        return {}
+    return {f"model.{key}": bool(spec.arguments.get(key, True)) for key in ("no_antialias", "no_antialias_up")}
 
 
 def plan_init(source: InitSource, translators: dict[str, str], names: list[str]) -> dict[str, Path]:

@@ -64,7 +64,7 @@ def _run(cfg: Config, resume: str | None, accelerator, run_dir: Path) -> None:
     run = start_run(cfg, resume, accelerator, run_dir)
     with run.tracker:  # finishes the dashboard run however training ends
         # The held-out images that every image panel of the run shows (main process only).
-        run.panels = HeldOutPanels.load(cfg, run.sources) if run.tracker.enabled or run.samples else None
+        run.panels = HeldOutPanels.load(run.cfg, run.sources) if run.tracker.enabled or run.samples else None
         try:
             with StopRequest() as stop:
                 _train_until_done(run, stop)

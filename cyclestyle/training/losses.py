@@ -90,8 +90,17 @@ def patch_nce_loss(query: torch.Tensor, key: torch.Tensor, temperature: float = 
     [q·k⁺, q·k₁ … q·k_P] / τ with the positive first. As in the reference, the query's similarity
     to its own key is also in the negatives' row, replaced by −10 (a weight of e^(−10/τ), nil),
     and the keys carry no gradient. The mean over all B·P queries.
+
+    Positives and negatives alike are computed in fp32, also under bf16/fp16 autocast (the
+    reference runs fp32): at τ = 0.07 a bf16 dot product's rounding (≈ 0.004) moves a logit by
+    0.06, as much as the differences the loss is learning from.
     """
-    key = key.detach()
+    query, key = query.float(), key.detach().float()
+    with torch.autocast(query.device.type, enabled=False):
+        return _patch_nce_fp32(query, key, temperature)
+
+
+def _patch_nce_fp32(query: torch.Tensor, key: torch.Tensor, temperature: float) -> torch.Tensor:
     positive = (query * key).sum(-1, keepdim=True)  # B×P×1
     negatives = query @ key.transpose(1, 2)  # B×P×P, the positives on the diagonal
     own = torch.eye(query.shape[1], dtype=torch.bool, device=query.device)

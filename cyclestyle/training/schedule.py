@@ -37,6 +37,15 @@ def epoch_lr_factor(n_epochs: int, n_epochs_decay: int, steps_per_epoch: int) ->
     return factor
 
 
+def decay_start(n_epochs: int, steps_per_epoch: int, max_steps: int | None, decay_steps: int | None) -> int:
+    """The first step (0-based) whose learning rate decays: epoch ``n_epochs`` (0-based; the
+    reference's epoch > n_epochs, counted from 1), or in the step form ``max_steps`` less its decay
+    steps (default: half of them)."""
+    if max_steps is None:
+        return n_epochs * steps_per_epoch
+    return max_steps - (decay_steps if decay_steps is not None else max_steps // 2)
+
+
 def step_lr_factor(max_steps: int, decay_steps: int) -> Callable[[int], float]:
     """The step form: constant for max_steps − decay_steps steps, then linear to 0 at max_steps."""
     decay_start = max_steps - decay_steps

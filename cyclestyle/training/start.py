@@ -7,20 +7,21 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+import yaml
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
-from ..config import Config, ConfigError, split_metric
+from ..config import Config, ConfigError, lookup, split_metric, with_values
 from ..data import UnalignedDataset, open_domains
 from ..evaluation import registry as metrics_registry
 from ..evaluation.evaluate import HeldOutEvaluator
 from ..models import generator_size_multiple
-from ..run_folder import BEST, checkpoints_dir, generator_files, list_checkpoints, resolve_checkpoint
+from ..run_folder import BEST, CONFIG, checkpoints_dir, generator_files, list_checkpoints, resolve_checkpoint
 from .best import previous_best
 from .checkpoint import Checkpoint, load_checkpoint, restore_rng_state
 from .files import write_config
-from .init_from import InitSource, load_initial_weights, resolve_init_source
+from .init_from import InitSource, load_initial_weights, resolve_init_source, source_sampling
 from .launch import data_workers
 from .recovery import recover_run_folder
 from .methods import METHODS, Method
@@ -36,12 +37,13 @@ def start_run(cfg: Config, resume: str | None, accelerator: Accelerator, run_dir
     """The checkpoint to resume from, the data, the schedule, then the networks and the state."""
     checkpoint = _checkpoint_to_resume(run_dir, resume, accelerator)
     method = METHODS.get(cfg.method)
+    init = _init_source(cfg, checkpoint, accelerator)
+    cfg = _filled(cfg, method, run_dir, checkpoint, init)
     dataset, sources = _open_data(cfg, method)
     evaluator = HeldOutEvaluator(cfg, accelerator.device, load_extractor=accelerator.is_main_process) \
         if cfg.eval.every else None
     total_steps, lr_factor = _schedule(cfg, len(dataset), accelerator.num_processes)
     saved = load_checkpoint(checkpoint) if checkpoint else None
-    init = _init_source(cfg, saved, accelerator)
     run = Run(cfg, accelerator, run_dir, sources, dataset, evaluator, total_steps, lr_factor,
               _make_method(method, cfg, accelerator, saved, init),
               num_workers=data_workers(cfg.data.num_workers, accelerator))
@@ -56,6 +58,29 @@ def start_run(cfg: Config, resume: str | None, accelerator: Accelerator, run_dir
     return run
 
 
+def _filled(cfg: Config, method: type[Method], run_dir: Path, checkpoint: Path | None,
+            init: InitSource | None) -> Config:
+    """``cfg`` with the keys it leaves to the method filled in (``Method.with_defaults``): from the
+    run's recorded config when it resumes; for a run started from other weights, the anti-aliasing
+    of the source's generator (so that a CycleGAN run's weights start a CUT run), the method's
+    values for the rest."""
+    if checkpoint is not None:
+        return method.with_defaults(cfg, recorded_config(run_dir))
+    if init is not None:
+        cfg = with_values(cfg, {key: value for key, value in source_sampling(init).items() if lookup(cfg, key) is None})
+    return method.with_defaults(cfg)
+
+
+def recorded_config(run_dir: Path) -> dict:
+    """The run's config.yaml as written (plain YAML, not checked), or {} when it has none: what
+    a resumed run takes the keys it leaves to the method from (``Method.with_defaults``)."""
+    try:
+        loaded = yaml.safe_load((run_dir / CONFIG).read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
 def _open_data(cfg: Config, method: type[Method]) -> tuple[UnalignedDataset, tuple]:
     """The training images of the method's domains: (A, B), or (A,)."""
     m = cfg.model
@@ -67,14 +92,14 @@ def _open_data(cfg: Config, method: type[Method]) -> tuple[UnalignedDataset, tup
     return dataset, sources
 
 
-def _init_source(cfg: Config, saved: Checkpoint | None, accelerator: Accelerator) -> InitSource | None:
+def _init_source(cfg: Config, checkpoint: Path | None, accelerator: Accelerator) -> InitSource | None:
     """The weights a new run starts from (``train.init_from``), found (or downloaded) by the main
     process first; a resumed run goes on from its checkpoint instead."""
     init = cfg.train.init_from
     if init is None:
         return None
-    if saved is not None:
-        accelerator.print(f"note: train.init_from {init} started this run; it goes on from {saved.path}")
+    if checkpoint is not None:
+        accelerator.print(f"note: train.init_from {init} started this run; it goes on from {checkpoint}")
         return None
     with accelerator.main_process_first():
         return resolve_init_source(init)

@@ -7,6 +7,8 @@ evaluation, the final files); a method says only what is its own, in one module
 
 - ``section`` and ``options_type``: its own config section (``cut:``), a dataclass of its keys
   and defaults; ``resolve_options``, ``check_options`` and ``check_files`` complete and check it;
+- ``shared_defaults``: its values for the shared keys that a config leaves to the method
+  (``config.METHOD_DEFAULTED``: initialisation, anti-aliasing, the decay-epoch data rule, epochs);
 - ``network_specs(cfg)`` (and ``build_networks`` for networks outside the registries): every
   network it trains, by the name its weights file takes in a checkpoint (``G_A``, ``D_A`` …);
 - ``groups``: which networks each ``Update`` optimises (``Group("G", "generator", ("G_A", "G_B"))``);
@@ -28,7 +30,7 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
-from ...config import Config, ConfigError, build_section
+from ...config import METHOD_DEFAULTED, Config, ConfigError, build_section, recorded_values, unset_keys, with_values
 from ...models import NetworkSpec
 from ...registry import Registry
 from ..pool import ImagePool
@@ -57,6 +59,9 @@ class Method(abc.ABC):
     domains: ClassVar[tuple[str, ...]] = ("A", "B")  # the image collections a step's batch holds
     section: ClassVar[str | None] = None  # the YAML key of the method's own config section
     options_type: ClassVar[type | None] = None  # the dataclass of that section's keys
+    # The method's values of config.METHOD_DEFAULTED's keys where they differ from those (which
+    # are CycleGAN's, and every run's before the keys existed).
+    shared_defaults: ClassVar[dict[str, Any]] = {}
 
     # ---------------------------------------------------------------------------------------
     # The config section: typed, completed and checked by ``training/configure.py``
@@ -84,12 +89,25 @@ class Method(abc.ABC):
 
     @classmethod
     def configure(cls, cfg: Config) -> Config:
-        """``cfg`` with the method's section typed, resolved and checked, and no other section."""
+        """``cfg`` with the method's section typed, resolved and checked (against the shared keys
+        as a new run fills them in), and no other section."""
         if cls.options_type is None:
             return dataclasses.replace(cfg, sections={})
         options = cls.resolve_options(cls.options(cfg))
-        cls.check_options(cfg, options)
+        cls.check_options(cls.with_defaults(cfg), options)
         return dataclasses.replace(cfg, sections={cls.section: dataclasses.asdict(options)})
+
+    @classmethod
+    def with_defaults(cls, cfg: Config, recorded: dict[str, Any] | None = None) -> Config:
+        """``cfg`` with the shared keys it leaves to the method filled in: with the method's values
+        (``shared_defaults``) for a new run, or with those of ``recorded``, the config.yaml of the
+        run it resumes (read as YAML), so that a resumed run goes on as it trained; a key that
+        config lacks was not there when it was written, and takes the value every run had then."""
+        unset = unset_keys(cfg)
+        if recorded is not None:
+            return with_values(cfg, recorded_values(recorded, unset))
+        defaults = {**METHOD_DEFAULTED, **cls.shared_defaults}
+        return with_values(cfg, {key: defaults[key] for key in unset})
 
     # ---------------------------------------------------------------------------------------
     # Networks
@@ -115,8 +133,9 @@ class Method(abc.ABC):
         prepared = accelerator.prepare(*networks.values())
         self.networks: dict[str, nn.Module] = dict(zip(networks, prepared if len(networks) > 1 else (prepared,)))
         self.guard = FiniteGuard.for_run(accelerator, cfg.train)
-        self.updates = {g.name: Update(g.label, [self.networks[n] for n in g.networks], accelerator, cfg.train,
-                                       self.guard) for g in self.groups}
+        # A group's network that the config leaves out (CUT's heads with cut.lambda_nce 0) is skipped.
+        self.updates = {g.name: Update(g.label, [self.networks[n] for n in g.networks if n in self.networks],
+                                       accelerator, cfg.train, self.guard) for g in self.groups}
         self.pools: dict[str, ImagePool] = {}  # this process's history pools, saved per process
 
     def plain(self, name: str) -> nn.Module:

@@ -15,11 +15,18 @@ One step, in the reference implementation's order (``optimize_parameters``):
    ``F``) and asks each patch of G(x) to pick out the patch of x at its own location among the
    other locations of the same image (``losses.patch_nce_loss``).
 
+A config that leaves them unset gets the reference's option defaults for its mode
+(``shared_defaults``, ``own_defaults``): xavier initialisation with gain 0.02 for G, D and the
+heads, anti-aliased down- and up-sampling in G and an anti-aliased PatchGAN, the decay-epoch data
+rule (resize straight to the crop size once the learning rate decays), 200 + 200 epochs for CUT
+and 150 + 50 for FastCUT.
+
 Where this differs from the reference code, and why:
 
 - The projection heads are built with the networks, in-channels from a shape-only trace of the
   encoder, not lazily on the first batch: so the seed fixes them, every process starts with the
-  same heads, and checkpoints hold them (``F.safetensors``) from the first one.
+  same heads, and checkpoints hold them (``F.safetensors``) from the first one. They are
+  initialised as the reference initialises its heads when it creates them (``model.init_type``).
 - Patch locations and the flip are drawn from generators seeded by (seed, step, image), not from
   NumPy's global stream: a resumed run draws the same ones with no state to save, and each image
   gets the locations it would get in any process layout, so two processes of batch 1 compute
@@ -40,9 +47,9 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
-from ...config import Config, ConfigError
+from ...config import Config, ConfigError, with_values
 from ...models import NetworkSpec, NetworkTooLarge, build_on_meta, discriminator_spec, generator_spec
-from ...models.layers import init_weights
+from ...models.init import init_weights
 from ...models.resnet import ResnetGenerator, cut_layer_index
 from .. import losses
 from ..draws import mixing_weights, step_generator
@@ -79,10 +86,10 @@ class PatchProjection(nn.Module):
     """One head per encoder layer: Linear(C, d), ReLU, Linear(d, d), then L2-normalised (the
     reference's ``PatchSampleF`` with ``netF mlp_sample``, d = ``cut.mlp_dim`` = 256)."""
 
-    def __init__(self, channels: list[int], dim: int = 256, init_gain: float = 0.02):
+    def __init__(self, channels: list[int], dim: int = 256, init_gain: float = 0.02, init_type: str = "normal"):
         super().__init__()
         self.heads = nn.ModuleList(nn.Sequential(nn.Linear(c, dim), nn.ReLU(), nn.Linear(dim, dim)) for c in channels)
-        init_weights(self, init_gain)
+        init_weights(self, init_type, init_gain)
 
     def forward(self, patches: list[torch.Tensor]) -> list[torch.Tensor]:
         """Each layer's patches (B×P×C) projected by its head, as unit vectors (B×P×d)."""
@@ -95,8 +102,9 @@ class PatchProjection(nn.Module):
 
 def encoder_layers(cfg: Config) -> list[int]:
     """``cut.nce_layers`` (CUT's numbering) as indices of our generator's ``encode``."""
-    n_blocks = generator_spec(cfg.model).arguments["n_blocks"]
-    return [cut_layer_index(layer, n_blocks) for layer in CUT.options(cfg).nce_layers]
+    arguments = generator_spec(cfg.model).arguments
+    antialias = not arguments["no_antialias"]
+    return [cut_layer_index(layer, arguments["n_blocks"], antialias) for layer in CUT.options(cfg).nce_layers]
 
 
 def encoder_channels(cfg: Config) -> list[int]:
@@ -167,6 +175,20 @@ class CUT(Method):
     options_type: ClassVar[type] = CutOptions
     # What null means for the keys whose default depends on the method (the reference's --CUT_mode).
     own_defaults: ClassVar[dict[str, float | bool]] = {"lambda_nce": 1.0, "nce_idt": True, "flip_equivariance": False}
+    # The reference's option defaults for the shared keys (its --init_type, --no_antialias,
+    # --no_antialias_up, the fine-tuning data of unaligned_dataset.py, --n_epochs, --n_epochs_decay).
+    shared_defaults: ClassVar[dict[str, object]] = {
+        "model.init_type": "xavier", "model.no_antialias": False, "model.no_antialias_up": False,
+        "data.decay_no_crop": True, "train.n_epochs": 200, "train.n_epochs_decay": 200}
+
+    @classmethod
+    def with_defaults(cls, cfg: Config, recorded: dict | None = None) -> Config:
+        """As every method's, but a config that chose its up-sampling (``model.upsample:
+        resize_conv``) keeps it: CUT's blur up-sampling would replace it, so a new run leaves
+        ``model.no_antialias_up`` true there unless the config sets it."""
+        if recorded is None and cfg.model.no_antialias_up is None and cfg.model.upsample != "transpose":
+            cfg = with_values(cfg, {"model.no_antialias_up": True})
+        return super().with_defaults(cfg, recorded)
 
     @classmethod
     def resolve_options(cls, options: CutOptions) -> CutOptions:
@@ -176,12 +198,12 @@ class CUT(Method):
     def check_options(cls, cfg: Config, c: CutOptions) -> None:
         """The ``cut`` keys, and the encoder layers they name, against the generator they apply to."""
         m = cfg.model
-        for key, value in {"cut.num_patches": c.num_patches, "cut.nce_t": c.nce_t, "cut.mlp_dim": c.mlp_dim,
-                           "cut.lambda_nce": c.lambda_nce}.items():
+        for key, value in {"cut.num_patches": c.num_patches, "cut.nce_t": c.nce_t, "cut.mlp_dim": c.mlp_dim}.items():
             if value <= 0:
                 raise ConfigError(f"{key} must be positive; got {value}")
-        if c.lambda_gan < 0:
-            raise ConfigError(f"cut.lambda_gan must not be negative; got {c.lambda_gan}")
+        for key, value in {"cut.lambda_gan": c.lambda_gan, "cut.lambda_nce": c.lambda_nce}.items():
+            if value < 0:  # lambda_nce 0: no NCE term and no heads, as the reference allows
+                raise ConfigError(f"{key} must not be negative; got {value}")
         if c.nce_idt and m.in_channels != m.out_channels:
             raise ConfigError("cut.nce_idt needs model.in_channels == model.out_channels (set it to false)")
         if not c.nce_layers or sorted(set(c.nce_layers)) != c.nce_layers:
@@ -192,7 +214,7 @@ class CUT(Method):
                               f"or resnet_6blocks) for its encoder features; got model.generator {m.generator}")
         for layer in c.nce_layers:
             try:
-                cut_layer_index(layer, len(generator.blocks))
+                cut_layer_index(layer, len(generator.blocks), generator.antialias)
             except ValueError as e:
                 raise ConfigError(f"cut.nce_layers: {e}") from None
         try:
@@ -209,9 +231,12 @@ class CUT(Method):
 
     @classmethod
     def build_networks(cls, cfg: Config) -> dict[str, nn.Module]:
-        """G_A and D_A, then the projection heads F, whose in-channels are the encoder's widths."""
+        """G_A and D_A, then the projection heads F, whose in-channels are the encoder's widths
+        (none with ``cut.lambda_nce`` 0: no NCE term)."""
         networks = super().build_networks(cfg)
-        networks["F"] = PatchProjection(encoder_channels(cfg), cls.options(cfg).mlp_dim, cfg.model.init_gain)
+        options, m = cls.resolve_options(cls.options(cfg)), cfg.model
+        if options.lambda_nce > 0:
+            networks["F"] = PatchProjection(encoder_channels(cfg), options.mlp_dim, m.init_gain, m.init_type or "normal")
         return networks
 
     def __init__(self, cfg: Config, accelerator: Accelerator, networks: dict[str, nn.Module], rank: int):
@@ -225,7 +250,8 @@ class CUT(Method):
         draws = StepDraws(self.cfg.seed, step, first_image=self.rank * real_a.shape[0])
         flipped = bool(self.cut.flip_equivariance) and draws.flip()
         with self.accelerator.autocast():
-            fake_b, idt_b = self.translate(real_a, real_b if self.cut.nce_idt else None, flipped)
+            fake_b, idt_b = self.translate(real_a, real_b if self.cut.nce_idt and self.cut.lambda_nce > 0 else None,
+                                           flipped)
         d_terms = self.update_discriminator(real_b, fake_b, step)
         g_terms = self.update_generator((real_a, fake_b), (real_b, idt_b), flipped, draws, step)
         return {**g_terms, **d_terms}
@@ -260,18 +286,19 @@ class CUT(Method):
         """G and F on λ_GAN·GAN(G(x)) + the NCE terms' mean, with D frozen (called unwrapped, without
         DDP's gradient hooks). ``from_a`` is (x, G(x)), ``from_b`` (y, G(y)) with G(y) None when the
         identity term is off. Returns the terms under the reference's names (G_GAN, NCE, NCE_Y) and
-        their sum G."""
+        their sum G. With ``cut.lambda_nce`` 0 the objective is the GAN term alone."""
         (real_a, fake_b), (real_b, idt_b) = from_a, from_b
         G, gan_mode = self.updates["G"], self.cfg.loss.gan_mode
         set_requires_grad((self.networks["D_A"],), False)
         G.zero_grad()
         with self.accelerator.autocast():
-            terms = {"G_GAN": self.cut.lambda_gan * losses.generator_adversarial_loss(self.plain("D_A")(fake_b), gan_mode),
-                     "NCE": self.patch_nce(real_a, fake_b, flipped, draws.patch_generators("A", len(real_a)))}
+            terms = {"G_GAN": self.cut.lambda_gan * losses.generator_adversarial_loss(self.plain("D_A")(fake_b), gan_mode)}
+            if self.cut.lambda_nce > 0:
+                terms["NCE"] = self.patch_nce(real_a, fake_b, flipped, draws.patch_generators("A", len(real_a)))
             if idt_b is not None:
                 terms["NCE_Y"] = self.patch_nce(real_b, idt_b, flipped, draws.patch_generators("B", len(real_b)))
             nce = [terms[k] for k in ("NCE", "NCE_Y") if k in terms]
-            objective = terms["G_GAN"] + sum(nce) / len(nce)
+            objective = terms["G_GAN"] + (sum(nce) / len(nce) if nce else 0.0)
         G.backward({"G": objective}, step)
         G.step()
         return {**terms, "G": objective}
@@ -306,3 +333,5 @@ class FastCUT(CUT):
 
     description: ClassVar[str] = "FastCUT (Park et al. 2020): CUT without the identity NCE term, with flips"
     own_defaults: ClassVar[dict[str, float | bool]] = {"lambda_nce": 10.0, "nce_idt": False, "flip_equivariance": True}
+    shared_defaults: ClassVar[dict[str, object]] = {**CUT.shared_defaults, "train.n_epochs": 150,
+                                                    "train.n_epochs_decay": 50}
