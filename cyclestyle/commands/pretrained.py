@@ -5,30 +5,35 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..interop.download import HOST_VARIABLE, OFFICIAL_HOST  # torch-free
+from ..interop.download import HOST_VARIABLE, OFFICIAL_HOST, PIX2PIX_HOST  # torch-free
 from .import_official import describe, translate_hint
 
-HELP = "download an official pretrained CycleGAN model (horse2zebra, style_monet …), ready to use"
+HELP = "download an official pretrained CycleGAN or pix2pix model (horse2zebra, pix2pix/edges2shoes …), ready to use"
 DESCRIPTION = (
     f"Download one of the official pretrained CycleGAN generators from {OFFICIAL_HOST}\n"
-    "(the names of the official download script; --list shows them), convert it as import-official\n"
+    f"or pix2pix generators (named pix2pix/NAME) from {PIX2PIX_HOST}\n"
+    "(the names of the official download scripts; --list shows them), convert it as import-official\n"
     "does, and print the translate command that uses it. The transfer shows a progress bar and\n"
     "resumes where it stopped if cut; the downloaded .pth and the converted file are cached\n"
     "($XDG_CACHE_HOME/cyclestyle, else ~/.cache/cyclestyle), so a second call is instant. Each model\n"
-    "translates one way (style_monet: photo to Monet); use it as --direction AtoB.")
+    "translates one way (style_monet: photo to Monet); use it as --direction AtoB. A pix2pix model\n"
+    "is a U-Net with batch norm: translate runs it as the official test.py does (--batch-norm).")
 EPILOG = (
     "examples:\n"
     "  cyclestyle pretrained --list\n"
     "  cyclestyle pretrained style_monet\n"
     "  cyclestyle pretrained horse2zebra --output models/\n"
+    "  cyclestyle pretrained pix2pix/facades_label2photo --output models/\n"
     "  cyclestyle translate --weights models/horse2zebra.safetensors --direction AtoB --output zebras/ horses/\n\n"
-    f"{HOST_VARIABLE}=URL fetches from a mirror instead. Offline, the error names the URL to fetch by\n"
+    f"{HOST_VARIABLE}=URL fetches from a mirror instead (URL/NAME.pth, URL/pix2pix/NAME.pth). Offline,\n"
+    "the error names the URL to fetch by\n"
     "hand and the import-official command to run on it.")
 FORMATTER_CLASS = argparse.RawDescriptionHelpFormatter
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", nargs="?", metavar="NAME", help="the model, e.g. horse2zebra or style_monet")
+    parser.add_argument("name", nargs="?", metavar="NAME",
+                        help="the model, e.g. horse2zebra, style_monet or pix2pix/edges2shoes")
     parser.add_argument("--list", action="store_true", help="show the names and exit")
     parser.add_argument("--output", metavar="DIR", help="folder for NAME.safetensors (default: the cache)")
     parser.add_argument("--overwrite", action="store_true", help="convert again even if NAME.safetensors exists")
@@ -37,10 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Download (or take from the cache) an official pretrained model and convert it."""
-    from ..interop.download import PRETRAINED
+    from ..interop.download import PIX2PIX_PRETRAINED, PRETRAINED
 
     if args.list or not args.name:
         print("official pretrained CycleGAN generators (cyclestyle pretrained NAME):\n  " + "\n  ".join(PRETRAINED))
+        print("official pretrained pix2pix generators (U-Nets, one way each):\n  " + "\n  ".join(PIX2PIX_PRETRAINED))
         return 0
     from ..interop.pretrained import download_pretrained
 

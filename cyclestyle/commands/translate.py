@@ -7,17 +7,23 @@ import sys
 import time
 from pathlib import Path
 
+from .evaluate import add_test_mode  # torch-free, shared with evaluate
+
 HELP = "translate images of any size with a trained generator"
 DESCRIPTION = ("Translate image files, folders (recursively) or globs with a trained generator. "
                "Each output keeps its input's exact size and mirrors its name under --output. "
                "Large images are translated in tiles whose instance-norm statistics are those of "
-               "the whole image, so the result matches a full-frame translation without its memory.")
+               "the whole image, so the result matches a full-frame translation without its memory. "
+               "A batch-norm generator (pix2pix's U-Net) runs as the official test.py runs it by default, "
+               "each image normalised by its own statistics (--batch-norm running: its --eval), full frame.")
 EPILOG = ("examples:\n"
           "  cyclestyle translate --weights runs/monet2photo --direction BtoA --output out/ photos/\n"
           "  cyclestyle translate --weights runs/monet2photo/G_B.safetensors --direction BtoA "
           "--output out/ --tile 512 --overlap 64 scan.tif\n"
           "  cyclestyle translate --weights runs/starry --output out/ photos/        # a style-train run\n"
-          "  cyclestyle translate --weights runs/starry --output out/ --style-strength 0.6 --preserve-color photo.jpg")
+          "  cyclestyle translate --weights runs/starry --output out/ --style-strength 0.6 --preserve-color photo.jpg\n"
+          "  cyclestyle translate --weights runs/facades_pix2pix --batch-norm running --output out/ labels/\n"
+          "  cyclestyle translate --weights runs/facades_pix2pix --dropout --seed 3 --output out/ labels/")
 FORMATTER_CLASS = argparse.RawDescriptionHelpFormatter
 
 
@@ -48,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "faster (about 1.5x on a CPU); auto compiles for 32 or more images (default auto)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="bf16 autocast: faster on GPUs; outputs may differ by a few 8-bit levels (default fp32)")
+    add_test_mode(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         args.weights, args.inputs, args.output, direction=args.direction, style_strength=args.style_strength,
         preserve_color=args.preserve_color, tile=args.tile, overlap=args.overlap, size=args.size,
         batch_size=args.batch_size, device=args.device, overwrite=args.overwrite, compile=args.compile,
-        precision=args.precision)
+        precision=args.precision, batch_norm=args.batch_norm, dropout=args.dropout, seed=args.seed)
     print(f"translated {tally.translated}, skipped {tally.skipped}, failed {tally.failed} in "
           f"{time.perf_counter() - started:.1f} s -> {Path(args.output).expanduser()}")
     return 0 if tally.failed == 0 else 1

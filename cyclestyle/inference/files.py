@@ -43,8 +43,10 @@ from .translate import (
     _alpha_of,
     _translate_pixels,
     _wants_tiles,
+    has_batch_norm,
     post_process,
     resize_short_side,
+    test_mode,
     translate_tensor,
     wants_compile,
 )
@@ -254,7 +256,7 @@ def translate_files(
     direction: str | None = None, style_strength: float = 1.0, preserve_color: bool = False,
     tile: int | None = None, overlap: int | None = None, size: int | None = None, batch_size: int = 4,
     device: str | torch.device | None = None, overwrite: bool = False, compile: str = "auto",
-    precision: str = "fp32", progress: bool = True,
+    precision: str = "fp32", progress: bool = True, batch_norm: str = "auto", dropout: bool = False, seed: int = 0,
 ) -> Tally:
     """Translate image files, folders (recursively) and globs into the folder ``output``, each
     output at its input's exact size and under its input's name (``collect_inputs``); returns how
@@ -267,6 +269,10 @@ def translate_files(
     pixels (default: the generator's receptive field). ``size``: resize so the short side is
     ``size`` first. Images of one size go through the network ``batch_size`` at a time.
     ``compile``: "auto", "on" or "off" (``wants_compile``); ``precision``: "fp32" or "bf16".
+    ``batch_norm``, ``dropout`` and ``seed``: how a generator with batch norm or dropout runs
+    (``test_mode``: by default as the official ``test.py``, batch norm by each image's own
+    statistics, and dropout off unless asked, drawn from ``seed``); a batch-norm generator is
+    translated full frame, never in tiles (its statistics are the whole image's).
     An image that cannot be read, translated or written is one line on stderr and counts as
     failed; the others go on. What is wrong with the arguments raises ``ValueError``. A single
     path in ``inputs`` is taken for a list of one.
@@ -282,18 +288,23 @@ def translate_files(
     run = weights if isinstance(weights, TrainedRun) else open_run(weights)
     name = direction or _only_direction(run)
     generator = run.generator(name, device)
+    if has_batch_norm(generator):
+        if tile:
+            raise DataError(f"--tile {tile}: {run.file(name).name} has batch norm (a U-Net), whose every output "
+                             "pixel sees the whole image: it is translated full frame (leave out --tile)")
+        tile = 0
     translator = _Translator(generator, device, run.in_channels(name), size_multiple(generator),
                              tile, overlap, style_strength, preserve_color, precision)
     _check_post_processing(translator, run.out_channels(name))
     out_root = Path(output).expanduser()
     tally = Tally()
     todo = _outputs_to_write(_collect(inputs, out_root), out_root, overwrite, tally)
-    if wants_compile(compile, len(todo)):
+    if wants_compile(compile, len(todo)) and not (dropout or (batch_norm != "running" and has_batch_norm(generator))):
         translator.compiled = CompiledGenerator(generator, note)
         note(f"compiling the generator for {len(todo)} images (--compile {compile}): the first takes longer")
     bar = tqdm(total=len(todo), unit="img", desc="translate", file=sys.stderr, disable=None if progress else True,
                dynamic_ncols=True)
-    with torch.inference_mode():
+    with torch.inference_mode(), test_mode(generator, batch_norm=batch_norm, dropout=dropout, seed=seed):
         for batch in _batches(todo, translator, size, batch_size):
             _translate_batch(batch, translator, size, tally)
             bar.update(len(batch))

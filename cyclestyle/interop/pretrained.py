@@ -1,31 +1,32 @@
-"""The official pretrained CycleGAN generators: downloaded (cached), converted, ready to use
-(what ``cyclestyle pretrained`` does)."""
+"""The official pretrained CycleGAN and pix2pix generators: downloaded (cached), converted, ready
+to use (what ``cyclestyle pretrained`` does)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..models import NetworkSpec
-from .download import DownloadError, cache_dir, pretrained_url
+from .download import DownloadError, cache_dir, file_name, pretrained_url
 from .official import fetch_official, import_official
 
 
 def download_pretrained(name: str, output_dir: str | Path | None = None, *, overwrite: bool = False,
                         progress: bool = True) -> tuple[Path, NetworkSpec | None]:
     """The converted weights file of the official pretrained model ``name`` (``PRETRAINED``:
-    horse2zebra, style_monet …), as ``output_dir/NAME.safetensors`` (default: the cache,
+    horse2zebra, style_monet …; ``PIX2PIX_PRETRAINED``: pix2pix/edges2shoes …), as
+    ``output_dir/NAME.safetensors`` (``pix2pix_edges2shoes.safetensors``; default: the cache,
     ``cache_dir()/pretrained``), and the network it holds when it was converted now (None when
     the file was there already and not ``overwrite``). The download resumes where a cut one
     stopped and enters the cache only once it loads as an official generator
     (``fetch_official``); offline, the ``DownloadError`` names the URL to fetch by hand and the
     ``cyclestyle import-official`` command to run on it."""
     url = pretrained_url(name)
-    output = (Path(output_dir).expanduser() if output_dir else cache_dir() / "pretrained") / f"{name}.safetensors"
+    output = (Path(output_dir).expanduser() if output_dir else cache_dir() / "pretrained") / f"{file_name(name)}.safetensors"
     if output.is_file() and not overwrite:
         return output, None
     try:
         raw = fetch_official(name, progress=progress)
     except DownloadError as e:
         raise DownloadError(f"{e}. Offline? Fetch {url} by hand, then: cyclestyle import-official "
-                            f"{name}.pth --output {output}") from None
+                            f"{url.rsplit('/', 1)[-1]} --output {output}") from None
     return output, import_official(raw, output)

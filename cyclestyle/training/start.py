@@ -12,7 +12,7 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from ..config import Config, ConfigError, TrainConfig
-from ..data import UnalignedDataset, open_domains
+from ..data import PairedDataset, UnalignedDataset, open_domains
 from ..evaluation.evaluate import HeldOutEvaluator
 from ..models import generator_size_multiple
 from ..run_folder import BEST, checkpoints_dir, generator_files, list_checkpoints, resolve_checkpoint
@@ -51,13 +51,14 @@ def start_run(cfg: Config, resume: str | None, accelerator: Accelerator, run_dir
 
 
 def _open_data(cfg: Config, method: type[Method]) -> tuple[UnalignedDataset, tuple]:
-    """The training images of the method's domains: (A, B), or (A,)."""
+    """The training images of the method's domains: (A, B), or (A,); pairs for a paired method."""
     m = cfg.model
     sources = open_domains(cfg.data, cfg.data.train_split, channels=m.in_channels, channels_b=m.out_channels,
                            domains=method.domains)
     source_b = sources[1] if len(sources) > 1 else None  # a one-domain method has no B
-    dataset = UnalignedDataset(sources[0], source_b, cfg.data, channels=m.in_channels, channels_b=m.out_channels,
-                               size_multiple=generator_size_multiple(m))
+    kind = PairedDataset if method.paired else UnalignedDataset
+    dataset = kind(sources[0], source_b, cfg.data, channels=m.in_channels, channels_b=m.out_channels,
+                   size_multiple=generator_size_multiple(m))
     return dataset, sources
 
 

@@ -12,7 +12,10 @@ evaluation, the final files); a method says only what is its own, in one module
 - ``groups``: which networks each ``Update`` optimises (``Group("G", "generator", ("G_A", "G_B"))``);
 - ``step(batch, step)``: one step of its algorithm, returning every loss term by name;
 - ``translators``: which of its networks translate in which direction (``{"AtoB": "G_A"}``);
-- ``domains``: ``("A", "B")``, or ``("A",)`` for a method that learns from one collection.
+- ``domains``: ``("A", "B")``, or ``("A",)`` for a method that learns from one collection;
+- ``paired``: whether it learns from pairs (pix2pix), item i of A with item i of B
+  (``data.paired``, and ``data.PairedDataset``) instead of unrelated images;
+- ``translators_for(cfg)``, where its direction is a setting (pix2pix's ``direction``).
 
 The base class owns the rest, once for every method: the networks handed to accelerate, one
 ``Update`` per group, the learning rate, and what a checkpoint keeps of them.
@@ -55,6 +58,7 @@ class Method(abc.ABC):
     translators: ClassVar[dict[str, str]]  # direction ("AtoB", "BtoA") → network name
     groups: ClassVar[tuple[Group, ...]]
     domains: ClassVar[tuple[str, ...]] = ("A", "B")  # the image collections a step's batch holds
+    paired: ClassVar[bool] = False  # learns from pairs: the batch's A[i] and B[i] show one scene
     section: ClassVar[str | None] = None  # the YAML key of the method's own config section
     options_type: ClassVar[type | None] = None  # the dataclass of that section's keys
 
@@ -84,12 +88,34 @@ class Method(abc.ABC):
 
     @classmethod
     def configure(cls, cfg: Config) -> Config:
-        """``cfg`` with the method's section typed, resolved and checked, and no other section."""
+        """``cfg`` with the method's section typed, resolved and checked, no other section, and
+        ``data.paired`` resolved (null: whether the method learns from pairs)."""
+        cfg = dataclasses.replace(cfg, data=cls.resolve_pairing(cfg))
         if cls.options_type is None:
             return dataclasses.replace(cfg, sections={})
         options = cls.resolve_options(cls.options(cfg))
         cls.check_options(cfg, options)
         return dataclasses.replace(cfg, sections={cls.section: dataclasses.asdict(options)})
+
+    @classmethod
+    def resolve_pairing(cls, cfg: Config) -> Any:
+        """``cfg.data`` with ``paired`` decided: as set, else as the method learns; a paired method
+        on data that is not paired is a ``ConfigError``."""
+        d = cfg.data
+        paired = d.format == "aligned" or (cls.paired if d.paired is None else d.paired)
+        if cls.paired and not paired:
+            raise ConfigError(f"method {cfg.method} learns from pairs: data.paired must be true (or null)")
+        if paired and (d.format == "images" or (d.format == "hf" and d.label_column is not None)):
+            raise ConfigError(f"data.paired needs two paired collections: data.format aligned, folder, or hf with "
+                              f"data.column_a and data.column_b (not data.format {d.format}"
+                              f"{' with data.label_column' if d.format == 'hf' else ''})")
+        return dataclasses.replace(d, paired=paired)
+
+    @classmethod
+    def translators_for(cls, cfg: Config) -> dict[str, str]:
+        """Which network translates which way in a run of ``cfg`` (``translators`` unless the
+        direction is a setting of the method)."""
+        return dict(cls.translators)
 
     # ---------------------------------------------------------------------------------------
     # Networks
@@ -118,6 +144,7 @@ class Method(abc.ABC):
         self.updates = {g.name: Update(g.label, [self.networks[n] for n in g.networks], accelerator, cfg.train,
                                        self.guard) for g in self.groups}
         self.pools: dict[str, ImagePool] = {}  # this process's history pools, saved per process
+        self.translators = self.translators_for(cfg)  # this run's (a setting may choose the direction)
 
     def plain(self, name: str) -> nn.Module:
         """Network ``name`` without accelerate's wrappers: its own methods (``encode``), or a
