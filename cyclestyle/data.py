@@ -1,4 +1,5 @@
-"""Unpaired image data: two domains, A and B, read from folders or Hugging Face ``datasets``.
+"""Image data: two domains, A and B, read from folders or Hugging Face ``datasets``, unpaired or
+as pairs of one scene (pix2pix: ``open_pairs``, ``PairedDataset``).
 
 A *source* is one domain: an ordered list of images that can be loaded one at a time by index
 (``FolderSource`` for ``ROOT/trainA``-style folders, ``HFSource`` for a column of a ``datasets``
