@@ -531,10 +531,19 @@ def _validate_wandb(w: WandbConfig) -> None:
 # Writing
 
 
+# Keys added after v0.2 whose null default means what every run before them did: left out of
+# ``config.yaml`` while null, so that an older run's config reads back to the same text (and the
+# same fingerprint, ``config_hash``).
+UNWRITTEN_WHEN_NULL = (("data", "paired"),)
+
+
 def config_to_dict(cfg: Config) -> dict[str, Any]:
     """The config as plain data, with the YAML key names (``log.with``, not ``with_``), its
     method's section last, as ``config.yaml`` holds it."""
     data = _yaml_keys(dataclasses.asdict(cfg))
+    for section, key in UNWRITTEN_WHEN_NULL:
+        if data[section][key] is None:
+            del data[section][key]
     return {**{k: v for k, v in data.items() if k != "sections"}, **data["sections"]}
 
 

@@ -402,7 +402,7 @@ def open_domains(cfg: DataConfig, split: str, channels: int = 3, channels_b: int
     if domains not in (("A", "B"), ("A",)):
         raise ValueError(f"domains must be (A, B) or (A,), got {domains}")
     channels_b = channels if channels_b is None else channels_b
-    if cfg.format == "aligned" or cfg.paired:
+    if is_paired(cfg):
         return open_pairs(cfg, split, (channels, channels_b))[:len(domains)]
     if cfg.format == "images":
         sources: tuple[Source, ...] = (_plain_folder(cfg, split, channels, domains),)
@@ -600,6 +600,11 @@ class AlignedSource:
 
     def subset(self, indices: Sequence[int]) -> AlignedSource:
         return AlignedSource(self.folder, self.half, [self.paths[i] for i in indices], self.channels)
+
+
+def is_paired(cfg: DataConfig) -> bool:
+    """Whether ``cfg`` reads pairs: ``data.format: aligned`` always, any other when ``data.paired``."""
+    return cfg.format == "aligned" or bool(cfg.paired)
 
 
 def open_pairs(cfg: DataConfig, split: str, channels: tuple[int, int] = (3, 3)) -> tuple[Source, Source]:

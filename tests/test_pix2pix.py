@@ -105,6 +105,22 @@ def test_translate_runs_the_official_default_and_eval_on_image_files(reference, 
                  str(tmp_path / "in" / "x.png")]) == 1  # a U-Net sees the whole image: no tiles
 
 
+@pytest.mark.slow  # ONNX exports checked against PyTorch, as tests/test_export.py
+def test_an_exported_unet_computes_the_official_test_default_or_eval(reference, tmp_path):
+    import onnxruntime
+
+    from cyclestyle.export.translator import export_translator
+
+    weights = tmp_path / "g.safetensors"
+    assert main(["import-official", str(FIXTURES / "pix2pix_unet_128_ngf8_net_G.pth"), "--output", str(weights)]) == 0
+    x = reference["unet_128_input"].numpy()
+    for mode, expected in (("auto", "unet_128_output_batchstats_nodropout"), ("running", "unet_128_output_eval")):
+        export_translator(weights, tmp_path / f"{mode}.onnx", "onnx", batch_norm=mode)
+        session = onnxruntime.InferenceSession(str(tmp_path / f"{mode}.onnx"))
+        out = session.run(None, {session.get_inputs()[0].name: x})[0]
+        assert np.abs(out - reference[expected].numpy()).max() <= 1e-5
+
+
 def test_the_pixelgan_reproduces_the_official_one(reference):
     d = DISCRIMINATORS.get("pixel").build(6, None, DISCRIMINATORS.get("pixel").arguments({"ndf": 8, "norm": "batch"}))
     d.load_state_dict(torch.load(FIXTURES / "pix2pix_pixel_ndf8_net_D.pth", weights_only=True))

@@ -36,7 +36,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..config import Config, ConfigError, DataConfig, config_hash, split_metric
-from ..data import DataError, Source, image_to_tensor, list_images, load_image, open_domains, tensor_to_image
+from ..data import (DataError, Source, image_to_tensor, is_paired, list_images, load_image, open_domains,
+                    tensor_to_image)
 from ..devices import default_device
 from ..inference.run import TrainedRun, open_run
 from ..inference.translate import (CompiledGenerator, has_batch_norm, resize_short_side, test_mode, translate_tensor,
@@ -464,7 +465,7 @@ def held_out_setting(cfg: Config, needs: str | None) -> dict[str, Any]:
         setting |= {"eval.fid_protocol": e.fid_protocol, "eval.inception_weights": _resolved(e.inception_weights)}
     if needs == "truth":
         setting["eval.paired_truth"] = _resolved(e.paired_truth)
-        if d.paired:  # the truth is the test split's own pairs (a key older records lack: they had none)
+        if is_paired(d):  # the truth is the test split's own pairs (a key older records lack: they had none)
             setting["data.paired"] = True
     return setting
 
@@ -498,7 +499,7 @@ class HeldOutEvaluator:
         self.limit = e.num_images or None
         self.size = d.crop_size
         self.truth = Path(e.paired_truth).expanduser() if e.paired_truth else None
-        self.paired = d.paired  # pairs: each held-out image's partner is its true translation
+        self.paired = is_paired(d)  # pairs: each held-out image's partner is its true translation
         self.extractor, self.extractor_note = None, None
         chosen = registry.get(split_metric(e.metric)[1])  # validated with the config
         self.setting = held_out_setting(cfg, chosen.needs if chosen else None)
@@ -523,7 +524,7 @@ class HeldOutEvaluator:
             result = evaluate_translators(
                 g_a, g_b, self.test_a, self.test_b, size=self.size, extractor=self.extractor,
                 extractor_note=self.extractor_note, truth_dir=self.truth, limit=self.limit, device=self.device,
-                progress=False, real_features=self._real_features, paired=bool(self.paired))
+                progress=False, real_features=self._real_features, paired=self.paired)
         result.fid_protocol = self.fid_protocol
         return result
 
@@ -626,7 +627,7 @@ def evaluate(
         result = evaluate_translators(
             g_a, g_b, test_a, test_b, output=output, size=size, extractor=extractor, extractor_note=note,
             truth_dir=Path(paired_truth) if paired_truth else None, limit=limit, device=device, progress=progress,
-            paired=bool(data_cfg.paired))
+            paired=is_paired(data_cfg))
     for direction, measured in result.directions.items():
         if measured.n == 0:  # every image skipped: a report of nothing is no evaluation
             skipped = next((n.removeprefix("skipped ") for n in result.notes if n.startswith("skipped ")), None)

@@ -99,12 +99,15 @@ class Method(abc.ABC):
 
     @classmethod
     def resolve_pairing(cls, cfg: Config) -> Any:
-        """``cfg.data`` with ``paired`` decided: as set, else as the method learns; a paired method
-        on data that is not paired is a ``ConfigError``."""
+        """``cfg.data`` with ``paired`` decided: true for aligned data and a paired method unless
+        set false (a ``ConfigError`` for a paired method), else as set; null stays null for an
+        unpaired method (unpaired, as every run before the key was)."""
         d = cfg.data
-        paired = d.format == "aligned" or (cls.paired if d.paired is None else d.paired)
+        paired = True if d.paired is None and (cls.paired or d.format == "aligned") else d.paired
         if cls.paired and not paired:
             raise ConfigError(f"method {cfg.method} learns from pairs: data.paired must be true (or null)")
+        if d.format == "aligned" and paired is False:
+            raise ConfigError("data.format aligned holds pairs: data.paired must be true (or null)")
         if paired and (d.format == "images" or (d.format == "hf" and d.label_column is not None)):
             raise ConfigError(f"data.paired needs two paired collections: data.format aligned, folder, or hf with "
                               f"data.column_a and data.column_b (not data.format {d.format}"
