@@ -134,6 +134,9 @@ class TrainConfig:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     log_every: int = 10
+    # Fine-tuning: a new run whose networks start from these weights (a run or checkpoint folder,
+    # a generator file, hf://USER/NAME or pretrained:NAME; training/init_from.py). None: from scratch.
+    init_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,9 @@ class LogConfig:
     with_: Literal["wandb", "none"] = "wandb"
     images_every: int = 1000
     num_images: int = 4
+    # The panels kept on disk as OUTPUT_DIR/samples/step-N.png, listed in samples/index.html
+    # (training/samples.py): at most this many, the newest; 0 writes none.
+    keep_samples: int = 50
 
 
 @dataclass(frozen=True)
@@ -450,6 +456,7 @@ def _validate_ranges(cfg: Config) -> None:
         "train.n_epochs": t.n_epochs,
         "train.n_epochs_decay": t.n_epochs_decay,
         "train.pool_size": t.pool_size,
+        "log.keep_samples": cfg.log.keep_samples,
         "loss.lambda_a": lo.lambda_a,
         "loss.lambda_b": lo.lambda_b,
         "loss.lambda_identity": lo.lambda_identity,
@@ -484,6 +491,10 @@ def validate_paths(cfg: Config, domains: tuple[str, ...]) -> None:
     ("A",)), and the dashboard's names: checked before a run, not for a run's config read back."""
     d = cfg.data
     _validate_wandb(cfg.wandb)
+    init = cfg.train.init_from
+    if init is not None and not init.startswith(("hf://", "pretrained:")) and not Path(init).expanduser().exists():
+        raise ConfigError(f"train.init_from {init} does not exist (a run or checkpoint folder, a generator file, "
+                          "hf://USER/NAME or pretrained:NAME)")
     for key, value in {"eval.paired_truth": cfg.eval.paired_truth,
                        "eval.inception_weights": cfg.eval.inception_weights}.items():
         if value is not None and not Path(value).expanduser().exists():
@@ -531,18 +542,19 @@ def _validate_wandb(w: WandbConfig) -> None:
 # Writing
 
 
-# Keys added after v0.2 whose null default means what every run before them did: left out of
-# ``config.yaml`` while null, so that an older run's config reads back to the same text (and the
-# same fingerprint, ``config_hash``).
-UNWRITTEN_WHEN_NULL = (("data", "paired"),)
+# Shared keys added since v0.2 that a config leaves out while they hold their default: the
+# config.yaml of a run that does not use them, and so its fingerprint (``config_hash``), stay what
+# they were (tests/test_compat.py reads a v0.2 run's config back to the same text). data.paired's
+# default, null, means unpaired for every method but pix2pix (which resolves it to true).
+LATER_KEYS = (("train", "init_from"), ("log", "keep_samples"), ("data", "paired"))
 
 
 def config_to_dict(cfg: Config) -> dict[str, Any]:
     """The config as plain data, with the YAML key names (``log.with``, not ``with_``), its
-    method's section last, as ``config.yaml`` holds it."""
+    method's section last, as ``config.yaml`` holds it (``LATER_KEYS`` at their default left out)."""
     data = _yaml_keys(dataclasses.asdict(cfg))
-    for section, key in UNWRITTEN_WHEN_NULL:
-        if data[section][key] is None:
+    for section, key in LATER_KEYS:
+        if getattr(getattr(cfg, section), key) == getattr(type(getattr(cfg, section))(), key):
             del data[section][key]
     return {**{k: v for k, v in data.items() if k != "sections"}, **data["sections"]}
 

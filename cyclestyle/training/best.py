@@ -46,7 +46,7 @@ def evaluate_held_out(run: Run) -> None:
     if run.best is not None:
         logged[f"eval/best_{evaluator.metric}"] = run.best["value"]
     run.tracker.log(logged, step)
-    run.last_eval = record
+    run.last_eval, run.last_metrics = record, {"step": step, **values}
 
 
 def previous_best(checkpoints_dir: Path, evaluator: HeldOutEvaluator, accelerator: Accelerator

@@ -142,10 +142,10 @@ class Checkpoint:
             raise CheckpointError(f"checkpoint {self.path} has no {missing[0]}.safetensors (it holds "
                                   f"{', '.join(self.networks) or 'no networks'}): a run of another method?")
         for name, net in networks.items():
-            misfit = _misfit(self.networks[name], net.state_dict())
-            if misfit:
+            problem = misfit(self.networks[name], net.state_dict())
+            if problem:
                 raise CheckpointError(f"{self.path / (name + '.safetensors')} does not fit the network the config "
-                                      f"builds: {misfit}; resume with the model settings the run was trained "
+                                      f"builds: {problem}; resume with the model settings the run was trained "
                                       "with (its config.yaml)")
             net.load_state_dict(self.networks[name])
 
@@ -162,20 +162,21 @@ class Checkpoint:
         return self.processes[rank] if rank < len(self.processes) else self.processes[0]
 
 
-def _misfit(saved: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> str:
+def misfit(saved: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], source: str = "the checkpoint"
+            ) -> str:
     """What keeps ``saved`` from loading into a network whose state dict is ``expected``, in the
-    user's terms (the first tensor of another shape, or a tensor one has and the other lacks);
-    empty when it fits."""
+    user's terms (the first tensor of another shape, or a tensor one has and the other lacks;
+    ``source``: what ``saved`` is called); empty when it fits."""
     for key, tensor in expected.items():
         if key in saved and tuple(saved[key].shape) != tuple(tensor.shape):
             count = sum(1 for k, t in expected.items() if k in saved and tuple(saved[k].shape) != tuple(t.shape))
-            return (f"{key} is {tuple(saved[key].shape)} in the checkpoint and {tuple(tensor.shape)} in the network "
+            return (f"{key} is {tuple(saved[key].shape)} in {source} and {tuple(tensor.shape)} in the network "
                     f"({count} tensor{'s' * (count != 1)} differ)")
     missing, extra = [k for k in expected if k not in saved], [k for k in saved if k not in expected]
     if missing:
-        return f"the checkpoint lacks {missing[0]} ({len(missing)} tensors)"
+        return f"{source} lacks {missing[0]} ({len(missing)} tensors)"
     if extra:
-        return f"the checkpoint has {extra[0]}, which the network does not ({len(extra)} tensors)"
+        return f"{source} has {extra[0]}, which the network does not ({len(extra)} tensors)"
     return ""
 
 

@@ -3,8 +3,9 @@
 ``train`` opens a run (``start.py``: the checkpoint it resumes from, the data, the schedule, the
 networks of the run's ``method``), then takes the steps of the method's algorithm (for CycleGAN,
 the paper's: ``methods/cyclegan.py``) until the schedule ends. After each step it does what is
-due, in this order: the log record and dashboard, image panels, the held-out evaluation
-(``best.py``), a checkpoint (``checkpoint.py``), and stopping when asked to (``signals.py``).
+due, in this order: the log record and dashboard, the held-out evaluation (``best.py``), image
+panels (on the dashboard, and in ``samples/`` with that record and evaluation: ``samples.py``), a
+checkpoint (``checkpoint.py``), and stopping when asked to (``signals.py``).
 
 The same command runs on a CPU, one GPU, or many processes under ``accelerate launch``
 (``launch.py``); only the main process writes files. The main process also keeps the run's
@@ -63,7 +64,7 @@ def _run(cfg: Config, resume: str | None, accelerator, run_dir: Path) -> None:
     run = start_run(cfg, resume, accelerator, run_dir)
     with run.tracker:  # finishes the dashboard run however training ends
         # The held-out images that every image panel of the run shows (main process only).
-        run.panels = HeldOutPanels.load(cfg, run.sources) if run.tracker.enabled else None
+        run.panels = HeldOutPanels.load(cfg, run.sources) if run.tracker.enabled or run.samples else None
         try:
             with StopRequest() as stop:
                 _train_until_done(run, stop)
@@ -110,16 +111,16 @@ def _take_step(run: Run, batch: dict[str, torch.Tensor]) -> None:
 
 
 def _after_step(run: Run, stop: StopRequest) -> None:
-    """What is due after a step: the log record, image panels, the held-out evaluation, a
-    checkpoint; then stop if any process was asked to."""
+    """What is due after a step: the log record, the held-out evaluation, image panels (which
+    show both), a checkpoint; then stop if any process was asked to."""
     cfg = run.cfg
     log_due, save_due = run.due(cfg.train.log_every), run.due(cfg.train.checkpoint_every)
     if log_due:
         _log_record(run)
-    if run.panels is not None and run.due(cfg.log.images_every):
-        _log_panels(run)
     if run.evaluator and run.due(cfg.eval.every):
         _evaluate(run)
+    if run.panels is not None and run.due(cfg.log.images_every):
+        _log_panels(run)
     if save_due:
         _save(run, "periodic" if run.progress.step < run.total_steps else "final")
         run.last_saved_step = run.progress.step
@@ -140,6 +141,7 @@ def _log_record(run: Run) -> None:
         run.bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
         with run.log_path.open("a") as f:
             f.write(json.dumps(record) + "\n")
+        run.last_record = record
     run.tracker.log({**{f"loss/{k}": v for k, v in values.items()},
                      **{f"lr/{k}": u.optimizer.param_groups[0]["lr"] for k, u in run.method.updates.items()},
                      "perf/it_per_s": it_per_s,
@@ -156,11 +158,15 @@ def _report_compile_time(run: Run) -> None:
 
 
 def _log_panels(run: Run) -> None:
-    """The held-out images as the generators translate them now, on the dashboard."""
-    began = time.perf_counter()
+    """The held-out images as the generators translate them now, on the dashboard and in
+    ``samples/`` with the latest losses and held-out metrics (``samples.py``)."""
+    began, step = time.perf_counter(), run.progress.step
     translators = run.translators()
-    run.tracker.log(run.panels.render(translators.get("AtoB"), translators.get("BtoA"), run.accelerator.device,
-                                      names=run.translator_names()), run.progress.step)
+    panels = run.panels.render(translators.get("AtoB"), translators.get("BtoA"), run.accelerator.device,
+                               names=run.translator_names())
+    run.tracker.log(panels, step)
+    if run.samples is not None:
+        run.samples.add(step, panels, run.last_record, run.last_metrics)
     run.window.exclude_since(began)  # drawing is not training: keep it out of it/s
 
 

@@ -17,14 +17,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .checkpoint import aside, remove_dead_temporaries
+from .samples import samples_dir, trim_samples
 
 DROPPED_LOG = "log.dropped.jsonl"
 
 
 def recover_run_folder(run_dir: Path, step: int, note: Callable[[str], None] = print) -> None:
     """Before a run starts (``step`` 0) or resumes at ``step`` in ``run_dir`` (its lock held):
-    remove the temporaries of dead processes, and trim ``log.jsonl`` to ``step``; each said in a note."""
-    removed = remove_dead_temporaries(run_dir) + remove_dead_temporaries(run_dir / "checkpoints")
+    remove the temporaries of dead processes, and trim ``log.jsonl`` and ``samples/`` to ``step``; each
+    said in a note."""
+    removed = remove_dead_temporaries(run_dir) + remove_dead_temporaries(run_dir / "checkpoints") + \
+        remove_dead_temporaries(samples_dir(run_dir))
     if removed:
         shown = ", ".join(p.name for p in removed[:3]) + (f" and {len(removed) - 3} more" if len(removed) > 3 else "")
         note(f"note: removed {len(removed)} temporaries of killed processes ({shown})")
@@ -32,6 +35,10 @@ def recover_run_folder(run_dir: Path, step: int, note: Callable[[str], None] = p
     if dropped:
         note(f"note: {dropped} records of log.jsonl were past step {step}, where this run "
              f"{'resumes' if step else 'starts'}: moved to {run_dir / DROPPED_LOG}")
+    images = trim_samples(samples_dir(run_dir), step, run_dir.resolve().name)
+    if images:
+        note(f"note: removed {images} sample images of {samples_dir(run_dir)} past step {step}, where this run "
+             f"{'resumes' if step else 'starts'}")
 
 
 def trim_log(log: Path, step: int, dropped_to: Path) -> int:

@@ -19,10 +19,12 @@ from ..run_folder import BEST, checkpoints_dir, generator_files, list_checkpoint
 from .best import previous_best
 from .checkpoint import Checkpoint, load_checkpoint, restore_rng_state
 from .files import write_config
+from .init_from import InitSource, load_initial_weights, resolve_init_source
 from .launch import data_workers
 from .recovery import recover_run_folder
 from .methods import METHODS, Method
 from .sampling import steps_per_epoch
+from .samples import SampleLog, samples_dir
 from .schedule import epoch_lr_factor, step_lr_factor
 from .speed import check_channels_last, configure_backends, speed_up
 from .state import LogWindow, Run
@@ -38,8 +40,10 @@ def start_run(cfg: Config, resume: str | None, accelerator: Accelerator, run_dir
         if cfg.eval.every else None
     total_steps, lr_factor = _schedule(cfg.train, len(dataset), accelerator.num_processes)
     saved = load_checkpoint(checkpoint) if checkpoint else None
+    init = _init_source(cfg, saved, accelerator)
     run = Run(cfg, accelerator, run_dir, sources, dataset, evaluator, total_steps, lr_factor,
-              _make_method(method, cfg, accelerator, saved), num_workers=data_workers(cfg.data.num_workers, accelerator))
+              _make_method(method, cfg, accelerator, saved, init),
+              num_workers=data_workers(cfg.data.num_workers, accelerator))
     _note_lr_scaling(run)
     if saved:
         _resume(run, saved)
@@ -62,15 +66,32 @@ def _open_data(cfg: Config, method: type[Method]) -> tuple[UnalignedDataset, tup
     return dataset, sources
 
 
-def _make_method(method: type[Method], cfg: Config, accelerator: Accelerator, saved: Checkpoint | None) -> Method:
+def _init_source(cfg: Config, saved: Checkpoint | None, accelerator: Accelerator) -> InitSource | None:
+    """The weights a new run starts from (``train.init_from``), found (or downloaded) by the main
+    process first; a resumed run goes on from its checkpoint instead."""
+    init = cfg.train.init_from
+    if init is None:
+        return None
+    if saved is not None:
+        accelerator.print(f"note: train.init_from {init} started this run; it goes on from {saved.path}")
+        return None
+    with accelerator.main_process_first():
+        return resolve_init_source(init)
+
+
+def _make_method(method: type[Method], cfg: Config, accelerator: Accelerator, saved: Checkpoint | None,
+                 init: InitSource | None) -> Method:
     """The method's networks built from the seed (the same on every process), the checkpoint's
-    weights loaded into them, sped up (``train.compile`` …) and handed to the method."""
+    weights (or ``train.init_from``'s) loaded into them, sped up (``train.compile`` …) and handed
+    to the method."""
     configure_backends(accelerator.device, cfg.train)
     check_channels_last(accelerator.device, cfg.train.channels_last)
     set_seed(cfg.seed)  # the same initial weights on every process
     networks = method.build_networks(cfg)
     if saved:
         saved.load_networks(networks)
+    elif init:
+        accelerator.print(load_initial_weights(networks, method.translators, cfg.train.init_from, init))
     networks = {name: speed_up(net, cfg.train, accelerator.device) for name, net in networks.items()}
     return method(cfg, accelerator, networks, accelerator.process_index)
 
@@ -163,4 +184,6 @@ def _open_outputs(run: Run, resumed: bool) -> None:
     run.bar = tqdm(total=run.total_steps, initial=run.progress.step, disable=not is_main, desc="train",
                    unit="step", dynamic_ncols=True)
     run.last_saved_step = run.progress.step if resumed else -1
+    if is_main and cfg.log.keep_samples:
+        run.samples = SampleLog(samples_dir(run.run_dir), cfg.log.keep_samples, run.run_dir.resolve().name)
     run.window = LogWindow()

@@ -18,6 +18,7 @@ from ..evaluation.evaluate import HeldOutEvaluator
 from ..run_folder import LOG, checkpoints_dir
 from .checkpoint import Progress
 from .methods import Method
+from .samples import SampleLog
 from .schedule import scaled_lr
 from .tracking import HeldOutPanels, Tracker
 
@@ -67,6 +68,9 @@ class Run:
     wandb_run_id: str | None = None  # the dashboard run that this one continues
     tracker: Tracker = dataclasses.field(default_factory=Tracker)
     panels: HeldOutPanels | None = None
+    samples: SampleLog | None = None  # samples/ on disk (main process; log.keep_samples > 0)
+    last_record: dict[str, Any] | None = None  # the latest log record, for the samples page
+    last_metrics: dict[str, Any] | None = None  # the latest held-out metrics ({"step": …, "AtoB/psnr": …})
     best: dict[str, Any] | None = None  # the best held-out evaluation so far
     last_eval: dict[str, Any] | None = None
     last_saved_step: int = -1
