@@ -91,7 +91,7 @@ def _make_method(method: type[Method], cfg: Config, accelerator: Accelerator, sa
     if saved:
         saved.load_networks(networks)
     elif init:
-        accelerator.print(load_initial_weights(networks, method.translators, cfg.train.init_from, init))
+        accelerator.print(load_initial_weights(networks, method.translators_for(cfg), cfg.train.init_from, init))
     networks = {name: speed_up(net, cfg.train, accelerator.device) for name, net in networks.items()}
     return method(cfg, accelerator, networks, accelerator.process_index)
 
