@@ -357,3 +357,19 @@ def test_evaluation_scores_against_the_partner_and_a_wrong_partner_scores_worse(
     second = evaluate_translators(identity, None, a.subset([1]), b.subset([1]), paired=True, progress=False)
     assert first.directions["AtoB"].values["ssim"] > 0.99 > second.directions["AtoB"].values["ssim"]
     assert first.directions["AtoB"].values["psnr"] > second.directions["AtoB"].values["psnr"] + 20
+
+
+def test_fine_tuning_a_pix2pix_run_from_an_official_unet_starts_its_one_generator(tmp_path):
+    """``train.init_from`` an official U-Net: batch norm's integer counters load, and a method that
+    translates B→A alone takes a lone file into its one generator."""
+    from cyclestyle.training.init_from import InitSource, load_initial_weights
+
+    official = FIXTURES / "pix2pix_unet_128_ngf8_net_G.pth"
+    sets = ["method=pix2pix", "model.generator=unet_128", "model.norm=batch", "model.dropout=true", "model.ngf=8",
+            "model.ndf=8", "data.crop_size=128", "data.load_size=128", "eval.every=0", "pix2pix.direction=BtoA"]
+    cfg = check_config(read_config(None, sets), check_paths=False)
+    pix2pix = METHODS.get("pix2pix")
+    networks = pix2pix.build_networks(cfg)
+    line = load_initial_weights(networks, pix2pix.translators_for(cfg), str(official), InitSource(official, lone=official))
+    expected = torch.load(official, weights_only=True)
+    assert all(torch.equal(networks["G"].state_dict()[k], v) for k, v in expected.items()) and "G" in line
