@@ -43,8 +43,12 @@ _API: dict[str, tuple[str, str]] = {
     "export_translator": ("cyclestyle.export.translator", "export_translator"),
     "import_official": ("cyclestyle.interop.official", "import_official"),
     "download_pretrained": ("cyclestyle.interop.pretrained", "download_pretrained"),
+    "get_dataset": ("cyclestyle.interop.datasets", "get_dataset"),
     "build_hub_folder": ("cyclestyle.export.hub", "build_hub_folder"),
     "push": ("cyclestyle.export.hub", "push"),
+    "push_space": ("cyclestyle.export.hub", "push_space"),
+    # the web app (the [app] extra)
+    "serve": ("cyclestyle.app.web", "serve"),
     # data and the demo
     "make_toy_dataset": ("cyclestyle.demo.toy", "make_toy_dataset"),
     "run_demo": ("cyclestyle.demo.run", "run_demo"),

@@ -14,6 +14,7 @@ from typing import Sequence
 
 from .commands import (
     compare,
+    datasets,
     demo,
     evaluate,
     export,
@@ -21,6 +22,7 @@ from .commands import (
     import_official,
     pretrained,
     push,
+    serve,
     style_train,
     toy_data,
     train,
@@ -42,8 +44,10 @@ for _name, _module in (
     ("demo", demo),
     ("import-official", import_official),
     ("pretrained", pretrained),
+    ("datasets", datasets),
     ("export", export),
     ("push", push),
+    ("serve", serve),
     ("toy-data", toy_data),
 ):
     COMMANDS.register(_name, _module)

@@ -31,6 +31,7 @@ import yaml
 class ConfigError(ValueError):
     """A configuration problem, reported in one line that names the key."""
 
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the two unpaired domains come from and how each image is prepared."""
@@ -60,11 +61,15 @@ class DataConfig:
     label_a: str = "A"
     label_b: str = "B"
     image_column: str = "image"
-    # Preprocessing, as the reference's --preprocess: resize_and_crop | scale_width_and_crop | crop | none
-    preprocess: Literal["resize_and_crop", "scale_width_and_crop", "crop", "none"] = "resize_and_crop"
+    # Preprocessing, as the reference's --preprocess (data.py preprocess): resize_and_crop |
+    # scale_width | scale_width_and_crop | crop | none.
+    preprocess: Literal["resize_and_crop", "scale_width", "scale_width_and_crop", "crop", "none"] = "resize_and_crop"
     load_size: int = 286
     crop_size: int = 256
     flip: bool = True
+    # The first N images (sorted) of each domain and split, as the reference's --max_dataset_size;
+    # None: all of them (the reference's default, inf).
+    max_dataset_size: int | None = None
     num_workers: int = 2  # capped at the CPUs the process may use (training/launch.py data_workers)
     # An unreadable image is skipped with a warning; with strict_images it stops the run.
     strict_images: bool = False
@@ -95,7 +100,9 @@ class ModelConfig:
 class LossConfig:
     """Objective weights: L = L_GAN(G,D_Y) + L_GAN(F,D_X) + λ L_cyc + λ_idt λ L_idt (paper eq. 3)."""
 
-    gan_mode: Literal["lsgan", "vanilla", "hinge"] = "lsgan"
+    gan_mode: Literal["lsgan", "vanilla", "hinge", "wgangp"] = "lsgan"
+    # wgangp only: weight λ of the gradient penalty (Gulrajani et al. 2017; the reference's lambda_gp).
+    lambda_gp: float = 10.0
     lambda_a: float = 10.0
     lambda_b: float = 10.0
     lambda_identity: float = 0.5
@@ -116,6 +123,12 @@ class TrainConfig:
     # last decay_steps steps (default: the second half of the run).
     max_steps: int | None = None
     decay_steps: int | None = None
+    # The learning rate's schedule, as the reference's --lr_policy (training/schedule.py): linear (the
+    # paper's, above), step (× 0.1 every lr_decay_iters epochs), plateau (× 0.2 when the held-out
+    # eval.metric stops improving) or cosine (half a cosine over n_epochs). In the step form
+    # (max_steps), what the epoch form counts in epochs is counted in steps.
+    lr_policy: Literal["linear", "step", "plateau", "cosine"] = "linear"
+    lr_decay_iters: int = 50
     pool_size: int = 50
     # train.lr is for one image per step (the paper's batch 1); with more images per step
     # (batch_size × processes) "sqrt" multiplies it by their square root (Adam's rule), "linear"
@@ -428,6 +441,12 @@ def validate_shared(cfg: Config) -> None:
         raise ConfigError(f"data.crop_size={d.crop_size} is larger than data.load_size={d.load_size}")
     if e.every < 0 or e.num_images < 0:
         raise ConfigError(f"eval.every and eval.num_images must not be negative; got {e.every} and {e.num_images}")
+    if cfg.loss.gan_mode == "wgangp" and cfg.train.compile != "none":
+        raise ConfigError("loss.gan_mode wgangp differentiates the discriminator's gradient (double backward), "
+                          f"which torch.compile does not support: set train.compile none (it is {cfg.train.compile})")
+    if cfg.train.lr_policy == "plateau" and e.every == 0:
+        raise ConfigError("train.lr_policy plateau lowers the rate when the held-out eval.metric stops improving: "
+                          "it needs eval.every > 0")
 
 
 def _validate_ranges(cfg: Config) -> None:
@@ -445,6 +464,7 @@ def _validate_ranges(cfg: Config) -> None:
         "train.keep_checkpoints": t.keep_checkpoints,
         "train.log_every": t.log_every,
         "train.lr": t.lr,
+        "train.lr_decay_iters": t.lr_decay_iters,
         "log.images_every": cfg.log.images_every,
         "log.num_images": cfg.log.num_images,
     }
@@ -460,11 +480,14 @@ def _validate_ranges(cfg: Config) -> None:
         "loss.lambda_a": lo.lambda_a,
         "loss.lambda_b": lo.lambda_b,
         "loss.lambda_identity": lo.lambda_identity,
+        "loss.lambda_gp": lo.lambda_gp,
         "model.init_gain": m.init_gain,
     }
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{key} must not be negative; got {value}")
+    if d.max_dataset_size is not None and d.max_dataset_size <= 0:
+        raise ConfigError(f"data.max_dataset_size must be positive (null for every image); got {d.max_dataset_size}")
     if t.max_steps is not None and t.max_steps <= 0:
         raise ConfigError(f"train.max_steps must be positive; got {t.max_steps}")
     for key, value in {"train.beta1": t.beta1, "train.beta2": t.beta2}.items():
@@ -484,6 +507,12 @@ def _validate_schedule(t: TrainConfig) -> None:
             raise ConfigError(f"train.decay_steps must be between 0 and train.max_steps={t.max_steps}; got {t.decay_steps}")
     if t.max_steps is None and t.n_epochs + t.n_epochs_decay == 0:
         raise ConfigError("train.n_epochs + train.n_epochs_decay is 0: nothing to train (or set train.max_steps)")
+    if t.lr_policy == "cosine":
+        period = t.n_epochs if t.max_steps is None else t.max_steps - (
+            t.decay_steps if t.decay_steps is not None else t.max_steps // 2)
+        if period <= 0:
+            what = "train.n_epochs" if t.max_steps is None else "train.max_steps - train.decay_steps"
+            raise ConfigError(f"train.lr_policy cosine anneals over {what}, which is {period}: set it above 0")
 
 
 def validate_paths(cfg: Config, domains: tuple[str, ...]) -> None:
@@ -546,7 +575,8 @@ def _validate_wandb(w: WandbConfig) -> None:
 # config.yaml of a run that does not use them, and so its fingerprint (``config_hash``), stay what
 # they were (tests/test_compat.py reads a v0.2 run's config back to the same text). data.paired's
 # default, null, means unpaired for every method but pix2pix (which resolves it to true).
-LATER_KEYS = (("train", "init_from"), ("log", "keep_samples"), ("data", "paired"))
+LATER_KEYS = (("train", "init_from"), ("log", "keep_samples"), ("data", "max_dataset_size"), ("loss", "lambda_gp"),
+              ("train", "lr_policy"), ("train", "lr_decay_iters"), ("data", "paired"))
 
 
 def config_to_dict(cfg: Config) -> dict[str, Any]:

@@ -414,7 +414,15 @@ def open_domains(cfg: DataConfig, split: str, channels: int = 3, channels_b: int
         sources = (_open_hf_one(cfg, split, channels),)
     else:
         sources = _open_hf(cfg, split, (channels, channels_b))
-    return tuple(_scan(source, cfg.strict_images) for source in sources)
+    return tuple(_scan(limit_size(source, cfg.max_dataset_size), cfg.strict_images) for source in sources)
+
+
+def limit_size(source: Source, max_size: int | None) -> Source:
+    """The first ``max_size`` images of ``source`` (all of them for None): the reference's
+    ``--max_dataset_size``, which keeps the first N of the sorted file list."""
+    if max_size is None or len(source) <= max_size:
+        return source
+    return source.subset(range(max_size))
 
 
 def _plain_folder(cfg: DataConfig, split: str, channels: int, domains: tuple[str, ...]) -> FolderSource:
@@ -702,20 +710,38 @@ def preprocess(
     Every random choice comes from ``rng`` (crop offset, then flip), so the same image and seed
     give bitwise the same tensor. With ``train=False`` the crop is centred and there is no flip.
     ``source`` names the image in warnings; ``size_multiple`` is what the generator needs of the
-    sides (``preprocess: none`` pads to it).
+    sides: an uncropped image (``scale_width``, ``none``) is padded to it.
     """
-    if cfg.preprocess == "resize_and_crop":
-        img = img.resize((cfg.load_size, cfg.load_size), Image.Resampling.BICUBIC)
-    elif cfg.preprocess == "scale_width_and_crop":
-        img = _scale_width(img, cfg.load_size, cfg.crop_size)
-    if cfg.preprocess != "none":
+    img = _resize_for(img, cfg)
+    if cfg.preprocess.endswith("crop"):
         img = _crop(img, cfg.crop_size, rng if train else None, source)
     t = image_to_tensor(img)
-    if cfg.preprocess == "none":
+    if not cfg.preprocess.endswith("crop"):
         t = _pad_to_multiple(t, size_multiple)
     if cfg.flip and train and rng.random() < 0.5:
         t = t.flip(-1)
     return t
+
+
+def _resize_for(img: Image.Image, cfg: DataConfig) -> Image.Image:
+    """The resize of ``data.preprocess`` before any crop: ``resize_and_crop`` to ``load_size``²,
+    ``scale_width*`` to width ``load_size`` (the reference's ``__scale_width``), ``none`` to the
+    nearest multiple of 4 (its ``__make_power_2``, base 4); ``crop`` none."""
+    if cfg.preprocess == "resize_and_crop":
+        return img.resize((cfg.load_size, cfg.load_size), Image.Resampling.BICUBIC)
+    if cfg.preprocess.startswith("scale_width"):
+        return _scale_width(img, cfg.load_size, cfg.crop_size)
+    if cfg.preprocess == "none":
+        return _nearest_multiple(img, 4)
+    return img
+
+
+def _nearest_multiple(img: Image.Image, base: int) -> Image.Image:
+    """The reference's ``__make_power_2``: each side rounded to the nearest multiple of ``base``
+    (Python's round: halves to even), bicubic; at least ``base``."""
+    w, h = img.size
+    size = (max(base, int(round(w / base) * base)), max(base, int(round(h / base) * base)))
+    return img if size == (w, h) else img.resize(size, Image.Resampling.BICUBIC)
 
 
 def _scale_width(img: Image.Image, width: int, crop_size: int) -> Image.Image:
@@ -747,8 +773,9 @@ def _crop(img: Image.Image, size: int, rng: random.Random | None, source: str) -
 def _pad_to_multiple(t: torch.Tensor, base: int) -> torch.Tensor:
     """Pad right and bottom so H and W are multiples of ``base`` (the generator's size multiple).
 
-    The reference resizes to a multiple of 4 instead; padding leaves the pixels as they are, and
-    the output can be cropped back to the input's size. Reflection needs the pad to be smaller
+    For the images that are not cropped (``scale_width``, and ``none`` after the reference's resize
+    to a multiple of 4), when the generator needs more (a U-Net: 2^depth): the reference would
+    fail there. Padding leaves the pixels as they are. Reflection needs the pad to be smaller
     than the side, so tiny images are padded by repeating the edge.
     """
     h, w = t.shape[-2:]

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Create ./.venv (Python 3.11) and install cyclestyle into it, with the test tools when asked:
 #   bash scripts/setup.sh          # the toolkit
-#   bash scripts/setup.sh test     # the toolkit and what the tests need
+#   bash scripts/setup.sh test     # the toolkit, the web app's extra, and what the tests need
+#
+# `test` also installs the system's Chromium and its WebDriver (Debian's chromium and
+# chromium-driver) when they are missing, for tests/test_app_browser.py: apt-get, as root as CI
+# runs it (or through sudo). The tests never download a browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
@@ -10,5 +14,13 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 extra=""
-[ "${1:-}" = "test" ] && extra="[test]"
+if [ "${1:-}" = "test" ]; then
+  extra="[test,app]"
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"  # CI runs as root; a developer's machine may ask for a password
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extra}"

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cyclestyle"
 LAYERS = [
     ("registry", "devices", "config"),
     ("data", "models", "run_folder", "files"),
-    ("inference", "style", "export", "interop"),
+    ("inference", "style", "export", "interop", "app"),
     ("evaluation",),
     ("training",),
     ("demo",),

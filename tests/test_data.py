@@ -287,9 +287,11 @@ def test_open_domains_empty_or_all_bad_domain(tmp_path):
         ("resize_and_crop", (50, 40), (32, 32)),
         ("scale_width_and_crop", (72, 40), (32, 32)),
         ("crop", (50, 40), (32, 32)),
-        ("none", (97, 131), (132, 100)),
-        ("none", (2, 3), (4, 4)),  # too small to reflect: replicate
+        ("none", (97, 131), (132, 96)),  # each side to the nearest multiple of 4 (the reference's)
+        ("none", (2, 3), (4, 4)),  # never below 4
         ("none", (40, 36), (36, 40)),  # already multiples of 4: untouched
+        ("scale_width", (72, 40), (32, 36)),  # width to load_size 36; height 20 raised to crop_size 32
+        ("scale_width", (36, 98), (100, 36)),  # load_size wide and taller than the crop: kept, padded 98 -> 100
     ],
 )
 def test_preprocess_shapes(mode, size, expected):
@@ -300,11 +302,23 @@ def test_preprocess_shapes(mode, size, expected):
         assert t.min() >= -1 and t.max() <= 1
 
 
-def test_preprocess_none_pads_by_reflection_only():
+def test_preprocess_none_resizes_to_multiples_of_4_as_the_reference():
     img = noise((97, 131))
     t = preprocess(img, small_cfg(preprocess="none", flip=False), random.Random(0))
-    assert torch.equal(t[:, :131, :97], image_to_tensor(img))
-    assert torch.equal(t[:, 131, :97], t[:, 129, :97])  # reflected about the last row
+    # __make_power_2(base=4): round(97 / 4) * 4 = 96, round(131 / 4) * 4 = 132, bicubic.
+    assert torch.equal(t, image_to_tensor(img.resize((96, 132), Image.Resampling.BICUBIC)))
+
+
+def test_uncropped_modes_pad_by_reflection_to_the_generators_multiple():
+    img = noise((97, 131))
+    for mode, resized in (("none", img.resize((96, 132), Image.Resampling.BICUBIC)),
+                          ("scale_width", img.resize((40, int(40 * 131 / 97)), Image.Resampling.BICUBIC))):
+        cfg = small_cfg(preprocess=mode, load_size=40, crop_size=24, flip=False)
+        t = preprocess(img, cfg, random.Random(0), size_multiple=16)  # a U-Net's 2^depth, say
+        w, h = resized.size
+        assert t.shape[-2] % 16 == 0 and t.shape[-1] % 16 == 0 and t.shape[-2] >= h and t.shape[-1] >= w
+        assert torch.equal(t[:, :h, :w], image_to_tensor(resized))
+        assert torch.equal(t[:, h, :w], t[:, h - 2, :w])  # reflected about the last row
 
 
 def test_scale_width_keeps_aspect():

@@ -56,7 +56,7 @@ def test_the_hub_folder_loads_back_identically_and_its_card_holds_the_runs_numbe
                  "--folder-only"]) == 0
     assert {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} == {
         "README.md", "config.json", "config.yaml", "AtoB/model.safetensors", "AtoB/config.json",
-        "BtoA/model.safetensors", "BtoA/config.json"}
+        "BtoA/model.safetensors", "BtoA/config.json", "app.py", "requirements.txt"}  # the last two: a Space
 
     original, shared = open_run(trained), open_run(folder)
     assert shared.step == original.step == 8 and shared.config == original.config
@@ -150,7 +150,7 @@ def test_push_creates_the_repository_and_uploads_the_folder(trained, tmp_path, m
     calls = []
 
     def create_repo(self, repo_id, **kwargs):
-        calls.append(("create_repo", repo_id, kwargs.get("private")))
+        calls.append(("create_repo", repo_id, kwargs.get("private"), kwargs.get("repo_type")))
         return f"https://huggingface.co/{repo_id}"
 
     def upload_folder(self, *, repo_id, folder_path, **kwargs):
@@ -159,5 +159,6 @@ def test_push_creates_the_repository_and_uploads_the_folder(trained, tmp_path, m
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
     assert main(["push", "--weights", str(trained), "--repo-id", "me/tiny-toy", "--private"]) == 0
-    assert calls == [("create_repo", "me/tiny-toy", True),
-                     ("upload_folder", "me/tiny-toy", ["AtoB", "BtoA", "README.md", "config.json", "config.yaml"])]
+    assert calls == [("create_repo", "me/tiny-toy", True, "model"),
+                     ("upload_folder", "me/tiny-toy", ["AtoB", "BtoA", "README.md", "app.py", "config.json",
+                                                      "config.yaml", "requirements.txt"])]

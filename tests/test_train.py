@@ -225,13 +225,13 @@ def test_full_disk_during_checkpoint_keeps_previous_one(tiny_config, monkeypatch
 
 def test_checkpoint_files_keep_their_keys_and_older_ones_resume(tiny_config):
     """TrainingState and ProcessState write exactly the keys the loop always wrote; a checkpoint
-    from before wandb_run_id and mixed_precision existed still resumes."""
+    from before wandb_run_id, mixed_precision and lr_state existed still resumes."""
     cfg = tiny_config("train.max_steps=4", "train.checkpoint_every=2")
     run = train(cfg)
     folder = run / "checkpoints" / "step-2"
     state = ckpt.load_state(folder / "training_state.pt")
     assert list(state) == ["progress", "optimizers", "scalers", "data", "lr_factor", "num_processes",
-                           "config_hash", "reason", "wandb_run_id", "mixed_precision"]
+                           "config_hash", "reason", "wandb_run_id", "mixed_precision", "lr_state"]
     assert list(state["progress"]) == ["step", "epoch", "position"]
     assert list(state["data"]) == ["n_a", "n_b", "seed", "order"]
     assert list(ckpt.load_state(folder / "process-0.pt")) == ["rng", "pools", "weights_digest"]
@@ -240,7 +240,7 @@ def test_checkpoint_files_keep_their_keys_and_older_ones_resume(tiny_config):
     assert torch.equal(again["data"]["order"], state["data"]["order"])
 
     straight = final_weights(run, 4)
-    del state["wandb_run_id"], state["mixed_precision"]
+    del state["wandb_run_id"], state["mixed_precision"], state["lr_state"]
     torch.save(state, folder / "training_state.pt")
     shutil.rmtree(run / "checkpoints" / "step-4")
     (run / "checkpoints" / "latest").write_text("step-2\n")

@@ -12,13 +12,19 @@ DESCRIPTION = (
     "training config, data, steps, the last held-out evaluation with its FID protocol,\n"
     "intended use, limitations and license), create the repository and upload it. Needs a hub\n"
     "token (huggingface-cli login, or HF_TOKEN). Anyone can then use it with\n"
-    "--weights hf://USER/NAME in translate, evaluate, compare and export.")
+    "--weights hf://USER/NAME in translate, evaluate, compare, export and serve.\n"
+    "\n"
+    "The folder also holds app.py and requirements.txt, and its README the keys of a Gradio\n"
+    "Space (sdk: gradio, app_file: app.py): --space USER/NAME uploads it to that Space too, where\n"
+    "it serves the web page of `cyclestyle serve` (drop an image, download its translation).")
 EPILOG = (
     "examples:\n"
     "  cyclestyle push --weights runs/monet2photo --repo-id me/monet2photo\n"
     "  cyclestyle push --weights runs/monet2photo/checkpoints/best --repo-id me/monet2photo-best --private\n"
     "  cyclestyle push --weights runs/monet2photo --repo-id me/monet2photo --folder hub/ --folder-only"
-    "   # look first")
+    "   # look first\n"
+    "  cyclestyle push --weights runs/monet2photo --repo-id me/monet2photo --space me/monet2photo-app"
+    "   # and a web app")
 FORMATTER_CLASS = argparse.RawDescriptionHelpFormatter
 
 
@@ -31,13 +37,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--license", default="mit", help="the license of the weights, for the model card (default mit)")
     p.add_argument("--folder", metavar="DIR", help="build the folder here and keep it (default: a temporary folder)")
     p.add_argument("--folder-only", action="store_true", help="build --folder and stop: upload nothing")
+    p.add_argument("--space", metavar="USER/NAME",
+                   help="also upload the folder to this Hugging Face Space (created as a Gradio Space if needed), "
+                        "which then serves the web app")
 
 
 def run(args: argparse.Namespace) -> int:
     """Build the folder (into --folder or a temporary one), then upload it."""
     import tempfile
 
-    from ..export.hub import build_hub_folder, push
+    from ..export.hub import build_hub_folder
     from ..inference.hub import HubError
     from ..inference.run import open_run
 
@@ -49,9 +58,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {folder}: {', '.join(sorted(p.name for p in folder.iterdir()))}")
         if args.folder_only:
             return 0
-        print(f"pushed to {push(folder, args.repo_id, args.private)}")
+        _upload(folder, args)
         return 0
     with tempfile.TemporaryDirectory(prefix="cyclestyle-push-") as tmp:
         folder = build_hub_folder(run, Path(tmp) / "repo", args.repo_id, args.license)
-        print(f"pushed to {push(folder, args.repo_id, args.private)}")
+        _upload(folder, args)
     return 0
+
+
+def _upload(folder: Path, args: argparse.Namespace) -> None:
+    from ..export.hub import push, push_space
+
+    print(f"pushed to {push(folder, args.repo_id, args.private)}")
+    if args.space:
+        print(f"pushed to the Space {push_space(folder, args.space, args.private)}")

@@ -1,13 +1,20 @@
 """A trained run as a Hugging Face Hub repository: the folder ``cyclestyle push`` uploads (its
-layout: ``inference/hub.py``, which reads it back), with a model card, and the upload itself."""
+layout: ``inference/hub.py``, which reads it back), with a model card, and the upload itself.
+
+The folder also holds ``app.py`` and ``requirements.txt``, and its README's header the keys a Space
+reads (``sdk: gradio``, ``sdk_version``, ``app_file: app.py``): the same folder, uploaded as a
+Hugging Face Space, serves the web app of ``cyclestyle serve`` (``app/web.py``) on its own
+generators. ``open_run`` never fetches ``app.py`` (``HUB_PATTERNS``): it is for the Space alone."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from ..app import GRADIO_VERSION
 from ..config import Config, dump_config
 from ..inference.hub import GENERATOR_OF, LIBRARY, WEIGHTS, HubError, first_line
 from ..inference.run import TrainedRun
@@ -43,7 +50,40 @@ def build_hub_folder(run: TrainedRun, folder: str | Path, repo_id: str, license:
     (folder / "config.json").write_text(json.dumps(top, indent=2) + "\n")
     evaluation = evaluation_of(run_folder(run), step)
     (folder / "README.md").write_text(model_card(repo_id, run.config, networks, step, evaluation, license))
+    (folder / "app.py").write_text(space_app(repo_id))
+    (folder / "requirements.txt").write_text(space_requirements())
     return folder
+
+
+def space_requirements() -> str:
+    """What a Space installs beside Gradio: this cyclestyle (the installed version), with the web
+    app's extra."""
+    try:
+        return f"cyclestyle[app]=={version(LIBRARY)}\n"
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "cyclestyle[app]\n"
+
+
+def space_app(repo_id: str) -> str:
+    """The ``app.py`` of the folder: the web app on the generators beside it. ``python app.py``
+    serves it locally; a Space runs it (and sets ``GRADIO_SERVER_NAME`` for its network)."""
+    return (f'''"""{repo_id} as a web app: drop an image, pick a direction, download the translation.
+
+Written by `cyclestyle push`. A Hugging Face Space runs it (README.md: sdk gradio, app_file app.py);
+`python app.py` serves it on this machine (pip install "cyclestyle[app]" first).
+"""
+
+from pathlib import Path
+
+from cyclestyle.app.translators import open_translators
+from cyclestyle.app.web import build_app, launch
+
+HERE = Path(__file__).resolve().parent
+demo = build_app(open_translators([HERE], names=[{repo_id!r}]), title={repo_id!r})
+
+if __name__ == "__main__":
+    launch(demo)
+''')
 
 
 def run_folder(run: TrainedRun) -> Path | None:
@@ -77,12 +117,16 @@ def model_card(repo_id: str, cfg: Config | None, networks: dict[str, dict], step
     """The README.md of the repository: what the model is, how it was trained and how it scored."""
     from huggingface_hub import ModelCardData
 
+    # The model card's keys, then a Space's (huggingface.co/docs/hub/spaces-config-reference), so
+    # that the same folder is a model repository and, uploaded as one, a Gradio Space.
     header = ModelCardData(license=license, library_name=LIBRARY, pipeline_tag="image-to-image",
-                           tags=["cyclegan", "unpaired-image-to-image-translation", "image-to-image"])
+                           tags=["cyclegan", "unpaired-image-to-image-translation", "image-to-image"],
+                           title=repo_id.split("/")[-1], sdk="gradio", sdk_version=GRADIO_VERSION,
+                           python_version="3.11", app_file="app.py", pinned=False)
     parts = [f"---\n{header.to_yaml()}\n---\n", f"# {repo_id.split('/')[-1]}\n",
              "A CycleGAN translator (Zhu, Park, Isola and Efros, ICCV 2017) trained with cyclestyle: two "
              "generators between an image domain A and a domain B, trained on unpaired images.\n",
-             _usage(repo_id), _files(networks), _training(cfg, step), _evaluation(cfg, evaluation, step),
+             _usage(repo_id), _app(repo_id), _files(networks), _training(cfg, step), _evaluation(cfg, evaluation, step),
              _limitations(),
              f"## License\n\n{license}; the licenses of the training images may add their own terms.\n"]
     return "\n".join(parts)
@@ -94,6 +138,13 @@ def _usage(repo_id: str) -> str:
             f"cyclestyle export --weights hf://{repo_id} --direction AtoB --format onnx --output AtoB.onnx\n```\n\n"
             "```python\nfrom cyclestyle.inference.run import open_run\nfrom cyclestyle.data import load_image\n\n"
             f'run = open_run("hf://{repo_id}")\nrun.translate(load_image("photo.jpg"), "AtoB").save("out.png")\n```\n')
+
+
+def _app(repo_id: str) -> str:
+    return ("## Web app\n\n`app.py` is a web page (Gradio) where you drop an image and download its translation: "
+            f"`cyclestyle serve hf://{repo_id}` or `python app.py` serves it on your machine, and this folder "
+            "uploaded as a Hugging Face Space (`sdk: gradio` above) serves it there. The Space installs "
+            f"`requirements.txt` (`{space_requirements().strip()}`).\n")
 
 
 def _files(networks: dict[str, dict]) -> str:
@@ -158,13 +209,25 @@ def push(folder: str | Path, repo_id: str, private: bool = False) -> str:
     """Create the hub repository ``repo_id`` (if needed) and upload ``folder``, one that
     ``build_hub_folder`` built; returns the repository's URL. Needs a hub token
     (``huggingface-cli login``, or ``HF_TOKEN``)."""
+    return _upload(folder, repo_id, "model", private)
+
+
+def push_space(folder: str | Path, space: str, private: bool = False) -> str:
+    """Upload the same ``folder`` to the Gradio Space ``space`` (created if needed), where its
+    ``app.py`` serves the web app on the folder's generators; returns the Space's URL."""
+    return _upload(folder, space, "space", private)
+
+
+def _upload(folder: str | Path, repo_id: str, kind: str, private: bool) -> str:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
     api = HfApi(library_name=LIBRARY)
     try:
-        url = api.create_repo(repo_id, private=private, exist_ok=True)
-        api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message="Upload cyclestyle translator")
+        extra = {"space_sdk": "gradio"} if kind == "space" else {}
+        url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type=kind, **extra)
+        api.upload_folder(repo_id=repo_id, folder_path=folder, repo_type=kind,
+                          commit_message="Upload cyclestyle translator")
     except HfHubHTTPError as e:
         raise HubError(f"push to {repo_id}: {first_line(e)}") from None
     except OSError as e:

@@ -232,6 +232,11 @@ class _Translator:
     def wants_tiles(self, width: int, height: int) -> bool:
         return _wants_tiles(height, width, self.tile, self.multiple)
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the tile plan changed of the options asked for (said once, as ``note`` lines)."""
+        return self._plan.notes if self._plan is not None else ()
+
     def plan(self) -> TilePlan:
         if self._plan is None:
             self._plan = plan_tiles(self.generator, self.tile or DEFAULT_TILE, self.overlap if self.tile else None)
@@ -284,18 +289,11 @@ def translate_files(
             raise ValueError(f"{name} must be at least {least}, got {value}")
     if not 0 <= style_strength <= 1:
         raise ValueError(f"style_strength must be between 0 and 1, got {style_strength}")
-    device = default_device(device)
     run = weights if isinstance(weights, TrainedRun) else open_run(weights)
-    name = direction or _only_direction(run)
-    generator = run.generator(name, device)
-    if has_batch_norm(generator):
-        if tile:
-            raise DataError(f"--tile {tile}: {run.file(name).name} has batch norm (a U-Net), whose every output "
-                             "pixel sees the whole image: it is translated full frame (leave out --tile)")
-        tile = 0
-    translator = _Translator(generator, device, run.in_channels(name), size_multiple(generator),
-                             tile, overlap, style_strength, preserve_color, precision)
-    _check_post_processing(translator, run.out_channels(name))
+    translator = image_translator(run, direction or _only_direction(run), style_strength=style_strength,
+                                  preserve_color=preserve_color, tile=tile, overlap=overlap, device=device,
+                                  precision=precision)
+    generator = translator.generator
     out_root = Path(output).expanduser()
     tally = Tally()
     todo = _outputs_to_write(_collect(inputs, out_root), out_root, overwrite, tally)
@@ -310,6 +308,36 @@ def translate_files(
             bar.update(len(batch))
     bar.close()
     return tally
+
+
+def image_translator(run: TrainedRun, direction: str, *, style_strength: float = 1.0, preserve_color: bool = False,
+                     tile: int | None = None, overlap: int | None = None, device: str | torch.device | None = None,
+                     precision: str = "fp32") -> _Translator:
+    """Direction ``direction`` of ``run`` on ``device``, run as ``translate_files`` runs it (the
+    options are ``translate_files``'); a ``DataError`` for post-processing the translator cannot take."""
+    device = default_device(device)
+    generator = run.generator(direction, device)
+    if has_batch_norm(generator):
+        if tile:
+            raise DataError(f"--tile {tile}: {run.file(direction).name} has batch norm (a U-Net), whose every output "
+                             "pixel sees the whole image: it is translated full frame (leave out --tile)")
+        tile = 0
+    translator = _Translator(generator, device, run.in_channels(direction), size_multiple(generator),
+                             tile, overlap, style_strength, preserve_color, precision)
+    _check_post_processing(translator, run.out_channels(direction))
+    return translator
+
+
+def translate_file(translator: _Translator, source: str | Path) -> Image.Image:
+    """One image file translated as ``translate_files`` translates it (read as ``load_image``
+    reads it, alpha put back), without writing it: what the web app shows. An unreadable image is
+    an ``UnreadableImageError``."""
+    img, alpha = _load(Path(source), translator.channels, None)
+    with torch.inference_mode(), test_mode(translator.generator):  # batch norm as translate's default
+        out = translator([img])[0]
+    if alpha is not None:
+        out.putalpha(alpha)
+    return out
 
 
 def _only_direction(run) -> str:

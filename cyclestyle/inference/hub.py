@@ -9,6 +9,7 @@ A hub folder, as ``huggingface_hub`` conventions expect (one ``model.safetensors
     AtoB/model.safetensors    G_A (A→B), the run's own file: its metadata rebuilds the network
     AtoB/config.json          that network's architecture, channels and arguments
     BtoA/…                    the same for G_B (B→A)
+    app.py, requirements.txt  the web app, for the folder uploaded as a Gradio Space (never fetched here)
 
 ``open_run`` takes such a folder, and ``hf://USER/NAME[@REVISION]``, which ``snapshot_download``
 resolves into the local hub cache (``HF_HUB_CACHE``; with ``HF_HUB_OFFLINE=1`` from the cache only).

@@ -17,6 +17,7 @@ from ..evaluation.evaluate import HeldOutEvaluator, flat_metrics, is_better, sco
 from ..run_folder import BEST, read_best
 from .checkpoint import write_best
 from .files import generator_metadata
+from .launch import gather_objects
 from .tracking import Tracker
 
 if TYPE_CHECKING:
@@ -47,6 +48,15 @@ def evaluate_held_out(run: Run) -> None:
         logged[f"eval/best_{evaluator.metric}"] = run.best["value"]
     run.tracker.log(logged, step)
     run.last_eval, run.last_metrics = record, {"step": step, **values}
+
+
+def follow_plateau(run: Run) -> None:
+    """``train.lr_policy plateau``: every process feeds the main process's held-out value (just
+    measured) to its schedule, so that all lower the rate together. None (not computed) is skipped."""
+    mine = run.last_eval["value"] if run.accelerator.is_main_process and run.last_eval else None
+    value = gather_objects(run.accelerator, mine)[0]
+    if value is not None:
+        run.plateau.observe(value)
 
 
 def previous_best(checkpoints_dir: Path, evaluator: HeldOutEvaluator, accelerator: Accelerator

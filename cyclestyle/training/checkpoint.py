@@ -84,6 +84,8 @@ class TrainingState:
     # What train.mixed_precision resolved to ("no", "bf16", "fp16"): config.yaml may say "auto",
     # which another machine resolves otherwise. Absent in older versions.
     mixed_precision: str | None = None
+    # The learning-rate policy's own state where it has one (plateau's); absent in older versions.
+    lr_state: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = self.data
@@ -98,6 +100,7 @@ class TrainingState:
             "reason": self.reason,
             "wandb_run_id": self.wandb_run_id,
             "mixed_precision": self.mixed_precision,
+            "lr_state": self.lr_state,
         }
 
     @classmethod
@@ -106,7 +109,7 @@ class TrainingState:
             progress=Progress(**state["progress"]), optimizers=state["optimizers"], scalers=state["scalers"],
             data=DataState(**state["data"]), lr_factor=state["lr_factor"], num_processes=state["num_processes"],
             config_hash=state["config_hash"], reason=state["reason"], wandb_run_id=state.get("wandb_run_id"),
-            mixed_precision=state.get("mixed_precision"))
+            mixed_precision=state.get("mixed_precision"), lr_state=state.get("lr_state"))
 
 
 @dataclasses.dataclass

@@ -36,7 +36,7 @@ def check_config(cfg: Config, check_paths: bool = True) -> Config:
     cfg = method.configure(cfg)
     one_way = len(method.translators_for(cfg)) == 1
     d, m = cfg.data, cfg.model
-    if d.preprocess != "none" and d.crop_size % multiple:  # "none" pads every image to the multiple
+    if d.preprocess.endswith("crop") and d.crop_size % multiple:  # the uncropped modes pad to the multiple
         raise ConfigError(f"data.crop_size={d.crop_size} must be a multiple of {multiple}, which model.generator "
                           f"{m.generator} needs of its input's sides")
     if cfg.loss.lambda_identity > 0 and m.in_channels != m.out_channels and not one_way:

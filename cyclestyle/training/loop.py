@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from ..config import Config, config_hash
 from ..run_folder import last_good_checkpoint
 from .batches import epoch_batches
-from .best import evaluate_held_out, report_evaluations
+from .best import evaluate_held_out, follow_plateau, report_evaluations
 from .checkpoint import DataState, ProcessState, TrainingState, capture_rng_state, save_checkpoint
 from .files import generator_metadata, weights_digest, write_final_generators
 from .launch import any_process, gather_objects, leave_process_group, make_accelerator, output_dir_lock, \
@@ -176,6 +176,8 @@ def _evaluate(run: Run) -> None:
     if run.accelerator.is_main_process:
         evaluate_held_out(run)
     run.accelerator.wait_for_everyone()
+    if run.plateau is not None:
+        follow_plateau(run)
     run.window.exclude_since(began)
 
 
@@ -211,7 +213,8 @@ def _training_state(run: Run, reason: str) -> TrainingState:
         lr_factor=run.lr_factor(progress.step) if progress.step < run.total_steps else 0.0,
         num_processes=run.accelerator.num_processes, config_hash=config_hash(run.cfg), reason=reason,
         # The dashboard run --resume continues (the checkpoint's own when none is open now).
-        wandb_run_id=run.tracker.run_id or run.wandb_run_id, mixed_precision=run.accelerator.mixed_precision)
+        wandb_run_id=run.tracker.run_id or run.wandb_run_id, mixed_precision=run.accelerator.mixed_precision,
+        lr_state=run.plateau.state_dict() if run.plateau else None)
 
 
 def _stop(run: Run, signum: int | None) -> NoReturn:

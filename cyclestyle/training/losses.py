@@ -2,10 +2,12 @@
 L1 term (``paired_l1_loss``, Isola et al. 2017) and CUT's contrastive term (``patch_nce_loss``,
 Park et al. 2020).
 
-Adversarial terms take the discriminator's raw patch logits. Three forms:
+Adversarial terms take the discriminator's raw patch logits. Four forms:
 - ``lsgan`` (the paper's choice, section 4): least squares, (D(x) − 1)² for real and D(G(z))² for fake;
 - ``vanilla``: the original GAN cross-entropy, computed from logits for numerical stability;
-- ``hinge``: max(0, 1 − D(x)) + max(0, 1 + D(G(z))) for D, −D(G(z)) for G.
+- ``hinge``: max(0, 1 − D(x)) + max(0, 1 + D(G(z))) for D, −D(G(z)) for G;
+- ``wgangp``: the Wasserstein critic, −D(x) + D(G(z)) for D and −D(G(z)) for G (the reference's
+  GANLoss), with ``gradient_penalty`` added to D's loss by the methods (Gulrajani et al. 2017).
 
 Every loss is reduced in fp32, also under bf16 or fp16 autocast: the logits and images are
 upcast first (a mean over a bf16 patch map keeps 8 bits of mantissa).
@@ -13,10 +15,12 @@ upcast first (a mean over a bf16 patch map keeps 8 bits of mantissa).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
-GAN_MODES = ("lsgan", "vanilla", "hinge")
+GAN_MODES = ("lsgan", "vanilla", "hinge", "wgangp")
 
 
 def generator_adversarial_loss(fake_logits: torch.Tensor, mode: str = "lsgan") -> torch.Tensor:
@@ -26,7 +30,7 @@ def generator_adversarial_loss(fake_logits: torch.Tensor, mode: str = "lsgan") -
         return F.mse_loss(fake_logits, torch.ones_like(fake_logits))
     if mode == "vanilla":
         return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
-    if mode == "hinge":
+    if mode in ("hinge", "wgangp"):
         return -fake_logits.mean()
     raise ValueError(f"unknown GAN loss {mode!r} (one of {', '.join(GAN_MODES)})")
 
@@ -43,9 +47,27 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, mod
     elif mode == "hinge":
         real = F.relu(1.0 - real_logits).mean()
         fake = F.relu(1.0 + fake_logits).mean()
+    elif mode == "wgangp":
+        real, fake = -real_logits.mean(), fake_logits.mean()
     else:
         raise ValueError(f"unknown GAN loss {mode!r} (one of {', '.join(GAN_MODES)})")
     return 0.5 * (real + fake)
+
+
+def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
+                     alpha: torch.Tensor, weight: float = 10.0, constant: float = 1.0) -> torch.Tensor:
+    """WGAN-GP's penalty (Gulrajani et al. 2017, eq. 3; the reference's ``cal_gradient_penalty``,
+    type ``mixed``): λ·mean over images of (‖∇D(x̂)‖₂ − c)², at x̂ = α·real + (1 − α)·fake, one α
+    per image (``alpha``, B values in [0, 1]). The gradient of D's summed output is taken with a
+    graph (``create_graph``), so that the penalty trains D; 1e-16 is added to the gradient before
+    its norm, as the reference does, so that the norm's own gradient is finite at 0."""
+    shape = (-1,) + (1,) * (real.dim() - 1)
+    mixed = (alpha.reshape(shape).to(real) * real.detach() + (1 - alpha.reshape(shape).to(real)) * fake.detach())
+    mixed.requires_grad_(True)
+    out = critic(mixed).float()
+    (grad,) = torch.autograd.grad(out, mixed, grad_outputs=torch.ones_like(out), create_graph=True)
+    norms = (grad.float().flatten(1) + 1e-16).norm(2, dim=1)
+    return weight * ((norms - constant) ** 2).mean()
 
 
 def cycle_consistency_loss(reconstructed: torch.Tensor, real: torch.Tensor, weight: float) -> torch.Tensor:

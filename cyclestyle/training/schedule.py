@@ -1,5 +1,6 @@
-"""The learning rate: its scaling with the batch, and its schedule (constant, then linear
-decay towards zero, paper section 4)."""
+"""The learning rate: its scaling with the batch, and its schedule (``train.lr_policy``): the
+paper's ``linear`` (constant, then linear decay towards zero, section 4), and the official code's
+``step``, ``plateau`` and ``cosine`` as factors of the base rate for each step."""
 
 from __future__ import annotations
 
@@ -46,3 +47,79 @@ def step_lr_factor(max_steps: int, decay_steps: int) -> Callable[[int], float]:
         return max(0.0, 1.0 - (step - decay_start) / decay_steps)
 
     return factor
+
+
+# --------------------------------------------------------------------------------------------
+# The reference's other policies (its --lr_policy; models/networks.py get_scheduler). The reference
+# steps its scheduler once per epoch; ``unit`` is the steps in that epoch (1 in the step form, where
+# the policy counts steps). Step e of training is in the scheduler's period e // unit.
+
+
+def step_decay_factor(period: int, unit: int, gamma: float = 0.1) -> Callable[[int], float]:
+    """``step``: torch's StepLR(step_size=period, gamma=0.1), the rate multiplied by γ every
+    ``period`` epochs (the reference's --lr_decay_iters, default 50)."""
+
+    def factor(step: int) -> float:
+        return gamma ** ((step // unit) // period)
+
+    return factor
+
+
+def cosine_factor(period: int, unit: int) -> Callable[[int], float]:
+    """``cosine``: torch's CosineAnnealingLR(T_max=period, eta_min=0) in its closed form,
+    (1 + cos(π e / T_max)) / 2. The reference's T_max is --n_epochs, half its 200 epochs: the
+    rate reaches 0 there and rises again over the decay epochs, as the reference's does."""
+
+    def factor(step: int) -> float:
+        return (1.0 + math.cos(math.pi * (step // unit) / period)) / 2.0
+
+    return factor
+
+
+class Plateau:
+    """``plateau``: torch's ReduceLROnPlateau with the reference's settings (factor 0.2, relative
+    threshold 0.01, patience 5, no cooldown, min_lr 0, eps 1e-8), fed the held-out ``eval.metric``
+    at each evaluation. The reference feeds it ``model.metric``, which no model sets from 0, so its
+    rate falls by 0.2 every 6 epochs whatever happens; a held-out metric is what the policy is for.
+
+    ``mode`` is "min" for a metric that is better lower (FID), "max" otherwise (PSNR). Its state
+    (``state_dict``) is saved in checkpoints: a resumed run lowers the rate when the run it
+    continues would have.
+    """
+
+    def __init__(self, mode: str, base_lr: float, factor: float = 0.2, threshold: float = 0.01, patience: int = 5,
+                 eps: float = 1e-8):
+        self.mode, self.base_lr = mode, base_lr
+        self.factor, self.threshold, self.patience, self.eps = factor, threshold, patience, eps
+        self.scale, self.best, self.bad = 1.0, None, 0
+
+    def __call__(self, step: int) -> float:
+        """The factor of any step: what the evaluations so far made of the rate."""
+        return self.scale
+
+    def improves(self, value: float) -> bool:
+        """Better than the best so far by more than the relative threshold (torch's ``rel`` mode)."""
+        if self.best is None:
+            return not math.isnan(value)
+        if self.mode == "min":
+            return value < self.best * (1.0 - self.threshold)
+        return value > self.best * (1.0 + self.threshold)
+
+    def observe(self, value: float) -> None:
+        """One evaluation: a new best resets the count; more than ``patience`` evaluations without
+        one lower the rate by ``factor`` (unless the change is below eps, as torch)."""
+        if self.improves(value):
+            self.best, self.bad = float(value), 0
+        else:
+            self.bad += 1
+        if self.bad > self.patience:
+            old = self.base_lr * self.scale
+            if old - old * self.factor > self.eps:
+                self.scale *= self.factor
+            self.bad = 0
+
+    def state_dict(self) -> dict[str, float | int | None]:
+        return {"scale": self.scale, "best": self.best, "bad": self.bad}
+
+    def load_state_dict(self, state: dict[str, float | int | None]) -> None:
+        self.scale, self.best, self.bad = float(state["scale"]), state["best"], int(state["bad"])

@@ -11,8 +11,9 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
-from ..config import Config, ConfigError, TrainConfig
+from ..config import Config, ConfigError, split_metric
 from ..data import PairedDataset, UnalignedDataset, open_domains
+from ..evaluation import registry as metrics_registry
 from ..evaluation.evaluate import HeldOutEvaluator
 from ..models import generator_size_multiple
 from ..run_folder import BEST, checkpoints_dir, generator_files, list_checkpoints, resolve_checkpoint
@@ -25,7 +26,7 @@ from .recovery import recover_run_folder
 from .methods import METHODS, Method
 from .sampling import steps_per_epoch
 from .samples import SampleLog, samples_dir
-from .schedule import epoch_lr_factor, step_lr_factor
+from .schedule import Plateau, cosine_factor, epoch_lr_factor, scaled_lr, step_decay_factor, step_lr_factor
 from .speed import check_channels_last, configure_backends, speed_up
 from .state import LogWindow, Run
 from .tracking import open_tracker
@@ -38,12 +39,13 @@ def start_run(cfg: Config, resume: str | None, accelerator: Accelerator, run_dir
     dataset, sources = _open_data(cfg, method)
     evaluator = HeldOutEvaluator(cfg, accelerator.device, load_extractor=accelerator.is_main_process) \
         if cfg.eval.every else None
-    total_steps, lr_factor = _schedule(cfg.train, len(dataset), accelerator.num_processes)
+    total_steps, lr_factor = _schedule(cfg, len(dataset), accelerator.num_processes)
     saved = load_checkpoint(checkpoint) if checkpoint else None
     init = _init_source(cfg, saved, accelerator)
     run = Run(cfg, accelerator, run_dir, sources, dataset, evaluator, total_steps, lr_factor,
               _make_method(method, cfg, accelerator, saved, init),
               num_workers=data_workers(cfg.data.num_workers, accelerator))
+    run.plateau = lr_factor if isinstance(lr_factor, Plateau) else None
     _note_lr_scaling(run)
     if saved:
         _resume(run, saved)
@@ -129,17 +131,30 @@ def _checkpoint_to_resume(run_dir: Path, resume: str | None, accelerator: Accele
     return checkpoint
 
 
-def _schedule(t: TrainConfig, images: int, processes: int) -> tuple[int, Callable[[int], float]]:
+def _schedule(cfg: Config, images: int, processes: int) -> tuple[int, Callable[[int], float]]:
     """(total steps, learning-rate factor of each step): in steps when ``max_steps`` is set, else
-    the paper's epochs (§4: constant, then decaying linearly to zero)."""
+    the paper's epochs; the factor as ``train.lr_policy`` says (``linear``: §4's constant, then
+    decaying linearly to zero)."""
+    t = cfg.train
     per_epoch = steps_per_epoch(images, t.batch_size, processes)
     if per_epoch == 0:
         raise ConfigError(
             f"train.batch_size={t.batch_size} × {processes} processes exceeds the {images} images per epoch")
     if t.max_steps is not None:
         decay = t.decay_steps if t.decay_steps is not None else t.max_steps // 2
-        return t.max_steps, step_lr_factor(t.max_steps, decay)
-    return (t.n_epochs + t.n_epochs_decay) * per_epoch, epoch_lr_factor(t.n_epochs, t.n_epochs_decay, per_epoch)
+        total, unit, constant = t.max_steps, 1, t.max_steps - decay
+        linear = step_lr_factor(t.max_steps, decay)
+    else:
+        total, unit, constant = (t.n_epochs + t.n_epochs_decay) * per_epoch, per_epoch, t.n_epochs
+        linear = epoch_lr_factor(t.n_epochs, t.n_epochs_decay, per_epoch)
+    if t.lr_policy == "step":
+        return total, step_decay_factor(t.lr_decay_iters, unit)
+    if t.lr_policy == "cosine":
+        return total, cosine_factor(constant, unit)
+    if t.lr_policy == "plateau":
+        better = metrics_registry.get(split_metric(cfg.eval.metric)[1]).better
+        return total, Plateau(better, scaled_lr(t.lr, t.lr_scaling, t.batch_size * processes))
+    return total, linear
 
 
 def _resume(run: Run, saved: Checkpoint) -> None:
@@ -151,6 +166,8 @@ def _resume(run: Run, saved: Checkpoint) -> None:
     run.branched_from = state.progress.step
     run.resumed_order = (state.progress.epoch, state.data.order)
     run.wandb_run_id = state.wandb_run_id
+    if run.plateau is not None and state.lr_state is not None:
+        run.plateau.load_state_dict(state.lr_state)
     if state.mixed_precision not in (None, accelerator.mixed_precision):
         accelerator.print(f"note: the checkpoint was trained with mixed_precision {state.mixed_precision}; "
                           f"train.mixed_precision={run.cfg.train.mixed_precision} continues it with "

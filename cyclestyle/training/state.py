@@ -19,7 +19,7 @@ from ..run_folder import LOG, checkpoints_dir
 from .checkpoint import Progress
 from .methods import Method
 from .samples import SampleLog
-from .schedule import scaled_lr
+from .schedule import Plateau, scaled_lr
 from .tracking import HeldOutPanels, Tracker
 
 
@@ -62,6 +62,7 @@ class Run:
     total_steps: int
     lr_factor: Callable[[int], float]  # of the step about to be taken (0-based)
     method: Method
+    plateau: Plateau | None = None  # train.lr_policy plateau: lr_factor itself, fed each held-out evaluation
     progress: Progress = dataclasses.field(default_factory=Progress)
     # (epoch, order) of the checkpoint resumed from: that epoch goes on in the order it began with.
     resumed_order: tuple[int, torch.Tensor] | None = None

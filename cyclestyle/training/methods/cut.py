@@ -32,7 +32,6 @@ Where this differs from the reference code, and why:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from itertools import chain
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -46,6 +45,7 @@ from ...models import NetworkSpec, discriminator_spec, generator_spec
 from ...models.layers import init_weights
 from ...models.resnet import ResnetGenerator, cut_layer_index
 from .. import losses
+from ..draws import mixing_weights, step_generator
 from ..update import set_requires_grad
 from .base import METHODS, Group, Method
 
@@ -140,8 +140,7 @@ class StepDraws:
     first_image: int
 
     def generator(self, stream: str) -> torch.Generator:
-        digest = hashlib.sha256(f"{self.seed}/{self.step}/{stream}".encode()).digest()
-        return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+        return step_generator(self.seed, self.step, stream)
 
     def flip(self) -> bool:
         """FastCUT's coin (§4): flip this step's inputs horizontally?"""
@@ -237,12 +236,17 @@ class CUT(Method):
         return fake[:n], (None if real_b is None else fake[n:])
 
     def update_discriminator(self, real_b: torch.Tensor, fake_b: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        """D on real B against the newest G(x), the loss halved."""
+        """D on real B against the newest G(x), the loss halved; with ``wgangp``, plus half the
+        gradient penalty at mixes of the two (``D_gp``)."""
         D, d = self.updates["D"], self.networks["D_A"]
         set_requires_grad((d,), True)
         D.zero_grad()
+        lo = self.cfg.loss
         with self.accelerator.autocast():
-            terms = {"D": losses.discriminator_loss(d(real_b), d(fake_b.detach()), self.cfg.loss.gan_mode)}
+            terms = {"D": losses.discriminator_loss(d(real_b), d(fake_b.detach()), lo.gan_mode)}
+            if lo.gan_mode == "wgangp":  # halved with the critic's loss, as CycleGAN's
+                alpha = mixing_weights(self.cfg.seed, step, "gp", self.rank * len(real_b), len(real_b))
+                terms["D_gp"] = 0.5 * losses.gradient_penalty(d, real_b, fake_b, alpha, lo.lambda_gp)
         D.backward(terms, step)
         D.step()
         return terms

@@ -22,6 +22,7 @@ from torch import nn
 from ...config import Config
 from ...models import NetworkSpec, discriminator_spec, generator_spec
 from .. import losses
+from ..draws import mixing_weights
 from ..pool import ImagePool
 from ..update import set_requires_grad
 from .base import METHODS, Group, Method
@@ -53,12 +54,22 @@ def cycle_losses(
 def discriminator_losses(
     d_a: nn.Module, d_b: nn.Module, real_a: torch.Tensor, real_b: torch.Tensor,
     pooled_fake_a: torch.Tensor, pooled_fake_b: torch.Tensor, gan_mode: str,
+    alphas: tuple[torch.Tensor, torch.Tensor] | None = None, gp_weight: float = 10.0,
 ) -> dict[str, torch.Tensor]:
-    """Each discriminator's real-vs-fake loss (eq. 1), halved (§4); fakes come from the pools."""
-    return {
+    """Each discriminator's real-vs-fake loss (eq. 1), halved (§4); fakes come from the pools.
+
+    With ``wgangp``, each critic's loss also holds half its gradient penalty (``gp_A``, ``gp_B``)
+    at mixes of its real and pooled fake images, ``alphas`` (for D_A, D_B) weighing the real ones:
+    the whole of Gulrajani et al.'s critic loss is halved, so λ (``gp_weight``) keeps its weight
+    against the Wasserstein term. The reference defines the penalty but never calls it."""
+    terms = {
         "D_A": losses.discriminator_loss(d_a(real_b), d_a(pooled_fake_b.detach()), gan_mode),
         "D_B": losses.discriminator_loss(d_b(real_a), d_b(pooled_fake_a.detach()), gan_mode),
     }
+    if gan_mode == "wgangp":
+        terms["gp_A"] = 0.5 * losses.gradient_penalty(d_a, real_b, pooled_fake_b, alphas[0], gp_weight)
+        terms["gp_B"] = 0.5 * losses.gradient_penalty(d_b, real_a, pooled_fake_a, alphas[1], gp_weight)
+    return terms
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,12 +140,16 @@ class CycleGAN(Method):
     def update_discriminators(self, real_a: torch.Tensor, real_b: torch.Tensor, fake_a: torch.Tensor,
                               fake_b: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         """Update D_A and D_B on real images against fakes from the history pools (§4: older fakes
-        as well as the newest reduce oscillation); the loss is halved (§4)."""
-        D, net = self.updates["D"], self.networks
+        as well as the newest reduce oscillation); the loss is halved (§4). The penalty's mixing
+        weights (``wgangp``) are drawn per image from (seed, step), so a resume draws them again."""
+        D, net, lo = self.updates["D"], self.networks, self.cfg.loss
         set_requires_grad((net["D_A"], net["D_B"]), True)
+        first, count = self.rank * len(real_a), len(real_a)
+        alphas = (mixing_weights(self.cfg.seed, step, "gp/A", first, count),
+                  mixing_weights(self.cfg.seed, step, "gp/B", first, count)) if lo.gan_mode == "wgangp" else None
         with self.accelerator.autocast():
             terms = discriminator_losses(net["D_A"], net["D_B"], real_a, real_b, self.pools["A"].query(fake_a),
-                                         self.pools["B"].query(fake_b), self.cfg.loss.gan_mode)
+                                         self.pools["B"].query(fake_b), lo.gan_mode, alphas, lo.lambda_gp)
         D.zero_grad()
         D.backward(terms, step)
         D.step()
