@@ -632,7 +632,8 @@ def open_pairs(cfg: DataConfig, split: str, channels: tuple[int, int] = (3, 3)) 
     else:
         raise DataError(f"data.format {cfg.format}: {cfg.root} is one collection of images, not pairs "
                         "(use data.format aligned, folder or hf)")
-    return _scan_pairs(sources, cfg.strict_images)
+    limited = (limit_size(sources[0], cfg.max_dataset_size), limit_size(sources[1], cfg.max_dataset_size))
+    return _scan_pairs(limited, cfg.strict_images)
 
 
 def _stem(path: Path, folder: Path) -> str:

@@ -183,6 +183,8 @@ def paired_cfg(root: Path, **changes) -> DataConfig:
 
 def test_aligned_images_split_into_a_and_b_halves(tmp_path):
     root = make_paired_toy_dataset(tmp_path / "aligned", "aligned", n_train=3, n_test=1, size=32)
+    a, b = open_domains(paired_cfg(root, format="aligned", max_dataset_size=2), "train")
+    assert len(a) == len(b) == 2 and a.describe(1) == b.describe(1)  # the first two pairs
     a, b = open_domains(paired_cfg(root, format="aligned"), "train")
     whole = Image.open(root / "train" / "0001.png")
     assert len(a) == len(b) == 3 and a.load(1).size == b.load(1).size == (32, 32)

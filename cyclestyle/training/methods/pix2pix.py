@@ -29,6 +29,7 @@ from torch import nn
 from ...config import Config, ConfigError
 from ...models import NetworkSpec, discriminator_spec, generator_spec
 from .. import losses
+from ..draws import mixing_weights
 from ..update import set_requires_grad
 from .base import METHODS, Group, Method
 
@@ -91,13 +92,18 @@ class Pix2Pix(Method):
 
     def update_discriminator(self, real_x: torch.Tensor, real_y: torch.Tensor, fake_y: torch.Tensor,
                              step: int) -> dict[str, torch.Tensor]:
-        """D on [x, y] (real) against [x, G(x)] (fake, no gradient into G), the loss halved."""
-        D, d = self.updates["D"], self.networks["D"]
+        """D on [x, y] (real) against [x, G(x)] (fake, no gradient into G), the loss halved; with
+        ``wgangp``, plus half the gradient penalty at mixes of the two stacked inputs (``D_gp``),
+        as CUT's critic."""
+        D, d, lo = self.updates["D"], self.networks["D"], self.cfg.loss
         set_requires_grad((d,), True)
         D.zero_grad()
+        real, fake = conditional(real_x, real_y), conditional(real_x, fake_y.detach())
         with self.accelerator.autocast():
-            terms = {"D": losses.discriminator_loss(d(conditional(real_x, real_y)),
-                                                    d(conditional(real_x, fake_y.detach())), self.cfg.loss.gan_mode)}
+            terms = {"D": losses.discriminator_loss(d(real), d(fake), lo.gan_mode)}
+            if lo.gan_mode == "wgangp":
+                alpha = mixing_weights(self.cfg.seed, step, "gp", self.rank * len(real), len(real))
+                terms["D_gp"] = 0.5 * losses.gradient_penalty(d, real, fake, alpha, lo.lambda_gp)
         D.backward(terms, step)
         D.step()
         return terms
