@@ -15,7 +15,7 @@ EPILOG = ("examples:\n"
           "  cyclestyle evaluate --weights runs/horse2zebra --data-root data/horse2zebra --output eval/h2z\n"
           "  cyclestyle evaluate --weights runs/demo --data-root data/demo --output eval/demo "
           "--paired-truth data/demo/truth\n"
-          "  cyclestyle evaluate --weights runs/facades_pix2pix --data-root data/facades --output eval/facades\n\n"
+          "  cyclestyle evaluate --weights runs/facades_pix2pix --data-root data/facades_pix2pix --output eval/facades\n\n"
           "FID/KID need the FID InceptionV3 weights (weights-inception-2015-12-05-6726825d.pth) in\n"
           "torch's hub cache or --inception-weights; without them the other metrics are still computed.")
 FORMATTER_CLASS = argparse.RawDescriptionHelpFormatter
