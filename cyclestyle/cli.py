@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from types import ModuleType
 from typing import Sequence
 
@@ -64,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    began = time.perf_counter()
     args = build_parser().parse_args(argv)
+    args.began = began  # what a command's time budget counts from (demo --minutes): loading torch too
     # Imported here so that --help answers without loading torch.
     from .config import ConfigError
     from .data import DataError
@@ -83,6 +86,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataError, CheckpointError, DownloadError) as e:
         print(f"cyclestyle: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # what the file system refused (read-only, full, not a folder …): the file, in one line
+        print(f"cyclestyle: error: {_os_error(e)}", file=sys.stderr)
+        return 1
+
+
+def _os_error(e: OSError) -> str:
+    """``[Errno 13] Permission denied: 'x'`` as ``x: permission denied``, both files of a rename."""
+    if e.filename is None:
+        return " ".join(str(e).split())
+    files = f"{e.filename} -> {e.filename2}" if e.filename2 is not None else f"{e.filename}"
+    return f"{files}: {(e.strerror or type(e).__name__).lower()}"
 
 
 if __name__ == "__main__":

@@ -346,7 +346,7 @@ def build_section(cls: type, raw: Any, prefix: str) -> Any:
         if dataclasses.is_dataclass(tp):
             kwargs[f.name] = build_section(tp, raw[key] or {}, prefix=f"{prefix}{key}.")
         else:
-            kwargs[f.name] = _coerce(raw[key], tp, f"{prefix}{key}")
+            kwargs[f.name] = _coerce(raw[key], tp, f"{prefix}{key}", default=f.default)
     return cls(**kwargs)
 
 
@@ -361,8 +361,54 @@ def _shown_number(value: Any) -> str:
     return text if len(text) <= 40 else f"{text[:20]}… ({len(text)} characters)"
 
 
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; ints are accepted where floats are expected."""
+def _as_yaml(value: Any) -> str:
+    """A value as YAML writes it, the way the user wrote it: true, null, "8" (text), [8, 16],
+    not Python's True, None, '8'."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False) if len(value) <= 60 else json.dumps(value[:40]) + "…"
+    if isinstance(value, (list, dict)):
+        text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
+        return text if len(text) <= 60 else text[:40] + "…"
+    return _shown_number(value)
+
+
+def _got(value: Any, key: str, default: Any) -> str:
+    """``got VALUE`` for the error of ``key``, with what to write instead where that is clear: a
+    null is what an empty key reads as, and a key of no null option has a default instead."""
+    if value is None and default is not dataclasses.MISSING:
+        return f"got null (an empty value): give one, or leave {key} out for its default, {_as_yaml(default)}"
+    return f"got {_as_yaml(value)}"
+
+
+def _not_whole(value: Any) -> str | None:
+    """``got VALUE`` for a value that looks like a number but is no whole one, with what to write
+    instead; None for any other value."""
+    if isinstance(value, bool):
+        return f"got {_as_yaml(value)}, a yes/no value"
+    if isinstance(value, str):
+        try:
+            return f"got {_as_yaml(value)}, a number in quotes, which YAML reads as text: write {int(value)} without quotes"
+        except ValueError:
+            pass
+        try:  # YAML 1.1 reads 1e3 (no dot) as text
+            number = float(value)
+        except ValueError:
+            return None
+        if math.isfinite(number) and number.is_integer():
+            return f"got {value.strip()}, which YAML reads as text: write {int(number)}"
+        return f"got {_shown_number(value.strip())}"
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return f"got {value!r}: write {int(value)}, without the decimal point"
+    return None
+
+
+def _coerce(value: Any, tp: Any, key: str, default: Any = dataclasses.MISSING) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted where floats are expected.
+    Errors show the value as YAML writes it and, where one exists, the ``default`` to fall back on."""
     if isinstance(value, OverrideText):
         value = _override_value(value, tp)
     origin = typing.get_origin(tp)
@@ -375,25 +421,25 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             if option is type(None):
                 continue
             try:
-                return _coerce(value, option, key)
+                return _coerce(value, option, key, default)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+        raise ConfigError(errors[0] if errors else f"{key}: bad value {_as_yaml(value)}")
     if origin is Literal:
         allowed = typing.get_args(tp)
         # YAML reads `no` as False; mixed_precision's "no" must survive that.
         if value is False and "no" in allowed:
             value = "no"
         if value not in allowed:
-            raise ConfigError(f"{key} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+            raise ConfigError(f"{key} must be one of {', '.join(map(str, allowed))}; {_got(value, key, default)}")
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false; got {value!r}")
+            raise ConfigError(f"{key} must be true or false; {_got(value, key, default)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key} must be an integer; got {value!r}")
+            raise ConfigError(f"{key} must be an integer; {_not_whole(value) or _got(value, key, default)}")
         return value
     if tp is float:
         number = None
@@ -408,7 +454,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             except OverflowError:  # an int beyond any float
                 number = math.inf
         if number is None:
-            raise ConfigError(f"{key} must be a number; got {value!r}")
+            raise ConfigError(f"{key} must be a number; {_got(value, key, default)}")
         # Every float key of every section (a method's own included, as they are typed here):
         # NaN and infinity pass any comparison with a bound, so they are refused before one.
         if not math.isfinite(number):
@@ -416,11 +462,13 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return number
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{key} must be a string; got {value!r}")
+            raise ConfigError(f"{key} must be a string; {_got(value, key, default)}"
+                              + (f" (quote it for the text: \"{_as_yaml(value)}\")"
+                                 if isinstance(value, (bool, int, float)) else ""))
         return value
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{key} must be a list, e.g. [a, b]; got {value!r}")
+            raise ConfigError(f"{key} must be a list, e.g. [a, b]; {_got(value, key, default)}")
         (item_type,) = typing.get_args(tp)
         return [_coerce(item, item_type, f"{key}[{i}]") for i, item in enumerate(value)]
     raise TypeError(f"unsupported config annotation {tp} for {key}")  # a bug in this module
@@ -449,6 +497,11 @@ def validate_shared(cfg: Config) -> None:
                           "it needs eval.every > 0")
 
 
+# The longest side a config may resize training images to: the side of the largest image that
+# resizing by the short side makes anywhere in the toolkit (data.MAX_RESIZED_PIXELS, 8192²).
+MAX_SIDE = 8192
+
+
 def _validate_ranges(cfg: Config) -> None:
     """Each number on its own: sizes, counts and rates positive, weights not negative."""
     d, m, t, lo = cfg.data, cfg.model, cfg.train, cfg.loss
@@ -471,6 +524,9 @@ def _validate_ranges(cfg: Config) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{key} must be positive; got {value}")
+    for key, value in {"data.load_size": d.load_size, "data.crop_size": d.crop_size}.items():
+        if value > MAX_SIDE:
+            raise ConfigError(f"{key} must be at most {MAX_SIDE} pixels; got {value}")
     non_negative = {
         "data.num_workers": d.num_workers,
         "train.n_epochs": t.n_epochs,

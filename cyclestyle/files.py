@@ -72,3 +72,25 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def check_output(output: str | Path, *, folder: bool, what: str = "--output",
+                 error: type[Exception] = ValueError) -> None:
+    """Raise ``error`` (one line) when ``output`` cannot be the file (``folder=False``) or the
+    folder (``folder=True``) a command is to write, before any work is done: a file where a
+    folder is wanted or the reverse (``--overwrite`` replaces a file, never a folder), a file among
+    its parents, or a parent this process may not write in. What only the write itself can tell
+    (a read-only file system, a full disk; as root, permissions) fails there, and the command line
+    names the file in one line (``cli.main``)."""
+    output = Path(output)
+    if output.is_dir() and not folder:
+        raise error(f"{what} {output} is a folder: name a file")
+    if output.exists() and not output.is_dir() and folder:
+        raise error(f"{what} {output} is a file: name a folder")
+    existing = output if folder and output.is_dir() else output.parent  # the folder written in
+    while not existing.exists() and existing != existing.parent:  # the nearest existing parent
+        existing = existing.parent
+    if not existing.is_dir():
+        raise error(f"{what} {output}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise error(f"{what} {output}: this user may not write in {existing}")

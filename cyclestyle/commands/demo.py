@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         run_demo(Path(args.output_dir), data_dir=Path(args.data_dir), minutes=args.minutes, data=data,
                  overrides=args.overrides, gatys_steps=args.gatys_steps, gatys_images=args.gatys_images,
-                 vgg_weights=args.vgg_weights, overwrite=args.overwrite)
+                 vgg_weights=args.vgg_weights, overwrite=args.overwrite,
+                 started=getattr(args, "began", None))  # --minutes counts loading torch too
     except TrainingInterrupted as e:
         print(f"cyclestyle: demo stopped: {e}; start it again with: {again}", file=sys.stderr)
         return 128 + e.signum
@@ -64,3 +65,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"cyclestyle: demo stopped by Ctrl-C; start it again with: {again}", file=sys.stderr)
         return 130
     return 0
+

@@ -32,7 +32,7 @@ FORMATTER_CLASS = argparse.RawDescriptionHelpFormatter
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", nargs="?", metavar="NAME",
+    parser.add_argument("name", nargs="?", type=model_name, metavar="NAME",
                         help="the model, e.g. horse2zebra, style_monet or pix2pix/edges2shoes")
     parser.add_argument("--list", action="store_true", help="show the names and exit")
     parser.add_argument("--output", metavar="DIR", help="folder for NAME.safetensors (default: the cache)")
@@ -40,11 +40,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def model_name(text: str) -> str:
+    """NAME as given; an empty one (``pretrained ""``, a shell variable left unset) is a usage
+    error, not a request for the list."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: give a model name, e.g. horse2zebra "
+                                         "(cyclestyle pretrained --list shows them)")
+    return text
+
+
 def run(args: argparse.Namespace) -> int:
     """Download (or take from the cache) an official pretrained model and convert it."""
     from ..interop.download import PIX2PIX_PRETRAINED, PRETRAINED
 
-    if args.list or not args.name:
+    if args.list or args.name is None:
         print("official pretrained CycleGAN generators (cyclestyle pretrained NAME):\n  " + "\n  ".join(PRETRAINED))
         print("official pretrained pix2pix generators (U-Nets, one way each):\n  " + "\n  ".join(PIX2PIX_PRETRAINED))
         return 0

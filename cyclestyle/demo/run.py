@@ -6,7 +6,8 @@
              goes, then CUT (``method: cut``) with the same config and number of steps, then pix2pix
              (``method: pix2pix``) on the same photos paired with their true paintings
              (``demo_data.write_training_pairs``), same config and steps: what pairs buy; the number
-             of steps is fitted to ``--minutes`` from a short timing run of each;
+             of steps is what ``--minutes`` leaves once every other stage's cost, measured on this
+             machine up front, is counted (``budget.py``), and the plan is printed;
 3. evaluate  both directions of CycleGAN, and CUT's and pix2pix's A→B, on every held-out image
              (``cyclestyle evaluate``);
 4. compare   identity (do nothing), Gatys (one domain-B painting as style) and CycleGAN on the same
@@ -21,8 +22,6 @@ budget) is said in the report and in ``metrics.json``'s ``reduced`` list.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import io
 import json
 import shutil
 import sys
@@ -46,12 +45,12 @@ from ..training.checkpoint import TrainingState, load_state
 from ..training.configure import load_config
 from ..training.loop import train
 from ..training.tracking import Panel, open_tracker
+from .budget import Plan, Rates, Stages, measure_rates, plan_demo
 from .data import TRUTH_DIR, check_demo_dataset, ensure_demo_dataset, write_training_pairs
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 TRANSLATORS = ("identity", "gatys", "cyclegan")
 SCORES = ("psnr", "ssim")  # the metrics the demo reports per translator (against the true paintings)
-CALIBRATION_STEPS = 20  # timed training steps that size the real run to the budget
 REPORT_ROWS = 8  # held-out photos shown in report.png
 REPORT_SCALE = 2  # 64 px images are shown at 128 px
 
@@ -79,24 +78,27 @@ class _Training:
     steps_per_second: float
     cut_steps_per_second: float
     pix2pix_steps_per_second: float
+    plan: Plan
 
 
 def run_demo(
     output_dir: Path, *, data_dir: Path = Path("data/demo"), minutes: float = 10.0, data: DemoData = DemoData(),
     config_path: Path = DEMO_CONFIG, overrides: Sequence[str] = (), gatys_steps: int = 100,
     gatys_images: int | None = 12, vgg_weights: str | None = None, overwrite: bool = False,
-    progress: bool = True,
+    progress: bool = True, started: float | None = None,
 ) -> dict[str, Any]:
     """Run the demo into ``output_dir`` and return what ``metrics.json`` holds.
 
-    ``minutes``: the time budget of the whole demo; training gets what the other stages leave.
+    ``minutes``: the time budget of the whole demo, counted from ``started`` (a
+    ``time.perf_counter`` time; default: now; the command passes its process's start, so that
+    loading the libraries counts too); training gets what the other stages leave.
     ``overrides``: ``key=value`` changes to the demo config (as ``train --set``).
     ``gatys_images``: how many held-out photos Gatys (and so the three-way comparison) uses;
     None: all of them. Gatys optimises each photo on its own (100 steps at 64 px take about 7 s on
     2 cores), so by default the comparison takes the first 12; the evaluation of CycleGAN alone
     covers every held-out photo.
     """
-    start = time.perf_counter()
+    start = time.perf_counter() if started is None else started
     output_dir, data_dir = Path(output_dir), Path(data_dir)
     _check_inputs(output_dir, data_dir, data, config_path, overrides, vgg_weights, overwrite)  # before any deletion
     _claim(output_dir, overwrite)
@@ -104,15 +106,15 @@ def run_demo(
     timings: dict[str, float] = {}
     with _timed(timings, "data"):
         root = _build_data(data_dir, data)
-    deadline = start + minutes * 60 - _reserve_seconds(data, gatys_steps, gatys_images)  # training ends by then
+    vgg_weights = _vgg_weights(vgg_weights, reduced)
     with _timed(timings, "train"):
-        training = _train_to_budget(config_path, overrides, root, output_dir, minutes, deadline, reduced)
+        budget = _Budget(minutes * 60, start, data, gatys_steps, gatys_images, vgg_weights)
+        training = _train_to_budget(config_path, overrides, root, output_dir, budget, reduced)
     with _timed(timings, "evaluate"):
         evaluation = _evaluate(output_dir / "run", root, training.cfg, output_dir / "eval", progress)
         cut_evaluation = _evaluate(output_dir / CUT_RUN, root, training.cut_cfg, output_dir / "eval_cut", progress)
         pix2pix_evaluation = _evaluate(output_dir / PIX2PIX_RUN, root, training.pix2pix_cfg,
                                        output_dir / "eval_pix2pix", progress)
-    vgg_weights = _vgg_weights(vgg_weights, reduced)
     with _timed(timings, "compare"):
         comparison = _compare(output_dir, root, vgg_weights, gatys_steps, gatys_images, progress)
     if gatys_images is not None and gatys_images < data.n_test:
@@ -144,12 +146,31 @@ def _build_data(data_dir: Path, data: DemoData) -> Path:
     return ensure_demo_dataset(data_dir, size=data.size, n_train=data.n_train, n_test=data.n_test, seed=data.seed)
 
 
-def _train_to_budget(config_path: Path, overrides: Sequence[str], root: Path, output_dir: Path, minutes: float,
-                     deadline: float, reduced: list[str]) -> _Training:
+@dataclass(frozen=True)
+class _Budget:
+    """The whole demo's time budget (seconds, from ``start``, a ``time.perf_counter`` time) and
+    what sets the cost of the stages after training."""
+
+    seconds: float
+    start: float
+    data: DemoData
+    gatys_steps: int
+    gatys_images: int | None
+    vgg_weights: str | None
+
+    def stages(self, cfg: Config) -> Stages:
+        n_test = self.data.n_test
+        return Stages(planned_steps=cfg.train.max_steps, eval_every=cfg.eval.every,
+                      eval_images=min(cfg.eval.num_images or n_test, n_test), n_test=n_test,
+                      gatys_images=n_test if self.gatys_images is None else min(self.gatys_images, n_test),
+                      gatys_steps=self.gatys_steps)
+
+
+def _train_to_budget(config_path: Path, overrides: Sequence[str], root: Path, output_dir: Path, budget: _Budget,
+                     reduced: list[str]) -> _Training:
     """2. Train the demo config as CycleGAN, as CUT, and as pix2pix on the photos paired with their
-    paintings, each for as many of its steps as fit all three before ``deadline`` (a
-    ``time.perf_counter`` time), at the speeds short timing runs measure on this machine: the same
-    budget of steps for each."""
+    paintings, each for as many of its steps as leave every later stage its measured time within
+    the budget (``budget.plan_demo``): the same number of steps for all three."""
     demo_overrides = [*overrides, f"data.root={root}", f"eval.paired_truth={root / TRUTH_DIR}"]
     pairs = write_training_pairs(root, output_dir / PAIRS)
     cfg = load_config(config_path, [*demo_overrides, f"output_dir={output_dir / 'run'}"])
@@ -157,22 +178,24 @@ def _train_to_budget(config_path: Path, overrides: Sequence[str], root: Path, ou
             "CUT": [*demo_overrides, *_as_cut(cfg), f"output_dir={output_dir / CUT_RUN}"],
             "pix2pix": [*demo_overrides, *_as_pix2pix(pairs), f"output_dir={output_dir / PIX2PIX_RUN}"]}
     configs = {name: load_config(config_path, sets) for name, sets in runs.items()}
-    planned = cfg.train.max_steps
-    speeds = {name: _training_speed(c, output_dir / "calibration") for name, c in configs.items()}
-    affordable = int((deadline - time.perf_counter()) / sum(1 / speed for speed in speeds.values()))
-    steps = max(1, min(planned, affordable))
+    _say("2/5", "timing training, evaluation and Gatys on this machine")
+    rates = measure_rates(configs["CycleGAN"], configs["CUT"], configs["pix2pix"], root, output_dir / "calibration",
+                          budget.vgg_weights)
+    plan = plan_demo(budget.seconds, time.perf_counter() - budget.start, rates, budget.stages(cfg))
+    _say("2/5", plan.describe(rates))
+    steps, planned = plan.steps, cfg.train.max_steps
     if steps < planned:
-        at = ", ".join(f"{speed:.2f}" for speed in speeds.values())
         reduced.append(f"training: {steps} of the config's {planned} steps for CycleGAN, CUT and pix2pix, to fit "
-                       f"--minutes {minutes:g} at {at} steps/s on this machine")
+                       f"--minutes {budget.seconds / 60:g} on this machine ({plan.describe(rates)})")
         configs = {name: load_config(config_path, [*sets, f"train.max_steps={steps}"])  # validated again
                    for name, sets in runs.items()}
+    speeds = {"CycleGAN": 1 / rates.cyclegan_step, "CUT": 1 / rates.cut_step, "pix2pix": 1 / rates.pix2pix_step}
     for name, config in configs.items():
         _say("2/5", f"training {name} for {steps} steps (about {steps / speeds[name] / 60:.1f} min at "
                     f"{speeds[name]:.2f} steps/s)")
         train(config)
     return _Training(configs["CycleGAN"], configs["CUT"], configs["pix2pix"], steps, planned, speeds["CycleGAN"],
-                     speeds["CUT"], speeds["pix2pix"])
+                     speeds["CUT"], speeds["pix2pix"], plan)
 
 
 def _as_cut(cfg: Config) -> list[str]:
@@ -251,32 +274,6 @@ def _claim(output_dir: Path, overwrite: bool) -> None:
     (output_dir / MARKER).write_text("made by `cyclestyle demo`: --overwrite replaces only what the demo wrote\n")
 
 
-def _training_speed(cfg: Config, scratch: Path) -> float:
-    """Steps per second of this config's training on this machine, from a short run whose second
-    half is timed (the first steps pay for start-up); the scratch run is deleted after."""
-    half = CALIBRATION_STEPS // 2
-    config = dataclasses.replace(
-        cfg, output_dir=str(scratch),
-        train=dataclasses.replace(cfg.train, max_steps=CALIBRATION_STEPS, decay_steps=None, log_every=half,
-                                  checkpoint_every=CALIBRATION_STEPS, keep_checkpoints=1),
-        eval=dataclasses.replace(cfg.eval, every=0), log=dataclasses.replace(cfg.log, with_="none"))
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            train(config)  # quietly: its bar and "done" line would read as the real run's
-        records = [json.loads(line) for line in (scratch / "log.jsonl").read_text().splitlines()]
-        return records[-1]["it_per_s"]
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _reserve_seconds(data: DemoData, gatys_steps: int, gatys_images: int | None) -> float:
-    """Time kept for the stages after training: evaluation, Gatys and the report. Gatys dominates:
-    one VGG19 forward and backward pass on a 64 px image takes about 70 ms on a 2-core CPU."""
-    images = data.n_test if gatys_images is None else min(gatys_images, data.n_test)
-    per_step = 0.07 * (data.size / 64) ** 2
-    return 20 + 2 * data.n_test * 0.05 + images * gatys_steps * per_step
-
-
 def _evaluate(run_dir: Path, root: Path, cfg: Config, output: Path, progress: bool) -> dict[str, Any]:
     """3. ``cyclestyle evaluate`` on every held-out image, with the true paintings for A→B (A→B
     alone for CUT and pix2pix, which have no B→A generator)."""
@@ -333,7 +330,8 @@ def _result(comparison: dict[str, Any], evaluations: dict[str, dict[str, Any]], 
         "seconds_per_image": {name: comparison["methods"][method]["seconds_per_image"] for name, method in methods.items()},
         "held_out": evaluation,
         "training": {"steps": training.steps, "config_steps": training.planned,
-                     "steps_per_second": training.steps_per_second, "config": str(config_path)},
+                     "steps_per_second": training.steps_per_second, "config": str(config_path),
+                     "plan": {"budget": training.plan.budget, "seconds": training.plan.seconds}},
         "cut": {"held_out": cut_evaluation, "steps": training.steps, "steps_per_second": training.cut_steps_per_second,
                 "nce_layers": training.cut_cfg.sections["cut"]["nce_layers"]},
         "cyclegan_vs_cut": {key: {"cyclegan": evaluation["AtoB"][key], "cut": cut_evaluation["AtoB"][key]}

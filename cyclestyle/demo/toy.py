@@ -17,6 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from ..data import DataError
+from ..files import check_output
+
 
 def random_scene(rng: random.Random, size: int) -> Image.Image:
     """A gradient background and a few soft, overlapping ellipses and rectangles."""
@@ -49,6 +52,7 @@ def print_style(image: Image.Image) -> Image.Image:
 def make_toy_dataset(root: Path, n_train: int = 32, n_test: int = 8, size: int = 64, seed: int = 0) -> Path:
     """Write ``root/{trainA,trainB,testA,testB}/*.png``; the same seed writes the same pixels."""
     root = Path(root)
+    check_output(root, folder=True, error=DataError)
     for split, count in (("train", n_train), ("test", n_test)):
         for domain in ("A", "B"):
             folder = root / f"{split}{domain}"

@@ -60,6 +60,7 @@ from ..data import (
     verify_image,
 )
 from ..devices import default_device
+from ..files import check_output
 from ..inference.run import DIRECTIONS, TrainedRun, open_run
 from ..inference.translate import translate_tensor
 from ..style import gatys
@@ -567,6 +568,7 @@ def run_comparison(
     ``CheckpointError`` naming it, before any method runs.
     """
     output, paired_truth = Path(output), Path(paired_truth) if paired_truth is not None else None
+    check_output(output, folder=True, error=DataError)
     style = [Path(p).expanduser() for p in style]
     style_files = _check_options(direction, style, collection, limit, gatys_steps, size, fid_protocol)
     if not style and collection is None:

@@ -39,6 +39,7 @@ from ..config import Config, ConfigError, DataConfig, config_hash, split_metric
 from ..data import (DataError, Source, image_to_tensor, is_paired, list_images, load_image, open_domains,
                     tensor_to_image)
 from ..devices import default_device
+from ..files import check_output
 from ..inference.run import TrainedRun, open_run
 from ..inference.translate import (CompiledGenerator, has_batch_norm, resize_short_side, test_mode, translate_tensor,
                                    wants_compile)
@@ -593,6 +594,7 @@ def evaluate(
     for name, value in {"limit": limit, "size": size}.items():
         if value is not None and value < 1:  # nothing, or no pixel, to evaluate
             raise ValueError(f"{name} must be at least 1; got {value}")
+    check_output(Path(output).expanduser(), folder=True, error=DataError)  # before the evaluation, not after it
     device = default_device(device)
     run = weights if isinstance(weights, TrainedRun) else open_run(weights)
     # A run of a one-way method (CUT, pix2pix) has one generator: it is evaluated that way only. A
@@ -635,6 +637,8 @@ def evaluate(
             raise DataError(f"{direction}: no held-out image was evaluated, of the "
                             f"{min(limit or len(test_a), len(test_a if direction == 'AtoB' else test_b))} "
                             f"in {data_root}{why}")
+    for skipped in (n for n in result.notes if n.startswith("skipped ")):
+        _note(skipped)  # the terminal gets the line index.html gets
     result.step = run.step
     result.config_hash = config_hash(cfg) if cfg else None
     result.fid_protocol = fid_protocol

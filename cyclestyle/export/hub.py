@@ -8,7 +8,11 @@ generators. ``open_run`` never fetches ``app.py`` (``HUB_PATTERNS``): it is for 
 
 from __future__ import annotations
 
+import html
 import json
+import os
+import re
+import shutil
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -16,19 +20,71 @@ from typing import Any
 
 from ..app import GRADIO_VERSION
 from ..config import Config, dump_config
+from ..files import check_output
 from ..inference.hub import GENERATOR_OF, LIBRARY, WEIGHTS, HubError, first_line
 from ..inference.run import TrainedRun
-from ..models.weights import load_weights, read_metadata, save_weights
+from ..models.weights import load_weights, read_metadata, save_weights, unusable_tensor
 from ..run_folder import LOG, find_config
+
+
+# What the hub takes as a license id (its model cards' ``license:``): "mit", "apache-2.0", "cc-by-nc-4.0", "openrail++".
+LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]{0,63}")
+
+
+def check_repo_id(repo_id: str) -> str:
+    """``repo_id`` if the hub would take it as a model repository's name (``huggingface_hub``'s own
+    validator, ASCII only), else a ``HubError`` showing it cut short, so that a hostile id
+    (``../../x``, ``a/b/c``, a newline, 5,000 characters) never reaches a path or the model card."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    shown = repr(repo_id[:60]) + ("…" if len(repo_id) > 60 else "")
+    try:
+        validate_repo_id(repo_id)
+        if not repo_id.isascii():
+            raise HFValidationError("not ASCII")
+    except HFValidationError:
+        raise HubError(f"--repo-id {shown} is not a hub repository id: NAME or USER/NAME, each of 1 to 96 ASCII "
+                       "letters, digits, '-', '_' or '.', not starting or ending with '-' or '.', without '--' or "
+                       "'..'") from None
+    return repo_id
+
+
+def check_license(license: str) -> str:
+    """``license`` if it reads as a hub license id (lower case letters, digits, '.', '+', '-')."""
+    if not LICENSE_ID.fullmatch(license):
+        shown = repr(license[:60]) + ("…" if len(license) > 60 else "")
+        raise HubError(f"--license {shown} is not a license id such as mit, apache-2.0 or cc-by-nc-4.0 (lower case "
+                       "letters, digits, '.', '+' and '-')")
+    return license
 
 
 def build_hub_folder(run: TrainedRun, folder: str | Path, repo_id: str, license: str = "mit") -> Path:
     """Write ``folder`` (see the module docstring) from a trained run (``open_run``); ``repo_id``
-    names it in the model card. ``push`` uploads it."""
+    names it in the model card. ``push`` uploads it. The folder is built under a temporary name
+    beside it and renamed into place when whole: a generator that fails to load leaves nothing
+    behind, and the same command can be run again."""
     folder = Path(folder)
+    check_repo_id(repo_id)
+    check_license(license)
+    check_output(folder, folder=True, what="--folder", error=HubError)
     if folder.exists() and any(folder.iterdir()):
-        raise HubError(f"{folder} exists and is not empty")
-    folder.mkdir(parents=True, exist_ok=True)
+        raise HubError(f"--folder {folder} exists and is not empty")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    building = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    shutil.rmtree(building, ignore_errors=True)  # a process of this pid that was killed
+    building.mkdir()
+    try:
+        _write_hub_folder(run, building, repo_id, license)
+        if folder.exists():
+            folder.rmdir()  # empty, checked above
+        os.replace(building, folder)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return folder
+
+
+def _write_hub_folder(run: TrainedRun, folder: Path, repo_id: str, license: str) -> None:
     networks = {}
     # A lone generator file stands for both directions in open_run; shared, it is one direction.
     directions = ["AtoB"] if len(set(run.files.values())) == 1 else list(run.files)
@@ -38,7 +94,11 @@ def build_hub_folder(run: TrainedRun, folder: str | Path, repo_id: str, license:
         # Rewritten with the network's description in its metadata: a cyclestyle 0.1 file only has
         # the run's config, and its direction came from its name (G_B), which model.safetensors loses.
         metadata = read_metadata(source) | {"cyclestyle.network": spec.to_json()}
-        save_weights(folder / direction / WEIGHTS, load_weights(source), metadata)
+        state = load_weights(source)
+        problem = unusable_tensor(state)  # what translate would refuse is not shared either
+        if problem:
+            raise HubError(f"{source}: {problem}")
+        save_weights(folder / direction / WEIGHTS, state, metadata)
         networks[direction] = asdict(spec)
         (folder / direction / "config.json").write_text(json.dumps(networks[direction], indent=2) + "\n")
     step = run.step
@@ -52,7 +112,6 @@ def build_hub_folder(run: TrainedRun, folder: str | Path, repo_id: str, license:
     (folder / "README.md").write_text(model_card(repo_id, run.config, networks, step, evaluation, license))
     (folder / "app.py").write_text(space_app(repo_id))
     (folder / "requirements.txt").write_text(space_requirements())
-    return folder
 
 
 def space_requirements() -> str:
@@ -164,29 +223,55 @@ def _training(cfg: Config | None, step: int | None) -> str:
         return f"## Training\n\nSteps: {step if step is not None else 'not recorded'}. The run's config was not "\
                "found beside its weights.\n"
     d = cfg.data
-    return (f"## Training\n\n- data: `{d.root}` ({d.format}; splits {d.train_split}/{d.test_split}), "
-            f"preprocess {d.preprocess}, load size {d.load_size}, crop {d.crop_size}, flips {d.flip}\n"
+    return (f"## Training\n\n- data: {_code(d.root)} ({_text(d.format)}; splits {_text(d.train_split)}/"
+            f"{_text(d.test_split)}), preprocess {_text(d.preprocess)}, load size {d.load_size}, crop {d.crop_size}, "
+            f"flips {d.flip}\n"
             f"- steps: {step if step is not None else 'not recorded'} (batch {cfg.train.batch_size} per process)\n"
             f"- losses: {cfg.loss.gan_mode}, cycle λ {cfg.loss.lambda_a}/{cfg.loss.lambda_b}, identity "
             f"{cfg.loss.lambda_identity}\n\nThe whole resolved config (`config.yaml`):\n\n"
-            f"```yaml\n{dump_config(cfg)}```\n")
+            f"{_fenced(dump_config(cfg), 'yaml')}")
 
 
 def _evaluation(cfg: Config | None, evaluation: dict[str, Any] | None, step: int | None) -> str:
     if evaluation is None:
         return ("## Held-out evaluation\n\nNone was recorded during training (`eval.every: 0`). "
                 "`cyclestyle evaluate` measures FID, KID, cycle L1 and PSNR/SSIM on a test set.\n")
-    protocol = cfg.eval.fid_protocol if cfg is not None else "not recorded"
+    protocol = _text(cfg.eval.fid_protocol) if cfg is not None else "not recorded"
     count = f"the first {cfg.eval.num_images} held-out images per domain" if cfg and cfg.eval.num_images else \
         "every held-out image"
-    rows = "\n".join(f"| {key.split('/')[0]} | {key.split('/', 1)[-1]} | {_number(value)} |"
+    rows = "\n".join(f"| {_text(key.split('/')[0])} | {_text(key.split('/', 1)[-1])} | {_text(_number(value))} |"
                      for key, value in evaluation["metrics"].items())
     which = "These weights' evaluation" if evaluation["step"] == step else \
         f"The run's last evaluation (the weights are of step {step})"
-    return (f"## Held-out evaluation\n\n{which}, at step {evaluation['step']}, on {count} "
+    return (f"## Held-out evaluation\n\n{which}, at step {_text(evaluation['step'])}, on {count} "
             f"(FID protocol: `{protocol}`; see cyclestyle's docs/evaluation.md, \"FID protocols\", for which published "
             "tables it is comparable with; FID and KID are absent when the Inception weights were not on the "
             "training machine):\n\n| direction | metric | value |\n|---|---|---|\n" + rows + "\n")
+
+
+# What a run's files (its config, its log) put in the card is text, never markup: a data folder
+# named `<script>` or a metric named "x | y" shows as written, and cannot end a code block.
+
+
+def _text(value: Any) -> str:
+    """``value`` as plain text on one line of markdown: HTML escaped, and the characters that open
+    code, links, images, emphasis or a table cell (an underscore inside a word, as in cycle_l1,
+    opens nothing and stays as written)."""
+    text = html.escape(" ".join(str(value).split()), quote=False)
+    return re.sub(r"([\\`*\[\]!|~])", r"\\\1", text)
+
+
+def _code(value: Any) -> str:
+    """``value`` as inline code on one line, between more backticks than it holds in a row."""
+    text = " ".join(str(value).split())
+    ticks = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    return f"{ticks} {text} {ticks}"
+
+
+def _fenced(text: str, language: str) -> str:
+    """``text`` as a fenced code block whose fence is longer than any run of backticks in it."""
+    fence = "`" * max(3, max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    return f"{fence}{language}\n{text}{'' if text.endswith(chr(10)) else chr(10)}{fence}\n"
 
 
 def _number(value: Any) -> str:
@@ -222,6 +307,7 @@ def _upload(folder: str | Path, repo_id: str, kind: str, private: bool) -> str:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
+    check_repo_id(repo_id)
     api = HfApi(library_name=LIBRARY)
     try:
         extra = {"space_sdk": "gradio"} if kind == "space" else {}

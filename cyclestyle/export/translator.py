@@ -7,6 +7,7 @@ from pathlib import Path
 
 from torch import nn
 
+from ..files import check_output
 from ..inference.run import TrainedRun, open_run
 from ..inference.translate import test_mode
 from ..models.weights import generator_spec_of
@@ -30,6 +31,7 @@ def export_translator(weights: str | Path | TrainedRun, output: str | Path, form
     statistics, as ``translate``; "running" for the official ``--eval``); no dropout."""
     get(format)  # an unknown format is said first
     output = Path(output).expanduser()
+    check_output(output, folder=False, error=ExportError)
     if output.exists() and not overwrite:
         raise ExportError(f"--output {output} exists (--overwrite replaces it)")
     run = weights if isinstance(weights, TrainedRun) else open_run(weights)

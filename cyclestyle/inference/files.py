@@ -34,7 +34,7 @@ from ..data import (
     tensor_to_image,
 )
 from ..devices import default_device
-from ..files import refuse_outputs_over_inputs
+from ..files import check_output, refuse_outputs_over_inputs
 from .run import TrainedRun, open_run
 from .tiling import DEFAULT_TILE, TilePlan, ceil_to, plan_tiles, size_multiple
 from .translate import (
@@ -289,6 +289,7 @@ def translate_files(
             raise ValueError(f"{name} must be at least {least}, got {value}")
     if not 0 <= style_strength <= 1:
         raise ValueError(f"style_strength must be between 0 and 1, got {style_strength}")
+    check_output(Path(output).expanduser(), folder=True, error=DataError)
     run = weights if isinstance(weights, TrainedRun) else open_run(weights)
     translator = image_translator(run, direction or _only_direction(run), style_strength=style_strength,
                                   preserve_color=preserve_color, tile=tile, overlap=overlap, device=device,

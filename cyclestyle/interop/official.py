@@ -34,9 +34,9 @@ from pathlib import Path
 import torch
 
 from ..config import ModelConfig
-from ..files import refuse_output_over_input
+from ..files import check_output, refuse_output_over_input
 from .download import cache_dir, fetch, file_name, pretrained_url
-from ..models import GENERATORS, NetworkSpec
+from ..models import GENERATORS, ArchitectureError, Budget, NetworkSpec, build_on_meta
 from ..models.weights import (CheckpointError, StateDictError, read_state_dict, save_weights, unusable_tensor,
                               weights_metadata)
 
@@ -82,6 +82,10 @@ def _what_it_is(state: dict[str, torch.Tensor]) -> str | None:
     if not all(k.startswith("model.") for k in keys):
         odd = next(k for k in keys if not k.startswith("model."))
         return f"its keys are not the official generator's model.N.… (found {odd})"
+    blurs = [k for k in keys if re.fullmatch(r"model\.\d+\.filt", k)]
+    if blurs:  # CUT's Downsample/Upsample keep their blur kernel as a buffer (Park et al. 2020)
+        return (f"it is a CUT generator (anti-aliased: blur filters at {', '.join(blurs[:2])}…), "
+                "not the official CycleGAN ResnetGenerator that import-official converts")
     first = state.get("model.0.weight")
     if first is not None and first.ndim == 4 and tuple(first.shape[2:]) == (4, 4):
         return "it is a PatchGAN discriminator (4×4 convolution at model.0), not a generator"
@@ -168,9 +172,14 @@ def convert(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], Ne
 
 
 def _check_shapes(state: dict[str, torch.Tensor], names: dict[str, str], spec: NetworkSpec) -> None:
-    """Every tensor has the shape the rebuilt network expects (built on the meta device: free)."""
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in spec.build().state_dict().items()}
+    """Every tensor has the shape the rebuilt network expects (built on the meta device, and only as
+    far as the file's own size reaches)."""
+    try:
+        built = build_on_meta(spec.build, Budget.of_file({k: tuple(v.shape) for k, v in state.items()}))
+    except ArchitectureError as e:  # NetworkTooLarge too
+        raise OfficialFormatError(f"a ResNet generator of ngf {spec.arguments['ngf']} and {spec.arguments['n_blocks']} "
+                                  f"blocks does not fit its tensors: {e}") from None
+    expected = {k: tuple(v.shape) for k, v in built.state_dict().items()}
     wrong = [k for k in state if tuple(state[k].shape) != expected[names[k]]]
     if wrong:
         raise OfficialFormatError(f"tensor {wrong[0]} has shape {tuple(state[wrong[0]].shape)}, a ResNet generator "
@@ -210,6 +219,7 @@ def import_official(source: str | Path, output: str | Path) -> NetworkSpec:
     official ResNet generator is an ``OfficialFormatError`` naming the file."""
     source, output = Path(source), Path(output)
     refuse_output_over_input(output, [source], error=CheckpointError)
+    check_output(output, folder=False, error=CheckpointError)
     try:
         state = read_state_dict(source)
         converted, spec = convert(state)
@@ -224,6 +234,8 @@ def import_official(source: str | Path, output: str | Path) -> NetworkSpec:
     try:
         save_weights(tmp, converted, meta)
         os.replace(tmp, output)
+    except OSError as e:
+        raise CheckpointError(f"cannot write --output {output}: {(e.strerror or str(e)).lower()}") from None
     finally:
         tmp.unlink(missing_ok=True)
     return spec

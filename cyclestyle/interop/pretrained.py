@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..files import check_output
 from ..models import NetworkSpec
+from ..models.weights import CheckpointError
 from .download import DownloadError, cache_dir, file_name, pretrained_url
 from .official import fetch_official, import_official
 
@@ -22,6 +24,7 @@ def download_pretrained(name: str, output_dir: str | Path | None = None, *, over
     ``cyclestyle import-official`` command to run on it."""
     url = pretrained_url(name)
     output = (Path(output_dir).expanduser() if output_dir else cache_dir() / "pretrained") / f"{file_name(name)}.safetensors"
+    check_output(output, folder=False, error=CheckpointError)  # before the download, not after it
     if output.is_file() and not overwrite:
         return output, None
     try:

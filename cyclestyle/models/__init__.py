@@ -14,19 +14,19 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import nn
 
 from ..config import ModelConfig
 from .johnson import TransformNet
+from .limits import Budget, NetworkTooLarge, build_on_meta
 from .patchgan import PatchDiscriminator, PixelDiscriminator
 from .registry import DISCRIMINATORS, GENERATORS, Architecture, ArchitectureError, register_discriminator, register_generator
 from .resnet import ResnetBlock, ResnetGenerator
 from .unet import UnetGenerator
 
-__all__ = ["DISCRIMINATORS", "GENERATORS", "Architecture", "ArchitectureError", "NetworkSpec", "PatchDiscriminator", "PixelDiscriminator",
+__all__ = ["DISCRIMINATORS", "GENERATORS", "Architecture", "ArchitectureError", "Budget", "NetworkSpec", "NetworkTooLarge", "PatchDiscriminator", "PixelDiscriminator",
            "register_discriminator", "register_generator", "ResnetBlock", "ResnetGenerator", "TransformNet", "UnetGenerator", "build_discriminator", "build_generator",
-           "discriminator_spec", "generator_size_multiple", "generator_spec"]
+           "build_on_meta", "discriminator_spec", "generator_size_multiple", "generator_spec"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,13 @@ class NetworkSpec:
     def build(self) -> nn.Module:
         registry = GENERATORS if self.kind == "generator" else DISCRIMINATORS
         return registry.get(self.name).build(self.in_channels, self.out_channels, self.arguments)
+
+    def describe(self) -> str:
+        """Its name and arguments in one line, as a message shows them: ``resnet (ngf 8, n_blocks 9, …)``;
+        a value of metadata that lies is cut short."""
+        arguments = ", ".join(f"{k} {str(v)[:40]}" for k, v in self.arguments.items()) if isinstance(
+            self.arguments, dict) else str(self.arguments)[:80]
+        return f"{str(self.name)[:60]} ({arguments})"
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -72,9 +79,9 @@ def discriminator_spec(cfg: ModelConfig, channels: int) -> NetworkSpec:
 
 
 def generator_size_multiple(cfg: ModelConfig) -> int:
-    """What the generator needs of an input's sides, from a shape-only build (nothing allocated)."""
-    with torch.device("meta"):
-        return build_generator(cfg).size_multiple
+    """What the generator needs of an input's sides, from a shape-only build (nothing allocated;
+    ``NetworkTooLarge`` past the ceilings of ``limits.py``)."""
+    return build_on_meta(lambda: build_generator(cfg)).size_multiple
 
 
 def build_generator(cfg: ModelConfig, reverse: bool = False) -> nn.Module:

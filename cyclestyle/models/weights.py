@@ -10,7 +10,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from torch import nn
 
 from ..config import ConfigError, config_from_dict, read_config
 from . import ArchitectureError, NetworkSpec, generator_spec
+from .limits import Budget, NetworkTooLarge, build_on_meta
 
 
 class CheckpointError(RuntimeError):
@@ -29,7 +32,11 @@ class CheckpointError(RuntimeError):
 
 def save_weights(path: Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    save_file(tensors, str(path), metadata=metadata)
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as e:  # what the file system refused, as the OSError it is
+        reason = re.search(r"I/O error: (.+?)(?: \(os error \d+\))?(?: at path .*)?$", str(e))
+        raise OSError(None, reason.group(1) if reason else str(e).splitlines()[0], str(path)) from None
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -38,7 +45,26 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
     except FileNotFoundError:
         raise CheckpointError(f"missing weights file {path}") from None
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"corrupt weights file {path}: {e}") from None
+        raise CheckpointError(_corrupt(path, e)) from None
+
+
+def _corrupt(path: Path, error: Exception) -> str:
+    """One line on a weights file safetensors cannot read: an empty file (an interrupted copy or
+    download) says so, and a PyTorch pickle is pointed at the command that converts one."""
+    size = _size(path)
+    if size == 0:
+        return f"weights file {path} is empty (0 bytes): an interrupted copy or download?"
+    if Path(path).suffix == ".pth" and size:
+        return (f"{path} is not a cyclestyle weights file (.safetensors); an official CycleGAN .pth converts "
+                f"with: cyclestyle import-official {path} --output NAME.safetensors")
+    return f"corrupt weights file {path}: {error}"
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return None
 
 
 def weights_metadata(model_config: dict[str, Any], step: int | None, network: NetworkSpec | None = None
@@ -62,7 +88,7 @@ def read_metadata(path: Path) -> dict[str, str]:
     except FileNotFoundError:
         raise CheckpointError(f"missing weights file {path}") from None
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"corrupt weights file {path}: {e}") from None
+        raise CheckpointError(_corrupt(path, e)) from None
 
 
 def read_step(path: Path) -> int | None:
@@ -100,14 +126,18 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu", spec: N
     naming the registered ones."""
     path = Path(path)
     spec = spec or generator_spec_of(path)
-    try:
-        with torch.device("meta"):  # shapes first: metadata that asks for a huge network allocates nothing
-            built = spec.build().state_dict()
+    stored = _tensor_shapes(path)
+    try:  # shapes first, on the meta device, and only as far as the file's own size reaches:
+        # metadata that declares a huge network (n_blocks 10000, ngf 10**9) allocates nothing
+        built = build_on_meta(spec.build, Budget.of_file(stored)).state_dict()
+    except NetworkTooLarge as e:
+        raise CheckpointError(f"{path} does not match its own model metadata ({spec.describe()}): {e}; "
+                              f"the file holds {len(stored)} tensors of {sum(map(math.prod, stored.values())):,} numbers"
+                              ) from None
     except (ArchitectureError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: {str(e).splitlines()[0]}") from None
+        raise CheckpointError(f"{path}: its model metadata ({spec.describe()}): {str(e).splitlines()[0]}") from None
     expected = {k: tuple(v.shape) for k, v in built.items()}
     dtypes = {k: v.dtype for k, v in built.items()}
-    stored = _tensor_shapes(path)
     if stored != expected:
         wrong = sorted(set(stored) ^ set(expected)) or sorted(k for k in stored if stored[k] != expected[k])
         raise CheckpointError(f"{path} does not match its own model metadata ({spec.name}: {', '.join(wrong[:3])} …)")
@@ -188,29 +218,94 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     A .pth is a pickle, and unpickling calls whatever it names: ``weights_only`` admits tensors and
     plain containers only, so a crafted file runs nothing. A whole checkpoint's ``state_dict``
     entry is taken. Any failure is a ``StateDictError`` with one line why."""
+    if _size(path) == 0:  # torch would say only "EOFError"
+        raise StateDictError("it is empty (0 bytes): an interrupted copy or download?")
     try:
-        if path.suffix == ".safetensors":
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. torch's note on a pickle protocol: the line below says it all
+            warnings.simplefilter("ignore")
+            if path.suffix == ".safetensors":
+                state = load_file(str(path))
+            else:
+                state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise StateDictError(_load_failure(e)) from None
+        raise StateDictError(load_failure(path, e)) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise StateDictError("not a state dict (a dict of tensors)")
+    problem = _not_a_plain_tensor(state)
+    if problem:
+        raise StateDictError(problem)
     return state
 
 
+def _not_a_plain_tensor(state: dict) -> str | None:
+    """Why ``state`` is not a dict of names to plain tensors (the first key or tensor that is
+    not), or None. A pickle may hold a view whose strides revisit its storage (stride 0): a 7 KB
+    file then declares a tensor of hundreds of gigabytes, which any computation on it, or
+    ``contiguous()`` on saving, would allocate. Each tensor must fit in the storage it has."""
+    for key, tensor in state.items():
+        if not isinstance(key, str):
+            return f"its key {str(key)[:40]!r} ({type(key).__name__}) is not a tensor name: not a state dict"
+        if tensor.layout != torch.strided:
+            return f"tensor {key} is {str(tensor.layout).removeprefix('torch.')}, not a plain tensor"
+        stored = tensor.untyped_storage().nbytes() // max(tensor.element_size(), 1)
+        if tensor.numel() > stored:
+            return (f"tensor {key} declares {tensor.numel():,} numbers ({'×'.join(map(str, tensor.shape))}) over "
+                    f"{stored:,} stored: a view that repeats its storage (stride {tuple(tensor.stride())}), refused")
+    return None
+
+
+SAFE_MODULES = ("torch", "collections", "_codecs")  # what a state dict's pickle names
+SAFE_BUILTINS = ("set", "frozenset", "bytearray", "slice", "complex", "range")
+
+
+def _unsafe_global(path: Path) -> str | None:
+    """The first callable outside torch's own that the pickle in ``path`` names (``posix.system``),
+    read with ``pickletools``, which parses opcodes and runs nothing; None if none or not a plain
+    pickle (a torch.save zip archive: torch's refusal names it). Torch cannot parse every
+    protocol's opcodes, and then says only "Unsupported operand"."""
+    import pickletools
+
+    strings: list[str] = []
+    try:
+        with open(path, "rb") as f:
+            for opcode, argument, _ in pickletools.genops(f):
+                if opcode.name in ("GLOBAL", "INST"):
+                    module, name = str(argument).split(" ", 1)
+                elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    module, name = strings[-2], strings[-1]
+                else:
+                    if isinstance(argument, str):
+                        strings.append(argument)
+                    continue
+                if module.split(".")[0] not in SAFE_MODULES and not (module == "builtins" and name in SAFE_BUILTINS):
+                    return f"{module}.{name}"
+    except Exception:  # not a pickle, or one cut short: torch's refusal says why
+        return None
+    return None
+
+
+def load_failure(path: Path, error: Exception) -> str:
+    """One line on why ``torch.load(path, weights_only=True)`` refused a file (torch's own message
+    spans a dozen lines, and suggests loading the file unsafely): the callable it names, if any."""
+    called = _unsafe_global(path)
+    if called:
+        return f"it is not a plain state dict: it names {called}, which unpickling would call (refused)"
+    return _load_failure(error)
+
+
 def _load_failure(error: Exception) -> str:
-    """One line on why a weights file was refused (torch's own message spans a dozen lines, and
-    suggests loading the file unsafely)."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
-    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    # torch words it "Unsupported global: GLOBAL posix.system was not an allowed global" or "Trying
+    # to load unsupported GLOBAL posix.system whose module posix is blocked", by version
+    unsafe = re.search(r"GLOBAL ([\w.]+)", text)
     if unsafe:
         return f"it is not a plain state dict: it names {unsafe.group(1)}, which unpickling would call (refused)"
     reason = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
     if reason:  # not a pickle torch can read without running code (garbage, a truncated file …)
         return f"not a weights file torch can read safely ({reason.group(1).strip()})"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if lines and lines[0].startswith("Weights only load failed"):  # then torch advises an unsafe load: not that
+        return "not a weights file torch can read safely: it holds something besides tensors and plain containers"
     return lines[0] if lines else type(error).__name__

@@ -53,6 +53,7 @@ from ..data import (
     verify_image,
 )
 from ..devices import default_device
+from ..files import check_output
 from .color import LUMA, combine_luminance, luminance, match_luminance, rgb_to_yiq  # noqa: F401 (re-exported)
 from .losses import content_loss, gram_matrix, style_loss, tv_loss  # noqa: F401 (re-exported)
 from .vgg import (  # noqa: F401 (re-exported: Gatys's API as it was)
@@ -548,6 +549,8 @@ def stylize_files(
     outputs = _output_paths(contents, Path(output))
     inputs = [*contents, *(p for entry in style_entries for p in entry)]
     _refuse_writing_over_inputs(outputs, inputs)
+    for out in outputs:  # a file among the parents, a folder in the way: now, not after the optimisation
+        check_output(out, folder=False, error=DataError)
     for path in inputs:
         verify_image(path)  # a bad file stops the run now, by name, not after an hour
     todo = [(c, out) for c, out in zip(contents, outputs) if overwrite or not out.exists()]

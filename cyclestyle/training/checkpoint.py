@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from ..files import process_alive
-from ..models.weights import CheckpointError, load_weights, save_weights
+from ..models.weights import CheckpointError, load_failure, load_weights, save_weights
 from ..run_folder import BEST, LATEST, list_checkpoints, step_of
 
 
@@ -302,7 +302,7 @@ def load_state(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise CheckpointError(f"missing checkpoint file {path}") from None
     except Exception as e:  # unpickling errors come in many types
-        raise CheckpointError(f"corrupt checkpoint file {path}: {str(e).splitlines()[0]}") from None
+        raise CheckpointError(f"corrupt checkpoint file {path}: {load_failure(path, e)}") from None
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any], list[dict[str, Any]]]:

@@ -14,7 +14,8 @@ from pathlib import Path
 from ..config import (SHARED_KEYS, Config, ConfigError, EvalConfig, ModelConfig, read_config, split_metric,
                       validate_paths)
 from ..evaluation import registry as metrics
-from ..models import ArchitectureError, discriminator_spec, generator_size_multiple
+from ..models import (ArchitectureError, NetworkSpec, NetworkTooLarge, build_on_meta, discriminator_spec,
+                      generator_size_multiple, generator_spec)
 from .methods import METHODS, Method, MethodError
 
 
@@ -87,13 +88,26 @@ def _check_architectures(m: ModelConfig) -> int:
         raise ConfigError(f"model.n_layers_d must be positive; got {m.n_layers_d}")
     try:
         multiple = generator_size_multiple(m)  # a shape-only build: a huge model.ngf allocates nothing
+    except NetworkTooLarge as e:
+        raise ConfigError(f"model.generator {m.generator} with {_sizes(generator_spec(m))}: {e}, {CEILING}") from None
     except ArchitectureError as e:
         raise ConfigError(f"model.generator: {e}") from None
     try:
-        discriminator_spec(m, m.in_channels)
+        spec = discriminator_spec(m, m.in_channels)
+        build_on_meta(spec.build)
+    except NetworkTooLarge as e:
+        raise ConfigError(f"model.discriminator {m.discriminator} with {_sizes(spec)}: {e}, {CEILING}") from None
     except ArchitectureError as e:
         raise ConfigError(f"model.discriminator: {e}") from None
     return multiple
+
+
+CEILING = "the most one network may hold (docs/reliability.md, Caps)"
+
+
+def _sizes(spec: NetworkSpec) -> str:
+    """The whole-number settings that size a network, as config keys: ``model.ngf=8, model.n_blocks=9``."""
+    return ", ".join(f"model.{k}={v}" for k, v in spec.arguments.items() if type(v) is int)
 
 
 def _check_metric(e: EvalConfig, method: str, directions: set[str], paired: bool) -> None:

@@ -41,7 +41,7 @@ from accelerate import Accelerator
 from torch import nn
 
 from ...config import Config, ConfigError
-from ...models import NetworkSpec, discriminator_spec, generator_spec
+from ...models import NetworkSpec, NetworkTooLarge, build_on_meta, discriminator_spec, generator_spec
 from ...models.layers import init_weights
 from ...models.resnet import ResnetGenerator, cut_layer_index
 from .. import losses
@@ -186,8 +186,7 @@ class CUT(Method):
             raise ConfigError("cut.nce_idt needs model.in_channels == model.out_channels (set it to false)")
         if not c.nce_layers or sorted(set(c.nce_layers)) != c.nce_layers:
             raise ConfigError(f"cut.nce_layers must be distinct layers in ascending order; got {c.nce_layers}")
-        with torch.device("meta"):  # a shape-only build: nothing allocated, whatever the widths
-            generator = generator_spec(m).build()
+        generator = build_on_meta(generator_spec(m).build)  # shapes only: nothing allocated, whatever the widths
         if not isinstance(generator, ResnetGenerator):
             raise ConfigError(f"method {cfg.method} needs a ResNet generator (model.generator resnet, resnet_9blocks "
                               f"or resnet_6blocks) for its encoder features; got model.generator {m.generator}")
@@ -196,6 +195,11 @@ class CUT(Method):
                 cut_layer_index(layer, len(generator.blocks))
             except ValueError as e:
                 raise ConfigError(f"cut.nce_layers: {e}") from None
+        try:
+            build_on_meta(lambda: PatchProjection(encoder_channels(cfg), c.mlp_dim))
+        except NetworkTooLarge as e:
+            raise ConfigError(f"cut.mlp_dim={c.mlp_dim}: the projection heads F: {e}, the most one network may "
+                              "hold (docs/reliability.md, Caps)") from None
 
     @classmethod
     def network_specs(cls, cfg: Config) -> dict[str, NetworkSpec]:
