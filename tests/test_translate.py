@@ -379,22 +379,25 @@ def test_cli_translates_tiny_images_padded(run_dir, tmp_path, capsys):
     assert Image.open(out / "speck.png").size == (3, 3) and Image.open(out / "dot.png").size == (1, 1)
 
 
-def test_cli_says_what_it_ignored_and_translates_a_gif_into_a_png(run_dir, tmp_path, capsys):
+def test_cli_says_what_it_ignored_and_translates_a_still_gif_into_a_png(run_dir, tmp_path, capsys):
+    """A still GIF becomes a PNG (a GIF holds 256 colours); an animated one is a clip (test_video.py).
+    Other animations (a multi-page TIFF) are translated by their first frame, and say so."""
     src = tmp_path / "in"
     src.mkdir()
+    Image.fromarray(scene(24, 32, 0)).save(src / "still.gif")
     frames = [Image.fromarray(scene(24, 32, k)) for k in range(3)]
-    frames[0].save(src / "clip.gif", save_all=True, append_images=frames[1:])
+    frames[0].save(src / "pages.tif", save_all=True, append_images=frames[1:])
     (src / "notes.txt").write_text("not an image")
     (src / ".DS_Store").write_bytes(b"\0")
     out = tmp_path / "out"
     assert translate_cli("--weights", str(run_dir), "--direction", "AtoB", "--output", str(out), str(src)) == 0
     stdout, stderr = capsys.readouterr()
     assert "ignored 1 files that are not images" in stderr and "notes.txt" in stderr and ".DS_Store" not in stderr
-    assert "clip.gif has 3 frames: the first is translated, into clip.png" in stderr
-    assert "translated 1," in stdout and sorted(p.name for p in out.iterdir()) == ["clip.png"]
-    first = Image.open(src / "clip.gif").convert("RGB")
-    assert_same_up_to_rounding(np.asarray(Image.open(out / "clip.png")),
-                               np.asarray(translate_image(make_generator(0), first)))
+    assert "pages.tif has 3 frames: the first is translated, into pages.tif" in stderr
+    assert "translated 2," in stdout and sorted(p.name for p in out.iterdir()) == ["pages.tif", "still.png"]
+    still = Image.open(src / "still.gif").convert("RGB")
+    assert_same_up_to_rounding(np.asarray(Image.open(out / "still.png")),
+                               np.asarray(translate_image(make_generator(0), still)))
 
 
 def test_cli_errors_are_one_line(run_dir, tmp_path, capsys):

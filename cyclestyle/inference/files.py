@@ -8,6 +8,7 @@ that fails is one line naming it, and the others go on.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import sys
@@ -36,6 +37,7 @@ from ..data import (
 from ..devices import default_device
 from ..files import check_output, refuse_outputs_over_inputs
 from .run import TrainedRun, open_run
+from .temporal import DEFAULT_SMOOTHING, reset_statistics, stable_generator
 from .tiling import DEFAULT_TILE, TilePlan, ceil_to, plan_tiles, size_multiple
 from .translate import (
     AUTO_TILE_PIXELS,
@@ -50,6 +52,7 @@ from .translate import (
     translate_tensor,
     wants_compile,
 )
+from .video import VIDEO_EXTENSIONS, import_av, is_clip, translate_clip
 
 # --------------------------------------------------------------------------------------------
 # Inputs and outputs
@@ -69,13 +72,13 @@ def _inside(path: Path, folder: Path | None) -> bool:
         return False
 
 
-TRANSLATABLE = (*IMAGE_EXTENSIONS, ".gif")
-"""What ``translate_files`` reads: the dataset formats, and GIF (its first frame, written as PNG:
-a GIF holds only 256 colours)."""
+TRANSLATABLE = (*IMAGE_EXTENSIONS, ".gif", *VIDEO_EXTENSIONS)
+"""What ``translate_files`` reads: the dataset formats, GIF (a still one written as PNG: a GIF
+holds only 256 colours; an animated one as a GIF clip) and videos (``video.py``)."""
 
 
-def _output_name(path: Path) -> Path:
-    return path.with_suffix(".png") if path.suffix.lower() == ".gif" else path
+def _output_name(source: Path, rel: Path) -> Path:
+    return rel.with_suffix(".png") if rel.suffix.lower() == ".gif" and not is_clip(source) else rel
 
 
 def _folder_images(folder: Path, skip: Path | None, ignored: list[Path]) -> list[Path]:
@@ -94,8 +97,8 @@ def collect_inputs(inputs: Sequence[str | Path], exclude: str | Path | None = No
     """(source, output path relative to the output folder) for every image the inputs name.
 
     A folder stands for its images (recursively, by extension) and each keeps its path relative to
-    that folder; a file or a glob match (``**`` recurses) keeps its file name (a GIF's output is a
-    PNG). Images under ``exclude`` (the output folder) are left out of folders and globs; files of
+    that folder; a file or a glob match (``**`` recurses) keeps its file name (a still GIF's output is
+    a PNG). Images under ``exclude`` (the output folder) are left out of folders and globs; files of
     a folder that are not images are appended to ``ignored``. A source named twice is taken once;
     two sources that would be written to the same place, or an input that names nothing, are a
     ``DataError``.
@@ -126,7 +129,7 @@ def collect_inputs(inputs: Sequence[str | Path], exclude: str | Path | None = No
         if key in seen_sources:
             continue
         seen_sources.add(key)
-        rel = _output_name(rel)
+        rel = _output_name(source, rel)
         if rel in targets:
             raise DataError(f"inputs {targets[rel]} and {source} would both be written to {rel}")
         targets[rel] = source
@@ -261,7 +264,8 @@ def translate_files(
     direction: str | None = None, style_strength: float = 1.0, preserve_color: bool = False,
     tile: int | None = None, overlap: int | None = None, size: int | None = None, batch_size: int = 4,
     device: str | torch.device | None = None, overwrite: bool = False, compile: str = "auto",
-    precision: str = "fp32", progress: bool = True, batch_norm: str = "auto", dropout: bool = False, seed: int = 0,
+    precision: str = "fp32", progress: bool = True, stable: bool = False, stable_smoothing: float = DEFAULT_SMOOTHING,
+    batch_norm: str = "auto", dropout: bool = False, seed: int = 0,
 ) -> Tally:
     """Translate image files, folders (recursively) and globs into the folder ``output``, each
     output at its input's exact size and under its input's name (``collect_inputs``); returns how
@@ -278,8 +282,12 @@ def translate_files(
     (``test_mode``: by default as the official ``test.py``, batch norm by each image's own
     statistics, and dropout off unless asked, drawn from ``seed``); a batch-norm generator is
     translated full frame, never in tiles (its statistics are the whole image's).
-    An image that cannot be read, translated or written is one line on stderr and counts as
-    failed; the others go on. What is wrong with the arguments raises ``ValueError``. A single
+    Videos and animated GIFs are translated into clips of their own format, frame by frame in
+    batches of ``batch_size`` (``video.translate_clip``; PyAV needed, else ``VideoSupportMissing``
+    before anything is written); ``stable`` smooths the instance-norm statistics across each
+    clip's frames against flicker (``temporal.py``, weight ``stable_smoothing`` on the past).
+    An image or clip that cannot be read, translated or written is one line on stderr and counts
+    as failed; the others go on. What is wrong with the arguments raises ``ValueError``. A single
     path in ``inputs`` is taken for a list of one.
     """
     inputs = [inputs] if isinstance(inputs, (str, Path)) else inputs
@@ -289,6 +297,8 @@ def translate_files(
             raise ValueError(f"{name} must be at least {least}, got {value}")
     if not 0 <= style_strength <= 1:
         raise ValueError(f"style_strength must be between 0 and 1, got {style_strength}")
+    if not 0 <= stable_smoothing <= 1:
+        raise ValueError(f"stable_smoothing must be between 0 and 1, got {stable_smoothing}")
     check_output(Path(output).expanduser(), folder=True, error=DataError)
     run = weights if isinstance(weights, TrainedRun) else open_run(weights)
     translator = image_translator(run, direction or _only_direction(run), style_strength=style_strength,
@@ -298,17 +308,51 @@ def translate_files(
     out_root = Path(output).expanduser()
     tally = Tally()
     todo = _outputs_to_write(_collect(inputs, out_root), out_root, overwrite, tally)
-    if wants_compile(compile, len(todo)) and not (dropout or (batch_norm != "running" and has_batch_norm(generator))):
+    as_clip = [is_clip(source) for source, _ in todo]
+    clips = [job for job, clip in zip(todo, as_clip) if clip]
+    images = [job for job, clip in zip(todo, as_clip) if not clip]
+    if clips:
+        import_av()  # before anything is written: without PyAV, one line and nothing done
+    elif stable:
+        note("--stable smooths statistics across the frames of videos; these inputs are images")
+    if wants_compile(compile, len(images)) and not (dropout or (batch_norm != "running" and has_batch_norm(generator))):
         translator.compiled = CompiledGenerator(generator, note)
-        note(f"compiling the generator for {len(todo)} images (--compile {compile}): the first takes longer")
-    bar = tqdm(total=len(todo), unit="img", desc="translate", file=sys.stderr, disable=None if progress else True,
-               dynamic_ncols=True)
+        note(f"compiling the generator for {len(images)} images (--compile {compile}): the first takes longer")
     with torch.inference_mode(), test_mode(generator, batch_norm=batch_norm, dropout=dropout, seed=seed):
-        for batch in _batches(todo, translator, size, batch_size):
-            _translate_batch(batch, translator, size, tally)
-            bar.update(len(batch))
-    bar.close()
+        if images:
+            bar = tqdm(total=len(images), unit="img", desc="translate", file=sys.stderr,
+                       disable=None if progress else True, dynamic_ncols=True)
+            for batch in _batches(images, translator, size, batch_size):
+                _translate_batch(batch, translator, size, tally)
+                bar.update(len(batch))
+            bar.close()
+        if clips:
+            _translate_clips(clips, translator, stable_smoothing if stable else None, size, batch_size, progress, tally)
     return tally
+
+
+def _translate_clips(clips: list[tuple[Path, Path]], translator: _Translator, smoothing: float | None,
+                     short_side: int | None, batch_size: int, progress: bool, tally: Tally) -> None:
+    """Translate the clips one after the other (``video.translate_clip``), through ``translator``
+    or, with ``smoothing`` (not None), through a copy whose instance norms carry their
+    statistics from frame to frame, reset at each clip. Each failure is one line naming the clip."""
+    if smoothing is not None:
+        translator = dataclasses.replace(translator, generator=stable_generator(translator.generator, smoothing),
+                                         compiled=None, _plan=None)
+    for source, dst in clips:
+        reset_statistics(translator.generator)
+        try:
+            frames = translate_clip(source, dst, translator, channels=translator.channels, batch_size=batch_size,
+                                    short_side=short_side, progress=progress)
+            tally.translated += 1
+            note(f"{dst}: {frames} frames")
+        except DataError as error:  # VideoError: unreadable, truncated; ImageSizeError (--size)
+            note(str(error))
+            tally.failed += 1
+        except (RuntimeError, ValueError, OSError) as error:  # out of memory, a full disk
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            note(f"cannot translate {source}: {reason}")
+            tally.failed += 1
 
 
 def image_translator(run: TrainedRun, direction: str, *, style_strength: float = 1.0, preserve_color: bool = False,
@@ -365,7 +409,7 @@ def _collect(inputs: Sequence[str | Path], out_root: Path) -> list[tuple[Path, P
         shown = ", ".join(str(p) for p in ignored[:5]) + (f" and {len(ignored) - 5} more" if len(ignored) > 5 else "")
         note(f"ignored {len(ignored)} files that are not images ({' '.join(TRANSLATABLE)}): {shown}")
     for source, rel in jobs:
-        frames = _frame_count(source)
+        frames = 1 if is_clip(source) else _frame_count(source)
         if frames > 1:
             note(f"{source} has {frames} frames: the first is translated, into {rel.name}")
     return jobs

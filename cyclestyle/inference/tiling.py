@@ -51,6 +51,11 @@ Tiles whose output equals the full-frame output
     activations between passes would cut it to about 2-3× at the cost of memory that grows with
     the image.
 
+Frames of a video
+    A norm layer that carries statistics from frame to frame (``temporal.py``, ``--stable``) gets
+    each frame's whole-image statistics through its ``smooth``, exactly as it does full-frame, so
+    tiled stable video equals full-frame stable video too.
+
 Memory
     Only tiles go to the device. ``translate_image`` reads tiles straight from the input PIL image
     and pastes finished rows of the output into the output image, through a float32 buffer of one
@@ -150,12 +155,17 @@ def _layout(generator: nn.Module) -> _Layout:
         calls.append((module, tuple(inputs[0].shape[-2:]), tuple(output.shape[-2:])))
 
     handles = [m.register_forward_hook(record) for m in generator.modules() if next(m.children(), None) is None]
+    carriers = [m for m in generator.modules() if getattr(m, "statistics_given", True) is False]
+    for m in carriers:  # norms that carry statistics across frames: the probe is not a frame
+        m.statistics_given = True
     try:
         with torch.inference_mode():
             out = generator(probe)
     finally:
         for h in handles:
             h.remove()
+        for m in carriers:
+            m.statistics_given = False
     if tuple(out.shape[-2:]) != (_PROBE, _PROBE):
         raise ValueError(f"cannot tile a generator whose output size differs from its input's "
                          f"({_PROBE}x{_PROBE} in, {out.shape[-1]}x{out.shape[-2]} out)")
@@ -356,11 +366,16 @@ class _GlobalNorm:
 
     def __enter__(self) -> _GlobalNorm:
         for k, m in enumerate(self.norms):
+            if hasattr(m, "statistics_given"):  # a norm that carries statistics across frames
+                m.statistics_given = True
             self._handles.append(m.register_forward_pre_hook(partial(self._measure, k)))
             self._handles.append(m.register_forward_hook(partial(self._normalise, k)))
         return self
 
     def __exit__(self, *exc) -> None:
+        for m in self.norms:
+            if hasattr(m, "statistics_given"):
+                m.statistics_given = False
         for h in self._handles:
             h.remove()
         self._handles.clear()
@@ -413,12 +428,14 @@ class _GlobalNorm:
     def finish(self, k: int, device: torch.device, dtype: torch.dtype) -> None:
         """Fix layer k's statistics from what was measured since ``start(k)``."""
         m = self.norms[k]
-        var = self.m2 / self.count  # biased, as instance norm uses
+        mean, var = self.mean, self.m2 / self.count  # biased, as instance norm uses
+        if hasattr(m, "smooth"):  # the whole frame's statistics, smoothed across frames (temporal.py)
+            mean, var = (t[0] for t in m.smooth(mean[None], var[None]))
         scale, bias = (var + m.eps).rsqrt().cpu(), None
         if m.affine:
             scale = scale * m.weight.detach().to("cpu", torch.float64)
             bias = m.bias.detach()
-        self.set(k, self.mean, scale, bias, device, dtype)
+        self.set(k, mean, scale, bias, device, dtype)
         self.target = None
         self._reset_sums()
 
