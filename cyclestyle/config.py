@@ -42,7 +42,14 @@ class DataConfig:
     # split (the dashboard's panels then show the first training images).
     # "hf": a Hugging Face `datasets` source: a hub id, a folder written by `save_to_disk`,
     # a folder of parquet files, or an `imagefolder` tree. A one-domain method reads image_column.
-    format: Literal["folder", "images", "hf"] = "folder"
+    # "aligned": the official pix2pix layout, ROOT/{train,val,test}/ of images holding A (left half)
+    # and B (right half) side by side: always pairs.
+    format: Literal["folder", "images", "hf", "aligned"] = "folder"
+    # Whether A and B are pairs (the same scene twice): folder images matched by file stem, the two
+    # HF columns row by row, the halves of an aligned image. A paired method (pix2pix) trains on
+    # them; held-out evaluation of any method then scores PSNR/SSIM against the true partner.
+    # null: as the method needs (pix2pix true, the others false), resolved when the config is checked.
+    paired: bool | None = None
     root: str = ""
     train_split: str = "train"
     test_split: str = "test"
@@ -607,8 +614,11 @@ def validate_paths(cfg: Config, domains: tuple[str, ...]) -> None:
     if not d.root:
         raise ConfigError("data.root is not set: give the dataset folder (or an HF dataset id with data.format: hf)")
     root = Path(d.root).expanduser()
-    if d.format in ("folder", "images") and not root.is_dir():
+    if d.format in ("folder", "images", "aligned") and not root.is_dir():
         raise ConfigError(f"data.root {d.root} is not a folder")
+    if d.format == "aligned" and not (root / d.train_split).is_dir():
+        raise ConfigError(f"data.root {d.root} has no {d.train_split}/ folder (data.format aligned: "
+                          f"{d.train_split}/, test/ of A|B images side by side)")
     if d.format == "folder":
         subs = [f"{d.train_split}{domain}" for domain in domains]
         for sub in subs:
@@ -646,9 +656,10 @@ def _validate_wandb(w: WandbConfig) -> None:
 
 # Shared keys added since v0.2 that a config leaves out while they hold their default: the
 # config.yaml of a run that does not use them, and so its fingerprint (``config_hash``), stay what
-# they were (tests/test_compat.py reads a v0.2 run's config back to the same text).
+# they were (tests/test_compat.py reads a v0.2 run's config back to the same text). data.paired's
+# default, null, means unpaired for every method but pix2pix (which resolves it to true).
 LATER_KEYS = (("train", "init_from"), ("log", "keep_samples"), ("data", "max_dataset_size"), ("loss", "lambda_gp"),
-              ("train", "lr_policy"), ("train", "lr_decay_iters"),
+              ("train", "lr_policy"), ("train", "lr_decay_iters"), ("data", "paired"),
               *(tuple(key.split(".")) for key in METHOD_DEFAULTED))
 
 

@@ -1,4 +1,5 @@
-"""Unpaired image data: two domains, A and B, read from folders or Hugging Face ``datasets``.
+"""Image data: two domains, A and B, read from folders or Hugging Face ``datasets``, unpaired or
+as pairs of one scene (pix2pix: ``open_pairs``, ``PairedDataset``).
 
 A *source* is one domain: an ordered list of images that can be loaded one at a time by index
 (``FolderSource`` for ``ROOT/trainA``-style folders, ``HFSource`` for a column of a ``datasets``
@@ -394,12 +395,16 @@ def open_domains(cfg: DataConfig, split: str, channels: int = 3, channels_b: int
     for a grayscale ↔ colour translator.
 
     Unreadable images are dropped with a warning each and a summary (or, with
-    ``cfg.strict_images``, the first one raises ``UnreadableImageError``).
+    ``cfg.strict_images``, the first one raises ``UnreadableImageError``). Paired data
+    (``data.format: aligned``, or ``data.paired``) comes from ``open_pairs``: item i of A and of B
+    are one pair.
     """
     domains = tuple(domains)
     if domains not in (("A", "B"), ("A",)):
         raise ValueError(f"domains must be (A, B) or (A,), got {domains}")
     channels_b = channels if channels_b is None else channels_b
+    if is_paired(cfg):
+        return open_pairs(cfg, split, (channels, channels_b))[:len(domains)]
     if cfg.format == "images":
         sources: tuple[Source, ...] = (_plain_folder(cfg, split, channels, domains),)
     elif cfg.format == "folder":
@@ -571,6 +576,130 @@ def _load_hf_split(root: str, split: str) -> datasets.Dataset:
 
 
 # --------------------------------------------------------------------------------------------
+# Paired data: item i of A and item i of B show the same scene (pix2pix)
+
+
+class AlignedSource:
+    """One half of the images of an aligned folder (the official pix2pix layout): A is the left
+    half of each image, B the right, split as the official ``aligned_dataset.py`` splits them
+    (at ``width // 2``; an odd width leaves B the extra column)."""
+
+    def __init__(self, folder: str | Path, half: str, paths: Sequence[Path] | None = None, channels: int = 3):
+        if half not in ("A", "B"):
+            raise ValueError(f"half must be A or B, got {half!r}")
+        self.folder, self.half, self.channels = Path(folder), half, channels
+        self.name = f"{folder} ({'left' if half == 'A' else 'right'} halves)"
+        self.paths = list(list_images(self.folder) if paths is None else paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def describe(self, i: int) -> str:
+        return str(self.paths[i])
+
+    def load(self, i: int, channels: int | None = None) -> Image.Image:
+        img = load_image(self.paths[i], channels or self.channels)
+        w, h = img.size
+        if w < 2:
+            raise UnreadableImageError(f"image {self.paths[i]} is {w} pixel wide: no A|B halves", str(self.paths[i]))
+        return img.crop((0, 0, w // 2, h) if self.half == "A" else (w // 2, 0, w, h))
+
+    def verify(self, i: int) -> None:
+        verify_image(self.paths[i])
+
+    def subset(self, indices: Sequence[int]) -> AlignedSource:
+        return AlignedSource(self.folder, self.half, [self.paths[i] for i in indices], self.channels)
+
+
+def is_paired(cfg: DataConfig) -> bool:
+    """Whether ``cfg`` reads pairs: ``data.format: aligned`` always, any other when ``data.paired``."""
+    return cfg.format == "aligned" or bool(cfg.paired)
+
+
+def open_pairs(cfg: DataConfig, split: str, channels: tuple[int, int] = (3, 3)) -> tuple[Source, Source]:
+    """The A and B sources of split ``split`` as pairs, item for item: the halves of
+    ``ROOT/SPLIT/`` (``data.format: aligned``), ``ROOT/SPLITA`` and ``ROOT/SPLITB`` matched by file
+    stem (``folder``), or the two image columns of an HF table row by row (``hf``). A pair with
+    an unreadable side is dropped whole, so that the two stay in step."""
+    root = Path(cfg.root).expanduser()
+    if cfg.format == "aligned":
+        folder = root / split
+        sources: tuple[Source, Source] = (AlignedSource(folder, "A", channels=channels[0]),
+                                          AlignedSource(folder, "B", list_images(folder), channels[1]))
+    elif cfg.format == "folder":
+        sources = matched_folders(root / f"{split}A", root / f"{split}B", channels)
+    elif cfg.format == "hf":
+        sources = _hf_pairs(cfg, split, channels)
+    else:
+        raise DataError(f"data.format {cfg.format}: {cfg.root} is one collection of images, not pairs "
+                        "(use data.format aligned, folder or hf)")
+    limited = (limit_size(sources[0], cfg.max_dataset_size), limit_size(sources[1], cfg.max_dataset_size))
+    return _scan_pairs(limited, cfg.strict_images)
+
+
+def _stem(path: Path, folder: Path) -> str:
+    """A file's name within ``folder`` without its extension: ``sub/0001`` for ``sub/0001.png``."""
+    return path.relative_to(folder).with_suffix("").as_posix()
+
+
+def matched_folders(folder_a: Path, folder_b: Path, channels: tuple[int, int]) -> tuple[FolderSource, FolderSource]:
+    """Two folders' images paired by file stem (``trainA/0001.png`` with ``trainB/0001.jpg``).
+    Files without a partner are left out, named in one warning; two files of one stem in a
+    folder (``a.png``, ``a.jpg``) are a ``DataError``, since either could be the partner."""
+    stems = []
+    for folder in (folder_a, folder_b):
+        by_stem: dict[str, Path] = {}
+        for path in list_images(folder):
+            other = by_stem.setdefault(_stem(path, folder), path)
+            if other != path:
+                raise DataError(f"{other} and {path} have the same stem: which is the partner of the other folder's?")
+        stems.append(by_stem)
+    a, b = stems
+    common = sorted(set(a) & set(b))
+    if not common:
+        raise DataError(f"no file of {folder_a} has a partner of the same stem in {folder_b}")
+    lonely = [f"{folder_a.name}/{k}" for k in sorted(set(a) - set(b))] + [f"{folder_b.name}/{k}" for k in sorted(set(b) - set(a))]
+    if lonely:
+        shown = ", ".join(lonely[:5]) + (f" and {len(lonely) - 5} more" if len(lonely) > 5 else "")
+        _warn(f"{len(lonely)} files have no partner of the same stem and are left out: {shown}")
+    return (FolderSource(folder_a, [a[k] for k in common], channels[0]),
+            FolderSource(folder_b, [b[k] for k in common], channels[1]))
+
+
+def _hf_pairs(cfg: DataConfig, split: str, channels: tuple[int, int]) -> tuple[HFSource, HFSource]:
+    """The two image columns of an HF split, row by row (not deduplicated: a row is a pair)."""
+    if cfg.label_column is not None:
+        raise DataError(f"paired data from {cfg.root} needs two image columns (data.column_a, data.column_b), "
+                        f"not data.label_column {cfg.label_column}")
+    table = _load_hf_split(cfg.root, split)
+    prefix = f"{cfg.root}[{split}]"
+    _require_columns(table, [cfg.column_a, cfg.column_b], prefix)
+    return (HFSource(table, cfg.column_a, f"{prefix}.{cfg.column_a}", channels=channels[0]),
+            HFSource(table, cfg.column_b, f"{prefix}.{cfg.column_b}", channels=channels[1]))
+
+
+def _scan_pairs(sources: tuple[Source, Source], strict: bool) -> tuple[Source, Source]:
+    """The pairs whose two images open (``_scan`` for pairs): a bad side drops its pair."""
+    keep = []
+    for i in range(len(sources[0])):
+        try:
+            for source in sources:
+                source.verify(i)
+        except UnreadableImageError as e:
+            if strict:
+                raise
+            _warn(f"{e} (its pair skipped)")
+        else:
+            keep.append(i)
+    if not keep:
+        raise DataError(f"no readable pairs in {sources[0].name} and {sources[1].name}")
+    if len(keep) < len(sources[0]):
+        _warn(f"skipped {len(sources[0]) - len(keep)} of {len(sources[0])} pairs in {sources[0].name}")
+        return sources[0].subset(keep), sources[1].subset(keep)
+    return sources
+
+
+# --------------------------------------------------------------------------------------------
 # Preprocessing
 
 
@@ -722,3 +851,36 @@ class UnalignedDataset(torch.utils.data.Dataset):
                     raise
                 _warn(f"{e} (using the next image instead)")
         raise DataError(f"none of the {n} images in {source.name} can be read")
+
+
+class PairedDataset(UnalignedDataset):
+    """Pairs of the same scene (pix2pix): item i of A with item i of B, keyed as
+    ``UnalignedDataset`` is, ``(index, unused, aug_seed)`` (the sampler's B index is not used).
+
+    The same random crop and flip apply to both images, as the official ``aligned_dataset.py``
+    does: B is brought to A's size first (bicubic, where a paired folder's B differs), and both
+    are preprocessed with their own ``random.Random(aug_seed)``, so the two streams draw the same
+    crop offset and the same flip.
+    """
+
+    def __getitem__(self, key: tuple[int, int, int]) -> dict[str, torch.Tensor]:
+        index, _, aug_seed = (int(k) for k in key)
+        (a, b), name = self._load_pair(index)
+        if b.size != a.size:
+            b = b.resize(a.size, Image.Resampling.BICUBIC)
+        return {domain: preprocess(img, self.cfg, random.Random(aug_seed), self.train, source=name,
+                                   size_multiple=self.size_multiple) for domain, img in (("A", a), ("B", b))}
+
+    def _load_pair(self, index: int) -> tuple[tuple[Image.Image, Image.Image], str]:
+        """Pair ``index``; if a side has become unreadable since the scan, the next readable pair."""
+        n = self.n_a
+        for step in range(n):
+            i = (index + step) % n
+            try:
+                return (self.source_a.load(i, self.channels), self.source_b.load(i, self.channels_b)), \
+                    self.source_a.describe(i)
+            except UnreadableImageError as e:
+                if self.cfg.strict_images:
+                    raise
+                _warn(f"{e} (using the next pair instead)")
+        raise DataError(f"none of the {n} pairs in {self.source_a.name} can be read")

@@ -8,6 +8,7 @@ from PIL import Image
 
 from cyclestyle.cli import main
 from cyclestyle.data import image_to_tensor, load_image
+from cyclestyle.demo.data import render_painting
 from cyclestyle.evaluation import metrics
 
 from .conftest import REPO, cli
@@ -60,15 +61,30 @@ def test_demo_writes_report_png_html_and_metrics(demo):
     assert result["cyclegan_vs_cut"]["psnr"] == {"cyclegan": result["held_out"]["AtoB"]["psnr"],
                                                  "cut": cut["held_out"]["AtoB"]["psnr"]}
     assert sorted(p.name for p in (out / "run_cut").glob("*.safetensors")) == ["G_A.safetensors"]
+    # pix2pix trained on the same photos paired with their true paintings, same config and steps.
+    pix2pix = result["pix2pix"]
+    assert pix2pix["steps"] == 6 and pix2pix["gan_mode"] == "vanilla"
+    assert pix2pix["held_out"]["AtoB"]["n"] == 3 and pix2pix["held_out"]["BtoA"] is None
+    assert result["unpaired_vs_paired"]["psnr"] == {"cyclegan": result["held_out"]["AtoB"]["psnr"],
+                                                    "cut": cut["held_out"]["AtoB"]["psnr"],
+                                                    "pix2pix": pix2pix["held_out"]["AtoB"]["psnr"]}
+    assert sorted(p.name for p in (out / "run_pix2pix").glob("*.safetensors")) == ["G.safetensors"]
+    photos = sorted((data / "trainA").glob("*.png"))
+    assert sorted(p.name for p in (out / "pairs" / "trainB").glob("*.png")) == [p.name for p in photos]
+    with Image.open(photos[0]) as photo, Image.open(out / "pairs" / "trainB" / photos[0].name) as painting:
+        assert render_painting(photo.convert("RGB")).tobytes() == painting.tobytes()  # each photo's own painting
+    assert sorted(p.name for p in (out / "pairs" / "testB").glob("*.png")) == sorted(
+        p.name for p in (data / "truth" / "AtoB").glob("*.png"))
     # report.png: a title row, then one row per photo of 4 enlarged cells.
     with Image.open(out / "report.png") as img:
         assert img.size == (4 * 64, 18 + 3 * 64)
     page = (out / "report.html").read_text()
     assert 'src="report.png"' in page and "random VGG19" in page
-    for link in ("eval/index.html", "eval_cut/index.html", "compare/index.html"):
+    for link in ("eval/index.html", "eval_cut/index.html", "eval_pix2pix/index.html", "compare/index.html"):
         assert f'href="{link}"' in page and (out / link).is_file()
     assert "held-out PSNR and SSIM against the true paintings (3 photos)" in stdout
     assert "A→B on all 3 held-out photos, 6 training steps each:" in stdout and "CycleGAN and CUT" in page
+    assert "\n  pix2pix " in stdout and "pix2pix on pairs" in page
     assert (out / "run" / "checkpoints" / "best" / "G_A.safetensors").is_file()
 
 

@@ -14,17 +14,17 @@ from cyclestyle.demo.budget import MARGIN, REPORT_SECONDS, Rates, Stages, plan_d
 
 from .conftest import REPO, cli
 
-RATES = Rates(cyclegan_step=0.25, cut_step=0.2, run_overhead=6.0, eval_image=0.02, gatys_start=1.5,
+RATES = Rates(cyclegan_step=0.25, cut_step=0.2, pix2pix_step=0.1, run_overhead=6.0, eval_image=0.02, gatys_start=1.5,
               gatys_step=0.08)
 STAGES = Stages(planned_steps=1500, eval_every=250, eval_images=40, n_test=40, gatys_images=12, gatys_steps=100)
 
 
 def demo_seconds(steps: int, budget: float, spent: float, rates: Rates, stages: Stages) -> float:
     """The whole demo's seconds at ``rates``, counted stage by stage as the demo runs them."""
-    training = 2 * rates.run_overhead + steps * (rates.cyclegan_step + rates.cut_step)
-    if stages.eval_every:  # CycleGAN evaluates both ways, CUT A→B, every eval_every steps
-        training += (steps // stages.eval_every) * 3 * stages.eval_images * rates.eval_image
-    evaluation = 3 * stages.n_test * rates.eval_image
+    training = 3 * rates.run_overhead + steps * (rates.cyclegan_step + rates.cut_step + rates.pix2pix_step)
+    if stages.eval_every:  # CycleGAN evaluates both ways, CUT and pix2pix A→B, every eval_every steps
+        training += (steps // stages.eval_every) * 4 * stages.eval_images * rates.eval_image
+    evaluation = 4 * stages.n_test * rates.eval_image
     comparison = rates.gatys_start + stages.gatys_images * (stages.gatys_steps * rates.gatys_step + 2 * rates.eval_image)
     return spent + training + evaluation + comparison + REPORT_SECONDS + MARGIN * budget
 
@@ -51,8 +51,8 @@ def test_every_stage_counts_against_training():
     more_spent = plan_demo(600.0, 80.0, RATES, STAGES)
     for fewer in (slower_gatys, more_gatys_photos, slower_evaluation, more_spent):
         assert fewer.steps < plan.steps and fewer.fits
-    # Gatys's extra 12 × 100 × 0.08 s is worth that many seconds of both methods' steps.
-    assert plan.steps - slower_gatys.steps == pytest.approx(96 / (0.25 + 0.2 + 3 * 40 * 0.02 / 250), abs=2)
+    # Gatys's extra 12 × 100 × 0.08 s is worth that many seconds of the three methods' steps.
+    assert plan.steps - slower_gatys.steps == pytest.approx(96 / (0.25 + 0.2 + 0.1 + 4 * 40 * 0.02 / 250), abs=2)
 
 
 def test_a_fast_machine_trains_the_config_and_a_tight_budget_one_step_said_over():

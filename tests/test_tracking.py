@@ -408,3 +408,6 @@ def test_panels_fall_back_to_training_images_and_render_in_eval_inference_mode(t
         fake = g_a.eval()(a)
     assert one_way["images/A"].image.crop((32, 0, 64, 32)).tobytes() == tensor_to_image(fake[0]).tobytes()
     assert one_way["images/A"].caption.endswith("real A | A→B (G_A)")
+    # A method that trains B→A only (pix2pix with pix2pix.direction: BtoA): the B grid alone.
+    backwards = panels.render(None, g_b, torch.device("cpu"), names=(None, "G"))
+    assert list(backwards) == ["images/B"] and backwards["images/B"].caption.endswith("real B | B→A (G)")

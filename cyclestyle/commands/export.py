@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="onnx, torchscript or pt2: a registered exporter (cyclestyle.export.EXPORTERS)")
     p.add_argument("--output", required=True, metavar="FILE", help="the file to write")
     p.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    p.add_argument("--batch-norm", choices=["auto", "image", "running"], default="auto",
+                   help="a batch-norm generator (pix2pix's U-Net): 'image' normalises each image by its own "
+                        "statistics, as translate does by default (the official test.py); 'running' by the "
+                        "statistics learnt in training (its --eval); auto: image (default)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     report = export_translator(args.weights, args.output, args.format, direction=args.direction,
-                               overwrite=args.overwrite)
+                               overwrite=args.overwrite, batch_norm=args.batch_norm)
     checks = ", ".join(f"{'x'.join(map(str, shape))}: {diff:.1e}" for shape, diff in report.checks)
     print(f"wrote {report.path} ({get(args.format).description}) in {time.perf_counter() - started:.1f} s\n"
           f"checked against PyTorch, max |diff| {checks} (limit 1e-4)")

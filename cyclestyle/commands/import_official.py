@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "convert a generator saved by the official CycleGAN or CUT code (.pth) to this toolkit's format"
+HELP = "convert a generator saved by the official CycleGAN, pix2pix or CUT code (.pth) to this toolkit's format"
 DESCRIPTION = (
     "Convert a generator file of the official PyTorch CycleGAN code (junyanz/pytorch-CycleGAN-and-\n"
     "pix2pix: latest_net_G_A.pth, or a published model such as horse2zebra.pth) or of CUT's code\n"
@@ -14,11 +14,13 @@ DESCRIPTION = (
     "is read without running any code in it; ngf, the number of residual blocks, the anti-aliasing\n"
     "and the channels are read from its tensors. The instance-norm\n"
     "running statistics that files of old PyTorch versions carry are dropped, as the official loader\n"
-    "does. Anything else (a U-Net generator, a discriminator, batch norm) is refused in one line.")
+    "does. pix2pix's U-Nets (unet_128, unet_256: latest_net_G.pth) convert with their batch-norm\n"
+    "running statistics. Anything else (a discriminator, a ResNet with batch norm) is refused in one line.")
 EPILOG = ("examples:\n"
           "  cyclestyle import-official checkpoints/horse2zebra/latest_net_G_A.pth --output horse2zebra.safetensors\n"
           "  cyclestyle import-official checkpoints/horse2zebra_cut_pretrained/latest_net_G.pth --output cut.safetensors\n"
-          "  cyclestyle translate --weights horse2zebra.safetensors --direction AtoB --output zebras/ horses/")
+          "  cyclestyle translate --weights horse2zebra.safetensors --direction AtoB --output zebras/ horses/\n"
+          "  cyclestyle import-official checkpoints/facades_pix2pix/latest_net_G.pth --output facades.safetensors")
 FORMATTER_CLASS = argparse.RawDescriptionHelpFormatter
 
 
@@ -44,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
 def describe(spec) -> str:
     """One line on a converted generator (shared with ``pretrained``)."""
     a = spec.arguments
+    if spec.name.startswith("unet"):
+        return (f"U-Net generator ({spec.name}), ngf {a['ngf']}, {a['norm']} norm, {spec.in_channels} -> "
+                f"{spec.out_channels} channels{', dropout' if a['dropout'] else ''}")
     antialiased = not a.get("no_antialias", True) or not a.get("no_antialias_up", True)
     return (f"ResNet generator, ngf {a['ngf']}, {a['n_blocks']} blocks, {spec.in_channels} -> {spec.out_channels} "
             f"channels{', dropout' if a['dropout'] else ''}{', anti-aliased (CUT)' if antialiased else ''}")

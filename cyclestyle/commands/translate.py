@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from .evaluate import add_test_mode  # torch-free, shared with evaluate
+
 HELP = "translate images of any size, videos and animated GIFs with a trained generator"
 DESCRIPTION = ("Translate image files, videos (.mp4 .m4v .mov .mkv .webm .avi), animated GIFs, folders "
                "(recursively) or globs with a trained generator. Each output keeps its input's exact size "
@@ -14,14 +16,18 @@ DESCRIPTION = ("Translate image files, videos (.mp4 .m4v .mov .mkv .webm .avi), 
                "untouched, and --stable smooths the translation's statistics across frames against flicker "
                "(videos need PyAV: pip install \"cyclestyle[video]\"). "
                "Large images are translated in tiles whose instance-norm statistics are those of "
-               "the whole image, so the result matches a full-frame translation without its memory.")
+               "the whole image, so the result matches a full-frame translation without its memory. "
+               "A batch-norm generator (pix2pix's U-Net) runs as the official test.py runs it by default, "
+               "each image normalised by its own statistics (--batch-norm running: its --eval), full frame.")
 EPILOG = ("examples:\n"
           "  cyclestyle translate --weights runs/monet2photo --direction BtoA --output out/ photos/\n"
           "  cyclestyle translate --weights runs/monet2photo/G_B.safetensors --direction BtoA "
           "--output out/ --tile 512 --overlap 64 scan.tif\n"
           "  cyclestyle translate --weights runs/starry --output out/ photos/        # a style-train run\n"
           "  cyclestyle translate --weights runs/starry --output out/ --style-strength 0.6 --preserve-color photo.jpg\n"
-          "  cyclestyle translate --weights runs/monet2photo --direction BtoA --output out/ --stable clip.mp4")
+          "  cyclestyle translate --weights runs/monet2photo --direction BtoA --output out/ --stable clip.mp4\n"
+          "  cyclestyle translate --weights runs/facades_pix2pix --batch-norm running --output out/ labels/\n"
+          "  cyclestyle translate --weights runs/facades_pix2pix --dropout --seed 3 --output out/ labels/")
 FORMATTER_CLASS = argparse.RawDescriptionHelpFormatter
 
 
@@ -59,6 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "faster (about 1.5x on a CPU); auto compiles for 32 or more images (default auto)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="bf16 autocast: faster on GPUs; outputs may differ by a few 8-bit levels (default fp32)")
+    add_test_mode(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
             args.weights, args.inputs, args.output, direction=args.direction, style_strength=args.style_strength,
             preserve_color=args.preserve_color, tile=args.tile, overlap=args.overlap, size=args.size,
             batch_size=args.batch_size, device=args.device, overwrite=args.overwrite, compile=args.compile,
-            precision=args.precision, stable=args.stable, stable_smoothing=args.stable_smoothing)
+            precision=args.precision, stable=args.stable, stable_smoothing=args.stable_smoothing,
+            batch_norm=args.batch_norm, dropout=args.dropout, seed=args.seed)
     except VideoSupportMissing as error:
         print(f"cyclestyle: error: {error}", file=sys.stderr)
         return 2

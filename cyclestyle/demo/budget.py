@@ -3,10 +3,10 @@ number of training steps that leaves.
 
 ``cyclestyle demo --minutes N`` must end within N minutes on the machine it runs on. Training is
 the only stage whose length can be chosen, so the others are measured first (``measure_rates``:
-a 20-step timing run of CycleGAN and of CUT, a few held-out images through the timing run's
-generators, a few Gatys steps on one held-out photo), and ``plan_demo``, a pure function of those
-rates, gives training what remains: both methods the same number of steps, with the held-out
-evaluations that training does every ``eval.every`` steps counted in each step's cost.
+a 20-step timing run of CycleGAN, of CUT and of pix2pix, a few held-out images through the timing
+run's generators, a few Gatys steps on one held-out photo), and ``plan_demo``, a pure function of
+those rates, gives training what remains: the three methods the same number of steps, with the
+held-out evaluations that training does every ``eval.every`` steps counted in each step's cost.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ CALIBRATION_STEPS = 20  # timed training steps that size the real run to the bud
 EVAL_SAMPLE = 4  # held-out images per direction timed through the timing run's generators
 GATYS_SAMPLE = 5  # Gatys steps timed on one held-out photo
 MARGIN = 0.05  # of the budget, kept for what varies between the timing runs and the real ones (load, caches)
+RUNS = 3  # training runs: CycleGAN, CUT, pix2pix
+EVALUATED = 4  # generator-directions evaluated: CycleGAN's two, CUT's and pix2pix's A→B
 REPORT_SECONDS = 10.0  # report.png, report.html, metrics.json (about 1 s on a loaded 2-core Xeon) and the
 # dashboard's summary, which reopens the wandb run (seconds)
 
@@ -42,6 +44,7 @@ class Rates:
 
     cyclegan_step: float  # one CycleGAN training step (a log window's mean, evaluations left out)
     cut_step: float  # one CUT training step
+    pix2pix_step: float  # one pix2pix training step (on the rendered pairs)
     run_overhead: float  # a training run's cost besides its steps (start-up, checkpoint, final files)
     eval_image: float  # one held-out image through one generator, measured and written
     gatys_start: float  # loading VGG19 for Gatys, and its first passes' set-up
@@ -79,8 +82,9 @@ class Plan:
     def describe(self, rates: Rates) -> str:
         s = self.seconds
         text = (f"plan for {self.budget / 60:g} min on this machine: {s['spent']:.0f} s spent (data, timing runs); "
-                f"training {self.steps} steps each ({1 / rates.cyclegan_step:.2f} CycleGAN and "
-                f"{1 / rates.cut_step:.2f} CUT steps/s, evaluations included: {s['training']:.0f} s); "
+                f"training {self.steps} steps each ({1 / rates.cyclegan_step:.2f} CycleGAN, "
+                f"{1 / rates.cut_step:.2f} CUT and {1 / rates.pix2pix_step:.2f} pix2pix steps/s, evaluations "
+                f"included: {s['training']:.0f} s); "
                 f"evaluation {s['evaluation']:.0f} s; comparison with Gatys {s['comparison']:.0f} s; "
                 f"report {s['report']:.0f} s; margin {s['margin']:.0f} s")
         return text if self.fits else text + f": {self.total / 60:.1f} min even at 1 step, over the budget"
@@ -90,23 +94,23 @@ def plan_demo(budget: float, spent: float, rates: Rates, stages: Stages) -> Plan
     """The most training steps (at most the config's, at least 1) for which every stage, at the
     measured ``rates``, ends within ``budget`` seconds, of which ``spent`` are gone. Pure.
 
-    A training step costs a CycleGAN and a CUT step, and each run evaluates itself every
-    ``eval_every`` steps (CycleGAN both ways, CUT A→B); the final evaluation takes every held-out
-    image the same three ways, and the comparison stylises each photo with Gatys and translates
-    it with CycleGAN and the identity."""
+    A training step costs a CycleGAN, a CUT and a pix2pix step, and each run evaluates itself
+    every ``eval_every`` steps (CycleGAN both ways, CUT and pix2pix A→B); the final evaluation
+    takes every held-out image the same four ways, and the comparison stylises each photo with
+    Gatys and translates it with CycleGAN and the identity."""
     fixed = {
         "spent": spent,
-        "evaluation": 3 * stages.n_test * rates.eval_image,
+        "evaluation": EVALUATED * stages.n_test * rates.eval_image,
         "comparison": rates.gatys_start + stages.gatys_images * (stages.gatys_steps * rates.gatys_step
                                                                  + 2 * rates.eval_image),
         "report": REPORT_SECONDS,
         "margin": MARGIN * budget,
     }
     left = budget - sum(fixed.values())
-    per_step = rates.cyclegan_step + rates.cut_step
+    per_step = rates.cyclegan_step + rates.cut_step + rates.pix2pix_step
     if stages.eval_every:
-        per_step += 3 * stages.eval_images * rates.eval_image / stages.eval_every  # evaluations, spread
-    steps = max(0, math.floor((left - 2 * rates.run_overhead) / max(per_step, 1e-9)))  # a lower bound: spread evaluations
+        per_step += EVALUATED * stages.eval_images * rates.eval_image / stages.eval_every  # evaluations, spread
+    steps = max(0, math.floor((left - RUNS * rates.run_overhead) / max(per_step, 1e-9)))  # a lower bound: spread evaluations
     while steps < stages.planned_steps and training_seconds(steps + 1, rates, stages) <= left:  # come later
         steps += 1
     steps = max(1, min(stages.planned_steps, steps))
@@ -114,17 +118,18 @@ def plan_demo(budget: float, spent: float, rates: Rates, stages: Stages) -> Plan
 
 
 def training_seconds(steps: int, rates: Rates, stages: Stages) -> float:
-    """Both runs of ``steps`` steps: their own overhead, their steps, and their evaluations."""
+    """The three runs of ``steps`` steps: their own overhead, their steps, and their evaluations."""
     evaluations = steps // stages.eval_every if stages.eval_every else 0  # of each run
-    return (2 * rates.run_overhead + steps * (rates.cyclegan_step + rates.cut_step)
-            + evaluations * 3 * stages.eval_images * rates.eval_image)
+    return (RUNS * rates.run_overhead + steps * (rates.cyclegan_step + rates.cut_step + rates.pix2pix_step)
+            + evaluations * EVALUATED * stages.eval_images * rates.eval_image)
 
 
 # --------------------------------------------------------------------------------------------
 # Measured on this machine
 
 
-def measure_rates(cfg: Config, cut_cfg: Config, root: Path, scratch: Path, vgg_weights: str | None) -> Rates:
+def measure_rates(cfg: Config, cut_cfg: Config, pix2pix_cfg: Config, root: Path, scratch: Path,
+                  vgg_weights: str | None) -> Rates:
     """The ``Rates`` of this machine: a timing run of each method (their held-out images through
     the CycleGAN one's generators), and a few Gatys steps on one held-out photo. ``scratch`` is
     removed after."""
@@ -132,10 +137,12 @@ def measure_rates(cfg: Config, cut_cfg: Config, root: Path, scratch: Path, vgg_w
         cyclegan_step, cyclegan_overhead = _training_rate(cfg, scratch / "cyclegan")
         eval_image = _evaluation_rate(scratch / "cyclegan", root, cfg.data.crop_size, scratch / "eval")
         cut_step, cut_overhead = _training_rate(cut_cfg, scratch / "cut")
+        pix2pix_step, pix2pix_overhead = _training_rate(pix2pix_cfg, scratch / "pix2pix")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     gatys_start, gatys_step = _gatys_rate(root, vgg_weights)
-    return Rates(cyclegan_step, cut_step, max(cyclegan_overhead, cut_overhead), eval_image, gatys_start, gatys_step)
+    return Rates(cyclegan_step, cut_step, pix2pix_step, max(cyclegan_overhead, cut_overhead, pix2pix_overhead),
+                 eval_image, gatys_start, gatys_step)
 
 
 def _training_rate(cfg: Config, scratch: Path) -> tuple[float, float]:

@@ -48,6 +48,7 @@ import importlib.resources
 import json
 import random
 import re
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -299,6 +300,27 @@ def build_demo_dataset(root: Path, size: int = 64, n_train: int = 400, n_test: i
     }
     (root / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return root
+
+
+def write_training_pairs(root: Path, dest: Path) -> Path:
+    """The demo dataset as pairs, for pix2pix: ``dest/trainA`` and ``dest/testA`` are the photos of
+    ``root``, ``dest/trainB`` the true painting of every training photo (``render_painting``, as
+    the held-out truth was made) and ``dest/testB`` the held-out truth, each under its photo's name
+    (``data.paired``). CycleGAN and CUT never see a photo's own painting; pix2pix sees nothing else:
+    what pairs buy, on the same photos. Returns ``dest``; what it held is replaced."""
+    root, dest = Path(root), Path(dest)
+    if dest.exists():
+        shutil.rmtree(dest)
+    sources = {"trainA": root / "trainA", "testA": root / "testA", "testB": root / TRUTH_DIR}
+    for split, folder in sources.items():
+        (dest / split).mkdir(parents=True)
+        for path in sorted(folder.glob("*.png")):
+            shutil.copyfile(path, dest / split / path.name)
+    (dest / "trainB").mkdir()
+    for path in sorted((root / "trainA").glob("*.png")):
+        with Image.open(path) as photo:
+            _save(render_painting(photo.convert("RGB")), dest / "trainB" / path.name)
+    return dest
 
 
 def ensure_demo_dataset(root: Path, size: int = 64, n_train: int = 400, n_test: int = 40, seed: int = 0) -> Path:

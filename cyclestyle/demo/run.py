@@ -3,10 +3,13 @@
 1. data      photos (A) and paintings of other photos (B) built by ``demo_data``; every held-out
              photo has its true painting, so quality is measured, not guessed;
 2. train     a small CycleGAN (``configs/demo.yaml``), evaluating itself on the held-out set as it
-             goes, then CUT (``method: cut``) with the same config and number of steps; the number
+             goes, then CUT (``method: cut``) with the same config and number of steps, then pix2pix
+             (``method: pix2pix``) on the same photos paired with their true paintings
+             (``demo_data.write_training_pairs``), same config and steps: what pairs buy; the number
              of steps is what ``--minutes`` leaves once every other stage's cost, measured on this
              machine up front, is counted (``budget.py``), and the plan is printed;
-3. evaluate  both directions of CycleGAN, and CUT's A→B, on every held-out image (``cyclestyle evaluate``);
+3. evaluate  both directions of CycleGAN, and CUT's and pix2pix's A→B, on every held-out image
+             (``cyclestyle evaluate``);
 4. compare   identity (do nothing), Gatys (one domain-B painting as style) and CycleGAN on the same
              held-out photos, against the true paintings (``cyclestyle compare``);
 5. report    ``report.html``, ``report.png`` (input | CycleGAN | Gatys | truth) and ``metrics.json``,
@@ -43,7 +46,7 @@ from ..training.configure import load_config
 from ..training.loop import train
 from ..training.tracking import Panel, open_tracker
 from .budget import Plan, Rates, Stages, measure_rates, plan_demo
-from .data import TRUTH_DIR, check_demo_dataset, ensure_demo_dataset
+from .data import TRUTH_DIR, check_demo_dataset, ensure_demo_dataset, write_training_pairs
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 TRANSLATORS = ("identity", "gatys", "cyclegan")
@@ -64,15 +67,17 @@ class DemoData:
 
 @dataclass(frozen=True)
 class _Training:
-    """What the training stage did: the CycleGAN and CUT configs (steps fitted to the budget), the
-    steps the demo config asked for and the speeds that decided between them."""
+    """What the training stage did: the CycleGAN, CUT and pix2pix configs (steps fitted to the
+    budget), the steps the demo config asked for and the speeds that decided between them."""
 
     cfg: Config
     cut_cfg: Config
+    pix2pix_cfg: Config
     steps: int
     planned: int
     steps_per_second: float
     cut_steps_per_second: float
+    pix2pix_steps_per_second: float
     plan: Plan
 
 
@@ -108,14 +113,16 @@ def run_demo(
     with _timed(timings, "evaluate"):
         evaluation = _evaluate(output_dir / "run", root, training.cfg, output_dir / "eval", progress)
         cut_evaluation = _evaluate(output_dir / CUT_RUN, root, training.cut_cfg, output_dir / "eval_cut", progress)
+        pix2pix_evaluation = _evaluate(output_dir / PIX2PIX_RUN, root, training.pix2pix_cfg,
+                                       output_dir / "eval_pix2pix", progress)
     with _timed(timings, "compare"):
         comparison = _compare(output_dir, root, vgg_weights, gatys_steps, gatys_images, progress)
     if gatys_images is not None and gatys_images < data.n_test:
         reduced.append(f"comparison: the first {comparison['n']} of {data.n_test} held-out photos "
                        "(Gatys optimises every photo on its own)")
     _say("5/5", "writing the report")
-    result = _result(comparison, evaluation, cut_evaluation, training, config_path, reduced,
-                     {**timings, "total": time.perf_counter() - start})
+    result = _result(comparison, {"cyclegan": evaluation, "cut": cut_evaluation, "pix2pix": pix2pix_evaluation},
+                     training, config_path, reduced, {**timings, "total": time.perf_counter() - start})
     _write_outputs(output_dir, training.cfg, comparison, result, start)
     _print_summary(result, output_dir)
     return result
@@ -161,30 +168,34 @@ class _Budget:
 
 def _train_to_budget(config_path: Path, overrides: Sequence[str], root: Path, output_dir: Path, budget: _Budget,
                      reduced: list[str]) -> _Training:
-    """2. Train the demo config, as CycleGAN and then as CUT, each for as many of its steps as
-    leave every later stage its measured time within the budget (``budget.plan_demo``): the
-    same number of steps for both."""
+    """2. Train the demo config as CycleGAN, as CUT, and as pix2pix on the photos paired with their
+    paintings, each for as many of its steps as leave every later stage its measured time within
+    the budget (``budget.plan_demo``): the same number of steps for all three."""
     demo_overrides = [*overrides, f"data.root={root}", f"eval.paired_truth={root / TRUTH_DIR}"]
-    cyclegan_overrides = [*demo_overrides, f"output_dir={output_dir / 'run'}"]
-    cfg = load_config(config_path, cyclegan_overrides)
-    cut_overrides = [*demo_overrides, *_as_cut(cfg), f"output_dir={output_dir / CUT_RUN}"]
-    cut_cfg = load_config(config_path, cut_overrides)
+    pairs = write_training_pairs(root, output_dir / PAIRS)
+    cfg = load_config(config_path, [*demo_overrides, f"output_dir={output_dir / 'run'}"])
+    runs = {"CycleGAN": [*demo_overrides, f"output_dir={output_dir / 'run'}"],
+            "CUT": [*demo_overrides, *_as_cut(cfg), f"output_dir={output_dir / CUT_RUN}"],
+            "pix2pix": [*demo_overrides, *_as_pix2pix(pairs), f"output_dir={output_dir / PIX2PIX_RUN}"]}
+    configs = {name: load_config(config_path, sets) for name, sets in runs.items()}
     _say("2/5", "timing training, evaluation and Gatys on this machine")
-    rates = measure_rates(cfg, cut_cfg, root, output_dir / "calibration", budget.vgg_weights)
+    rates = measure_rates(configs["CycleGAN"], configs["CUT"], configs["pix2pix"], root, output_dir / "calibration",
+                          budget.vgg_weights)
     plan = plan_demo(budget.seconds, time.perf_counter() - budget.start, rates, budget.stages(cfg))
     _say("2/5", plan.describe(rates))
     steps, planned = plan.steps, cfg.train.max_steps
     if steps < planned:
-        reduced.append(f"training: {steps} of the config's {planned} steps for CycleGAN and for CUT, to fit "
+        reduced.append(f"training: {steps} of the config's {planned} steps for CycleGAN, CUT and pix2pix, to fit "
                        f"--minutes {budget.seconds / 60:g} on this machine ({plan.describe(rates)})")
-        cfg = load_config(config_path, [*cyclegan_overrides, f"train.max_steps={steps}"])  # validated again
-        cut_cfg = load_config(config_path, [*cut_overrides, f"train.max_steps={steps}"])
-    speed, cut_speed = 1 / rates.cyclegan_step, 1 / rates.cut_step
-    _say("2/5", f"training CycleGAN for {steps} steps (about {steps / speed / 60:.1f} min at {speed:.2f} steps/s)")
-    train(cfg)
-    _say("2/5", f"training CUT for {steps} steps (about {steps / cut_speed / 60:.1f} min at {cut_speed:.2f} steps/s)")
-    train(cut_cfg)
-    return _Training(cfg, cut_cfg, steps, planned, speed, cut_speed, plan)
+        configs = {name: load_config(config_path, [*sets, f"train.max_steps={steps}"])  # validated again
+                   for name, sets in runs.items()}
+    speeds = {"CycleGAN": 1 / rates.cyclegan_step, "CUT": 1 / rates.cut_step, "pix2pix": 1 / rates.pix2pix_step}
+    for name, config in configs.items():
+        _say("2/5", f"training {name} for {steps} steps (about {steps / speeds[name] / 60:.1f} min at "
+                    f"{speeds[name]:.2f} steps/s)")
+        train(config)
+    return _Training(configs["CycleGAN"], configs["CUT"], configs["pix2pix"], steps, planned, speeds["CycleGAN"],
+                     speeds["CUT"], speeds["pix2pix"], plan)
 
 
 def _as_cut(cfg: Config) -> list[str]:
@@ -196,10 +207,19 @@ def _as_cut(cfg: Config) -> list[str]:
     return ["method=cut", f"cut.nce_layers=[{', '.join(map(str, layers))}]"]
 
 
+def _as_pix2pix(pairs: Path) -> list[str]:
+    """The overrides that train the demo config with pix2pix on ``pairs`` (the photos and their
+    true paintings): its own objective (the original GAN loss, L1 × 100), the demo's networks (the
+    U-Net needs 128 px sides; the demo's images are 64 px), D conditional on the photo."""
+    return ["method=pix2pix", f"data.root={pairs}", "loss.gan_mode=vanilla"]
+
+
 MARKER = ".cyclestyle-demo"  # left in every output folder the demo made: --overwrite needs it
 CUT_RUN = "run_cut"  # CUT's training run, beside CycleGAN's "run"
-WRITTEN = ("calibration", "run", CUT_RUN, "eval", "eval_cut", "compare", "report.png", "report.html",
-           "metrics.json")  # what a demo writes
+PIX2PIX_RUN = "run_pix2pix"  # pix2pix's, trained on PAIRS
+PAIRS = "pairs"  # the training photos with their true paintings, for pix2pix
+WRITTEN = ("calibration", "run", CUT_RUN, PIX2PIX_RUN, PAIRS, "eval", "eval_cut", "eval_pix2pix", "compare",
+           "report.png", "report.html", "metrics.json")  # what a demo writes
 
 
 def _check_inputs(output_dir: Path, data_dir: Path, data: DemoData, config_path: Path, overrides: Sequence[str],
@@ -212,6 +232,8 @@ def _check_inputs(output_dir: Path, data_dir: Path, data: DemoData, config_path:
                         "(installed with pip install -e .)")
     cfg = load_config(config_path, [*overrides, f"output_dir={output_dir / 'run'}"], check_paths=False)
     load_config(config_path, [*overrides, *_as_cut(cfg), f"output_dir={output_dir / CUT_RUN}"], check_paths=False)
+    load_config(config_path, [*overrides, *_as_pix2pix(output_dir / PAIRS), f"output_dir={output_dir / PIX2PIX_RUN}"],
+                check_paths=False)
     if vgg_weights not in (None, "random") and not Path(vgg_weights).expanduser().is_file():
         raise DataError(f"--vgg-weights {vgg_weights}: no such file (or pass random)")
     data_dir_at = data_dir.resolve()
@@ -254,10 +276,10 @@ def _claim(output_dir: Path, overwrite: bool) -> None:
 
 def _evaluate(run_dir: Path, root: Path, cfg: Config, output: Path, progress: bool) -> dict[str, Any]:
     """3. ``cyclestyle evaluate`` on every held-out image, with the true paintings for A→B (A→B
-    alone for CUT, which has no B→A generator)."""
+    alone for CUT and pix2pix, which have no B→A generator)."""
     run = open_run(run_dir)
     g_a, g_b = run.generator("AtoB", "cpu"), run.generator("BtoA", "cpu") if "BtoA" in run.files else None
-    _say("3/5", f"evaluating {'both generators' if g_b else 'CUT (A→B)'} on every held-out image")
+    _say("3/5", f"evaluating {'both generators' if g_b else cfg.method + ' (A→B)'} on every held-out image")
     result = evaluate_translators(g_a, g_b, FolderSource(root / "testA"), FolderSource(root / "testB"),
                                   output=output, size=cfg.data.crop_size, truth_dir=root / TRUTH_DIR,
                                   progress=progress,
@@ -292,11 +314,12 @@ def _compare(output_dir: Path, root: Path, vgg_weights: str | None, gatys_steps:
                           device="cpu", progress=progress)
 
 
-def _result(comparison: dict[str, Any], evaluation: dict[str, Any], cut_evaluation: dict[str, Any],
-            training: _Training, config_path: Path, reduced: list[str], seconds: dict[str, float]) -> dict[str, Any]:
+def _result(comparison: dict[str, Any], evaluations: dict[str, dict[str, Any]], training: _Training,
+            config_path: Path, reduced: list[str], seconds: dict[str, float]) -> dict[str, Any]:
     """What ``metrics.json`` holds: the three translators' scores and speed on the compared photos,
-    the verdict, the evaluation of every held-out image, CycleGAN against CUT on all of them
-    (A→B, the same steps), and what ran reduced."""
+    the verdict, the evaluation of every held-out image, CycleGAN against CUT, and both against
+    pix2pix trained on pairs, on all of them (A→B, the same steps), and what ran reduced."""
+    evaluation, cut_evaluation, pix2pix_evaluation = (evaluations[k] for k in ("cyclegan", "cut", "pix2pix"))
     methods = {"identity": "identity", "gatys": "gatys-style", "cyclegan": "cyclegan"}
     scores = {key: {name: comparison["methods"][method][key] for name, method in methods.items()}
               for key in SCORES}
@@ -313,6 +336,11 @@ def _result(comparison: dict[str, Any], evaluation: dict[str, Any], cut_evaluati
                 "nce_layers": training.cut_cfg.sections["cut"]["nce_layers"]},
         "cyclegan_vs_cut": {key: {"cyclegan": evaluation["AtoB"][key], "cut": cut_evaluation["AtoB"][key]}
                             for key in SCORES},
+        "pix2pix": {"held_out": pix2pix_evaluation, "steps": training.steps,
+                    "steps_per_second": training.pix2pix_steps_per_second,
+                    "gan_mode": training.pix2pix_cfg.loss.gan_mode},
+        "unpaired_vs_paired": {key: {name: evaluations[name]["AtoB"][key] for name in ("cyclegan", "cut", "pix2pix")}
+                               for key in SCORES},
         "vgg_weights": comparison["vgg_weights"],
         "reduced": reduced,
         "notes": comparison["notes"],
@@ -368,15 +396,18 @@ def report_blocks(result: dict[str, Any]) -> list[reports.Block]:
         reports.Heading("All held-out images"),
         reports.metrics_table("direction", held_out,
                               [("n", "n"), *reports.metric_columns(registry.registered())]),
-        reports.Heading("CycleGAN and CUT"),
+        reports.Heading("CycleGAN and CUT, and pix2pix on pairs"),
         reports.Paragraph(f"The same config and {result['training']['steps']} steps trained with CUT (Park et al. "
-                          "2020: one generator, PatchNCE instead of a cycle); A→B on every held-out photo. "
-                          f"{_cut_verdict(result)}"),
+                          "2020: one generator, PatchNCE instead of a cycle), and with pix2pix (Isola et al. 2017: "
+                          "one generator and L1 against the true painting) on the same training photos paired "
+                          "with their true paintings, which the other two never see; A→B on every held-out "
+                          f"photo. {_cut_verdict(result)} {_pix2pix_verdict(result)}"),
         reports.metrics_table("translator", _cyclegan_vs_cut(result),
                               [("n", "n"), *reports.metric_columns(registry.get(key) for key in SCORES),
                                ("steps_per_second", "timing run, steps / s")]),
         reports.Paragraph("Pages:", links=(("evaluation", "eval/index.html"),
                                            ("CUT's evaluation", "eval_cut/index.html"),
+                                           ("pix2pix's evaluation", "eval_pix2pix/index.html"),
                                            ("comparison", "compare/index.html"))),
         reports.Paragraph("Training log run/log.jsonl; best generators run/checkpoints/best/."),
         reports.Heading("Notes"),
@@ -386,8 +417,9 @@ def report_blocks(result: dict[str, Any]) -> list[reports.Block]:
 
 
 def _cyclegan_vs_cut(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Rows of the CycleGAN-and-CUT table: A→B on every held-out photo, and training speed."""
-    runs = {"CycleGAN": (result["held_out"], result["training"]), "CUT": (result["cut"]["held_out"], result["cut"])}
+    """Rows of the CycleGAN, CUT and pix2pix table: A→B on every held-out photo, and training speed."""
+    runs = {"CycleGAN": (result["held_out"], result["training"]), "CUT": (result["cut"]["held_out"], result["cut"]),
+            "pix2pix": (result["pix2pix"]["held_out"], result["pix2pix"])}
     return {name: {"n": held_out["AtoB"]["n"], **{key: held_out["AtoB"][key] for key in SCORES},
                    "steps_per_second": training["steps_per_second"]} for name, (held_out, training) in runs.items()}
 
@@ -398,6 +430,16 @@ def _cut_verdict(result: dict[str, Any]) -> str:
         return "PSNR was not computed for both."
     better = "CUT" if psnr["cut"] > psnr["cyclegan"] else "CycleGAN"
     return f"{better} scores higher on PSNR ({psnr['cyclegan']:.2f} dB CycleGAN, {psnr['cut']:.2f} dB CUT)."
+
+
+def _pix2pix_verdict(result: dict[str, Any]) -> str:
+    psnr = result["unpaired_vs_paired"]["psnr"]
+    if any(value is None for value in psnr.values()):
+        return ""
+    unpaired = max(psnr["cyclegan"], psnr["cut"])
+    gap = psnr["pix2pix"] - unpaired
+    return (f"Pairs {'buy' if gap > 0 else 'do not buy'} {abs(gap):.2f} dB here: pix2pix {psnr['pix2pix']:.2f} dB "
+            f"against {unpaired:.2f} dB for the better of the unpaired two.")
 
 
 def _log_to_dashboard(cfg: Config, run_dir: Path, result: dict[str, Any], report_png: Path) -> None:
@@ -411,8 +453,8 @@ def _log_to_dashboard(cfg: Config, run_dir: Path, result: dict[str, Any], report
             picture = Panel(img.copy(), "held-out photos: input | CycleGAN | Gatys | true painting")
         values = {f"demo/{key}/{name}": value for key in SCORES
                   for name, value in result[key].items() if value is not None}
-        values |= {f"demo/all_held_out/{key}/{name}": value for key, pair in result["cyclegan_vs_cut"].items()
-                   for name, value in pair.items() if value is not None}  # A→B, every held-out photo
+        values |= {f"demo/all_held_out/{key}/{name}": value for key, row in result["unpaired_vs_paired"].items()
+                   for name, value in row.items() if value is not None}  # A→B, every held-out photo
         tracker.log({**values, "demo/report": picture}, result["training"]["steps"])
         tracker.summarize({**values, "demo/cyclegan_beats_both": result["cyclegan_beats_both"]})
 
@@ -430,6 +472,8 @@ def _print_summary(result: dict[str, Any], output_dir: Path) -> None:
     print(f"A→B on all {held_out['CUT']['n']} held-out photos, {result['training']['steps']} training steps each:")
     for name, row in held_out.items():
         print(f"  {name:<9} {row['psnr']:6.2f} dB   SSIM {row['ssim']:.3f}   {row['steps_per_second']:.1f} steps/s")
+    if _pix2pix_verdict(result):
+        print(_pix2pix_verdict(result))
     for line in result["reduced"]:
         print(f"reduced: {line}")
     print(f"wrote {output_dir / 'report.html'}, {output_dir / 'report.png'} and {output_dir / 'metrics.json'} "

@@ -4,6 +4,9 @@ Domain A ("photos"): smooth colour gradients with soft shaded shapes. Domain B (
 drawn the same way, then rendered in a different style: posterised to a few colours, outlined in
 dark edges and overlaid with a fine stripe texture. A and B are drawn from different random
 scenes, so the data is unpaired, and the style gap is one a small CycleGAN learns in minutes.
+
+``make_paired_toy_dataset`` writes pairs instead, for pix2pix: each scene and its print, side by
+side in one image (the official aligned layout) or under one name in two folders.
 """
 
 from __future__ import annotations
@@ -60,3 +63,31 @@ def make_toy_dataset(root: Path, n_train: int = 32, n_test: int = 8, size: int =
                 scene = random_scene(rng, size)
                 (scene if domain == "A" else print_style(scene)).save(folder / f"{i:04d}.png")
     return root
+
+
+def make_paired_toy_dataset(root: Path, layout: str = "aligned", n_train: int = 16, n_test: int = 4, size: int = 64,
+                            seed: int = 0) -> Path:
+    """Pairs (a scene as A, its print as B): ``root/{train,test}/*.png`` with A left and B right
+    (``layout="aligned"``, ``data.format: aligned``), or ``root/{trainA,trainB,testA,testB}/``
+    with a pair under one file name (``layout="folders"``, ``data.format: folder``)."""
+    if layout not in ("aligned", "folders"):
+        raise ValueError(f"layout must be aligned or folders, not {layout!r}")
+    root = Path(root)
+    for split, count in (("train", n_train), ("test", n_test)):
+        for i in range(count):
+            scene = random_scene(random.Random(f"{seed}-{split}-pair-{i}"), size)
+            pair = (scene, print_style(scene))
+            if layout == "aligned":
+                both = Image.new("RGB", (2 * size, size))
+                both.paste(pair[0], (0, 0))
+                both.paste(pair[1], (size, 0))
+                _save(both, root / split / f"{i:04d}.png")
+            else:
+                for domain, image in zip("AB", pair):
+                    _save(image, root / f"{split}{domain}" / f"{i:04d}.png")
+    return root
+
+
+def _save(image: Image.Image, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)

@@ -36,11 +36,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..config import Config, ConfigError, DataConfig, config_hash, split_metric
-from ..data import DataError, Source, image_to_tensor, list_images, load_image, open_domains, tensor_to_image
+from ..data import (DataError, Source, image_to_tensor, is_paired, list_images, load_image, open_domains,
+                    tensor_to_image)
 from ..devices import default_device
 from ..files import check_output
 from ..inference.run import TrainedRun, open_run
-from ..inference.translate import CompiledGenerator, eval_mode, resize_short_side, translate_tensor, wants_compile
+from ..inference.translate import (CompiledGenerator, has_batch_norm, resize_short_side, test_mode, translate_tensor,
+                                   wants_compile)
 from ..models.weights import generator_spec_of
 from . import metrics, registry, reports
 
@@ -205,10 +207,12 @@ def truth_of(truth: dict[str, Path], name: str, source: Source, i: int) -> Path 
     return truth.get(name) or truth.get(Path(source.describe(i)).stem)
 
 
-def read_truth(path: Path, channels: int, shape: tuple[int, ...]) -> torch.Tensor:
-    """A true translation as a 1×C×H×W tensor in [0, 1], resized (bicubic) to ``shape`` (H, W) if
-    it differs, since it is compared with the translation pixel by pixel, and then 8-bit again."""
-    true = unit(prepare(load_image(path, channels=channels), None))
+def read_truth(path: Path | Image.Image, channels: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """A true translation (a file, or the image of a pair) as a 1×C×H×W tensor in [0, 1], resized
+    (bicubic) to ``shape`` (H, W) if it differs, since it is compared with the translation pixel by
+    pixel, and then 8-bit again."""
+    image = path if isinstance(path, Image.Image) else load_image(path, channels=channels)
+    true = unit(prepare(image, None))
     if true.shape[-2:] != shape:
         true = F.interpolate(true, size=shape, mode="bicubic", antialias=True)
     return unit(to_8bit(true * 2 - 1))
@@ -232,6 +236,14 @@ class _Task:
     output: Path | None
     size: int | None
     device: torch.device | str
+    partner: Source | None = None  # paired data: item i of the target domain is item i's true translation
+
+    def truth_image(self, name: str, i: int, channels: int) -> Path | Image.Image | None:
+        """Item i's true translation: a file of ``truth`` by name, else the other image of its pair."""
+        found = truth_of(self.truth, name, self.source, i)
+        if found is None and self.partner is not None:
+            return self.partner.load(i, channels)
+        return found
 
 
 @dataclass(frozen=True)
@@ -270,7 +282,7 @@ class _Translated:
     unmatched: int = 0
 
 
-def _translate(task: _Task, x: torch.Tensor, truth: Path | None) -> _Translation:
+def _translate(task: _Task, x: torch.Tensor, truth: Path | Image.Image | None) -> _Translation:
     """G(x) and F(G(x)) as their PNGs hold them: F translates the 8-bit G(x), as a user would."""
     fake = to_8bit(translate_tensor(task.forward, x))
     rec = None if task.backward is None else to_8bit(translate_tensor(task.backward, fake))
@@ -301,8 +313,12 @@ def _translate_direction(task: _Task, fakes: FeatureStream | None, notes: list[s
             _note_once(notes, f"skipped {e}")
             continue
         name = names[i]
-        truth = truth_of(task.truth, name, task.source, i)
-        if truth is None and task.truth:
+        try:
+            truth = task.truth_image(name, i, x.shape[1])
+        except DataError as e:  # the pair's other image, unreadable since the scan
+            _note_once(notes, f"no true translation: {e}")
+            truth = None
+        if truth is None and (task.truth or task.partner is not None):
             done.unmatched += 1
         made = _translate(task, x, truth)
         images = made.images()
@@ -339,20 +355,23 @@ def _set_metrics(direction: str, real: torch.Tensor, fakes: FeatureStream, n: in
 
 @torch.inference_mode()
 def evaluate_translators(
-    g_a: nn.Module, g_b: nn.Module | None, test_a: Source, test_b: Source, *,
+    g_a: nn.Module | None, g_b: nn.Module | None, test_a: Source, test_b: Source, *,
     output: Path | None = None, size: int | None = None, extractor: nn.Module | None = None,
     extractor_note: str | None = None, truth_dir: Path | None = None, limit: int | None = None,
     device: torch.device | str = "cpu", batch_size: int = 16, progress: bool = True,
-    real_features: dict[str, torch.Tensor] | None = None,
+    real_features: dict[str, torch.Tensor] | None = None, paired: bool = False,
 ) -> Evaluation:
     """Translate and measure every held-out image (or the first ``limit``), both directions, or
-    A→B alone when ``g_b`` is None (a one-way method such as CUT).
+    A→B alone when ``g_b`` is None (a one-way method such as CUT), B→A alone when ``g_a`` is.
 
     Every registered metric is measured. ``extractor`` maps uint8 N×3×H×W images to the features
     that FID/KID (the metrics that need "features") compare; None skips those (with
     ``extractor_note`` as the reason). With ``output``, images are written under
     ``output/images/<direction>/{translated,reconstructed}/``. ``real_features``, a dict kept
     between calls on the same test sets, saves extracting the real images' features again.
+    ``paired``: item i of ``test_a`` and of ``test_b`` are a pair (paired data), so each is the
+    other's true translation, for PSNR and SSIM with no truth folder (a file of ``truth_dir``
+    matched by name comes first).
     """
     result = Evaluation(notes=[EIGHT_BIT_NOTE])
     on_features = registry.registered(["features"])
@@ -362,13 +381,16 @@ def evaluate_translators(
     extractor = extractor if on_features else None
     sources = {"A": test_a, "B": test_b}
     real_features = {} if real_features is None else real_features
-    if g_b is None:
-        result.notes.append("BtoA: not trained: the run has no B→A generator (a one-way method such as CUT), "
-                            "so no B→A metrics")
+    for trained, missing, generator in (("AtoB", "BtoA", g_b), ("BtoA", "AtoB", g_a)):
+        if generator is not None:
+            continue
+        there, back = trained.replace("to", "→"), missing.replace("to", "→")
+        result.notes.append(f"{missing}: not trained: the run has no {back} generator (a one-way method such as "
+                            f"CUT or pix2pix), so no {back} metrics")
         on_reconstruction = registry.registered(["reconstruction"])
         if on_reconstruction:
-            result.notes.append(f"AtoB: {registry.group_name(on_reconstruction)} not computed: "
-                                "it needs the B→A generator, which the run does not train")
+            result.notes.append(f"{trained}: {registry.group_name(on_reconstruction)} not computed: "
+                                f"it needs the {back} generator, which the run does not train")
     for direction, src, dst in DIRECTIONS:
         forward, backward = (g_a, g_b) if direction == "AtoB" else (g_b, g_a)
         if forward is None:
@@ -377,11 +399,11 @@ def evaluate_translators(
         source = sources[src]
         count = len(source) if limit is None else min(limit, len(source))
         task = _Task(direction, forward, backward, source, count, find_truth(truth_dir, direction), output, size,
-                     device)
+                     device, partner=sources[dst] if paired else None)
         fakes = FeatureStream(extractor, batch_size, device) if extractor is not None else None
         done = _translate_direction(task, fakes, result.notes, progress)
         result.rows[direction] = done.rows
-        values = _image_metrics(done, direction, truth_dir is not None, result.notes)
+        values = _image_metrics(done, direction, truth_dir is not None or paired, result.notes)
         if fakes is not None:
             if dst not in real_features:
                 real_features[dst] = held_out_features(sources[dst], size, extractor, batch_size, device,
@@ -444,6 +466,8 @@ def held_out_setting(cfg: Config, needs: str | None) -> dict[str, Any]:
         setting |= {"eval.fid_protocol": e.fid_protocol, "eval.inception_weights": _resolved(e.inception_weights)}
     if needs == "truth":
         setting["eval.paired_truth"] = _resolved(e.paired_truth)
+        if is_paired(d):  # the truth is the test split's own pairs (a key older records lack: they had none)
+            setting["data.paired"] = True
     return setting
 
 
@@ -476,6 +500,7 @@ class HeldOutEvaluator:
         self.limit = e.num_images or None
         self.size = d.crop_size
         self.truth = Path(e.paired_truth).expanduser() if e.paired_truth else None
+        self.paired = is_paired(d)  # pairs: each held-out image's partner is its true translation
         self.extractor, self.extractor_note = None, None
         chosen = registry.get(split_metric(e.metric)[1])  # validated with the config
         self.setting = held_out_setting(cfg, chosen.needs if chosen else None)
@@ -492,14 +517,15 @@ class HeldOutEvaluator:
         self._real_features: dict[str, torch.Tensor] = {}
 
     @torch.inference_mode()
-    def __call__(self, g_a: nn.Module, g_b: nn.Module | None) -> Evaluation:
-        """Evaluate the generators in eval mode (G_A alone when ``g_b`` is None); their train mode
-        is restored after."""
-        with eval_mode(*(g for g in (g_a, g_b) if g is not None)):
+    def __call__(self, g_a: nn.Module | None, g_b: nn.Module | None) -> Evaluation:
+        """Evaluate the generators (one alone when the other is None) as ``translate`` runs them by
+        default (``test_mode``: eval mode, batch norm by each image's own statistics, no
+        dropout); their train mode is restored after."""
+        with test_mode(*(g for g in (g_a, g_b) if g is not None)):
             result = evaluate_translators(
                 g_a, g_b, self.test_a, self.test_b, size=self.size, extractor=self.extractor,
                 extractor_note=self.extractor_note, truth_dir=self.truth, limit=self.limit, device=self.device,
-                progress=False, real_features=self._real_features)
+                progress=False, real_features=self._real_features, paired=self.paired)
         result.fid_protocol = self.fid_protocol
         return result
 
@@ -545,7 +571,8 @@ def evaluate(
     paired_truth: str | Path | None = None, inception_weights: str | Path | None = None,
     fid_protocol: str = metrics.DEFAULT_FID_PROTOCOL, size: int | None = None, split: str | None = None,
     data_format: str | None = None, limit: int | None = None, compile: str = "auto",
-    device: str | torch.device | None = None, progress: bool = True,
+    device: str | torch.device | None = None, progress: bool = True, batch_norm: str = "auto",
+    dropout: bool = False, seed: int = 0,
 ) -> Evaluation:
     """Evaluate a trained translator on the held-out images of ``data_root`` and write
     ``output/metrics.json``, ``output/index.html`` and the images under ``output/images/``
@@ -560,7 +587,9 @@ def evaluate(
     directly in it for A→B), for PSNR and SSIM. FID and KID need the FID Inception's weights
     (``inception_weights``, default: torch's hub cache); without them they are null and the
     note says why. ``limit``: the first N images per domain; ``compile``: "auto", "on" or
-    "off" (``wants_compile``).
+    "off" (``wants_compile``). A run on paired data (``data.paired``: pix2pix) is scored against
+    each image's partner, PSNR and SSIM with no truth folder. ``batch_norm``, ``dropout`` and
+    ``seed``: how the generators run (``test_mode``; by default as ``translate`` runs them).
     """
     for name, value in {"limit": limit, "size": size}.items():
         if value is not None and value < 1:  # nothing, or no pixel, to evaluate
@@ -568,19 +597,18 @@ def evaluate(
     check_output(Path(output).expanduser(), folder=True, error=DataError)  # before the evaluation, not after it
     device = default_device(device)
     run = weights if isinstance(weights, TrainedRun) else open_run(weights)
-    # A run of a one-way method (CUT) has G_A alone: it is evaluated A→B only. A two-way run
-    # missing one of its generators is a CheckpointError naming the file (TrainedRun.translator).
-    g_a = run.generator("AtoB", device)
-    g_b = run.generator("BtoA", device) if "BtoA" in run.files or "BtoA" in run.missing else None
+    # A run of a one-way method (CUT, pix2pix) has one generator: it is evaluated that way only. A
+    # two-way run missing one of its generators is a CheckpointError naming the file (TrainedRun.translator).
+    g_a, g_b = (run.generator(d, device) if d in run.files or d in run.missing else None for d in ("AtoB", "BtoA"))
     cfg = run.config
     data_cfg = dataclasses.replace(cfg.data if cfg else DataConfig(), root=str(data_root),
                                    format=data_format or (cfg.data.format if cfg else "folder"))
     if split:
         data_cfg = dataclasses.replace(data_cfg, test_split=split)
     # A is read as the A→B generator takes it, B as the B→A one does (grayscale ↔ colour runs)
+    channels_a = run.in_channels("AtoB") if g_a is not None else run.out_channels("BtoA")
     channels_b = run.in_channels("BtoA") if g_b is not None else generator_spec_of(run.file("AtoB")).out_channels
-    test_a, test_b = open_domains(data_cfg, data_cfg.test_split, channels=run.in_channels("AtoB"),
-                                  channels_b=channels_b)
+    test_a, test_b = open_domains(data_cfg, data_cfg.test_split, channels=channels_a, channels_b=channels_b)
     size = size if size is not None else (cfg.data.crop_size if cfg else None)
 
     extractor, note = None, None
@@ -590,14 +618,18 @@ def evaluate(
         note = str(e)
         print(f"cyclestyle: note: {e}; computing the other metrics")
 
-    if wants_compile(compile, min(len(test_a), limit or len(test_a))):
-        g_a, g_b = CompiledGenerator(g_a, _note), CompiledGenerator(g_b, _note) if g_b is not None else None
+    generators = [g for g in (g_a, g_b) if g is not None]
+    varies = dropout or (batch_norm != "running" and any(has_batch_norm(g) for g in generators))
+    if wants_compile(compile, min(len(test_a), limit or len(test_a))) and not varies:
+        g_a, g_b = (CompiledGenerator(g, _note) if g is not None else None for g in (g_a, g_b))
         _note("compiling the generators (--compile): the first image of each direction takes longer")
     output = Path(output)
     start = time.perf_counter()
-    result = evaluate_translators(
-        g_a, g_b, test_a, test_b, output=output, size=size, extractor=extractor, extractor_note=note,
-        truth_dir=Path(paired_truth) if paired_truth else None, limit=limit, device=device, progress=progress)
+    with test_mode(*generators, batch_norm=batch_norm, dropout=dropout, seed=seed):
+        result = evaluate_translators(
+            g_a, g_b, test_a, test_b, output=output, size=size, extractor=extractor, extractor_note=note,
+            truth_dir=Path(paired_truth) if paired_truth else None, limit=limit, device=device, progress=progress,
+            paired=is_paired(data_cfg))
     for direction, measured in result.directions.items():
         if measured.n == 0:  # every image skipped: a report of nothing is no evaluation
             skipped = next((n.removeprefix("skipped ") for n in result.notes if n.startswith("skipped ")), None)

@@ -45,8 +45,10 @@ from .translate import (
     _alpha_of,
     _translate_pixels,
     _wants_tiles,
+    has_batch_norm,
     post_process,
     resize_short_side,
+    test_mode,
     translate_tensor,
     wants_compile,
 )
@@ -263,6 +265,7 @@ def translate_files(
     tile: int | None = None, overlap: int | None = None, size: int | None = None, batch_size: int = 4,
     device: str | torch.device | None = None, overwrite: bool = False, compile: str = "auto",
     precision: str = "fp32", progress: bool = True, stable: bool = False, stable_smoothing: float = DEFAULT_SMOOTHING,
+    batch_norm: str = "auto", dropout: bool = False, seed: int = 0,
 ) -> Tally:
     """Translate image files, folders (recursively) and globs into the folder ``output``, each
     output at its input's exact size and under its input's name (``collect_inputs``); returns how
@@ -275,6 +278,10 @@ def translate_files(
     pixels (default: the generator's receptive field). ``size``: resize so the short side is
     ``size`` first. Images of one size go through the network ``batch_size`` at a time.
     ``compile``: "auto", "on" or "off" (``wants_compile``); ``precision``: "fp32" or "bf16".
+    ``batch_norm``, ``dropout`` and ``seed``: how a generator with batch norm or dropout runs
+    (``test_mode``: by default as the official ``test.py``, batch norm by each image's own
+    statistics, and dropout off unless asked, drawn from ``seed``); a batch-norm generator is
+    translated full frame, never in tiles (its statistics are the whole image's).
     Videos and animated GIFs are translated into clips of their own format, frame by frame in
     batches of ``batch_size`` (``video.translate_clip``; PyAV needed, else ``VideoSupportMissing``
     before anything is written); ``stable`` smooths the instance-norm statistics across each
@@ -308,10 +315,10 @@ def translate_files(
         import_av()  # before anything is written: without PyAV, one line and nothing done
     elif stable:
         note("--stable smooths statistics across the frames of videos; these inputs are images")
-    if wants_compile(compile, len(images)):
+    if wants_compile(compile, len(images)) and not (dropout or (batch_norm != "running" and has_batch_norm(generator))):
         translator.compiled = CompiledGenerator(generator, note)
         note(f"compiling the generator for {len(images)} images (--compile {compile}): the first takes longer")
-    with torch.inference_mode():
+    with torch.inference_mode(), test_mode(generator, batch_norm=batch_norm, dropout=dropout, seed=seed):
         if images:
             bar = tqdm(total=len(images), unit="img", desc="translate", file=sys.stderr,
                        disable=None if progress else True, dynamic_ncols=True)
@@ -372,6 +379,11 @@ def image_translator(run: TrainedRun, direction: str, *, style_strength: float =
     options are ``translate_files``'); a ``DataError`` for post-processing the translator cannot take."""
     device = default_device(device)
     generator = run.generator(direction, device)
+    if has_batch_norm(generator):
+        if tile:
+            raise DataError(f"--tile {tile}: {run.file(direction).name} has batch norm (a U-Net), whose every output "
+                             "pixel sees the whole image: it is translated full frame (leave out --tile)")
+        tile = 0
     translator = _Translator(generator, device, run.in_channels(direction), size_multiple(generator),
                              tile, overlap, style_strength, preserve_color, precision)
     _check_post_processing(translator, run.out_channels(direction))
@@ -383,7 +395,7 @@ def translate_file(translator: _Translator, source: str | Path) -> Image.Image:
     reads it, alpha put back), without writing it: what the web app shows. An unreadable image is
     an ``UnreadableImageError``."""
     img, alpha = _load(Path(source), translator.channels, None)
-    with torch.inference_mode():
+    with torch.inference_mode(), test_mode(translator.generator):  # batch norm as translate's default
         out = translator([img])[0]
     if alpha is not None:
         out.putalpha(alpha)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 
 import numpy as np
 import torch
@@ -60,6 +61,71 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
             m.train(mode)
 
 
+# --------------------------------------------------------------------------------------------
+# Test-time behaviour of batch norm and dropout (pix2pix's U-Net)
+
+BATCH_NORM_MODES = ("auto", "image", "running")
+"""How a generator's batch-norm layers normalise at test time. "image": by each image's own
+statistics, what the official ``test.py`` does by default (it never calls ``eval()`` unless given
+``--eval``, and tests one image per batch); "running": by the running statistics learnt in
+training (the official ``--eval``); "auto": "image" for a network with batch norm. Instance-norm
+generators have no running statistics: the choice changes nothing for them."""
+
+
+def has_batch_norm(generator: nn.Module) -> bool:
+    """Whether ``generator`` has batch-norm layers (its weights file says so too: their running
+    statistics are tensors of the file, and the architecture's arguments say ``norm: batch``)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in generator.modules())
+
+
+def _image_statistics(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
+    """Batch norm as training mode computes it for a batch of one image, for every image of the
+    batch alone: each channel by the image's own mean and (biased) variance, then the layer's
+    scale and shift. Its running statistics are neither used nor changed."""
+    return F.instance_norm(x, weight=bn.weight, bias=bn.bias, eps=bn.eps)
+
+
+def uses_image_statistics(generator: nn.Module) -> bool:
+    """Whether ``test_mode`` has set ``generator``'s batch norm to each image's own statistics."""
+    return any(getattr(m, "_image_statistics", False) for m in generator.modules())
+
+
+@contextmanager
+def test_mode(*generators: nn.Module, batch_norm: str = "auto", dropout: bool = False,
+              seed: int = 0) -> Iterator[None]:
+    """Run a block with ``generators`` as a test should run them, and give each its train/eval
+    mode, layers and random state back after.
+
+    Eval mode, plus: batch norm by each image's own statistics or the running ones
+    (``batch_norm``, see ``BATCH_NORM_MODES``); and with ``dropout`` the dropout layers on, as the
+    pix2pix paper has them at test time (§3.1, its only source of noise), drawn from torch's
+    generator seeded with ``seed`` for the block (the caller's random state is kept)."""
+    if batch_norm not in BATCH_NORM_MODES:
+        raise ValueError(f"batch_norm must be one of {', '.join(BATCH_NORM_MODES)}, not {batch_norm!r}")
+    modes = [g.training for g in generators]
+    norms = [m for g in generators for m in g.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    drops = [m for g in generators for m in g.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+    devices = sorted({p.device.index or 0 for g in generators for p in g.parameters() if p.device.type == "cuda"})
+    for g in generators:
+        g.eval()
+    if batch_norm in ("auto", "image"):
+        for m in norms:
+            m.forward, m._image_statistics = partial(_image_statistics, m), True
+    try:
+        with torch.random.fork_rng(devices=devices, enabled=dropout):
+            if dropout:
+                torch.manual_seed(seed)
+                for m in drops:
+                    m.train()
+            yield
+    finally:
+        for m in norms:
+            m.__dict__.pop("forward", None)
+            m.__dict__.pop("_image_statistics", None)
+        for g, mode in zip(generators, modes):
+            g.train(mode)
+
+
 def translate_tensor(generator: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Translate a batch N×C×H×W in [-1, 1] of any height and width, full-frame.
 
@@ -70,8 +136,10 @@ def translate_tensor(generator: nn.Module, x: torch.Tensor) -> torch.Tensor:
     h, w = x.shape[-2:]
     multiple = size_multiple(generator)
     # At least two multiples a side: a network's deepest instance norm needs more than one pixel,
-    # so a tiny image (1×1, 3×3) is translated padded rather than refused.
-    pad_h, pad_w = max(ceil_to(h, multiple), 2 * multiple) - h, max(ceil_to(w, multiple), 2 * multiple) - w
+    # so a tiny image (1×1, 3×3) is translated padded rather than refused. A network whose
+    # deepest norm sees more than one pixel at one multiple (the U-Net) says so (``min_multiples``).
+    least = getattr(generator, "min_multiples", 2) * multiple
+    pad_h, pad_w = max(ceil_to(h, multiple), least) - h, max(ceil_to(w, multiple), least) - w
     if pad_h or pad_w:
         mode = "reflect" if pad_h < h and pad_w < w else "replicate"
         x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)

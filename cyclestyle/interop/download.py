@@ -29,6 +29,14 @@ PRETRAINED = ("apple2orange", "orange2apple", "summer2winter_yosemite", "winter2
               "sat2map", "map2sat", "cityscapes_photo2label", "cityscapes_label2photo", "facades_photo2label",
               "facades_label2photo", "iphone2dslr_flower")
 OFFICIAL_HOST = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models"
+# The official pix2pix generators (scripts/download_pix2pix_model.sh: latest_net_G.pth of each), named
+# ``pix2pix/NAME``: sat2map, map2sat and facades_label2photo are CycleGAN names too.
+PIX2PIX = "pix2pix/"
+PIX2PIX_PRETRAINED = tuple(PIX2PIX + name for name in (
+    "facades_label2photo", "sat2map", "map2sat", "edges2shoes", "edges2handbags", "day2night"))
+PIX2PIX_HOST = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch"
+# A mirror (or the tests' local server) given in this variable holds the CycleGAN files at URL/NAME.pth
+# and the pix2pix ones at URL/pix2pix/NAME.pth.
 HOST_VARIABLE = "CYCLESTYLE_PRETRAINED_URL"
 # CUT's published models (its README and experiments/pretrained_launcher.py, in that order), named
 # here as their folders in the archive less "_pretrained"; cityscapes translates labels to photos.
@@ -50,13 +58,22 @@ def cache_dir() -> Path:
 
 
 def pretrained_url(name: str) -> str:
-    """Where the pretrained model ``name`` is fetched from: its own .pth (CycleGAN's), or the
-    archive that holds it (CUT's)."""
+    """Where the official pretrained model ``name`` is fetched from: its own .pth (CycleGAN's,
+    ``PRETRAINED``, and pix2pix's, ``PIX2PIX_PRETRAINED``), or the archive that holds it (CUT's)."""
     if name in CUT_PRETRAINED:
         return f"{os.environ.get(CUT_HOST_VARIABLE, CUT_HOST).rstrip('/')}/{CUT_ARCHIVE}"
+    mirror = os.environ.get(HOST_VARIABLE)
+    if name in PIX2PIX_PRETRAINED:
+        host = f"{mirror.rstrip('/')}/pix2pix" if mirror else PIX2PIX_HOST
+        return f"{host}/{name.removeprefix(PIX2PIX)}.pth"
     if name not in PRETRAINED:
         raise DownloadError(f"no official pretrained model {name!r} (cyclestyle pretrained --list shows the names)")
-    return f"{os.environ.get(HOST_VARIABLE, OFFICIAL_HOST).rstrip('/')}/{name}.pth"
+    return f"{(mirror or OFFICIAL_HOST).rstrip('/')}/{name}.pth"
+
+
+def file_name(name: str) -> str:
+    """The files' name for model ``name``: ``pix2pix/edges2shoes`` → ``pix2pix_edges2shoes``."""
+    return name.replace("/", "_")
 
 
 def cut_archive_member(name: str) -> str:

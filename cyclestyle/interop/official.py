@@ -24,8 +24,14 @@ With instance norm the official convolutions keep their bias, as ours do (``laye
 the converted file is an ordinary ``resnet`` generator and every command takes it. ngf, the block
 count, dropout, the anti-aliasing and the channel counts are read from the tensors. Files saved by
 old PyTorch versions carry ``running_mean``/``running_var``/``num_batches_tracked`` for the instance
-norm layers, which hold no state: they are dropped, as the official loader does. Anything else
-(a U-Net generator, a discriminator, batch norm, a renamed layer) is refused in one line.
+norm layers, which hold no state: they are dropped, as the official loader does.
+
+pix2pix's U-Net generators (``unet_128``, ``unet_256``: keys ``model.model.…``) need no key map:
+``models/unet.py`` nests its layers as the official code does, so the state dict loads as it is,
+batch-norm running statistics included (``convert_unet``). The stage count, ngf, channels and
+norm are read from the tensors; dropout holds no tensor, and is on, as the official pix2pix
+trains it (``--no_dropout`` off), so that ``translate --dropout`` can draw with it. Anything else
+(a discriminator, a ResNet with batch norm, a renamed layer) is refused in one line.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ import torch
 
 from ..config import ModelConfig
 from ..files import check_output, refuse_output_over_input
-from .download import CUT_PRETRAINED, cache_dir, cut_archive_member, fetch, pretrained_url
+from .download import CUT_PRETRAINED, cache_dir, cut_archive_member, fetch, file_name, pretrained_url
 from ..models import GENERATORS, ArchitectureError, Budget, NetworkSpec, build_on_meta
 from ..models.resnet import ResnetGenerator
 from ..models.weights import (CheckpointError, StateDictError, read_state_dict, save_weights, unusable_tensor,
@@ -92,9 +98,6 @@ def _what_it_is(state: dict[str, torch.Tensor]) -> str | None:
     keys = list(state)
     if not keys:
         return "it holds no tensors"
-    if any(k.startswith("model.model.") for k in keys):
-        return ("it is an official U-Net generator (unet_128/unet_256, keys model.model.…), "
-                "which has no architecture here")
     if not all(k.startswith("model.") for k in keys):
         odd = next(k for k in keys if not k.startswith("model."))
         return f"its keys are not the official generator's model.N.… (found {odd})"
@@ -114,9 +117,51 @@ def _block_indices(state: dict[str, torch.Tensor]) -> list[int]:
     return sorted(found)
 
 
+UNET_STAGES = {7: "unet_128", 8: "unet_256"}  # the official U-Nets, by their number of stages
+
+
+def convert_unet(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], NetworkSpec]:
+    """An official U-Net's state dict -> (ours, key for key, running statistics kept; the spec).
+    Files of PyTorch < 0.4.1 lack batch norm's ``num_batches_tracked``: it is added as 0, which
+    is all it can be (it only counts updates, and no test-time computation reads it)."""
+    stages = max(k.count(".model.") for k in state)  # the innermost block's keys nest deepest
+    name = UNET_STAGES.get(stages)
+    first = state.get("model.model.0.weight")
+    if name is None or first is None or first.ndim != 4:
+        raise OfficialFormatError(f"it is a U-Net of {stages} stages; the official ones have 7 (unet_128) or 8 "
+                                  "(unet_256)")
+    batch = "model.model.1.model.2.running_mean" in state
+    out = state.get("model.model.3.weight")
+    settings = {"ngf": first.shape[0], "norm": "batch" if batch else "instance", "dropout": True}
+    spec = NetworkSpec("generator", name, first.shape[1], out.shape[1] if out is not None else 3,
+                       GENERATORS.get(name).arguments(settings))
+    with torch.device("meta"):
+        built = spec.build().state_dict()
+    expected = {k: tuple(v.shape) for k, v in built.items()}
+    state = dict(state)
+    for key in expected:
+        if key.endswith("num_batches_tracked") and key not in state:
+            state[key] = torch.zeros((), dtype=torch.long)
+    unexpected, missing = sorted(set(state) - set(expected)), sorted(set(expected) - set(state))
+    if unexpected or missing:
+        what = f"unexpected {', '.join(unexpected[:3])}" if unexpected else f"missing {', '.join(missing[:3])}"
+        raise OfficialFormatError(f"it is not a {name} generator: {what}")
+    wrong = [k for k in state if tuple(state[k].shape) != expected[k]]
+    if wrong:
+        raise OfficialFormatError(f"tensor {wrong[0]} has shape {tuple(state[wrong[0]].shape)}, a {name} generator "
+                                  f"of ngf {settings['ngf']} needs {expected[wrong[0]]}")
+    problem = unusable_tensor(state, {k: v.dtype for k, v in built.items()})
+    if problem:
+        raise UnusableWeightsError(problem)
+    return state, spec
+
+
 def convert(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], NetworkSpec]:
-    """An official generator's state dict -> (our ``resnet`` state dict, the spec that rebuilds it).
-    Pure: raises ``OfficialFormatError`` (one line) on anything it does not recognise."""
+    """An official generator's state dict -> (ours, the spec that rebuilds it): a ResNet's keys
+    mapped, a U-Net's as they are (``convert_unet``). Pure: raises ``OfficialFormatError`` (one
+    line) on anything it does not recognise."""
+    if state and all(k.startswith("model.model.") for k in state):
+        return convert_unet(state)
     state = without_norm_statistics(state)
     problem = _what_it_is(state)
     if problem:
@@ -192,16 +237,17 @@ def check_official_file(path: Path) -> NetworkSpec:
     except UnusableWeightsError:
         raise
     except (StateDictError, OfficialFormatError) as e:
-        raise OfficialFormatError(f"not an official CycleGAN or CUT generator: {e}") from None
+        raise OfficialFormatError(f"not an official CycleGAN, pix2pix or CUT generator: {e}") from None
 
 
 def fetch_official(name: str, progress: bool = True) -> Path:
-    """The official pretrained generator ``name`` (``download.PRETRAINED`` or ``CUT_PRETRAINED``),
+    """The official pretrained generator ``name`` (``download.PRETRAINED``, ``PIX2PIX_PRETRAINED``
+    or ``CUT_PRETRAINED``),
     downloaded into the cache unless it is there, as a ``.pth`` file: it enters the cache only once
     it loads as an official generator (``check_official_file``), and a cached file that does not
     is fetched again. A CUT model is taken out of CUT's archive, which is cached whole (one
     download serves all six)."""
-    raw = cache_dir() / "downloads" / f"{name}.pth"
+    raw = cache_dir() / "downloads" / f"{file_name(name)}.pth"
     if name not in CUT_PRETRAINED:
         return fetch(pretrained_url(name), raw, progress=progress, verify=check_official_file)
     if raw.is_file():
@@ -257,9 +303,9 @@ def import_official(source: str | Path, output: str | Path) -> NetworkSpec:
     except UnusableWeightsError as e:
         raise UnusableWeightsError(f"{source}: {e}") from None
     except (StateDictError, OfficialFormatError) as e:
-        raise OfficialFormatError(f"{source}: not an official CycleGAN or CUT generator: {e}") from None
+        raise OfficialFormatError(f"{source}: not an official CycleGAN, pix2pix or CUT generator: {e}") from None
     meta = weights_metadata(model_config_of(spec), None, spec)
-    origin = "CycleGAN" if spec.arguments["no_antialias"] and spec.arguments["no_antialias_up"] else "CUT"
+    origin = _origin(spec)
     meta["cyclestyle.source"] = f"official {origin}: {source.name}"
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
@@ -271,3 +317,12 @@ def import_official(source: str | Path, output: str | Path) -> NetworkSpec:
     finally:
         tmp.unlink(missing_ok=True)
     return spec
+
+
+def _origin(spec: NetworkSpec) -> str:
+    """Which official code saved a generator: pix2pix's U-Nets, CUT's anti-aliased ResNets, or
+    CycleGAN's."""
+    if spec.name.startswith("unet"):
+        return "pix2pix"
+    a = spec.arguments
+    return "CycleGAN" if a.get("no_antialias", True) and a.get("no_antialias_up", True) else "CUT"

@@ -3,7 +3,8 @@
 ``model.generator`` and ``model.discriminator`` name an entry of ``GENERATORS`` and
 ``DISCRIMINATORS`` (``registry.py`` says how to add one). CycleGAN has two generators,
 G_A: A→B and G_B: B→A, and two discriminators, D_A judging domain B and D_B domain A; the fast
-style method trains one generator, ``johnson`` (``johnson.py``).
+style method trains one generator, ``johnson`` (``johnson.py``); pix2pix a U-Net (``unet.py``) and
+a PatchGAN (or the 1×1 ``pixel``) judging input and output stacked on channels.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from torch import nn
 from ..config import ModelConfig
 from .johnson import TransformNet
 from .limits import Budget, NetworkTooLarge, build_on_meta
-from .patchgan import PatchDiscriminator
+from .patchgan import PatchDiscriminator, PixelDiscriminator
 from .registry import DISCRIMINATORS, GENERATORS, Architecture, ArchitectureError, register_discriminator, register_generator
 from .resnet import ResnetBlock, ResnetGenerator
+from .unet import UnetGenerator
 
-__all__ = ["DISCRIMINATORS", "GENERATORS", "Architecture", "ArchitectureError", "Budget", "NetworkSpec", "NetworkTooLarge", "PatchDiscriminator",
-           "register_discriminator", "register_generator", "ResnetBlock", "ResnetGenerator", "TransformNet", "build_discriminator", "build_generator",
+__all__ = ["DISCRIMINATORS", "GENERATORS", "Architecture", "ArchitectureError", "Budget", "NetworkSpec", "NetworkTooLarge", "PatchDiscriminator", "PixelDiscriminator",
+           "register_discriminator", "register_generator", "ResnetBlock", "ResnetGenerator", "TransformNet", "UnetGenerator", "build_discriminator", "build_generator",
            "build_on_meta", "discriminator_spec", "generator_size_multiple", "generator_spec"]
 
 

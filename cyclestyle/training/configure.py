@@ -38,14 +38,14 @@ def check_config(cfg: Config, check_paths: bool = True) -> Config:
     method = _check_method(cfg)
     multiple = _check_architectures(method.with_defaults(cfg).model)
     cfg = method.configure(cfg)
-    one_way = "BtoA" not in method.translators
+    one_way = len(method.translators_for(cfg)) == 1
     d, m = cfg.data, cfg.model
     if d.preprocess.endswith("crop") and d.crop_size % multiple:  # the uncropped modes pad to the multiple
         raise ConfigError(f"data.crop_size={d.crop_size} must be a multiple of {multiple}, which model.generator "
                           f"{m.generator} needs of its input's sides")
     if cfg.loss.lambda_identity > 0 and m.in_channels != m.out_channels and not one_way:
         raise ConfigError("loss.lambda_identity needs model.in_channels == model.out_channels (set it to 0)")
-    _check_metric(cfg.eval, cfg.method if one_way else None)
+    _check_metric(cfg.eval, cfg.method, set(method.translators_for(cfg)), bool(d.paired))
     if check_paths:
         validate_paths(cfg, method.domains)
         method.check_files(cfg)
@@ -113,16 +113,23 @@ def _sizes(spec: NetworkSpec) -> str:
     return ", ".join(f"model.{k}={v}" for k, v in spec.arguments.items() if type(v) is int)
 
 
-def _check_metric(e: EvalConfig, one_way_method: str | None = None) -> None:
-    """``eval.metric`` names a registered metric that this method's generators can be scored by."""
+def _check_metric(e: EvalConfig, method: str, directions: set[str], paired: bool) -> None:
+    """``eval.metric`` names a registered metric that this method's generators (translating
+    ``directions``) can be scored by; metrics on true translations need them (paired data or
+    ``eval.paired_truth``)."""
     direction, name = split_metric(e.metric)
     if name not in metrics.METRICS or direction not in (None, "AtoB", "BtoA"):
         choices = ", ".join(m.name for m in metrics.registered())
         raise ConfigError(f"eval.metric must be one of {choices}, optionally prefixed by AtoB/ or BtoA/; "
                           f"got {e.metric!r}")
     metric = metrics.get(name)  # the held-out metrics, and which way is better, are registered there
-    if one_way_method and (direction == "BtoA" or metric.needs == "reconstruction"):
-        raise ConfigError(f"eval.metric {e.metric} needs a B→A generator, which method {one_way_method} does not "
-                          "train (it translates A→B only)")
-    if metric.needs == "truth" and e.paired_truth is None:
-        raise ConfigError(f"eval.metric {e.metric} needs eval.paired_truth (a folder of true translations)")
+    if len(directions) == 1:
+        (only,) = directions
+        other = "BtoA" if only == "AtoB" else "AtoB"
+        if direction == other or metric.needs == "reconstruction":
+            arrow = other.replace("to", "→")
+            raise ConfigError(f"eval.metric {e.metric} needs a {arrow} generator, which method {method} does not "
+                              f"train (it translates {only.replace('to', '→')} only)")
+    if metric.needs == "truth" and e.paired_truth is None and not paired:
+        raise ConfigError(f"eval.metric {e.metric} needs eval.paired_truth (a folder of true translations) "
+                          "or paired data (data.paired)")

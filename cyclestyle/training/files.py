@@ -27,9 +27,10 @@ def generator_metadata(cfg: Config, step: int) -> dict[str, dict[str, str]]:
     model = config_to_dict(cfg)["model"]
     method = METHODS.get(cfg.method)
     specs = method.network_specs(cfg)
-    direction_of = {name: direction for direction, name in method.translators.items()}
+    translators_of_run = method.translators_for(cfg)
+    direction_of = {name: direction for direction, name in translators_of_run.items()}
     metadata = {name: weights_metadata(model, step, specs.get(name)) for name in specs}
-    translators = json.dumps(method.translators)
+    translators = json.dumps(translators_of_run)
     for name, direction in direction_of.items():
         metadata[name][DIRECTION_KEY] = direction
         metadata[name][TRANSLATORS_KEY] = translators

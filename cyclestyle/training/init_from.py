@@ -101,7 +101,10 @@ def plan_init(source: InitSource, translators: dict[str, str], names: list[str])
     network), by the rules of the module docstring."""
     if source.lone is not None:
         direction = _recorded_direction(source.lone)
-        return {translators[direction if direction in translators else "AtoB"]: source.lone}
+        # the generator of the file's direction, else the A→B one, else (a method that trains B→A
+        # alone) the only one
+        name = translators.get(direction) or translators.get("AtoB") or next(iter(translators.values()))
+        return {name: source.lone}
     plan = {translators[d]: f for d, f in source.generators.items() if d in translators}
     generators = set(translators.values())
     plan |= {n: source.others[n] for n in names if n not in generators and n in source.others}
@@ -135,7 +138,8 @@ def _read_state(file: Path) -> dict[str, torch.Tensor]:
         except (StateDictError, OfficialFormatError) as e:
             raise CheckpointError(f"{KEY} {file}: not a .safetensors file nor an official CycleGAN generator: "
                                   f"{e}") from None
-    problem = unusable_tensor(state)
+    counters = {k: torch.long for k in state if k.endswith("num_batches_tracked")}  # batch norm's, integers
+    problem = unusable_tensor(state, counters)
     if problem:
         raise CheckpointError(f"{KEY} {file}: {problem}")
     return state

@@ -1,5 +1,6 @@
-"""CycleGAN's objective as pure functions of network outputs (paper section 3, eq. 1–3), and
-CUT's contrastive term (``patch_nce_loss``, Park et al. 2020).
+"""CycleGAN's objective as pure functions of network outputs (paper section 3, eq. 1–3), pix2pix's
+L1 term (``paired_l1_loss``, Isola et al. 2017) and CUT's contrastive term (``patch_nce_loss``,
+Park et al. 2020).
 
 Adversarial terms take the discriminator's raw patch logits. Four forms:
 - ``lsgan`` (the paper's choice, section 4): least squares, (D(x) − 1)² for real and D(G(z))² for fake;
@@ -78,6 +79,12 @@ def identity_loss(same: torch.Tensor, real: torch.Tensor, weight: float) -> torc
     """λ_idt·λ‖G(y) − y‖₁ (section 5.2): a generator fed an image of its target domain should leave
     it alone, which keeps the colours of paintings↔photos from drifting."""
     return weight * F.l1_loss(same.float(), real.float())
+
+
+def paired_l1_loss(fake: torch.Tensor, target: torch.Tensor, weight: float) -> torch.Tensor:
+    """λ‖y − G(x)‖₁ (pix2pix, Isola et al. 2017, eq. 3): the output must match the true target of
+    its input; L1 rather than L2 because it blurs less (§3.1)."""
+    return weight * F.l1_loss(fake.float(), target.float())
 
 
 def patch_nce_loss(query: torch.Tensor, key: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:

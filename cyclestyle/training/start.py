@@ -13,7 +13,7 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from ..config import Config, ConfigError, lookup, split_metric, with_values
-from ..data import UnalignedDataset, open_domains
+from ..data import PairedDataset, UnalignedDataset, open_domains
 from ..evaluation import registry as metrics_registry
 from ..evaluation.evaluate import HeldOutEvaluator
 from ..models import generator_size_multiple
@@ -82,13 +82,14 @@ def recorded_config(run_dir: Path) -> dict:
 
 
 def _open_data(cfg: Config, method: type[Method]) -> tuple[UnalignedDataset, tuple]:
-    """The training images of the method's domains: (A, B), or (A,)."""
+    """The training images of the method's domains: (A, B), or (A,); pairs for a paired method."""
     m = cfg.model
     sources = open_domains(cfg.data, cfg.data.train_split, channels=m.in_channels, channels_b=m.out_channels,
                            domains=method.domains)
     source_b = sources[1] if len(sources) > 1 else None  # a one-domain method has no B
-    dataset = UnalignedDataset(sources[0], source_b, cfg.data, channels=m.in_channels, channels_b=m.out_channels,
-                               size_multiple=generator_size_multiple(m))
+    kind = PairedDataset if method.paired else UnalignedDataset
+    dataset = kind(sources[0], source_b, cfg.data, channels=m.in_channels, channels_b=m.out_channels,
+                   size_multiple=generator_size_multiple(m))
     return dataset, sources
 
 
@@ -117,7 +118,7 @@ def _make_method(method: type[Method], cfg: Config, accelerator: Accelerator, sa
     if saved:
         saved.load_networks(networks)
     elif init:
-        accelerator.print(load_initial_weights(networks, method.translators, cfg.train.init_from, init))
+        accelerator.print(load_initial_weights(networks, method.translators_for(cfg), cfg.train.init_from, init))
     networks = {name: speed_up(net, cfg.train, accelerator.device) for name, net in networks.items()}
     return method(cfg, accelerator, networks, accelerator.process_index)
 

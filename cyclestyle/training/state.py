@@ -115,9 +115,9 @@ class Run:
         accelerate's wrappers, as panels, evaluation and files take them."""
         return {direction: self.method.plain(name) for direction, name in self.method.translators.items()}
 
-    def translator_names(self) -> tuple[str, str | None]:
-        """The names of the A→B and B→A generators (None for a method without one)."""
-        return self.method.translators["AtoB"], self.method.translators.get("BtoA")
+    def translator_names(self) -> tuple[str | None, str | None]:
+        """The names of the A→B and B→A generators (None for a direction the method does not train)."""
+        return self.method.translators.get("AtoB"), self.method.translators.get("BtoA")
 
     def generator_files(self) -> dict[str, nn.Module]:
         """The same generators by the name of their files (``{"G_A": …}``)."""

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from ..config import Config, config_to_dict
 from ..data import DataError, Source, open_domains, preprocess, tensor_to_image
-from ..inference.translate import eval_mode, translate_tensor
+from ..inference.translate import test_mode, translate_tensor
 from ..models import generator_size_multiple
 
 STEP_METRIC = "train/step"
@@ -306,17 +306,20 @@ class HeldOutPanels:
         return cls(images[0], images_b, identity=m.in_channels == m.out_channels, source=split)
 
     @torch.inference_mode()
-    def render(self, g_a: nn.Module, g_b: nn.Module | None, device: torch.device, prefix: str = "images",
-               names: tuple[str, str | None] = ("G_A", "G_B")) -> dict[str, Panel]:
-        """Both grids, as ``prefix/A`` and ``prefix/B`` (``prefix/A`` alone without ``g_b``), with
-        the generators in eval mode (their train mode is restored after); ``names``: the
+    def render(self, g_a: nn.Module | None, g_b: nn.Module | None, device: torch.device, prefix: str = "images",
+               names: tuple[str | None, str | None] = ("G_A", "G_B")) -> dict[str, Panel]:
+        """Both grids, as ``prefix/A`` and ``prefix/B`` (one alone for a method without ``g_b`` or
+        ``g_a``), with the generators as a test runs them (``test_mode``: eval mode, batch norm by
+        each image's statistics; their train mode is restored after); ``names``: the
         generators' names for the captions (the method's translators)."""
         name_a, name_b = names
-        if g_b is None:
-            with eval_mode(g_a):
-                return {f"{prefix}/A": Panel(self._grid(self.images_a, g_a, None, device),
-                                             f"{self.source} A images, per row: real A | A→B ({name_a})")}
-        with eval_mode(g_a, g_b):
+        if g_a is None or g_b is None:  # a one-way method: the grid of the way it translates
+            x, y, forward, name, images = ("A", "B", g_a, name_a, self.images_a) if g_b is None else \
+                ("B", "A", g_b, name_b, self.images_b)
+            with test_mode(forward):
+                return {f"{prefix}/{x}": Panel(self._grid(images, forward, None, device),
+                                               f"{self.source} {x} images, per row: real {x} | {x}→{y} ({name})")}
+        with test_mode(g_a, g_b):
             return {
                 f"{prefix}/A": Panel(self._grid(self.images_a, g_a, g_b, device),
                                      self._caption("A", "B", name_a, name_b)),

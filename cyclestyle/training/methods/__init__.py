@@ -6,6 +6,6 @@ decorator in any module imported before the run starts).
 """
 
 from .base import METHODS, Group, Method, MethodError
-from . import cut, cyclegan, fast_style  # noqa: E402,F401  (registers the built-in methods)
+from . import cut, cyclegan, fast_style, pix2pix  # noqa: E402,F401  (registers the built-in methods)
 
 __all__ = ["METHODS", "Group", "Method", "MethodError"]

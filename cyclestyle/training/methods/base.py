@@ -14,7 +14,10 @@ evaluation, the final files); a method says only what is its own, in one module
 - ``groups``: which networks each ``Update`` optimises (``Group("G", "generator", ("G_A", "G_B"))``);
 - ``step(batch, step)``: one step of its algorithm, returning every loss term by name;
 - ``translators``: which of its networks translate in which direction (``{"AtoB": "G_A"}``);
-- ``domains``: ``("A", "B")``, or ``("A",)`` for a method that learns from one collection.
+- ``domains``: ``("A", "B")``, or ``("A",)`` for a method that learns from one collection;
+- ``paired``: whether it learns from pairs (pix2pix), item i of A with item i of B
+  (``data.paired``, and ``data.PairedDataset``) instead of unrelated images;
+- ``translators_for(cfg)``, where its direction is a setting (pix2pix's ``direction``).
 
 The base class owns the rest, once for every method: the networks handed to accelerate, one
 ``Update`` per group, the learning rate, and what a checkpoint keeps of them.
@@ -57,6 +60,7 @@ class Method(abc.ABC):
     translators: ClassVar[dict[str, str]]  # direction ("AtoB", "BtoA") → network name
     groups: ClassVar[tuple[Group, ...]]
     domains: ClassVar[tuple[str, ...]] = ("A", "B")  # the image collections a step's batch holds
+    paired: ClassVar[bool] = False  # learns from pairs: the batch's A[i] and B[i] show one scene
     section: ClassVar[str | None] = None  # the YAML key of the method's own config section
     options_type: ClassVar[type | None] = None  # the dataclass of that section's keys
     # The method's values of config.METHOD_DEFAULTED's keys where they differ from those (which
@@ -90,7 +94,9 @@ class Method(abc.ABC):
     @classmethod
     def configure(cls, cfg: Config) -> Config:
         """``cfg`` with the method's section typed, resolved and checked (against the shared keys
-        as a new run fills them in), and no other section."""
+        as a new run fills them in), no other section, and ``data.paired`` resolved (null: whether
+        the method learns from pairs)."""
+        cfg = dataclasses.replace(cfg, data=cls.resolve_pairing(cfg))
         if cls.options_type is None:
             return dataclasses.replace(cfg, sections={})
         options = cls.resolve_options(cls.options(cfg))
@@ -108,6 +114,29 @@ class Method(abc.ABC):
             return with_values(cfg, recorded_values(recorded, unset))
         defaults = {**METHOD_DEFAULTED, **cls.shared_defaults}
         return with_values(cfg, {key: defaults[key] for key in unset})
+
+    @classmethod
+    def resolve_pairing(cls, cfg: Config) -> Any:
+        """``cfg.data`` with ``paired`` decided: true for aligned data and a paired method unless
+        set false (a ``ConfigError`` for a paired method), else as set; null stays null for an
+        unpaired method (unpaired, as every run before the key was)."""
+        d = cfg.data
+        paired = True if d.paired is None and (cls.paired or d.format == "aligned") else d.paired
+        if cls.paired and not paired:
+            raise ConfigError(f"method {cfg.method} learns from pairs: data.paired must be true (or null)")
+        if d.format == "aligned" and paired is False:
+            raise ConfigError("data.format aligned holds pairs: data.paired must be true (or null)")
+        if paired and (d.format == "images" or (d.format == "hf" and d.label_column is not None)):
+            raise ConfigError(f"data.paired needs two paired collections: data.format aligned, folder, or hf with "
+                              f"data.column_a and data.column_b (not data.format {d.format}"
+                              f"{' with data.label_column' if d.format == 'hf' else ''})")
+        return dataclasses.replace(d, paired=paired)
+
+    @classmethod
+    def translators_for(cls, cfg: Config) -> dict[str, str]:
+        """Which network translates which way in a run of ``cfg`` (``translators`` unless the
+        direction is a setting of the method)."""
+        return dict(cls.translators)
 
     # ---------------------------------------------------------------------------------------
     # Networks
@@ -137,6 +166,7 @@ class Method(abc.ABC):
         self.updates = {g.name: Update(g.label, [self.networks[n] for n in g.networks if n in self.networks],
                                        accelerator, cfg.train, self.guard) for g in self.groups}
         self.pools: dict[str, ImagePool] = {}  # this process's history pools, saved per process
+        self.translators = self.translators_for(cfg)  # this run's (a setting may choose the direction)
 
     def plain(self, name: str) -> nn.Module:
         """Network ``name`` without accelerate's wrappers: its own methods (``encode``), or a
