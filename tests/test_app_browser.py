@@ -96,8 +96,13 @@ def served(proxy):
     print(f"\nserve started in {time.perf_counter() - started:.1f} s at {url}")
     yield url, proc
     if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+        proc.send_signal(signal.SIGINT)  # Ctrl-C stops it, cleanly
+        try:
+            assert proc.wait(timeout=60) == 0, "".join(lines)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +139,7 @@ def test_the_page_translates_an_upload_as_translate_does_and_offers_it_for_downl
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    url, server = served
+    url, _ = served
     driver, downloads = browser
     css = lambda selector: driver.find_elements(By.CSS_SELECTOR, selector)  # noqa: E731
     source = photo(tmp_path / "street.png", size=(170, 130))  # tiled: 112-px tiles
@@ -181,10 +186,7 @@ def test_the_page_translates_an_upload_as_translate_does_and_offers_it_for_downl
     requested = {e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"}
     outside = [u for u in requested if urlparse(u).scheme not in INSIDE and urlparse(u).hostname not in LOCAL]
     assert requested and not outside, outside  # fonts, scripts, analytics: all from this machine or none
-    assert proxy.seen == []  # the server tried to reach nothing past this machine
-
-    server.send_signal(signal.SIGINT)  # Ctrl-C stops it
-    assert server.wait(timeout=60) == 0
+    assert proxy.seen == []  # the server tried to reach nothing past this machine (Ctrl-C: the fixture's end)
 
 
 def test_a_runs_samples_page_shows_its_panels_newest_first_with_no_server(browser, tiny_config):
