@@ -3,15 +3,20 @@ held-out PSNR.
 
     python scripts/compare_cut.py --output runs/compare_cut                    # 1500 steps a run (the demo's)
     python scripts/compare_cut.py --output /tmp/cc --steps 20 --n-train 40 --n-test 8   # a smoke check
+    python scripts/compare_cut.py --output runs/compare_cut_in --set model.norm=instance \
+        --set model.init_gain=0.02 --set model.init_type=xavier     # with the reference's networks
 
 Each method trains on ``configs/demo.yaml`` (the demo's CUT run: its settings, with CUT's encoder
 layers fitted to its 4-block generator) in three variants, each from the same seed:
 
 old        the behaviour before issue 22: N(0, gain) initialisation, CycleGAN's stride-2 and
            transposed sampling (the demo's resize_conv up-sampling), random crops throughout
-new        the keys left to the method (issue 22): xavier initialisation, anti-aliased
-           down-sampling in G and D, no random crop once the learning rate decays (the demo's
-           resize_conv up-sampling is kept, as a config that chose it keeps it)
+new        the keys left to the method (issue 22): anti-aliased down-sampling in G and D, no
+           random crop once the learning rate decays (the demo's resize_conv up-sampling is
+           kept, as a config that chose it keeps it). The demo's config pins N(0, 0.05)
+           initialisation for its un-normalised networks; CUT's own xavier is
+           ``--set model.init_type=xavier`` (with the reference's instance norm and gain 0.02, the
+           second example)
 reference  new, with CUT's blur up-sampling instead of resize_conv (model.upsample: transpose):
            the reference's generator
 
@@ -58,6 +63,9 @@ def main() -> int:
     parser.add_argument("--n-test", type=int, default=40, help="held-out images per domain when building the data")
     parser.add_argument("--methods", nargs="+", default=["cut", "fastcut"], choices=["cut", "fastcut"])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override configs/demo.yaml for every run, before the variant's own keys "
+                        "(e.g. --set model.norm=instance --set model.init_gain=0.02: the reference's networks)")
     args = parser.parse_args()
     root = args.data_root or build_demo_dataset(args.output / "data", n_train=args.n_train, n_test=args.n_test)
     every = args.eval_every or max(1, args.steps // 6)
@@ -70,7 +78,7 @@ def main() -> int:
                 f"method={method}", DEMO_CUT_LAYERS, f"data.root={root}", f"output_dir={run_dir}",
                 f"train.max_steps={args.steps}", f"train.checkpoint_every={args.steps}", "log.with=none",
                 f"train.log_every={max(1, args.steps // 40)}",
-                f"eval.every={every}", f"eval.paired_truth={root / 'truth'}", *VARIANTS[variant]]))
+                f"eval.every={every}", f"eval.paired_truth={root / 'truth'}", *args.set, *VARIANTS[variant]]))
             rows.append(summary(method, variant, run_dir, time.perf_counter() - began))
             print(json.dumps(rows[-1]), flush=True)
     print_table(rows)
