@@ -32,7 +32,8 @@ from .commands import (
 from .registry import Registry
 
 DESCRIPTION = ("Unpaired image-to-image translation with CycleGAN (Zhu et al. 2017) and CUT (Park et al. "
-               "2020), beside neural style transfer (Gatys et al.; Johnson et al.'s fast networks).")
+               "2020), paired translation with pix2pix (Isola et al. 2017), beside neural style transfer "
+               "(Gatys et al.; Johnson et al.'s fast networks).")
 
 COMMANDS: Registry[ModuleType] = Registry("command")
 for _name, _module in (

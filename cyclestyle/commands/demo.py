@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-HELP = ("the whole toolkit on built-in data, offline, on a CPU: train CycleGAN and CUT, evaluate, "
-        "compare with Gatys")
+HELP = ("the whole toolkit on built-in data, offline, on a CPU: train CycleGAN, CUT and pix2pix, "
+        "evaluate, compare with Gatys")
 DESCRIPTION = (
     "Build the demo dataset (photos, and paintings of other photos made by a renderer in this\n"
     "project, so every held-out photo has its true painting), train a small CycleGAN on it within\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "try translators in a local web page: drop an image, pick a direction, download the result"
+HELP = "try translators in a local web page: drop an image or a short clip, pick a direction, download the result"
 DESCRIPTION = (
     "Start a web page on this machine where you drop an image, pick one of the translators RUN\n"
     "and its direction, and get the translation at the image's size, with a button to download\n"

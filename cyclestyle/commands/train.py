@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "train a translator on two unpaired image folders (CycleGAN; CUT or FastCUT with method:)"
+HELP = ("train a translator on two image folders (CycleGAN; CUT, FastCUT, or pix2pix on paired images, "
+        "with method:)")
 DESCRIPTION = ("Train CycleGAN as the paper does: two ResNet generators and two 70×70 PatchGAN "
                "discriminators with adversarial, cycle-consistency and identity losses. Writes "
                "checkpoints to OUTPUT_DIR/checkpoints/, a loss log to OUTPUT_DIR/log.jsonl and, at "
