@@ -5,7 +5,6 @@ and an empty model name each say what they are."""
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import json
 import shutil
@@ -16,9 +15,8 @@ import torch
 from PIL import Image
 
 from cyclestyle.cli import main
-from cyclestyle.config import ModelConfig
-from cyclestyle.models import generator_spec
-from cyclestyle.models.weights import save_weights, weights_metadata
+
+from .test_safety import tiny_run
 
 OFFICIAL_PTH = Path(__file__).parent / "fixtures" / "official" / "resnet_6blocks_ngf8_net_G_A.pth"
 
@@ -36,18 +34,6 @@ def error_lines(capsys) -> list[str]:
     err = capsys.readouterr().err
     assert "Traceback" not in err, err
     return [line for line in err.splitlines() if line.startswith("cyclestyle")]
-
-
-def tiny_run(folder: Path) -> Path:
-    """A run folder with G_A and G_B of a tiny ResNet generator (ngf 8, one block), untrained."""
-    folder.mkdir(parents=True, exist_ok=True)
-    cfg = ModelConfig(ngf=8, n_blocks=1)
-    spec = generator_spec(cfg)
-    for seed, name in enumerate(("G_A", "G_B")):
-        torch.manual_seed(seed)
-        save_weights(folder / f"{name}.safetensors", spec.build().state_dict(),
-                     weights_metadata(dataclasses.asdict(cfg), 5, spec))
-    return folder
 
 
 # --------------------------------------------------------------------------------------------
