@@ -45,13 +45,14 @@ def run(args: argparse.Namespace) -> int:
 
 def describe(spec) -> str:
     """One line on a converted generator (shared with ``pretrained``)."""
-    a = spec.arguments
-    if spec.name.startswith("unet"):
+    from ..interop.official import official_origin
+
+    a, origin = spec.arguments, official_origin(spec)
+    if origin == "pix2pix":
         return (f"U-Net generator ({spec.name}), ngf {a['ngf']}, {a['norm']} norm, {spec.in_channels} -> "
                 f"{spec.out_channels} channels{', dropout' if a['dropout'] else ''}")
-    antialiased = not a.get("no_antialias", True) or not a.get("no_antialias_up", True)
     return (f"ResNet generator, ngf {a['ngf']}, {a['n_blocks']} blocks, {spec.in_channels} -> {spec.out_channels} "
-            f"channels{', dropout' if a['dropout'] else ''}{', anti-aliased (CUT)' if antialiased else ''}")
+            f"channels{', dropout' if a['dropout'] else ''}{', anti-aliased (CUT)' if origin == 'CUT' else ''}")
 
 
 def translate_hint(weights: Path) -> str:

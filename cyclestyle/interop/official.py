@@ -305,7 +305,7 @@ def import_official(source: str | Path, output: str | Path) -> NetworkSpec:
     except (StateDictError, OfficialFormatError) as e:
         raise OfficialFormatError(f"{source}: not an official CycleGAN, pix2pix or CUT generator: {e}") from None
     meta = weights_metadata(model_config_of(spec), None, spec)
-    origin = _origin(spec)
+    origin = official_origin(spec)
     meta["cyclestyle.source"] = f"official {origin}: {source.name}"
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
@@ -319,9 +319,9 @@ def import_official(source: str | Path, output: str | Path) -> NetworkSpec:
     return spec
 
 
-def _origin(spec: NetworkSpec) -> str:
+def official_origin(spec: NetworkSpec) -> str:
     """Which official code saved a generator: pix2pix's U-Nets, CUT's anti-aliased ResNets, or
-    CycleGAN's."""
+    CycleGAN's (what the weights file records as its source, and ``import-official`` says)."""
     if spec.name.startswith("unet"):
         return "pix2pix"
     a = spec.arguments
