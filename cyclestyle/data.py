@@ -435,17 +435,26 @@ def _plain_folder(cfg: DataConfig, split: str, channels: int, domains: tuple[str
     return FolderSource(Path(cfg.root).expanduser(), channels=channels)
 
 
-def _scan(source: Source, strict: bool) -> Source:
+def _readable(sources: Sequence[Source], strict: bool, skipped: str) -> list[int]:
+    """The indices whose images open in every one of ``sources`` (a domain, or the two sides of
+    paired data). An unreadable one raises its ``UnreadableImageError`` if ``strict``, else is a
+    warning ending "(``skipped``)"."""
     keep = []
-    for i in range(len(source)):
+    for i in range(len(sources[0])):
         try:
-            source.verify(i)
+            for source in sources:
+                source.verify(i)
         except UnreadableImageError as e:
             if strict:
                 raise
-            _warn(f"{e} (skipped)")
+            _warn(f"{e} ({skipped})")
         else:
             keep.append(i)
+    return keep
+
+
+def _scan(source: Source, strict: bool) -> Source:
+    keep = _readable((source,), strict, "skipped")
     if not keep:
         raise DataError(f"no readable images in {source.name}: all {len(source)} failed to open")
     if len(keep) < len(source):
@@ -680,17 +689,7 @@ def _hf_pairs(cfg: DataConfig, split: str, channels: tuple[int, int]) -> tuple[H
 
 def _scan_pairs(sources: tuple[Source, Source], strict: bool) -> tuple[Source, Source]:
     """The pairs whose two images open (``_scan`` for pairs): a bad side drops its pair."""
-    keep = []
-    for i in range(len(sources[0])):
-        try:
-            for source in sources:
-                source.verify(i)
-        except UnreadableImageError as e:
-            if strict:
-                raise
-            _warn(f"{e} (its pair skipped)")
-        else:
-            keep.append(i)
+    keep = _readable(sources, strict, "its pair skipped")
     if not keep:
         raise DataError(f"no readable pairs in {sources[0].name} and {sources[1].name}")
     if len(keep) < len(sources[0]):
