@@ -152,8 +152,7 @@ def _missing(folder: Path, expects: tuple[str, ...]) -> list[str]:
 def check_archive(path: Path) -> None:
     """Raise ``DatasetError`` unless ``path`` is a whole zip or tar.gz whose every member is a
     file or a folder with a relative path inside it; every member's data is read back."""
-    for member in _members(path):
-        pass
+    _members(path)
 
 
 def _members(path: Path) -> list[str]:
