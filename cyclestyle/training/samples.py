@@ -27,7 +27,7 @@ from typing import Any, Mapping
 from PIL import Image
 
 from .checkpoint import aside
-from .tracking import Panel
+from .tracking import Panel, tile
 
 SAMPLES = "samples"
 INDEX_JSON = "index.json"
@@ -105,12 +105,7 @@ def trim_samples(folder: Path, step: int, title: str) -> int:
 
 def stack(images: list[Image.Image]) -> Image.Image:
     """Images one under the other, left-aligned, on black."""
-    canvas = Image.new("RGB", (max(i.width for i in images), sum(i.height for i in images)))
-    top = 0
-    for image in images:
-        canvas.paste(image.convert("RGB"), (0, top))
-        top += image.height
-    return canvas
+    return tile([[image.convert("RGB")] for image in images])
 
 
 def render_index(entries: list[dict[str, Any]], title: str) -> str:

@@ -345,10 +345,10 @@ class HeldOutPanels:
             if backward is not None and self.identity:
                 cells.append(translate_tensor(backward, x))
             rows.append([tensor_to_image(c[0].float()).convert("RGB") for c in cells])
-        return _tile(rows)
+        return tile(rows)
 
 
-def _tile(rows: list[list[Image.Image]]) -> Image.Image:
+def tile(rows: list[list[Image.Image]]) -> Image.Image:
     """Rows of images side by side, rows one under the other (sizes may differ between rows)."""
     widths = [sum(cell.width for cell in row) for row in rows]
     heights = [max(cell.height for cell in row) for row in rows]
