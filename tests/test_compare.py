@@ -237,13 +237,13 @@ def test_a_pix2pix_run_trained_btoa_compares_btoa_against_the_pairs(tmp_path, ca
     capsys.readouterr()
     out = tmp_path / "compare"
     assert main(["compare", "--weights", str(run), "--data-root", str(root), "--output", str(out),
-                 "--collection", "1", *GATYS]) == 2  # the default AtoB: not this run's way
+                 "--collection", "1", "--direction", "AtoB", *GATYS]) == 2  # not this run's way
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is a pix2pix run, which translates BtoA only; use --direction BtoA" in err
     assert not out.exists()
 
     assert main(["compare", "--weights", str(run), "--data-root", str(root), "--output", str(out),
-                 "--collection", "1", "--direction", "BtoA", *GATYS]) == 0
+                 "--collection", "1", *GATYS]) == 0  # no --direction: the run's only way, BtoA
     data = json.loads((out / "comparison.json").read_text())
     assert data["direction"] == "BtoA" and data["translator"] == "pix2pix" and data["n"] == 3
     assert list(data["methods"]) == ["identity", "pix2pix", "gatys-collection"]  # paired data: a truth for each

@@ -19,8 +19,8 @@ DESCRIPTION = (
     "against the real held-out images of the target domain, and PSNR/SSIM against the true\n"
     "translation when there is one (then also for the identity, output = input, the do-nothing\n"
     "baseline): files given with --paired-truth, or on paired data (pix2pix's) each image's partner.\n\n"
-    "--direction picks the run's generator: both ways for CycleGAN, A→B only for CUT, the way a\n"
-    "pix2pix run was trained (pix2pix.direction: BtoA needs --direction BtoA); a way the run does\n"
+    "--direction picks the run's generator: both ways for CycleGAN (AtoB by default), A→B only for\n"
+    "CUT, the way a pix2pix run was trained (its only way, the default); a way the run does\n"
     "not translate is refused in one line naming those it does. The run's row is named by the method\n"
     "that trained it: cyclegan, cut, fastcut, pix2pix (translator for a file without a config).\n\n"
     "Gatys's style is one or more chosen paintings (--style) and/or the average style of the first\n"
@@ -58,9 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="the dataset, in the run's data.format: ROOT/testA (held-out inputs), ROOT/testB and "
                         "ROOT/trainB for AtoB; ROOT/test and ROOT/train of A|B pairs for aligned data")
     p.add_argument("--output", required=True, metavar="DIR", help="folder for the report and images")
-    p.add_argument("--direction", choices=["AtoB", "BtoA"], default="AtoB",
-                   help="AtoB (default): testA through the run's A→B generator (G_A, or a pix2pix run's G), "
-                        "styles from domain B; BtoA the other way (a CycleGAN run, or pix2pix trained BtoA)")
+    p.add_argument("--direction", choices=["AtoB", "BtoA"],
+                   help="AtoB: testA through the run's A→B generator (G_A, or a pix2pix run's G), styles from "
+                        "domain B; BtoA the other way (default: AtoB, or a one-way run's only way)")
     p.add_argument("--style", nargs="+", metavar="IMG",
                    help="style image(s) for the gatys-style variant, blended equally (a folder: its average style)")
     p.add_argument("--fast-style", metavar="RUN",

@@ -428,11 +428,11 @@ class _Setting:
         return DIRECTIONS[self.direction].target
 
 
-def _check_options(direction: str, style: list[Path], collection: int | None, limit: int | None,
+def _check_options(direction: str | None, style: list[Path], collection: int | None, limit: int | None,
                    gatys_steps: int, size: int | None, fid_protocol: str) -> list[list[Path]]:
     """A bad option is a ``DataError`` naming it, before any work; returns the style files, one
     list per ``--style`` entry (a folder's images)."""
-    if direction not in DIRECTIONS:
+    if direction is not None and direction not in DIRECTIONS:
         raise DataError(f"--direction must be AtoB or BtoA, got {direction!r}")
     for option, value in (("--collection", collection), ("--limit", limit), ("--gatys-steps", gatys_steps),
                           ("--size", size)):
@@ -449,10 +449,12 @@ def _check_options(direction: str, style: list[Path], collection: int | None, li
     return style_files
 
 
-def _open_setting(weights: Path, data_root: Path, direction: str, size: int | None,
+def _open_setting(weights: Path, data_root: Path, direction: str | None, size: int | None,
                   paired_truth: Path | None) -> _Setting:
     """The run, its held-out images of the source domain and their true translations."""
     run = open_run(weights)
+    if direction is None:  # a one-way run's only way, else AtoB
+        direction = "AtoB" if "AtoB" in run.translators or "AtoB" in run.missing else next(iter(run.translators))
     _check_direction(run, weights, direction)
     generator_path, cfg = run.file(direction), run.config
     data_cfg = dataclasses.replace(cfg.data if cfg else DataConfig(), root=str(data_root))
@@ -583,7 +585,7 @@ def _write_comparison(comparison: dict[str, Any], output: Path) -> dict[str, Any
 
 
 def run_comparison(
-    weights: str | Path, data_root: str | Path, output: str | Path, *, direction: str = "AtoB",
+    weights: str | Path, data_root: str | Path, output: str | Path, *, direction: str | None = None,
     style: Sequence[str | Path] = (),
     collection: int | None = None, limit: int | None = None, paired_truth: str | Path | None = None,
     size: int | None = None, vgg_weights: str | None = None, inception_weights: str | None = None,
@@ -602,7 +604,8 @@ def run_comparison(
 
     ``translator``: the run's row in ``methods`` and column in the grid, named by the method that
     trained it (``translator_column``: "cyclegan", "cut", "pix2pix" …); its ``method`` field says
-    the same. A direction the run does not translate (CUT's B→A) is a ``DirectionUnavailable``.
+    the same. ``direction`` None: AtoB, or the only way a one-way run translates (a pix2pix run
+    trained BtoA); a direction the run does not translate (CUT's B→A) is a ``DirectionUnavailable``.
     Paired data (the run's ``data.format: aligned`` or ``data.paired``) gives every held-out image
     its truth, the other image of its pair.
 
@@ -638,7 +641,7 @@ def run_comparison(
     names, with_truth = _inputs(setting, limit, output, notes)
     gatys_cfg, settings = _gatys_config(names, output, gatys_steps, seed)
     baseline = _Baseline(style, style_files, collection, gatys_cfg, settings, vgg_weights, vgg_source)
-    methods = [_translator(setting.column, setting.run, direction, device),
+    methods = [_translator(setting.column, setting.run, setting.direction, device),
                *([_translator("fast-style", fast_style_run, "AtoB", device)] if fast_style_run else []),
                *_gatys_methods(baseline, setting, device, notes)]
     results = _run_methods(methods, names, with_truth, output, setting.channels, device, progress)
