@@ -11,6 +11,13 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 if [ ! -x .venv/bin/python ]; then
+  # A fresh environment takes about 6.5 GB (torch 2.14.1's x86_64 wheels bring CUDA libraries): say
+  # so up front rather than leave pip to stop half-way with "No space left on device".
+  free_kb=$(df -Pk . | awk 'NR == 2 {print $4}')
+  if [ "${free_kb:-0}" -lt $((8 * 1024 * 1024)) ]; then
+    echo "setup: $(pwd) has $((free_kb / 1024)) MB free; a new .venv needs about 6.5 GB, so 8 GB free. Free some space and run this again." >&2
+    exit 1
+  fi
   "$PYTHON" -m venv .venv
 fi
 extra=""

@@ -163,9 +163,13 @@ def test_the_pushed_folder_is_a_gradio_space_whose_app_builds_the_page_from_the_
     header = yaml.safe_load(card.split("---\n")[1])
     assert header["sdk"] == "gradio" and header["app_file"] == "app.py" and header["sdk_version"] == GRADIO_VERSION
     assert header["library_name"] == "cyclestyle" and header["license"] == "mit"
-    assert (folder / "requirements.txt").read_text() == f"cyclestyle[app]=={cyclestyle.__version__}\n"
+    # The web app's extra and the Video tab's, by the names pyproject.toml gives them
+    assert (folder / "requirements.txt").read_text() == f"cyclestyle[app,video]=={cyclestyle.__version__}\n"
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert f"gradio=={GRADIO_VERSION}" in extras["app"]  # the Space runs the Gradio the extra pins
+    assert any(pin.startswith("av==") for pin in extras["video"])  # PyAV, which the Video tab needs
+    assert 'pip install "cyclestyle[app,video]"' in (folder / "app.py").read_text()
+    assert "`cyclestyle[app,video]==" in card  # the model card says what the Space installs
 
     namespace = runpy.run_path(str(folder / "app.py"), run_name="space")  # imported, as the Space does: not launched
     app = namespace["demo"]

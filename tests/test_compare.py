@@ -14,12 +14,14 @@ from torch import nn
 
 from cyclestyle.cli import main
 from cyclestyle.data import FolderSource
-from cyclestyle.evaluation.compare import run_comparison
+from cyclestyle.demo.toy import make_paired_toy_dataset
+from cyclestyle.evaluation.compare import DirectionUnavailable, run_comparison
 from cyclestyle.evaluation.evaluate import evaluate_translators, prepare, unit
+from cyclestyle.evaluation.reports import HEADER_HEIGHT
 from cyclestyle.inference.run import open_run
 from cyclestyle.training.loop import train
 
-from .conftest import cli
+from .conftest import TINY_CUT, cli
 
 pytestmark = pytest.mark.slow  # trains and compares runs: not in `test.sh --quick`
 
@@ -88,7 +90,7 @@ def test_compare_reports_every_method_on_the_same_images(tiny_run, toy_root, tru
     columns = data["grid_columns"]
     assert columns == ["input", "cyclegan", "gatys-style", "gatys-collection", "truth"]
     with Image.open(out / "grid.png") as grid:
-        assert grid.size == (len(columns) * SIZE, 4 * SIZE)
+        assert grid.size == (len(columns) * SIZE, HEADER_HEIGHT + 4 * SIZE)  # the column titles on top
     page = (out / "index.html").read_text()
     sources = re.findall(r'src="([^"]+)"', page)
     assert len(sources) == 4 * 4 + 3  # input, cyclegan and two Gatys variants per image; three truths
@@ -111,7 +113,7 @@ def test_compare_command_with_the_default_collection_and_a_limit(tiny_run, toy_r
     assert data["images"] == ["0000", "0001"] and any("first 2 of 4" in n for n in data["notes"])
     assert "gatys-collection" in result.stdout and "not real style transfers" in result.stdout
     with Image.open(out / "grid.png") as grid:
-        assert grid.size == (3 * SIZE, 2 * SIZE)
+        assert grid.size == (3 * SIZE, HEADER_HEIGHT + 2 * SIZE)
 
 
 class TinyFeatures(nn.Module):
@@ -184,3 +186,88 @@ def test_compare_skips_an_image_past_the_resize_caps_with_one_note(tiny_run, toy
     assert data["n"] == 4 and "strip" not in data["images"]
     notes = [n for n in data["notes"] if "strip.png" in n]
     assert len(notes) == 1 and notes[0].startswith("skipped") and "more elongated than 64:1" in notes[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Runs of every method: the row named by the method, and the directions a run has
+
+
+def _grid_titles(out, columns):
+    """The title row of grid.png: dark text over each column, white below the text."""
+    with Image.open(out / "grid.png") as grid:
+        header = np.asarray(grid.convert("L"))[:HEADER_HEIGHT]
+    return [header[:, c * SIZE:(c + 1) * SIZE].min() < 128 for c in range(len(columns))]
+
+
+def test_a_cut_run_is_compared_as_cut_and_its_other_direction_is_one_line(tiny_config, toy_root, tmp_path, capsys):
+    run = train(tiny_config("method=cut", *TINY_CUT, "train.max_steps=2", "log.with=none"))
+    capsys.readouterr()
+    out = tmp_path / "compare"
+    assert main(["compare", "--weights", str(run), "--data-root", str(toy_root), "--output", str(out),
+                 "--collection", "1", "--limit", "2", *GATYS]) == 0
+    data = json.loads((out / "comparison.json").read_text())
+    assert data["translator"] == "cut" and list(data["methods"]) == ["cut", "gatys-collection"]
+    assert data["methods"]["cut"]["method"] == "cut" and data["grid_columns"] == ["input", "cut", "gatys-collection"]
+    assert all((out / "images" / "cut" / f"{n}.png").is_file() for n in data["images"])
+    assert not (out / "images" / "cyclegan").exists()
+    assert "<td>cut</td>" in (out / "index.html").read_text()
+    assert _grid_titles(out, data["grid_columns"]) == [True, True, True]
+    assert capsys.readouterr().out.splitlines()[1].startswith("cut ")
+
+    other = tmp_path / "other"
+    code = main(["compare", "--weights", str(run), "--data-root", str(toy_root), "--output", str(other),
+                 "--direction", "BtoA", *GATYS])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err == (f"cyclestyle: error: --direction BtoA: {run} is a cut run, which translates AtoB only; "
+                   "use --direction AtoB\n")
+    assert not other.exists()  # refused before any work
+    with pytest.raises(DirectionUnavailable):  # the Python API: a DataError naming the same
+        run_comparison(run, toy_root, other, direction="BtoA", vgg_weights="random", device="cpu")
+
+
+def test_a_pix2pix_run_trained_btoa_compares_btoa_against_the_pairs(tmp_path, capsys):
+    from cyclestyle.training.configure import load_config
+    from .conftest import REPO
+
+    root = make_paired_toy_dataset(tmp_path / "pairs", "folders", n_train=3, n_test=3, size=SIZE)
+    run = train(load_config(REPO / "configs" / "tiny.yaml", [
+        f"data.root={root}", "data.format=folder", "data.load_size=32", "method=pix2pix", "pix2pix.direction=BtoA",
+        "model.n_blocks=1", f"output_dir={tmp_path / 'run'}", "train.max_steps=2", "log.with=none"]))
+    capsys.readouterr()
+    out = tmp_path / "compare"
+    assert main(["compare", "--weights", str(run), "--data-root", str(root), "--output", str(out),
+                 "--collection", "1", "--direction", "AtoB", *GATYS]) == 2  # not this run's way
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a pix2pix run, which translates BtoA only; use --direction BtoA" in err
+    assert not out.exists()
+
+    assert main(["compare", "--weights", str(run), "--data-root", str(root), "--output", str(out),
+                 "--collection", "1", *GATYS]) == 0  # no --direction: the run's only way, BtoA
+    data = json.loads((out / "comparison.json").read_text())
+    assert data["direction"] == "BtoA" and data["translator"] == "pix2pix" and data["n"] == 3
+    assert list(data["methods"]) == ["identity", "pix2pix", "gatys-collection"]  # paired data: a truth for each
+    assert data["grid_columns"] == ["input", "pix2pix", "gatys-collection", "truth"]
+    assert data["weights"] == str(run / "G.safetensors")
+    for name in data["images"]:  # the inputs are B, the truths their partners in A, as written
+        for column, domain in (("input", "testB"), ("truth", "testA")):
+            written = np.asarray(Image.open(out / "images" / column / f"{name}.png"), dtype=np.int16)
+            assert np.abs(written - np.asarray(Image.open(root / domain / f"{name}.png"), dtype=np.int16)).max() <= 1
+    # The identity's PSNR: each print (B) against its true scene (A), by hand.
+    psnrs = [10 * np.log10(1 / np.mean(np.square(
+        np.asarray(Image.open(root / "testB" / f"{n}.png"), dtype=np.float64) / 255
+        - np.asarray(Image.open(root / "testA" / f"{n}.png"), dtype=np.float64) / 255))) for n in data["images"]]
+    assert data["methods"]["identity"]["psnr"] == pytest.approx(np.mean(psnrs), abs=1e-3)
+    assert isinstance(data["methods"]["pix2pix"]["psnr"], float) and isinstance(data["methods"]["pix2pix"]["ssim"], float)
+    assert any("against each held-out image's partner" in n for n in data["notes"])
+    assert _grid_titles(out, data["grid_columns"]) == [True] * 4
+
+
+def test_a_cyclegan_run_compares_btoa_under_its_old_key(tiny_run, toy_root, tmp_path):
+    data = run_comparison(tiny_run, toy_root, tmp_path / "compare", direction="BtoA", collection=1, limit=2,
+                          vgg_weights="random", gatys_steps=1, device="cpu", progress=False)
+    assert data["translator"] == "cyclegan" and list(data["methods"]) == ["cyclegan", "gatys-collection"]
+    assert data["weights"] == str(tiny_run / "G_B.safetensors") and data["methods"]["cyclegan"]["method"] == "cyclegan"
+    written = np.asarray(Image.open(tmp_path / "compare" / "images" / "input" / "0000.png"), dtype=np.int16)
+    expected = unit(prepare(Image.open(toy_root / "testB" / "0000.png").convert("RGB"), SIZE))[0]
+    assert np.abs(written - (expected.permute(1, 2, 0).numpy() * 255).round()).max() <= 1  # testB's, not testA's

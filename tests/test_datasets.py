@@ -6,6 +6,7 @@ with nothing left behind."""
 from __future__ import annotations
 
 import io
+import random
 import socket
 import tarfile
 import zipfile
@@ -219,3 +220,60 @@ def test_a_failure_mid_unpacking_leaves_nothing_half_unpacked(host, tmp_path, mo
     monkeypatch.setattr(datasets, "_extract", real_extract)
     assert main(["datasets", "get", "horse2zebra", "--root", str(root), "--quiet"]) == 0
     assert len(host.ranges) == 1 and sorted(p.name for p in root.iterdir()) == ["horse2zebra"]
+
+
+def noise(top: str, folders: tuple[str, ...], count: int = 6, size: int = 64 << 10) -> dict[str, bytes]:
+    """Members of random bytes (which no compression shrinks): the archive is as large as its data."""
+    rng = random.Random(0)
+    return {f"{top}/{folder}/{i}.png": rng.randbytes(size) for folder in folders for i in range(count)}
+
+
+def bytes_read() -> int:
+    """The bytes this process has had from read() calls so far, whatever file and library (Linux's rchar)."""
+    fields = dict(line.split(": ") for line in Path("/proc/self/io").read_text().splitlines())
+    return int(fields["rchar"])
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").is_file(), reason="counts reads with Linux's /proc/self/io")
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_get_reads_the_archive_once_checking_and_unpacking_it_in_one_pass(tmp_path, capsys, kind):
+    """Every byte of the archive is read (the check is whole) and none twice: no separate checking
+    pass before the unpacking one."""
+    if kind == "zip":
+        members = noise("horse2zebra", ("trainA", "trainB", "testA", "testB"))
+        name = folder = "horse2zebra"
+        data = zipped(members)
+    else:
+        members, name, folder = noise("facades", ("train", "val", "test")), "pix2pix/facades", "facades_pix2pix"
+        data = tarred(members)
+    root = tmp_path / "data"
+    root.mkdir()
+    archive = root / f"{name.rpartition('/')[2]}.{kind}"
+    archive.write_bytes(data)  # put there by hand: no transfer, only the unpacking reads
+    before = bytes_read()
+    assert main(["datasets", "get", name, "--root", str(root), "--quiet"]) == 0
+    read = bytes_read() - before
+    assert len(data) <= read < 1.5 * len(data)  # the old check-then-unpack read it three times
+    for member, content in members.items():
+        assert (root / folder / member.partition("/")[2]).read_bytes() == content
+    assert sorted(p.name for p in root.iterdir()) == [folder]
+
+
+@pytest.mark.parametrize("kind, keep", [("tar.gz", 0.5), ("tar.gz", -4), ("zip", 0.5)])
+def test_an_archive_cut_part_way_through_unpacking_is_named_and_removed(host, tmp_path, capsys, kind, keep):
+    """Cut mid-way, the members before the cut are unpacked (into the temporary folder) before the
+    damage shows; cut in a tar.gz's last bytes (gzip's length field), every member reads whole and
+    only the end of the stream shows it. Either way: one line naming the archive, the download
+    removed, nothing left."""
+    members = noise("facades", ("train", "val", "test"))
+    data = tarred(members) if kind == "tar.gz" else zipped(members)
+    data = data[:int(len(data) * keep)] if isinstance(keep, float) else data[:keep]
+    path = "/pix2pix/datasets/edges2shoes.tar.gz" if kind == "tar.gz" else "/cyclegan/datasets/mini.zip"
+    host.files[path] = data
+    root = tmp_path / "data"
+    name = "edges2shoes" if kind == "tar.gz" else "mini"
+    assert main(["datasets", "get", name, "--root", str(root), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert len(lines(err)) == 1 and str(root / path.rpartition("/")[2]) in err and "was removed" in err
+    assert "not a whole zip or tar.gz" in err
+    assert list(root.iterdir()) == []

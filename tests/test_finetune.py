@@ -26,6 +26,7 @@ from .test_download import server  # noqa: F401 (the local HTTP server fixture)
 pytestmark = pytest.mark.slow  # trainings
 
 OFFICIAL = Path(__file__).parent / "fixtures" / "official" / "resnet_6blocks_ngf8_net_G_A.pth"
+CUT_REFERENCE = Path(__file__).parent / "fixtures" / "reference-cut" / "cut_resnet_6blocks_ngf8_net_G.pth"
 TINY = REPO / "configs" / "tiny.yaml"
 NETWORKS = ("G_A", "G_B", "D_A", "D_B")
 
@@ -137,7 +138,7 @@ def test_a_cyclegan_run_starts_a_cut_run(source, toy_root, tmp_path, capsys):
 def test_cut_s_reference_generator_starts_a_cyclegan_run_with_its_blur_filters(toy_root, tmp_path, capsys):
     """The anti-aliasing follows the source where the config leaves it to the method: CUT's
     layout (blur filters) for a CycleGAN run, which would otherwise build strided convolutions."""
-    reference = Path(__file__).parent / "fixtures" / "reference-cut" / "cut_resnet_6blocks_ngf8_net_G.pth"
+    reference = CUT_REFERENCE
     run = started(load_config(TINY, overrides(toy_root, tmp_path / "cut-pth", "model.ngf=8", "model.n_blocks=6",
                                               f"train.init_from={reference}")))
     assert (run.cfg.model.no_antialias, run.cfg.model.no_antialias_up) == (False, False)
@@ -162,6 +163,55 @@ def test_an_official_generator_file_and_a_pretrained_model(server, toy_root, tmp
     assert_same(weights(run, "G_A"), expected)
     converted = tmp_path / "cache" / "cyclestyle" / "pretrained" / "style_monet.safetensors"
     assert f"init: G_A (A→B) from {converted}; fresh: G_B, D_A, D_B" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("file, antialiased", [(OFFICIAL, False), (CUT_REFERENCE, True)])
+def test_an_official_generator_file_is_read_and_converted_once_at_start_up(toy_root, tmp_path, monkeypatch, capsys,
+                                                                           file, antialiased):
+    """Start-up asks the file twice (its anti-aliasing for the config, its weights for G_A): one
+    read (``torch.load`` of that file, whoever calls it) and one conversion serve both."""
+    from cyclestyle.interop import official
+    from cyclestyle.training import init_from
+
+    expected, _ = convert(read_state_dict(file))
+    loads, conversions = [], []
+    real_load, real_convert = torch.load, official.convert
+
+    def load(f, *args, **kwargs):
+        if isinstance(f, (str, Path)) and Path(f).resolve() == file.resolve():
+            loads.append(f)
+        return real_load(f, *args, **kwargs)
+
+    def counted_convert(state):
+        conversions.append(len(state))
+        return real_convert(state)
+
+    monkeypatch.setattr(torch, "load", load)
+    monkeypatch.setattr(official, "convert", counted_convert)
+    monkeypatch.setattr(init_from, "convert", counted_convert)
+    run = started(load_config(TINY, overrides(toy_root, tmp_path / "once", "model.ngf=8", "model.n_blocks=6",
+                                              f"train.init_from={file}")))
+    assert len(loads) == 1 and len(conversions) == 1
+    assert (run.cfg.model.no_antialias, run.cfg.model.no_antialias_up) == (not antialiased, not antialiased)
+    assert_same(weights(run, "G_A"), expected)
+    assert f"init: G_A (A→B) from {file}; fresh: G_B, D_A, D_B" in capsys.readouterr().out
+
+
+def test_a_file_that_is_no_generator_is_one_line_and_read_once(toy_root, tmp_path, monkeypatch, capsys):
+    """Unreadable as an official generator, the file leaves the anti-aliasing to the method and is
+    the one-line error when its weights are asked for, from the one read."""
+    bad = tmp_path / "discriminator.pth"
+    torch.save({"model.0.weight": torch.zeros(8, 3, 4, 4)}, bad)
+    loads = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda f, *a, **k: (loads.append(f), real_load(f, *a, **k))[1])
+    out = tmp_path / "bad"
+    args = ["train", "--config", str(TINY), *sum((["--set", o] for o in overrides(toy_root, out)), []),
+            "--init-from", str(bad)]
+    assert main(args) == 1  # a bad weights file, as a checkpoint's
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(bad) in err and "PatchGAN discriminator" in err
+    assert [f for f in loads if Path(f) == bad] == [bad] and not (out / "checkpoints").exists()
 
 
 def test_a_network_of_other_shapes_is_one_line_naming_it_and_both_shapes(source, toy_root, tmp_path, capsys):

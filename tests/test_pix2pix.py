@@ -337,6 +337,38 @@ def test_a_tiny_pix2pix_trains_resumes_bitwise_after_sigkill_translates_and_is_s
     assert (report / "images" / "AtoB" / "truth" / "0000.png").is_file()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("layout, direction", [("aligned", "AtoB"), ("folders", "BtoA")])
+def test_a_pix2pix_runs_samples_read_input_output_truth_in_its_direction(layout, direction, tmp_path):
+    """The panels on disk (and on the dashboard) of a paired method end each row with the true
+    target: at 32 px with no resize, the truth column is the held-out pair's other file."""
+    from cyclestyle.training.configure import load_config
+    from cyclestyle.training.loop import train
+
+    root = make_paired_toy_dataset(tmp_path / "data", layout, n_train=3, n_test=2, size=32)
+    run = train(load_config(REPO / "configs" / "tiny.yaml", [
+        f"data.root={root}", f"data.format={'aligned' if layout == 'aligned' else 'folder'}", "method=pix2pix",
+        f"pix2pix.direction={direction}", f"output_dir={tmp_path / 'run'}", "data.load_size=32", "model.n_blocks=1",
+        "train.max_steps=2", "train.checkpoint_every=2", "log.images_every=2", "log.with=none", "eval.every=0"]))
+    x, y = direction.split("to")
+    (entry,) = json.loads((run / "samples" / "index.json").read_text())
+    assert entry["captions"] == [f"test {x} images, per row: real {x} | {x}→{y} (G) | true {y}"]
+    samples = np.asarray(Image.open(run / "samples" / entry["image"]), dtype=np.int16)
+    assert samples.shape == (2 * 32, 3 * 32, 3)  # two held-out pairs; input | output | truth
+    sources = dict(zip("AB", open_domains(paired_cfg(root, format="aligned" if layout == "aligned" else "folder"),
+                                          "test")))
+    g = open_run(run).generator(direction, "cpu")
+    for row in range(2):
+        real, true = (np.asarray(sources[d].load(row), dtype=np.int16) for d in (x, y))
+        with torch.inference_mode(), as_tested(g):
+            fake = translate_tensor(g, image_to_tensor(sources[x].load(row)).unsqueeze(0))[0]
+        fake = ((fake.clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).numpy()
+        cells = [samples[32 * row:32 * row + 32, 32 * c:32 * c + 32] for c in range(3)]
+        for column, expected in enumerate((real, fake, true)):
+            assert np.abs(cells[column] - expected).max() <= 1, (row, column)
+    assert np.abs(cells[2] - cells[1]).max() > 1  # a true target, not another copy of the output
+
+
 def test_evaluation_scores_against_the_partner_and_a_wrong_partner_scores_worse(tmp_path):
     """The other image of each pair is its truth: a translator that returns its input is perfect on
     a pair whose B is A and far off on one whose B is A's negative."""

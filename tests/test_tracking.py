@@ -411,3 +411,39 @@ def test_panels_fall_back_to_training_images_and_render_in_eval_inference_mode(t
     # A method that trains B→A only (pix2pix with pix2pix.direction: BtoA): the B grid alone.
     backwards = panels.render(None, g_b, torch.device("cpu"), names=(None, "G"))
     assert list(backwards) == ["images/B"] and backwards["images/B"].caption.endswith("real B | B→A (G)")
+
+
+def test_panels_of_a_paired_method_end_each_row_with_the_true_target():
+    """pix2pix's panels: input | output | truth in its direction, the truth the pair's other
+    image; without ``truth`` (CycleGAN, CUT) the rows stay as they were."""
+    from cyclestyle.config import ModelConfig
+    from cyclestyle.data import tensor_to_image
+
+    generator = torch.Generator().manual_seed(0)
+    images_a, images_b = ([torch.rand(3, 16, 16, generator=generator) * 2 - 1 for _ in range(2)] for _ in range(2))
+    model = ModelConfig(ngf=4, n_blocks=1)
+    g_a, g_b = build_generator(model), build_generator(model, reverse=True)
+    paired = tracking.HeldOutPanels(images_a, images_b, identity=True, source="test", truth=True)
+    cpu = torch.device("cpu")
+
+    def cell(panel, row, column):
+        return panel.image.crop((16 * column, 16 * row, 16 * column + 16, 16 * row + 16)).tobytes()
+
+    for forward, names, x, y, inputs, targets in ((g_a, ("G", None), "A", "B", images_a, images_b),
+                                                  (g_b, (None, "G"), "B", "A", images_b, images_a)):
+        way = {"A": (forward, None), "B": (None, forward)}[x]
+        (panel,) = paired.render(*way, cpu, names=names).values()
+        assert panel.image.size == (3 * 16, 2 * 16)
+        assert panel.caption == f"test {x} images, per row: real {x} | {x}→{y} (G) | true {y}"
+        with torch.no_grad():
+            fake = forward.eval()(inputs[1].unsqueeze(0))[0]
+        forward.train()
+        for column, expected in enumerate((inputs[1], fake, targets[1])):
+            assert cell(panel, 1, column) == tensor_to_image(expected).tobytes(), (x, column)
+
+    both = paired.render(g_a, g_b, cpu)  # a two-way method on pairs: the truth after identity
+    assert both["images/B"].image.size == (5 * 16, 2 * 16) and both["images/B"].caption.endswith("| true A")
+    assert cell(both["images/B"], 0, 4) == tensor_to_image(images_a[0]).tobytes()
+    unpaired = tracking.HeldOutPanels(images_a, images_b, identity=True, source="test")
+    assert unpaired.render(g_a, None, cpu)["images/A"].image.size == (2 * 16, 2 * 16)
+    assert unpaired.render(g_a, g_b, cpu)["images/A"].caption.endswith("real A | A→B (G_A) | A→B→A | identity G_B(A)")

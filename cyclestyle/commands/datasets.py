@@ -18,9 +18,10 @@ DESCRIPTION = (
     "ROOT/NAME/train, val (and test), each image A and B side by side. facades and maps are in both\n"
     "scripts: say cyclegan/facades or pix2pix/facades (which unpacks into ROOT/facades_pix2pix).\n\n"
     "ROOT is --root (default: data). The transfer shows a progress bar and, if cut, resumes where it\n"
-    "stopped when run again. The archive is checked whole, unpacked into a temporary folder that is\n"
-    "renamed into place once complete, and then deleted; nothing is written outside ROOT/NAME. Run\n"
-    "twice, the second call finds the dataset and does nothing.")
+    "stopped when run again. The archive is read once, checked as it is unpacked into a temporary\n"
+    "folder that is renamed into place once complete, and then deleted; a damaged download is removed\n"
+    "with what was unpacked of it. Nothing is written outside ROOT/NAME. Run twice, the second call\n"
+    "finds the dataset and does nothing.")
 EPILOG = (
     "examples:\n"
     "  cyclestyle datasets --list\n"

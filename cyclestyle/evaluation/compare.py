@@ -1,12 +1,17 @@
-"""CycleGAN next to the Gatys baseline (and doing nothing) on the same held-out images.
+"""A trained translator next to the Gatys baseline (and doing nothing) on the same held-out images.
 
-CycleGAN learns one translation from two unpaired collections; Gatys et al. optimise every image
-on its own towards the VGG feature statistics of one painting, or of a collection of them (the
-average Gram matrices of K training images of the target domain). Which is better is a question
+The translator is any run's generator of one direction: CycleGAN's, CUT's or FastCUT's (one way,
+A→B), pix2pix's (the way ``pix2pix.direction`` says), a lone generator file. Its row in the
+report is named by the method that trained it (``cyclegan``, ``cut``, ``pix2pix`` …: the run's
+``method``; ``translator`` for a file without a config beside it). Such a run learns one
+translation from two collections (unpaired, or pairs for pix2pix); Gatys et al. optimise every
+image on its own towards the VGG feature statistics of one painting, or of a collection of them
+(the average Gram matrices of K training images of the target domain). Which is better is a question
 of quality *and* cost, so both are run on the same held-out images at the same size and reported
 side by side: seconds and peak memory per method, FID/KID against the real held-out images of
-the target domain, and PSNR/SSIM against the true translation where one is known, with the
-identity (output = input) as the floor every method has to beat. With ``--fast-style RUN`` a
+the target domain, and PSNR/SSIM against the true translation where one is known (files given
+with ``--paired-truth``, or on paired data such as pix2pix's each held-out image's partner), with
+the identity (output = input) as the floor every method has to beat. With ``--fast-style RUN`` a
 third generation of style transfer joins them: a fast feed-forward style network (Johnson et al.
 2016, ``cyclestyle style-train``), one forward pass per image, on the same images.
 
@@ -14,7 +19,8 @@ Written under the output folder::
 
     comparison.json             metrics per method (layout in ``run_comparison``)
     index.html                  the metrics table, then one row of images per held-out image
-    grid.png                    the same rows in one picture: input | cyclegan | fast-style | gatys-… | truth
+    grid.png                    the same rows in one picture, the columns titled:
+                                input | cyclegan (cut, pix2pix …) | fast-style | gatys-… | truth
     images/<column>/<name>.png  every image shown; the quality metrics are computed from these
                                 8-bit files, i.e. from exactly what a reader sees
 
@@ -53,6 +59,7 @@ from ..data import (
     FolderSource,
     Source,
     image_to_tensor,
+    is_paired,
     list_images,
     load_image,
     open_domains,
@@ -189,7 +196,7 @@ def _run_method(method: _Method, names: list[str], output: Path, channels: int, 
 
 
 def _translator(name: str, run: TrainedRun, direction: str, device: torch.device) -> _Method:
-    """A trained network (CycleGAN's generator, a fast style network), fed its input exactly as
+    """A trained network (a run's generator, a fast style network), fed its input exactly as
     ``evaluate`` feeds it (the PNG read as ``image_to_tensor`` reads it, without the float noise
     of x * 2 - 1) and rounded as ``evaluate`` rounds: both commands write, and score, the same
     pixels."""
@@ -203,10 +210,24 @@ def _translator(name: str, run: TrainedRun, direction: str, device: torch.device
 
         return apply
 
-    # The trained translator of a run keeps the key "cyclegan" (reports and the demo read it by that
-    # name); "method" says which training method made it (cut for a CUT run, fast_style …).
     return _Method(name, load, {"weights": str(run.file(direction)),
                                 "method": run.config.method if run.config else None})
+
+
+RESERVED_COLUMNS = ("input", "truth", "identity", "fast-style", "gatys-style", "gatys-collection")
+
+
+def translator_column(run: TrainedRun) -> str:
+    """The row (and ``images/`` folder) of a run's translator in a comparison: the name of the
+    method that trained it ("cyclegan", as every report before other methods were compared, "cut",
+    "pix2pix" …), "translator" when no config says; ``run-NAME`` if that is another column's name."""
+    name = run.config.method if run.config is not None else "translator"
+    return f"run-{name}" if name in RESERVED_COLUMNS else name
+
+
+class DirectionUnavailable(DataError):
+    """``--direction`` names a way the run does not translate (a one-way method's other way):
+    a usage error, one line naming the directions it has."""
 
 
 def _fast_style(path: Path, channels: int) -> TrainedRun:
@@ -294,17 +315,18 @@ def _save(image: Tensor, path: Path, text: dict[str, str] | None = None) -> None
 
 def _domain(cfg: DataConfig, split: str, domain: str, channels: int) -> Source:
     """One domain of a split (for a folder dataset, the other domain's folder need not exist)."""
-    if cfg.format == "folder":
+    if cfg.format == "folder" and not is_paired(cfg):
         return FolderSource(Path(cfg.root).expanduser() / f"{split}{domain}", channels=channels)
     source_a, source_b = open_domains(cfg, split, channels)
     return source_a if domain == "A" else source_b
 
 
 def _write_inputs(source: Source, count: int, size: int | None, truth: dict[str, Path], output: Path,
-                  notes: list[str]) -> tuple[list[str], set[str]]:
+                  notes: list[str], partner: Source | None = None) -> tuple[list[str], set[str]]:
     """Read the first ``count`` held-out images once, resized to ``size``, into images/input/ and
-    their true translations, resized to the same size, into images/truth/: every method then reads
-    the same pixels and is judged against the same truth. Returns the names and those with a truth."""
+    their true translations (a file of ``truth`` by name, else item i of ``partner``, the other
+    image of a pair), resized to the same size, into images/truth/: every method then reads the
+    same pixels and is judged against the same truth. Returns the names and those with a truth."""
     names: list[str] = []
     with_truth: set[str] = set()
     for i, name in enumerate(output_names(source, count)):
@@ -316,6 +338,8 @@ def _write_inputs(source: Source, count: int, size: int | None, truth: dict[str,
         names.append(name)
         _save(unit(x), output / "images" / "input" / f"{name}.png")
         true = truth_of(truth, name, source, i)
+        if true is None and partner is not None:
+            true = partner.load(i, x.shape[1])
         if true is not None:
             _save(read_truth(true, x.shape[1], tuple(x.shape[-2:])), output / "images" / "truth" / f"{name}.png")
             with_truth.add(name)
@@ -396,17 +420,19 @@ class _Setting:
     size: int | None  # the short side the held-out images are resized to
     held_out: Source  # the source domain's held-out images
     truth: dict[str, Path]  # their true translations by name
+    partner: Source | None  # paired data: item i of the target domain is item i's true translation
+    column: str  # the translator's row and images/ folder (``translator_column``)
 
     @property
     def target(self) -> str:
         return DIRECTIONS[self.direction].target
 
 
-def _check_options(direction: str, style: list[Path], collection: int | None, limit: int | None,
+def _check_options(direction: str | None, style: list[Path], collection: int | None, limit: int | None,
                    gatys_steps: int, size: int | None, fid_protocol: str) -> list[list[Path]]:
     """A bad option is a ``DataError`` naming it, before any work; returns the style files, one
     list per ``--style`` entry (a folder's images)."""
-    if direction not in DIRECTIONS:
+    if direction is not None and direction not in DIRECTIONS:
         raise DataError(f"--direction must be AtoB or BtoA, got {direction!r}")
     for option, value in (("--collection", collection), ("--limit", limit), ("--gatys-steps", gatys_steps),
                           ("--size", size)):
@@ -423,22 +449,42 @@ def _check_options(direction: str, style: list[Path], collection: int | None, li
     return style_files
 
 
-def _open_setting(weights: Path, data_root: Path, direction: str, size: int | None,
+def _open_setting(weights: Path, data_root: Path, direction: str | None, size: int | None,
                   paired_truth: Path | None) -> _Setting:
     """The run, its held-out images of the source domain and their true translations."""
     run = open_run(weights)
+    if direction is None:  # a one-way run's only way, else AtoB
+        direction = "AtoB" if "AtoB" in run.translators or "AtoB" in run.missing else next(iter(run.translators))
+    _check_direction(run, weights, direction)
     generator_path, cfg = run.file(direction), run.config
     data_cfg = dataclasses.replace(cfg.data if cfg else DataConfig(), root=str(data_root))
     channels = (cfg.model.in_channels if direction == "AtoB" else cfg.model.out_channels) if cfg else 3
     size = size or (cfg.data.crop_size if cfg else None)
-    held_out = _domain(data_cfg, data_cfg.test_split, DIRECTIONS[direction].source, channels)
+    source, target = DIRECTIONS[direction].source, DIRECTIONS[direction].target
+    if is_paired(data_cfg):  # pairs (pix2pix's data): item i of the target domain is item i's truth
+        pair = dict(zip("AB", open_domains(data_cfg, data_cfg.test_split, channels)))
+        held_out, partner = pair[source], pair[target]
+    else:
+        held_out, partner = _domain(data_cfg, data_cfg.test_split, source, channels), None
     if paired_truth is not None and not paired_truth.is_dir():
         raise DataError(f"--paired-truth {paired_truth}: no such folder")
     truth = find_truth(paired_truth, direction)
     if paired_truth is not None and not truth:
         raise DataError(f"--paired-truth {paired_truth}: no {direction}/ folder there (or images directly in it, "
                         "for AtoB)")
-    return _Setting(run, direction, generator_path, data_cfg, channels, size, held_out, truth)
+    return _Setting(run, direction, generator_path, data_cfg, channels, size, held_out, truth, partner,
+                    translator_column(run))
+
+
+def _check_direction(run: TrainedRun, weights: Path, direction: str) -> None:
+    """A ``DirectionUnavailable`` naming the directions ``run`` translates when ``direction`` is not
+    one of them (a generator file the run should have but lacks is ``run.file``'s error)."""
+    if direction in run.translators or direction in run.missing:
+        return
+    has = [d for d in DIRECTIONS if d in run.translators]
+    what = f"{weights} is a {run.config.method} run, which" if run.config is not None else str(weights)
+    raise DirectionUnavailable(f"--direction {direction}: {what} translates {' and '.join(has)} only; "
+                               f"use --direction {has[0]}")
 
 
 def _inputs(setting: _Setting, limit: int | None, output: Path, notes: list[str]) -> tuple[list[str], set[str]]:
@@ -446,7 +492,7 @@ def _inputs(setting: _Setting, limit: int | None, output: Path, notes: list[str]
     on how many were used, their size and how many have a true translation."""
     held_out, size = setting.held_out, setting.size
     count = len(held_out) if limit is None else min(limit, len(held_out))
-    names, with_truth = _write_inputs(held_out, count, size, setting.truth, output, notes)
+    names, with_truth = _write_inputs(held_out, count, size, setting.truth, output, notes, setting.partner)
     if not names:
         raise DataError(f"no readable held-out image in {held_out.name}")
     if count < len(held_out):
@@ -454,6 +500,9 @@ def _inputs(setting: _Setting, limit: int | None, output: Path, notes: list[str]
     if size is not None:
         notes.append(f"images resized so the short side is {size} px; every method's output has that size")
     on_truth = registry.group_name(m for m in quality_metrics() if m.needs == "truth")
+    if setting.partner is not None and on_truth:
+        notes.append(f"{on_truth} against each held-out image's partner: the data is paired"
+                     + (" (--paired-truth files first, by name)" if setting.truth else ""))
     if setting.truth and on_truth and not with_truth:
         notes.append(f"{on_truth} not computed: no ground truth matched a held-out image by file name")
     elif setting.truth and on_truth and len(with_truth) < len(names):
@@ -517,6 +566,7 @@ def _summary(setting: _Setting, names: list[str], methods: list[_Method], result
     return {
         "direction": setting.direction, "n": len(names), "images": names, "size": setting.size,
         "device": str(device), "weights": str(setting.generator_path), "step": setting.run.step,
+        "translator": setting.column,
         "methods": results, "grid_columns": columns, "vgg_weights": vgg_source, "measures": measures(),
         "notes": notes, "fid_protocol": fid_protocol,
     }
@@ -528,14 +578,14 @@ def _write_comparison(comparison: dict[str, Any], output: Path) -> dict[str, Any
     (output / "comparison.json").write_text(text + "\n")
     columns, names = comparison["grid_columns"], comparison["images"]
     reports.write_grid(output / "grid.png", [[output / "images" / column / f"{name}.png" for column in columns]
-                                             for name in names[:GRID_MAX_ROWS]])
+                                             for name in names[:GRID_MAX_ROWS]], titles=columns)
     title = f"cyclestyle compare {comparison['direction']}: {comparison['weights']}"
     reports.write_page(output / "index.html", title, report_blocks(comparison, output))
     return json.loads(text)
 
 
 def run_comparison(
-    weights: str | Path, data_root: str | Path, output: str | Path, *, direction: str = "AtoB",
+    weights: str | Path, data_root: str | Path, output: str | Path, *, direction: str | None = None,
     style: Sequence[str | Path] = (),
     collection: int | None = None, limit: int | None = None, paired_truth: str | Path | None = None,
     size: int | None = None, vgg_weights: str | None = None, inception_weights: str | None = None,
@@ -543,13 +593,21 @@ def run_comparison(
     extractor: nn.Module | None = None, fid_protocol: str = metrics.DEFAULT_FID_PROTOCOL,
     fast_style: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Translate the held-out images of the source domain with CycleGAN and Gatys, measure both,
-    and write the report; returns what ``comparison.json`` holds::
+    """Translate the held-out images of the source domain with the run's generator of ``direction``
+    and with Gatys, measure both, and write the report; returns what ``comparison.json`` holds::
 
         {"direction": "AtoB", "n": N, "images": [names], "size": S, "device": "cpu", "step": …,
+         "translator": "cyclegan",
          "methods": {"identity": {…}, "cyclegan": {…}, "gatys-style": {…}, "gatys-collection": {…}},
          "grid_columns": ["input", "cyclegan", "gatys-style", …, "truth"], "vgg_weights": …,
          "measures": {what each measure is}, "notes": [...], "fid_protocol": "clean"}
+
+    ``translator``: the run's row in ``methods`` and column in the grid, named by the method that
+    trained it (``translator_column``: "cyclegan", "cut", "pix2pix" …); its ``method`` field says
+    the same. ``direction`` None: AtoB, or the only way a one-way run translates (a pix2pix run
+    trained BtoA); a direction the run does not translate (CUT's B→A) is a ``DirectionUnavailable``.
+    Paired data (the run's ``data.format: aligned`` or ``data.paired``) gives every held-out image
+    its truth, the other image of its pair.
 
     Every method has ``seconds_per_image``, ``peak_memory_mib``, the outputs of the quality metrics
     (``fid``, ``kid``, ``kid_std``, ``psnr``, ``ssim``: ``null`` where not computable, the reason
@@ -583,7 +641,7 @@ def run_comparison(
     names, with_truth = _inputs(setting, limit, output, notes)
     gatys_cfg, settings = _gatys_config(names, output, gatys_steps, seed)
     baseline = _Baseline(style, style_files, collection, gatys_cfg, settings, vgg_weights, vgg_source)
-    methods = [_translator("cyclegan", setting.run, direction, device),
+    methods = [_translator(setting.column, setting.run, setting.direction, device),
                *([_translator("fast-style", fast_style_run, "AtoB", device)] if fast_style_run else []),
                *_gatys_methods(baseline, setting, device, notes)]
     results = _run_methods(methods, names, with_truth, output, setting.channels, device, progress)

@@ -164,7 +164,7 @@ def write_grid(path: Path, rows: Sequence[Sequence[Path | None]], titles: Sequen
     grid = Image.new("RGB", (cell_w * columns, top + cell_h * len(rows)), "white")
     draw = ImageDraw.Draw(grid)
     for c, title in enumerate(titles):
-        draw.text((c * cell_w + 4, 3), title, fill="black")
+        draw.text((c * cell_w + 4, 3), _fitted(draw, title, cell_w - 6), fill="black")
     for r, row in enumerate(rows):
         for c, image_path in enumerate(row):
             if image_path is None or not image_path.is_file():
@@ -177,6 +177,16 @@ def write_grid(path: Path, rows: Sequence[Sequence[Path | None]], titles: Sequen
     path.parent.mkdir(parents=True, exist_ok=True)
     grid.save(path)
     return path
+
+
+def _fitted(draw: ImageDraw.ImageDraw, title: str, width: float) -> str:
+    """``title``, cut short with "..." where it is wider than ``width`` px: a column's title stays
+    over its own column."""
+    if draw.textlength(title) <= width:
+        return title
+    while len(title) > 1 and draw.textlength(title + "...") > width:
+        title = title[:-1]
+    return title + "..."
 
 
 def _size(path: Path) -> tuple[int, int]:

@@ -114,13 +114,19 @@ def _write_hub_folder(run: TrainedRun, folder: Path, repo_id: str, license: str)
     (folder / "requirements.txt").write_text(space_requirements())
 
 
+# The extras a Space installs: the web app's (Gradio), and PyAV for its Video tab, which without
+# it answers every clip with the install line.
+SPACE_EXTRAS = ("app", "video")
+SPACE_PACKAGE = f"{LIBRARY}[{','.join(SPACE_EXTRAS)}]"
+
+
 def space_requirements() -> str:
-    """What a Space installs beside Gradio: this cyclestyle (the installed version), with the web
-    app's extra."""
+    """What a Space installs beside Gradio: this cyclestyle (the installed version), with the
+    extras of the web app and its Video tab (``SPACE_EXTRAS``)."""
     try:
-        return f"cyclestyle[app]=={version(LIBRARY)}\n"
+        return f"{SPACE_PACKAGE}=={version(LIBRARY)}\n"
     except PackageNotFoundError:  # run from a checkout that was never installed
-        return "cyclestyle[app]\n"
+        return f"{SPACE_PACKAGE}\n"
 
 
 def space_app(repo_id: str) -> str:
@@ -129,7 +135,7 @@ def space_app(repo_id: str) -> str:
     return (f'''"""{repo_id} as a web app: drop an image, pick a direction, download the translation.
 
 Written by `cyclestyle push`. A Hugging Face Space runs it (README.md: sdk gradio, app_file app.py);
-`python app.py` serves it on this machine (pip install "cyclestyle[app]" first).
+`python app.py` serves it on this machine (pip install "{SPACE_PACKAGE}" first).
 """
 
 from pathlib import Path

@@ -9,12 +9,15 @@ both: ``cyclegan/facades`` and ``pix2pix/facades`` tell them apart, and the pix2
 into ``facades_pix2pix/`` and ``maps_pix2pix/`` so that both can sit in one ``data/``.
 
 A transfer is ``download.fetch``'s: a progress bar, and a cut transfer resumed with a Range
-request. The archive is then checked whole (every member read back: a zip's CRCs, a tar.gz's
-stream to its end); a damaged download is removed, one put there by hand is left for its owner. Unpacking never writes outside the dataset's folder:
-a member with an absolute path or ``..``, a link, or anything but files and folders refuses the
-whole archive before anything is written; the members go into a temporary folder beside the
-target, renamed into place only once they are all out and the layout is the expected one. So a
-bad archive leaves nothing half-unpacked, and a second call finds the dataset and does nothing.
+request. The archive is then read once, front to back, checking and unpacking as it goes: every
+member is checked before it is written (a member with an absolute path or ``..``, a link, or
+anything but files and folders refuses the archive, so nothing is ever written outside the
+dataset's folder), and every byte is checked as it is read (a zip's CRCs, a tar.gz's stream and
+its gzip CRC to its end). The members go into a temporary folder beside the target, renamed into
+place only once they are all out and the layout is the expected one; a damaged download (found
+at whatever member) is removed with the temporary folder, one put there by hand is left for its
+owner. So a bad archive leaves nothing half-unpacked, and a second call finds the dataset and
+does nothing.
 ``CYCLESTYLE_DATASETS_HOST`` replaces the host (a mirror, or the tests' local server).
 """
 
@@ -26,8 +29,11 @@ import stat
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from .download import DownloadError, fetch
 
@@ -111,7 +117,7 @@ def get_dataset(name: str, root: str | Path = "data", *, progress: bool = True) 
     """(the dataset's folder under ``root``, whether it was unpacked now). A folder already there
     with the dataset's layout is kept as it is (False); one without it is an error, never
     overwritten. Otherwise the archive is fetched into ``root`` (resumed if a transfer was cut;
-    taken as it is if put there by hand), checked, unpacked and removed."""
+    taken as it is if put there by hand), checked and unpacked in one pass (``unpack``), and removed."""
     dataset = find_dataset(name)
     root = Path(root).expanduser()
     target = root / dataset.folder
@@ -129,14 +135,13 @@ def get_dataset(name: str, root: str | Path = "data", *, progress: bool = True) 
         raise DatasetError(f"{e}. Offline? Fetch {dataset.url} by hand, put it at {archive} and run the same "
                            "command again") from None
     try:
-        check_archive(archive)
-    except DatasetError as e:
+        unpack(archive, target, dataset.expects)
+    except DamagedArchive as e:
         if by_hand:
             raise DatasetError(f"{e}; replace it with a whole copy of {dataset.url}") from None
-        archive.unlink()
+        archive.unlink(missing_ok=True)
         raise DatasetError(f"{e}: it came from {dataset.url} and was removed; run the same command again to fetch "
                            "it anew") from None
-    unpack(archive, target, dataset.expects)
     archive.unlink()
     return target, True
 
@@ -146,76 +151,65 @@ def _missing(folder: Path, expects: tuple[str, ...]) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
-# Archives: checked whole, then unpacked safely
+# Archives: checked and unpacked member by member, in one pass
 
 
-def check_archive(path: Path) -> None:
-    """Raise ``DatasetError`` unless ``path`` is a whole zip or tar.gz whose every member is a
-    file or a folder with a relative path inside it; every member's data is read back."""
-    _members(path)
+class DamagedArchive(DatasetError):
+    """An archive that is not a whole zip or tar.gz (truncated, corrupt, another file), or that
+    holds a member a dataset never holds: a download to remove, not a failure to write."""
 
 
-def _members(path: Path) -> list[str]:
-    """The member names of the archive at ``path``, each checked (a file or folder inside the
-    archive's folder), the data of each read back."""
+# What reading a bad archive raises: zipfile's CRC and header checks, tarfile's, gzip's end of stream.
+_DAMAGE = (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error)
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn what reading ``path`` raises into a ``DamagedArchive`` naming it (writes stay outside)."""
     try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                names = [_checked_zip_member(info) for info in archive.infolist()]
-                bad = archive.testzip()
-                if bad is not None:
-                    raise DatasetError(f"{path} is damaged: {bad} fails its CRC check")
-                return names
-        with tarfile.open(path, "r:*") as archive:
-            names = []
-            for member in archive:
-                names.append(_checked_tar_member(member))
-                if member.isfile():
-                    with archive.extractfile(member) as data:
-                        while data.read(1 << 20):
-                            pass
-            return names
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        yield
+    except _DAMAGE as e:
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise DatasetError(f"{path} is not a whole zip or tar.gz archive ({reason})") from None
+        raise DamagedArchive(f"{path} is not a whole zip or tar.gz archive ({reason})") from None
 
 
 def _checked_name(name: str) -> str:
     """``name`` if it is a relative path that stays inside the folder it is unpacked into."""
     parts = PurePosixPath(name.replace("\\", "/")).parts
     if not parts or name.startswith(("/", "\\")) or ".." in parts or (parts[0].endswith(":")):
-        raise DatasetError(f"refused the archive: member {name!r} would be written outside its folder")
+        raise DamagedArchive(f"refused the archive: member {name!r} would be written outside its folder")
     return name
 
 
 def _checked_zip_member(info: zipfile.ZipInfo) -> str:
     kind = stat.S_IFMT(info.external_attr >> 16)  # 0 where the writer recorded no type
     if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
-        raise DatasetError(f"refused the archive: member {info.filename!r} is a link or a special file, "
-                           "which a dataset never holds")
+        raise DamagedArchive(f"refused the archive: member {info.filename!r} is a link or a special file, "
+                             "which a dataset never holds")
     return _checked_name(info.filename)
 
 
 def _checked_tar_member(member: tarfile.TarInfo) -> str:
     if not (member.isfile() or member.isdir()):
-        raise DatasetError(f"refused the archive: member {member.name!r} is a link or a special file, "
-                           "which a dataset never holds")
+        raise DamagedArchive(f"refused the archive: member {member.name!r} is a link or a special file, "
+                             "which a dataset never holds")
     return _checked_name(member.name)
 
 
 def unpack(archive: Path, target: Path, expects: tuple[str, ...] = ()) -> None:
-    """Unpack ``archive`` into the new folder ``target``: all of it or nothing. The members go into
-    a temporary folder beside ``target``; a single top folder (``horse2zebra/``) becomes
-    ``target``, which must then hold ``expects``; the rename is the last step."""
-    _members(archive)  # every member checked again: the file may have been replaced since
+    """Unpack ``archive`` into the new folder ``target``: all of it or nothing, reading it once.
+    The members go into a temporary folder beside ``target``, each checked before it is written
+    (``_extract``); a single top folder (``horse2zebra/``) becomes ``target``, which must then hold
+    ``expects``; the rename is the last step. A ``DamagedArchive`` says the archive is bad (a
+    download to remove), any other ``DatasetError`` that it could not be unpacked here."""
     staging = target.with_name(f".{target.name}.unpacking-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
         try:
             _extract(archive, staging)
-        except (OSError, tarfile.TarError, zipfile.BadZipFile) as e:  # a full disk, or what the checks missed
-            raise DatasetError(f"could not unpack {archive}: {getattr(e, 'strerror', None) or e}; "
+        except OSError as e:  # a full disk, or no archive to open: the archive's own faults are DamagedArchive
+            raise DatasetError(f"could not unpack {archive}: {e.strerror or e}; "
                                f"nothing was unpacked into {target}") from None
         content = _content(staging)
         missing = _missing(content, expects)
@@ -229,12 +223,71 @@ def unpack(archive: Path, target: Path, expects: tuple[str, ...] = ()) -> None:
 
 
 def _extract(archive: Path, into: Path) -> None:
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zipped:
-            zipped.extractall(into)
+    """Every member of ``archive`` written under ``into`` as it is read, the archive read once: a
+    zip's members in the order of its central directory, each one's CRC checked as its last byte
+    is read; a tar.gz front to back, its gzip CRC checked at the end. A member is checked (a file
+    or folder, a relative path with no ``..``) before anything of it is written, and only files
+    and folders are made, so nothing lands outside ``into``. A bad archive is a ``DamagedArchive``
+    part-way through; what was written by then is the caller's to remove."""
+    with open(archive, "rb") as raw:
+        with _reading(archive):
+            zipped = zipfile.is_zipfile(raw)
+            raw.seek(0)
+        members = _zip_members(raw, archive) if zipped else _tar_members(raw, archive)
+        with closing(members):
+            for name, data in members:
+                _write_member(into.joinpath(*PurePosixPath(name.replace("\\", "/")).parts), data, archive)
+
+
+def _write_member(destination: Path, data: BinaryIO | None, archive: Path) -> None:
+    """A folder (``data`` None) or a file made at ``destination`` from ``data``, read in chunks:
+    reading is the archive's fault (``DamagedArchive``), writing the disk's (``OSError``)."""
+    if data is None:
+        destination.mkdir(parents=True, exist_ok=True)
         return
-    with tarfile.open(archive, "r:*") as tarred:
-        tarred.extractall(into, filter="data")  # refuses what the check above refused, once more
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with data, open(destination, "wb") as out:
+        while True:
+            with _reading(archive):
+                chunk = data.read(1 << 20)
+            if not chunk:
+                return
+            out.write(chunk)
+
+
+def _zip_members(raw: BinaryIO, path: Path) -> Iterator[tuple[str, BinaryIO | None]]:
+    """(name, its data, or None for a folder) of each member of the zip in ``raw``, checked."""
+    with _reading(path):
+        zipped = zipfile.ZipFile(raw)
+    with zipped:
+        for info in zipped.infolist():
+            name = _checked_zip_member(info)
+            with _reading(path):
+                data = None if info.is_dir() else zipped.open(info)
+            yield name, data
+
+
+def _tar_members(raw: BinaryIO, path: Path) -> Iterator[tuple[str, BinaryIO | None]]:
+    """(name, its data, or None for a folder) of each member of the tar (gz, bz2, xz) in ``raw``,
+    checked, in the archive's order (each one's data read before the next member is asked for,
+    so the compressed stream is read front to back once), then the stream read to its end: a
+    gzip's CRC and length are checked there, and a transfer cut in its last bytes is seen."""
+    with _reading(path):
+        tarred = tarfile.open(fileobj=raw, mode="r:*")
+    with tarred:
+        members = iter(tarred)
+        while True:
+            with _reading(path):
+                member = next(members, None)
+            if member is None:
+                break
+            name = _checked_tar_member(member)
+            with _reading(path):
+                data = tarred.extractfile(member) if member.isfile() else None
+            yield name, data
+        with _reading(path):
+            while tarred.fileobj.read(1 << 20):
+                pass
 
 
 def _content(staging: Path) -> Path:

@@ -27,6 +27,7 @@ the networks the config builds: the model settings are the run's to choose, as f
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import torch
@@ -36,6 +37,7 @@ from ..config import ConfigError
 from ..inference.hub import HUB_PREFIX, hub_files, resolve_hub_id
 from ..interop.official import OfficialFormatError, convert
 from ..interop.pretrained import download_pretrained
+from ..models import NetworkSpec
 from ..models.weights import CheckpointError, StateDictError, generator_spec_of, load_weights, read_metadata, \
     read_state_dict, unusable_tensor
 from ..run_folder import CHECKPOINTS, DIRECTION_KEY, LATEST, LEGACY_DIRECTIONS, generator_files, resolve_checkpoint
@@ -55,6 +57,18 @@ class InitSource:
     generators: dict[str, Path] = dataclasses.field(default_factory=dict)
     others: dict[str, Path] = dataclasses.field(default_factory=dict)
     lone: Path | None = None
+
+    @functools.cached_property
+    def official(self) -> tuple[dict[str, torch.Tensor], NetworkSpec] | CheckpointError:
+        """The lone file read as an official generator (``.pth``, loaded without running code) and
+        converted, or the one-line error why it is none. Cached: start-up asks twice, for its
+        anti-aliasing layout (``source_sampling``) and for its weights (``load_initial_weights``),
+        and a generator file is read and converted once."""
+        try:
+            return convert(read_state_dict(self.lone))
+        except (StateDictError, OfficialFormatError) as e:
+            return CheckpointError(f"{KEY} {self.lone}: not a .safetensors file nor an official CycleGAN "
+                                   f"generator: {e}")
 
 
 def resolve_init_source(text: str) -> InitSource:
@@ -89,10 +103,15 @@ def source_sampling(source: InitSource) -> dict[str, bool]:
     file = source.lone or source.generators.get("AtoB") or next(iter(source.generators.values()), None)
     if file is None:
         return {}
-    try:
-        spec = generator_spec_of(file) if file.suffix == ".safetensors" else convert(read_state_dict(file))[1]
-    except (CheckpointError, StateDictError, OfficialFormatError):
+    if file.suffix == ".safetensors":
+        try:
+            spec = generator_spec_of(file)
+        except (CheckpointError, StateDictError):
+            return {}
+    elif isinstance(source.official, CheckpointError):
         return {}
+    else:
+        spec = source.official[1]
     return {f"model.{key}": bool(spec.arguments.get(key, True)) for key in ("no_antialias", "no_antialias_up")}
 
 
@@ -116,7 +135,7 @@ def load_initial_weights(networks: dict[str, nn.Module], translators: dict[str, 
     """Load the source's weights into ``networks`` (all checked before any is loaded); returns the
     line that says what was loaded, from where, and what starts fresh."""
     plan = plan_init(source, translators, list(networks))
-    states = {name: _read_state(file) for name, file in plan.items()}
+    states = {name: _read_state(file, source) for name, file in plan.items()}
     for name, state in states.items():
         problem = misfit(state, networks[name].state_dict(), source="the source")
         if problem:
@@ -127,17 +146,15 @@ def load_initial_weights(networks: dict[str, nn.Module], translators: dict[str, 
     return _summary(plan, translators, networks, source)
 
 
-def _read_state(file: Path) -> dict[str, torch.Tensor]:
-    """A weights file's tensors; an official ``.pth`` generator converted (read without running
-    code); finite floating point numbers only."""
+def _read_state(file: Path, source: InitSource) -> dict[str, torch.Tensor]:
+    """A weights file's tensors; the source's lone official ``.pth`` generator as converted
+    (``InitSource.official``); finite floating point numbers only."""
     if file.suffix == ".safetensors":
         state = load_weights(file)
+    elif isinstance(source.official, CheckpointError):
+        raise source.official
     else:
-        try:
-            state = convert(read_state_dict(file))[0]
-        except (StateDictError, OfficialFormatError) as e:
-            raise CheckpointError(f"{KEY} {file}: not a .safetensors file nor an official CycleGAN generator: "
-                                  f"{e}") from None
+        state = source.official[0]
     counters = {k: torch.long for k in state if k.endswith("num_batches_tracked")}  # batch norm's, integers
     problem = unusable_tensor(state, counters)
     if problem:

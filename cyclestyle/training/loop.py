@@ -63,8 +63,10 @@ def _run(cfg: Config, resume: str | None, accelerator, run_dir: Path) -> None:
     """Open the run, take its steps, save and finish it (see the module docstring)."""
     run = start_run(cfg, resume, accelerator, run_dir)
     with run.tracker:  # finishes the dashboard run however training ends
-        # The held-out images that every image panel of the run shows (main process only).
-        run.panels = HeldOutPanels.load(run.cfg, run.sources) if run.tracker.enabled or run.samples else None
+        # The held-out images that every image panel of the run shows (main process only); a
+        # method that learns from pairs (pix2pix) shows each image's true target beside its output.
+        if run.tracker.enabled or run.samples:
+            run.panels = HeldOutPanels.load(run.cfg, run.sources, truth=run.method.paired)
         try:
             with StopRequest() as stop:
                 _train_until_done(run, stop)
@@ -232,7 +234,7 @@ def _finish(run: Run) -> None:
     files = run.generator_files()
     write_final_generators(run_dir, files, generator_metadata(cfg, step))
     if run.tracker.enabled:  # the final held-out grid, larger than the periodic panels
-        final = HeldOutPanels.load(cfg, run.sources, count=FINAL_GRID_IMAGES)
+        final = HeldOutPanels.load(cfg, run.sources, count=FINAL_GRID_IMAGES, truth=run.method.paired)
         translators = run.translators()
         run.tracker.log(final.render(translators.get("AtoB"), translators.get("BtoA"), run.accelerator.device,
                                      prefix="final", names=run.translator_names()), step)

@@ -1,10 +1,11 @@
 """Training samples on disk: a run watchable in a browser with no server and no account.
 
 Every ``log.images_every`` steps (and at the last) the panels that the dashboard shows
-(``tracking.HeldOutPanels``: the held-out images, translated and translated back) are also
-written, one above the other, to ``OUTPUT_DIR/samples/step-N.png``, and ``samples/index.html``
-lists them newest first with the losses of the step's log record and its held-out metrics, so
-that ``log.with: none``, or an offline dashboard not yet synced, still shows how a run is going
+(``tracking.HeldOutPanels``: the held-out images translated, translated back, and for pix2pix
+beside their true targets) are also written, one above the other, to
+``OUTPUT_DIR/samples/step-N.png``, and ``samples/index.html`` lists them newest first with the
+losses of the step's log record and its held-out metrics, so that ``log.with: none``, or an
+offline dashboard not yet synced, still shows how a run is going
 (the official code's ``web/index.html`` does the same, ``util/html.py``). The page is static:
 opened as a file, it reloads itself every minute.
 

@@ -276,18 +276,24 @@ class HeldOutPanels:
     image: real | translated | translated back | identity (for domain A: a, G_A(a), G_B(G_A(a)),
     G_B(a), the reference's idt_B; for B the same with the generators swapped). The identity
     column is left out when the two domains have different channel counts. A method that trains
-    A→B only (no G_B) gets the A grid alone: real | translated.
+    A→B only (no G_B) gets the A grid alone: real | translated. With ``truth`` (a method that
+    learns from pairs, such as pix2pix: image i of A and of B show one scene) every row ends with
+    the true target, the other image of the pair (the official pix2pix's real_A | fake_B | real_B).
     """
 
-    def __init__(self, images_a: list[torch.Tensor], images_b: list[torch.Tensor], identity: bool, source: str):
+    def __init__(self, images_a: list[torch.Tensor], images_b: list[torch.Tensor], identity: bool, source: str,
+                 truth: bool = False):
         self.images_a, self.images_b = images_a, images_b
         self.identity = identity
         self.source = source  # the split they come from, for the captions
+        self.truth = truth  # images_a[i] and images_b[i] are a pair: each is the other's true translation
 
     @classmethod
-    def load(cls, cfg: Config, train_sources: tuple[Source, ...], count: int | None = None) -> HeldOutPanels:
+    def load(cls, cfg: Config, train_sources: tuple[Source, ...], count: int | None = None,
+             truth: bool = False) -> HeldOutPanels:
         """The first ``count`` (default ``log.num_images``) images of the test split, or of the
-        training split if there is none."""
+        training split if there is none; ``truth``: the sources are pairs, shown as each other's
+        true translation."""
         count = cfg.log.num_images if count is None else count
         d, m = cfg.data, cfg.model
         domains = ("A", "B")[:len(train_sources)]  # those the run trains on
@@ -303,7 +309,8 @@ class HeldOutPanels:
                                       source=source.describe(i), size_multiple=multiple)
                            for i in range(min(count, len(source)))])
         images_b = images[1] if len(images) > 1 else []
-        return cls(images[0], images_b, identity=m.in_channels == m.out_channels, source=split)
+        return cls(images[0], images_b, identity=m.in_channels == m.out_channels, source=split,
+                   truth=truth and len(images) > 1)
 
     @torch.inference_mode()
     def render(self, g_a: nn.Module | None, g_b: nn.Module | None, device: torch.device, prefix: str = "images",
@@ -313,30 +320,34 @@ class HeldOutPanels:
         each image's statistics; their train mode is restored after); ``names``: the
         generators' names for the captions (the method's translators)."""
         name_a, name_b = names
-        if g_a is None or g_b is None:  # a one-way method: the grid of the way it translates
-            x, y, forward, name, images = ("A", "B", g_a, name_a, self.images_a) if g_b is None else \
-                ("B", "A", g_b, name_b, self.images_b)
-            with test_mode(forward):
-                return {f"{prefix}/{x}": Panel(self._grid(images, forward, None, device),
-                                               f"{self.source} {x} images, per row: real {x} | {x}→{y} ({name})")}
-        with test_mode(g_a, g_b):
-            return {
-                f"{prefix}/A": Panel(self._grid(self.images_a, g_a, g_b, device),
-                                     self._caption("A", "B", name_a, name_b)),
-                f"{prefix}/B": Panel(self._grid(self.images_b, g_b, g_a, device),
-                                     self._caption("B", "A", name_b, name_a)),
-            }
+        ways = (("A", "B", g_a, g_b, name_a, name_b, self.images_a, self.images_b),
+                ("B", "A", g_b, g_a, name_b, name_a, self.images_b, self.images_a))
+        panels = {}
+        with test_mode(*(g for g in (g_a, g_b) if g is not None)):
+            for x, y, forward, backward, forward_name, backward_name, images, partners in ways:
+                if forward is None:  # a one-way method: the grid of the way it translates only
+                    continue
+                grid = self._grid(images, forward, backward, partners if self.truth else None, device)
+                caption = self._caption(x, y, forward_name, backward_name, two_way=backward is not None)
+                panels[f"{prefix}/{x}"] = Panel(grid, caption)
+        return panels
 
-    def _caption(self, x: str, y: str, forward: str, backward: str) -> str:
-        columns = [f"real {x}", f"{x}→{y} ({forward})", f"{x}→{y}→{x}"]
-        if self.identity:
+    def _caption(self, x: str, y: str, forward: str | None, backward: str | None, two_way: bool) -> str:
+        columns = [f"real {x}", f"{x}→{y} ({forward})"]
+        if two_way:
+            columns.append(f"{x}→{y}→{x}")
+        if two_way and self.identity:
             columns.append(f"identity {backward}({x})")
+        if self.truth:
+            columns.append(f"true {y}")
         return f"{self.source} {x} images, per row: " + " | ".join(columns)
 
     def _grid(self, images: list[torch.Tensor], forward: nn.Module, backward: nn.Module | None,
-              device: torch.device) -> Image.Image:
+              targets: list[torch.Tensor] | None, device: torch.device) -> Image.Image:
+        """One row per image of ``images``: the columns of the caption; ``targets``: the true
+        translations, item for item (None: no truth column)."""
         rows = []
-        for real in images:
+        for i, real in enumerate(images):
             x = real.unsqueeze(0).to(device)
             fake = translate_tensor(forward, x)
             cells = [x, fake]
@@ -344,6 +355,8 @@ class HeldOutPanels:
                 cells.append(translate_tensor(backward, fake))
             if backward is not None and self.identity:
                 cells.append(translate_tensor(backward, x))
+            if targets is not None:
+                cells.append(targets[i].unsqueeze(0))
             rows.append([tensor_to_image(c[0].float()).convert("RGB") for c in cells])
         return tile(rows)
 
