@@ -440,26 +440,9 @@ def _coerce(value: Any, tp: Any, key: str, default: Any = dataclasses.MISSING) -
         value = _override_value(value, tp)
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _coerce(value, option, key, default)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{key}: bad value {_as_yaml(value)}")
+        return _coerce_union(value, typing.get_args(tp), key, default)
     if origin is Literal:
-        allowed = typing.get_args(tp)
-        # YAML reads `no` as False; mixed_precision's "no" must survive that.
-        if value is False and "no" in allowed:
-            value = "no"
-        if value not in allowed:
-            raise ConfigError(f"{key} must be one of {', '.join(map(str, allowed))}; {_got(value, key, default)}")
-        return value
+        return _coerce_literal(value, typing.get_args(tp), key, default)
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key} must be true or false; {_got(value, key, default)}")
@@ -469,24 +452,7 @@ def _coerce(value: Any, tp: Any, key: str, default: Any = dataclasses.MISSING) -
             raise ConfigError(f"{key} must be an integer; {_not_whole(value) or _got(value, key, default)}")
         return value
     if tp is float:
-        number = None
-        if isinstance(value, str):
-            try:  # YAML 1.1 reads "2e-4" (no dot) as a string
-                number = float(value)
-            except ValueError:
-                pass
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            try:
-                number = float(value)
-            except OverflowError:  # an int beyond any float
-                number = math.inf
-        if number is None:
-            raise ConfigError(f"{key} must be a number; {_got(value, key, default)}")
-        # Every float key of every section (a method's own included, as they are typed here):
-        # NaN and infinity pass any comparison with a bound, so they are refused before one.
-        if not math.isfinite(number):
-            raise ConfigError(f"{key} must be a finite number; got {_shown_number(value)}")
-        return number
+        return _coerce_float(value, key, default)
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key} must be a string; {_got(value, key, default)}"
@@ -499,6 +465,54 @@ def _coerce(value: Any, tp: Any, key: str, default: Any = dataclasses.MISSING) -
         (item_type,) = typing.get_args(tp)
         return [_coerce(item, item_type, f"{key}[{i}]") for i, item in enumerate(value)]
     raise TypeError(f"unsupported config annotation {tp} for {key}")  # a bug in this module
+
+
+def _coerce_union(value: Any, options: tuple[Any, ...], key: str, default: Any) -> Any:
+    """The value as the first of ``options`` that takes it (None where None is one); else the error
+    of the first option the annotation names."""
+    if value is None and type(None) in options:
+        return None
+    errors = []
+    for option in options:
+        if option is type(None):
+            continue
+        try:
+            return _coerce(value, option, key, default)
+        except ConfigError as e:
+            errors.append(str(e))
+    raise ConfigError(errors[0] if errors else f"{key}: bad value {_as_yaml(value)}")
+
+
+def _coerce_literal(value: Any, allowed: tuple[Any, ...], key: str, default: Any) -> Any:
+    """One of the ``allowed`` values, said in the error."""
+    # YAML reads `no` as False; mixed_precision's "no" must survive that.
+    if value is False and "no" in allowed:
+        value = "no"
+    if value not in allowed:
+        raise ConfigError(f"{key} must be one of {', '.join(map(str, allowed))}; {_got(value, key, default)}")
+    return value
+
+
+def _coerce_float(value: Any, key: str, default: Any) -> float:
+    """A finite float from a number, or from text YAML 1.1 leaves as text ("2e-4", without a dot)."""
+    number = None
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads "2e-4" (no dot) as a string
+            number = float(value)
+        except ValueError:
+            pass
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond any float
+            number = math.inf
+    if number is None:
+        raise ConfigError(f"{key} must be a number; {_got(value, key, default)}")
+    # Every float key of every section (a method's own included, as they are typed here):
+    # NaN and infinity pass any comparison with a bound, so they are refused before one.
+    if not math.isfinite(number):
+        raise ConfigError(f"{key} must be a finite number; got {_shown_number(value)}")
+    return number
 
 
 # --------------------------------------------------------------------------------------------
@@ -531,8 +545,33 @@ MAX_SIDE = 8192
 
 def _validate_ranges(cfg: Config) -> None:
     """Each number on its own: sizes, counts and rates positive, weights not negative."""
-    d, m, t, lo = cfg.data, cfg.model, cfg.train, cfg.loss
-    positive = {
+    d, m, t = cfg.data, cfg.model, cfg.train
+    for key, value in _positive(cfg).items():
+        if value <= 0:
+            raise ConfigError(f"{key} must be positive; got {value}")
+    for key, value in {"data.load_size": d.load_size, "data.crop_size": d.crop_size}.items():
+        if value > MAX_SIDE:
+            raise ConfigError(f"{key} must be at most {MAX_SIDE} pixels; got {value}")
+    for key, value in _non_negative(cfg).items():
+        if value < 0:
+            raise ConfigError(f"{key} must not be negative; got {value}")
+    if d.max_dataset_size is not None and d.max_dataset_size <= 0:
+        raise ConfigError(f"data.max_dataset_size must be positive (null for every image); got {d.max_dataset_size}")
+    if t.max_steps is not None and t.max_steps <= 0:
+        raise ConfigError(f"train.max_steps must be positive; got {t.max_steps}")
+    for key, value in {"train.beta1": t.beta1, "train.beta2": t.beta2}.items():
+        if not 0 <= value < 1:
+            raise ConfigError(f"{key} must be in [0, 1); got {value}")
+    if not 0 <= cfg.seed < 2**32:  # NumPy's seeds (training/start.py set_seed)
+        raise ConfigError(f"seed must be a whole number from 0 to 2**32 - 1; got {_shown_number(cfg.seed)}")
+    if m.in_channels not in (1, 3) or m.out_channels not in (1, 3):
+        raise ConfigError("model.in_channels and model.out_channels must be 1 or 3")
+
+
+def _positive(cfg: Config) -> dict[str, float]:
+    """The sizes, counts and rates, by key: none of them means anything at 0 or below."""
+    d, m, t = cfg.data, cfg.model, cfg.train
+    return {
         "data.load_size": d.load_size,
         "data.crop_size": d.crop_size,
         "model.ngf": m.ngf,
@@ -548,13 +587,12 @@ def _validate_ranges(cfg: Config) -> None:
         "log.images_every": cfg.log.images_every,
         "log.num_images": cfg.log.num_images,
     }
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"{key} must be positive; got {value}")
-    for key, value in {"data.load_size": d.load_size, "data.crop_size": d.crop_size}.items():
-        if value > MAX_SIDE:
-            raise ConfigError(f"{key} must be at most {MAX_SIDE} pixels; got {value}")
-    non_negative = {
+
+
+def _non_negative(cfg: Config) -> dict[str, float]:
+    """The counts that may be 0 (no workers, no epochs, no pool) and the weights, by key."""
+    d, m, t, lo = cfg.data, cfg.model, cfg.train, cfg.loss
+    return {
         "data.num_workers": d.num_workers,
         "train.n_epochs": t.n_epochs or 0,
         "train.n_epochs_decay": t.n_epochs_decay or 0,
@@ -566,20 +604,6 @@ def _validate_ranges(cfg: Config) -> None:
         "loss.lambda_gp": lo.lambda_gp,
         "model.init_gain": m.init_gain,
     }
-    for key, value in non_negative.items():
-        if value < 0:
-            raise ConfigError(f"{key} must not be negative; got {value}")
-    if d.max_dataset_size is not None and d.max_dataset_size <= 0:
-        raise ConfigError(f"data.max_dataset_size must be positive (null for every image); got {d.max_dataset_size}")
-    if t.max_steps is not None and t.max_steps <= 0:
-        raise ConfigError(f"train.max_steps must be positive; got {t.max_steps}")
-    for key, value in {"train.beta1": t.beta1, "train.beta2": t.beta2}.items():
-        if not 0 <= value < 1:
-            raise ConfigError(f"{key} must be in [0, 1); got {value}")
-    if not 0 <= cfg.seed < 2**32:  # NumPy's seeds (training/start.py set_seed)
-        raise ConfigError(f"seed must be a whole number from 0 to 2**32 - 1; got {_shown_number(cfg.seed)}")
-    if m.in_channels not in (1, 3) or m.out_channels not in (1, 3):
-        raise ConfigError("model.in_channels and model.out_channels must be 1 or 3")
 
 
 def _validate_schedule(t: TrainConfig) -> None:

@@ -17,7 +17,9 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..data import DataError
 from ..devices import default_device
@@ -50,80 +52,127 @@ def build_app(offered: dict[str, Offered], device: str | None = None, title: str
     """The page for the translators ``offered`` (``translators.open_translators``), as a
     ``gradio.Blocks`` that the caller launches (``launch``)."""
     gr = import_gradio()
-    results = Path(tempfile.mkdtemp(prefix="cyclestyle-app-"))  # our PNGs; Gradio serves copies of them
-    atexit.register(shutil.rmtree, results, ignore_errors=True)
-    first = next(iter(offered.values()))
-
-    def pick(label: str):
-        directions = list(offered[label].directions)
-        return gr.Radio(choices=directions, value=directions[0])
-
-    def translate(source, what, label, direction, tile, overlap, strength, preserve_color, stable=False):
-        if source is None:
-            raise gr.Error(f"drop {what} first")
-        chosen = offered[label]
-        if direction not in chosen.directions:  # the radio of another translator, changed under it
-            raise gr.Error(f"pick a direction of {label}: {', '.join(chosen.directions)}")
-        _prune(results, CACHE_SECONDS)
-        try:
-            options = Options(_whole(tile, "tile"), _whole(overlap, "overlap"), float(strength),
-                              bool(preserve_color), bool(stable))
-            return translate_upload(chosen, chosen.directions[direction], source, options,
-                                    Path(tempfile.mkdtemp(dir=results)), device)
-        except (DataError, CheckpointError, ValueError, RuntimeError) as e:  # one line, as translate says it
-            raise gr.Error(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__) from None
-
-    def run(source, *options):
-        result = translate(source, "an image", *options)
-        return str(result.file), gr.DownloadButton(value=str(result.file), interactive=True), result.note
-
-    def run_clip(source, *options):
-        result = translate(source, "a video", *options)
-        shown = None if result.file.suffix == ".gif" else str(result.file)  # the player takes no GIF
-        return shown, gr.DownloadButton(value=str(result.file), interactive=True), result.note
-
+    events = _Events(gr, offered, device, _results_folder())
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as app:
         gr.Markdown(f"# {title}\nDrop an image, pick a translator and its direction, and translate: the result "
                     "has the image's size.")
         with gr.Row():
             with gr.Column():
-                with gr.Tab("Image"):
-                    source = gr.Image(type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                                      label="Image", elem_id="source")
-                    button = gr.Button("Translate", variant="primary", elem_id="translate")
-                with gr.Tab("Video", elem_id="video-tab"):
-                    clip = gr.File(file_types=[*VIDEO_EXTENSIONS, ".gif"], label="Video or animated GIF "
-                                   "(translated frame by frame; the sound is kept)", elem_id="clip")
-                    stable = gr.Checkbox(False, label="Stable: smooth the instance-norm statistics across "
-                                         "frames against flicker (translate --stable)", elem_id="stable")
-                    clip_button = gr.Button("Translate the video", variant="primary", elem_id="translate-clip")
-                label = gr.Dropdown(list(offered), value=first.label, label="Translator", elem_id="translator")
-                direction = gr.Radio(list(first.directions), value=next(iter(first.directions)),
-                                     label="Direction", elem_id="direction")
-                with gr.Accordion("Options (as cyclestyle translate's)", open=False):
-                    # Text boxes, not number boxes: empty (translate's default) is a value of its own,
-                    # which a number box would show and send as 0 (never tile; no overlap).
-                    tile = gr.Textbox("", max_lines=1, placeholder="automatic",
-                                      label="Tile (pixels; empty: automatic, 0: never)", elem_id="tile")
-                    overlap = gr.Textbox("", max_lines=1, placeholder="the generator's receptive field",
-                                         label="Tile overlap (pixels)", elem_id="overlap")
-                    strength = gr.Slider(0, 1, value=1, step=0.05, label="Style strength (output blended with "
-                                         "the input)", elem_id="strength")
-                    preserve = gr.Checkbox(False, label="Preserve colour (keep the input's chroma)",
-                                           elem_id="preserve-color")
+                source, button = _image_tab(gr)
+                clip, stable, clip_button = _video_tab(gr)
+                label, direction = _translator_choice(gr, offered)
+                tile, overlap, strength, preserve = _options(gr)
             with gr.Column():
-                result = gr.Image(type="filepath", format="png", label="Translation", interactive=False,
-                                  buttons=["download", "fullscreen"], elem_id="result")  # no share to the hub
-                # format None: shown as written, never converted (that would need an ffmpeg program)
-                clip_result = gr.Video(format=None, label="Translated video", interactive=False,
-                                       elem_id="clip-result")
-                download = gr.DownloadButton("Download", interactive=False, elem_id="download")
-                note = gr.Markdown(elem_id="note")
-        label.change(pick, label, direction)
+                result, clip_result, download, note = _results(gr)
+        label.change(events.pick, label, direction)
         options = [label, direction, tile, overlap, strength, preserve]
-        button.click(run, [source, *options], [result, download, note])
-        clip_button.click(run_clip, [clip, *options, stable], [clip_result, download, note])
+        button.click(events.run, [source, *options], [result, download, note])
+        clip_button.click(events.run_clip, [clip, *options, stable], [clip_result, download, note])
     return app
+
+
+def _results_folder() -> Path:
+    """A folder of our own for the translations (Gradio serves copies of them), removed at exit."""
+    results = Path(tempfile.mkdtemp(prefix="cyclestyle-app-"))
+    atexit.register(shutil.rmtree, results, ignore_errors=True)
+    return results
+
+
+def _image_tab(gr):
+    """The Image tab: the upload and its button."""
+    with gr.Tab("Image"):
+        source = gr.Image(type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                          label="Image", elem_id="source")
+        button = gr.Button("Translate", variant="primary", elem_id="translate")
+    return source, button
+
+
+def _video_tab(gr):
+    """The Video tab: the clip, ``--stable`` and the button."""
+    with gr.Tab("Video", elem_id="video-tab"):
+        clip = gr.File(file_types=[*VIDEO_EXTENSIONS, ".gif"], label="Video or animated GIF "
+                       "(translated frame by frame; the sound is kept)", elem_id="clip")
+        stable = gr.Checkbox(False, label="Stable: smooth the instance-norm statistics across "
+                             "frames against flicker (translate --stable)", elem_id="stable")
+        clip_button = gr.Button("Translate the video", variant="primary", elem_id="translate-clip")
+    return clip, stable, clip_button
+
+
+def _translator_choice(gr, offered: dict[str, Offered]):
+    """The translator and its direction, the first translator's first direction chosen."""
+    first = next(iter(offered.values()))
+    label = gr.Dropdown(list(offered), value=first.label, label="Translator", elem_id="translator")
+    direction = gr.Radio(list(first.directions), value=next(iter(first.directions)),
+                         label="Direction", elem_id="direction")
+    return label, direction
+
+
+def _options(gr):
+    """``cyclestyle translate``'s options, folded away: tile, overlap, style strength, preserve colour."""
+    with gr.Accordion("Options (as cyclestyle translate's)", open=False):
+        # Text boxes, not number boxes: empty (translate's default) is a value of its own,
+        # which a number box would show and send as 0 (never tile; no overlap).
+        tile = gr.Textbox("", max_lines=1, placeholder="automatic",
+                          label="Tile (pixels; empty: automatic, 0: never)", elem_id="tile")
+        overlap = gr.Textbox("", max_lines=1, placeholder="the generator's receptive field",
+                             label="Tile overlap (pixels)", elem_id="overlap")
+        strength = gr.Slider(0, 1, value=1, step=0.05, label="Style strength (output blended with "
+                             "the input)", elem_id="strength")
+        preserve = gr.Checkbox(False, label="Preserve colour (keep the input's chroma)",
+                               elem_id="preserve-color")
+    return tile, overlap, strength, preserve
+
+
+def _results(gr):
+    """Where a translation shows: the image, the video, the download button and the note."""
+    result = gr.Image(type="filepath", format="png", label="Translation", interactive=False,
+                      buttons=["download", "fullscreen"], elem_id="result")  # no share to the hub
+    # format None: shown as written, never converted (that would need an ffmpeg program)
+    clip_result = gr.Video(format=None, label="Translated video", interactive=False,
+                           elem_id="clip-result")
+    download = gr.DownloadButton("Download", interactive=False, elem_id="download")
+    note = gr.Markdown(elem_id="note")
+    return result, clip_result, download, note
+
+
+@dataclass
+class _Events:
+    """What the page does when a translator is picked or a button pressed: each translation goes to
+    a folder of its own under ``results``; what goes wrong is one line on the page (``gr.Error``)."""
+
+    gr: Any
+    offered: dict[str, Offered]
+    device: str | None
+    results: Path
+
+    def pick(self, label: str):
+        directions = list(self.offered[label].directions)
+        return self.gr.Radio(choices=directions, value=directions[0])
+
+    def run(self, source, *options):
+        result = self._translate(source, "an image", *options)
+        return str(result.file), self.gr.DownloadButton(value=str(result.file), interactive=True), result.note
+
+    def run_clip(self, source, *options):
+        result = self._translate(source, "a video", *options)
+        shown = None if result.file.suffix == ".gif" else str(result.file)  # the player takes no GIF
+        return shown, self.gr.DownloadButton(value=str(result.file), interactive=True), result.note
+
+    def _translate(self, source, what, label, direction, tile, overlap, strength, preserve_color, stable=False):
+        gr = self.gr
+        if source is None:
+            raise gr.Error(f"drop {what} first")
+        chosen = self.offered[label]
+        if direction not in chosen.directions:  # the radio of another translator, changed under it
+            raise gr.Error(f"pick a direction of {label}: {', '.join(chosen.directions)}")
+        _prune(self.results, CACHE_SECONDS)
+        try:
+            options = Options(_whole(tile, "tile"), _whole(overlap, "overlap"), float(strength),
+                              bool(preserve_color), bool(stable))
+            return translate_upload(chosen, chosen.directions[direction], source, options,
+                                    Path(tempfile.mkdtemp(dir=self.results)), self.device)
+        except (DataError, CheckpointError, ValueError, RuntimeError) as e:  # one line, as translate says it
+            raise gr.Error(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__) from None
 
 
 def _prune(results: Path, seconds: float) -> None:

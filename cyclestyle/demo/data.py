@@ -251,8 +251,33 @@ def build_demo_dataset(root: Path, size: int = 64, n_train: int = 400, n_test: i
     root = Path(root)
     check_arguments(size, n_train, n_test)
     _clear_previous(root)
-    rng = random.Random(f"cyclestyle-demo/{seed}")
     photos = {name: load_photo(name) for name in PHOTOS}
+    cells, cell_records = _deal_cells(photos, random.Random(f"cyclestyle-demo/{seed}"))
+    counts = {"trainA": n_train, "trainB": n_train, "testA": n_test, "testB": n_test}
+    images = []
+    for split in SPLITS:
+        (root / split).mkdir(parents=True, exist_ok=True)
+        if split == "testA":
+            (root / TRUTH_DIR).mkdir(parents=True, exist_ok=True)
+        split_rng = random.Random(f"cyclestyle-demo/{seed}/{split}")
+        pool = cells[split]
+        for i in range(counts[split]):
+            # Walk the split's cells in turn, so every cell (and photograph) is used evenly.
+            name, cell = pool[i % len(pool)]
+            box, flip, photo = _draw_crop(photos[name], cell, size, split_rng)
+            file_name = f"{i:04d}_{Path(name).stem}.png"
+            _write_image(root, split, file_name, photo)
+            images.append({"split": split, "file": f"{split}/{file_name}", "photo": name,
+                           "box": list(box), "flip": flip})
+    arguments = {"size": size, "n_train": n_train, "n_test": n_test, "seed": seed}
+    _write_manifest(root, arguments, cell_records, images)
+    return root
+
+
+def _deal_cells(photos: dict[str, Image.Image], rng: random.Random
+                ) -> tuple[dict[str, list[tuple[str, tuple[int, int, int, int]]]], list[dict]]:
+    """Every photograph's grid cells dealt to the splits (``assign_cells``): the (photograph, cell)
+    pairs of each split, and the manifest's record of every cell."""
     cells: dict[str, list[tuple[str, tuple[int, int, int, int]]]] = {s: [] for s in SPLITS}
     cell_records = []
     for name, (rows, cols) in PHOTOS.items():
@@ -261,45 +286,44 @@ def build_demo_dataset(root: Path, size: int = 64, n_train: int = 400, n_test: i
         for index, (box, split) in enumerate(zip(boxes, assign_cells(len(boxes), rng))):
             cells[split].append((name, box))
             cell_records.append({"photo": name, "cell": index, "box": list(box), "split": split})
+    return cells, cell_records
 
-    counts = {"trainA": n_train, "trainB": n_train, "testA": n_test, "testB": n_test}
-    images = []
-    for split in SPLITS:
-        folder = root / split
-        folder.mkdir(parents=True, exist_ok=True)
-        if split == "testA":
-            (root / TRUTH_DIR).mkdir(parents=True, exist_ok=True)
-        split_rng = random.Random(f"cyclestyle-demo/{seed}/{split}")
-        pool = cells[split]
-        for i in range(counts[split]):
-            # Walk the split's cells in turn, so every cell (and photograph) is used evenly.
-            name, cell = pool[i % len(pool)]
-            box = _random_crop(cell, split_rng)
-            flip = split_rng.random() < 0.5
-            photo = photos[name].resize((size, size), Image.Resampling.LANCZOS, box=box)
-            if flip:
-                photo = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-            file_name = f"{i:04d}_{Path(name).stem}.png"
-            if split.endswith("B"):
-                _save(render_painting(photo), folder / file_name)
-            else:
-                _save(photo, folder / file_name)
-            if split == "testA":
-                _save(render_painting(photo), root / TRUTH_DIR / file_name)
-            images.append({"split": split, "file": f"{split}/{file_name}", "photo": name,
-                           "box": list(box), "flip": flip})
 
+def _draw_crop(photo: Image.Image, cell: tuple[int, int, int, int], size: int, rng: random.Random
+               ) -> tuple[tuple[int, int, int, int], bool, Image.Image]:
+    """A random square crop inside ``cell``, flipped or not at random: its box, the flip, and the
+    crop at ``size`` pixels."""
+    box = _random_crop(cell, rng)
+    flip = rng.random() < 0.5
+    image = photo.resize((size, size), Image.Resampling.LANCZOS, box=box)
+    if flip:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return box, flip, image
+
+
+def _write_image(root: Path, split: str, file_name: str, photo: Image.Image) -> None:
+    """``photo`` into its split: as it is in domain A, painted in domain B; a held-out photo's
+    true painting (testA) into the truth folder as well."""
+    if split.endswith("B"):
+        _save(render_painting(photo), root / split / file_name)
+    else:
+        _save(photo, root / split / file_name)
+    if split == "testA":
+        _save(render_painting(photo), root / TRUTH_DIR / file_name)
+
+
+def _write_manifest(root: Path, arguments: dict, cell_records: list[dict], images: list[dict]) -> None:
+    """``manifest.json``: the arguments and style it was built with, every cell and every image."""
     manifest = {
         "dataset": DATASET,
         "format_version": FORMAT_VERSION,
-        "arguments": {"size": size, "n_train": n_train, "n_test": n_test, "seed": seed},
+        "arguments": arguments,
         "style": dataclasses.asdict(DEFAULT_STYLE),
         "truth": TRUTH_DIR,
         "cells": cell_records,
         "images": images,
     }
     (root / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-    return root
 
 
 def write_training_pairs(root: Path, dest: Path) -> Path:

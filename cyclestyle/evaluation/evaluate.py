@@ -373,24 +373,10 @@ def evaluate_translators(
     other's true translation, for PSNR and SSIM with no truth folder (a file of ``truth_dir``
     matched by name comes first).
     """
-    result = Evaluation(notes=[EIGHT_BIT_NOTE])
-    on_features = registry.registered(["features"])
-    if extractor is None and on_features:
-        result.notes.append(f"{registry.group_name(on_features)} not computed: "
-                            f"{extractor_note or 'no feature extractor'}")
-    extractor = extractor if on_features else None
+    result = Evaluation(notes=[EIGHT_BIT_NOTE, *_unmeasured(g_a, g_b, extractor, extractor_note)])
     sources = {"A": test_a, "B": test_b}
-    real_features = {} if real_features is None else real_features
-    for trained, missing, generator in (("AtoB", "BtoA", g_b), ("BtoA", "AtoB", g_a)):
-        if generator is not None:
-            continue
-        there, back = trained.replace("to", "→"), missing.replace("to", "→")
-        result.notes.append(f"{missing}: not trained: the run has no {back} generator (a one-way method such as "
-                            f"CUT or pix2pix), so no {back} metrics")
-        on_reconstruction = registry.registered(["reconstruction"])
-        if on_reconstruction:
-            result.notes.append(f"{trained}: {registry.group_name(on_reconstruction)} not computed: "
-                                f"it needs the {back} generator, which the run does not train")
+    real = _RealSide(sources, size, extractor if registry.registered(["features"]) else None, batch_size, device,
+                     {} if real_features is None else real_features)
     for direction, src, dst in DIRECTIONS:
         forward, backward = (g_a, g_b) if direction == "AtoB" else (g_b, g_a)
         if forward is None:
@@ -400,19 +386,65 @@ def evaluate_translators(
         count = len(source) if limit is None else min(limit, len(source))
         task = _Task(direction, forward, backward, source, count, find_truth(truth_dir, direction), output, size,
                      device, partner=sources[dst] if paired else None)
-        fakes = FeatureStream(extractor, batch_size, device) if extractor is not None else None
+        fakes = real.stream()
         done = _translate_direction(task, fakes, result.notes, progress)
         result.rows[direction] = done.rows
         values = _image_metrics(done, direction, truth_dir is not None or paired, result.notes)
-        if fakes is not None:
-            if dst not in real_features:
-                real_features[dst] = held_out_features(sources[dst], size, extractor, batch_size, device,
-                                                       result.notes)
-            values |= _set_metrics(direction, real_features[dst], fakes, done.n, result.notes)
+        values |= real.compare(direction, dst, fakes, done.n, result.notes)
         result.directions[direction] = DirectionMetrics(n=done.n, values=values)
         if count < len(source):
             result.notes.append(f"{direction}: the first {count} of {len(source)} held-out images were used")
     return result
+
+
+def _unmeasured(g_a: nn.Module | None, g_b: nn.Module | None, extractor: nn.Module | None,
+                extractor_note: str | None) -> list[str]:
+    """The notes of what cannot be measured at all, said once before anything is translated: the
+    metrics on features without a feature network, and a one-way run's missing direction and
+    reconstructions."""
+    notes = []
+    on_features = registry.registered(["features"])
+    if extractor is None and on_features:
+        notes.append(f"{registry.group_name(on_features)} not computed: {extractor_note or 'no feature extractor'}")
+    for trained, missing, generator in (("AtoB", "BtoA", g_b), ("BtoA", "AtoB", g_a)):
+        if generator is not None:
+            continue
+        back = missing.replace("to", "→")
+        notes.append(f"{missing}: not trained: the run has no {back} generator (a one-way method such as "
+                     f"CUT or pix2pix), so no {back} metrics")
+        on_reconstruction = registry.registered(["reconstruction"])
+        if on_reconstruction:
+            notes.append(f"{trained}: {registry.group_name(on_reconstruction)} not computed: "
+                         f"it needs the {back} generator, which the run does not train")
+    return notes
+
+
+@dataclass
+class _RealSide:
+    """What FID/KID compare a direction's translations with: the real held-out images of its target
+    domain, whose features are extracted once per domain (``cache``, which a caller may keep
+    between evaluations of the same test sets). No ``extractor``: no FID/KID."""
+
+    sources: dict[str, Source]
+    size: int | None
+    extractor: nn.Module | None
+    batch_size: int
+    device: torch.device | str
+    cache: dict[str, torch.Tensor]
+
+    def stream(self) -> FeatureStream | None:
+        """Where a direction's translations go to have their features extracted, as they are made."""
+        return FeatureStream(self.extractor, self.batch_size, self.device) if self.extractor is not None else None
+
+    def compare(self, direction: str, domain: str, fakes: FeatureStream | None, n: int, notes: list[str]
+                ) -> dict[str, float]:
+        """FID/KID of the ``n`` translations streamed to ``fakes`` against ``domain``'s real images."""
+        if fakes is None:
+            return {}
+        if domain not in self.cache:
+            self.cache[domain] = held_out_features(self.sources[domain], self.size, self.extractor, self.batch_size,
+                                                   self.device, notes)
+        return _set_metrics(direction, self.cache[domain], fakes, n, notes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -591,38 +623,17 @@ def evaluate(
     each image's partner, PSNR and SSIM with no truth folder. ``batch_norm``, ``dropout`` and
     ``seed``: how the generators run (``test_mode``; by default as ``translate`` runs them).
     """
-    for name, value in {"limit": limit, "size": size}.items():
-        if value is not None and value < 1:  # nothing, or no pixel, to evaluate
-            raise ValueError(f"{name} must be at least 1; got {value}")
-    check_output(Path(output).expanduser(), folder=True, error=DataError)  # before the evaluation, not after it
+    _check_arguments(limit, size, Path(output).expanduser())
     device = default_device(device)
     run = weights if isinstance(weights, TrainedRun) else open_run(weights)
-    # A run of a one-way method (CUT, pix2pix) has one generator: it is evaluated that way only. A
-    # two-way run missing one of its generators is a CheckpointError naming the file (TrainedRun.translator).
-    g_a, g_b = (run.generator(d, device) if d in run.files or d in run.missing else None for d in ("AtoB", "BtoA"))
-    cfg = run.config
-    data_cfg = dataclasses.replace(cfg.data if cfg else DataConfig(), root=str(data_root),
-                                   format=data_format or (cfg.data.format if cfg else "folder"))
-    if split:
-        data_cfg = dataclasses.replace(data_cfg, test_split=split)
-    # A is read as the A→B generator takes it, B as the B→A one does (grayscale ↔ colour runs)
-    channels_a = run.in_channels("AtoB") if g_a is not None else run.out_channels("BtoA")
-    channels_b = run.in_channels("BtoA") if g_b is not None else generator_spec_of(run.file("AtoB")).out_channels
-    test_a, test_b = open_domains(data_cfg, data_cfg.test_split, channels=channels_a, channels_b=channels_b)
-    size = size if size is not None else (cfg.data.crop_size if cfg else None)
-
-    extractor, note = None, None
-    try:
-        extractor = metrics.load_inception(inception_weights, fid_protocol)
-    except metrics.MissingWeightsError as e:
-        note = str(e)
-        print(f"cyclestyle: note: {e}; computing the other metrics")
-
+    g_a, g_b = _generators(run, device)
+    data_cfg, test_a, test_b = _held_out_domains(run, g_a is not None, g_b is not None, data_root, data_format, split)
+    size = size if size is not None else (run.config.data.crop_size if run.config else None)
+    extractor, note = _inception(inception_weights, fid_protocol)
     generators = [g for g in (g_a, g_b) if g is not None]
     varies = dropout or (batch_norm != "running" and any(has_batch_norm(g) for g in generators))
     if wants_compile(compile, min(len(test_a), limit or len(test_a))) and not varies:
-        g_a, g_b = (CompiledGenerator(g, _note) if g is not None else None for g in (g_a, g_b))
-        _note("compiling the generators (--compile): the first image of each direction takes longer")
+        g_a, g_b = _compiled(g_a, g_b)
     output = Path(output)
     start = time.perf_counter()
     with test_mode(*generators, batch_norm=batch_norm, dropout=dropout, seed=seed):
@@ -630,20 +641,80 @@ def evaluate(
             g_a, g_b, test_a, test_b, output=output, size=size, extractor=extractor, extractor_note=note,
             truth_dir=Path(paired_truth) if paired_truth else None, limit=limit, device=device, progress=progress,
             paired=is_paired(data_cfg))
-    for direction, measured in result.directions.items():
-        if measured.n == 0:  # every image skipped: a report of nothing is no evaluation
-            skipped = next((n.removeprefix("skipped ") for n in result.notes if n.startswith("skipped ")), None)
-            why = f": skipped {skipped}" if skipped else ""
-            raise DataError(f"{direction}: no held-out image was evaluated, of the "
-                            f"{min(limit or len(test_a), len(test_a if direction == 'AtoB' else test_b))} "
-                            f"in {data_root}{why}")
+    _refuse_nothing_evaluated(result, [min(limit or len(test_a), len(s)) for s in (test_a, test_b)], data_root)
     for skipped in (n for n in result.notes if n.startswith("skipped ")):
         _note(skipped)  # the terminal gets the line index.html gets
-    result.step = run.step
-    result.config_hash = config_hash(cfg) if cfg else None
-    result.fid_protocol = fid_protocol
-    if size is not None:
-        result.notes.append(f"images resized so the short side is {size} px before translation")
+    _describe(result, run, fid_protocol, size)
     write_report(result, output, title=f"cyclestyle evaluation of {run.path if weights is run else weights}")
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _check_arguments(limit: int | None, size: int | None, output: Path) -> None:
+    """What is wrong with the arguments, said before the evaluation rather than after it."""
+    for name, value in {"limit": limit, "size": size}.items():
+        if value is not None and value < 1:  # nothing, or no pixel, to evaluate
+            raise ValueError(f"{name} must be at least 1; got {value}")
+    check_output(output, folder=True, error=DataError)
+
+
+def _generators(run: TrainedRun, device: torch.device) -> tuple[nn.Module | None, nn.Module | None]:
+    """The A→B and B→A generators of ``run``, None for a direction it does not train.
+
+    A run of a one-way method (CUT, pix2pix) has one generator: it is evaluated that way only. A
+    two-way run missing one of its generators is a CheckpointError naming the file (TrainedRun.translator)."""
+    g_a, g_b = (run.generator(d, device) if d in run.files or d in run.missing else None for d in ("AtoB", "BtoA"))
+    return g_a, g_b
+
+
+def _held_out_domains(run: TrainedRun, has_a: bool, has_b: bool, data_root: str | Path, data_format: str | None,
+                      split: str | None) -> tuple[DataConfig, Source, Source]:
+    """The data config the held-out images are read with (the run's, at ``data_root``, with
+    ``data_format`` and ``split`` where given), and its test split's two domains, each read with the
+    channels of the generator that takes it (``has_a``, ``has_b``: which generators there are)."""
+    cfg = run.config
+    data_cfg = dataclasses.replace(cfg.data if cfg else DataConfig(), root=str(data_root),
+                                   format=data_format or (cfg.data.format if cfg else "folder"))
+    if split:
+        data_cfg = dataclasses.replace(data_cfg, test_split=split)
+    # A is read as the A→B generator takes it, B as the B→A one does (grayscale ↔ colour runs)
+    channels_a = run.in_channels("AtoB") if has_a else run.out_channels("BtoA")
+    channels_b = run.in_channels("BtoA") if has_b else generator_spec_of(run.file("AtoB")).out_channels
+    test_a, test_b = open_domains(data_cfg, data_cfg.test_split, channels=channels_a, channels_b=channels_b)
+    return data_cfg, test_a, test_b
+
+
+def _compiled(g_a: nn.Module | None, g_b: nn.Module | None) -> tuple[nn.Module | None, nn.Module | None]:
+    """The generators through ``torch.compile`` (``--compile``), which pays off over many images."""
+    g_a, g_b = (CompiledGenerator(g, _note) if g is not None else None for g in (g_a, g_b))
+    _note("compiling the generators (--compile): the first image of each direction takes longer")
+    return g_a, g_b
+
+
+def _inception(weights: str | Path | None, fid_protocol: str) -> tuple[nn.Module | None, str | None]:
+    """FID's Inception network, or None and why not: without it the other metrics are still computed."""
+    try:
+        return metrics.load_inception(weights, fid_protocol), None
+    except metrics.MissingWeightsError as e:
+        print(f"cyclestyle: note: {e}; computing the other metrics")
+        return None, str(e)
+
+
+def _refuse_nothing_evaluated(result: Evaluation, counts: list[int], data_root: str | Path) -> None:
+    """A direction whose every image was skipped is a ``DataError``: a report of nothing is no
+    evaluation. ``counts``: the images each domain (A, B) offered."""
+    for direction, measured in result.directions.items():
+        if measured.n == 0:
+            skipped = next((n.removeprefix("skipped ") for n in result.notes if n.startswith("skipped ")), None)
+            why = f": skipped {skipped}" if skipped else ""
+            raise DataError(f"{direction}: no held-out image was evaluated, of the "
+                            f"{counts[0 if direction == 'AtoB' else 1]} in {data_root}{why}")
+
+
+def _describe(result: Evaluation, run: TrainedRun, fid_protocol: str, size: int | None) -> None:
+    """What the report says besides the metrics: the run's step and config, the FID protocol, the resizing."""
+    result.step = run.step
+    result.config_hash = config_hash(run.config) if run.config else None
+    result.fid_protocol = fid_protocol
+    if size is not None:
+        result.notes.append(f"images resized so the short side is {size} px before translation")

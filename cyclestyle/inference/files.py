@@ -291,14 +291,8 @@ def translate_files(
     path in ``inputs`` is taken for a list of one.
     """
     inputs = [inputs] if isinstance(inputs, (str, Path)) else inputs
-    for name, value, least in (("batch_size", batch_size, 1), ("size", size, 1), ("tile", tile, 0),
-                               ("overlap", overlap, 0)):
-        if value is not None and value < least:
-            raise ValueError(f"{name} must be at least {least}, got {value}")
-    if not 0 <= style_strength <= 1:
-        raise ValueError(f"style_strength must be between 0 and 1, got {style_strength}")
-    if not 0 <= stable_smoothing <= 1:
-        raise ValueError(f"stable_smoothing must be between 0 and 1, got {stable_smoothing}")
+    _check_options(batch_size=batch_size, size=size, tile=tile, overlap=overlap, style_strength=style_strength,
+                   stable_smoothing=stable_smoothing)
     check_output(Path(output).expanduser(), folder=True, error=DataError)
     run = weights if isinstance(weights, TrainedRun) else open_run(weights)
     translator = image_translator(run, direction or _only_direction(run), style_strength=style_strength,
@@ -307,10 +301,7 @@ def translate_files(
     generator = translator.generator
     out_root = Path(output).expanduser()
     tally = Tally()
-    todo = _outputs_to_write(_collect(inputs, out_root), out_root, overwrite, tally)
-    as_clip = [is_clip(source) for source, _ in todo]
-    clips = [job for job, clip in zip(todo, as_clip) if clip]
-    images = [job for job, clip in zip(todo, as_clip) if not clip]
+    images, clips = _images_and_clips(_outputs_to_write(_collect(inputs, out_root), out_root, overwrite, tally))
     if clips:
         import_av()  # before anything is written: without PyAV, one line and nothing done
     elif stable:
@@ -320,15 +311,42 @@ def translate_files(
         note(f"compiling the generator for {len(images)} images (--compile {compile}): the first takes longer")
     with torch.inference_mode(), test_mode(generator, batch_norm=batch_norm, dropout=dropout, seed=seed):
         if images:
-            bar = tqdm(total=len(images), unit="img", desc="translate", file=sys.stderr,
-                       disable=None if progress else True, dynamic_ncols=True)
-            for batch in _batches(images, translator, size, batch_size):
-                _translate_batch(batch, translator, size, tally)
-                bar.update(len(batch))
-            bar.close()
+            _translate_images(images, translator, size, batch_size, progress, tally)
         if clips:
             _translate_clips(clips, translator, stable_smoothing if stable else None, size, batch_size, progress, tally)
     return tally
+
+
+def _check_options(*, batch_size: int, size: int | None, tile: int | None, overlap: int | None,
+                   style_strength: float, stable_smoothing: float) -> None:
+    """Each number ``translate_files`` takes in its range: a ``ValueError`` naming the first that is not."""
+    for name, value, least in (("batch_size", batch_size, 1), ("size", size, 1), ("tile", tile, 0),
+                               ("overlap", overlap, 0)):
+        if value is not None and value < least:
+            raise ValueError(f"{name} must be at least {least}, got {value}")
+    if not 0 <= style_strength <= 1:
+        raise ValueError(f"style_strength must be between 0 and 1, got {style_strength}")
+    if not 0 <= stable_smoothing <= 1:
+        raise ValueError(f"stable_smoothing must be between 0 and 1, got {stable_smoothing}")
+
+
+def _images_and_clips(todo: list[tuple[Path, Path]]) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
+    """The jobs split into still images (translated in batches) and clips (videos, animated GIFs)."""
+    as_clip = [is_clip(source) for source, _ in todo]
+    clips = [job for job, clip in zip(todo, as_clip) if clip]
+    images = [job for job, clip in zip(todo, as_clip) if not clip]
+    return images, clips
+
+
+def _translate_images(images: list[tuple[Path, Path]], translator: _Translator, short_side: int | None,
+                      batch_size: int, progress: bool, tally: Tally) -> None:
+    """Translate the still images batch by batch (``_batches``), under one progress bar."""
+    bar = tqdm(total=len(images), unit="img", desc="translate", file=sys.stderr,
+               disable=None if progress else True, dynamic_ncols=True)
+    for batch in _batches(images, translator, short_side, batch_size):
+        _translate_batch(batch, translator, short_side, tally)
+        bar.update(len(batch))
+    bar.close()
 
 
 def _translate_clips(clips: list[tuple[Path, Path]], translator: _Translator, smoothing: float | None,

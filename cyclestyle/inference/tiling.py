@@ -144,12 +144,25 @@ def _layout(generator: nn.Module) -> _Layout:
     cached = _LAYOUTS.get(generator)
     if cached is not None:
         return cached
+    in_channels, calls, out_channels = _trace(generator)
+    norms, norm_radius, radius = _receptive_radii(calls)
+    layout = _Layout(in_channels, out_channels, norms, norm_radius, radius, size_multiple(generator))
+    _LAYOUTS[generator] = layout
+    return layout
+
+
+_Call = tuple[nn.Module, tuple[int, int], tuple[int, int]]  # a leaf module, its input and output (H, W)
+
+
+def _trace(generator: nn.Module) -> tuple[int, list[_Call], int]:
+    """Input channels, every leaf module's call in order, and output channels, from one forward of
+    a ``_PROBE``-pixel square: the order and scales of the layers are what the radius is built from."""
     convs = [m for m in generator.modules() if isinstance(m, nn.Conv2d)]
     if not convs:
         raise ValueError("cannot tile a generator without a Conv2d layer")
     param = next(generator.parameters())
     probe = torch.zeros(1, convs[0].in_channels, _PROBE, _PROBE, device=param.device, dtype=param.dtype)
-    calls: list[tuple[nn.Module, tuple[int, int], tuple[int, int]]] = []
+    calls: list[_Call] = []
 
     def record(module, inputs, output):
         calls.append((module, tuple(inputs[0].shape[-2:]), tuple(output.shape[-2:])))
@@ -169,53 +182,72 @@ def _layout(generator: nn.Module) -> _Layout:
     if tuple(out.shape[-2:]) != (_PROBE, _PROBE):
         raise ValueError(f"cannot tile a generator whose output size differs from its input's "
                          f"({_PROBE}x{_PROBE} in, {out.shape[-1]}x{out.shape[-2]} out)")
+    return convs[0].in_channels, calls, int(out.shape[1])
 
-    radius, pad_top, pad_left = 0.0, 0, 0
+
+def _receptive_radii(calls: list[_Call]) -> tuple[tuple[nn.Module, ...], tuple[float, ...], float]:
+    """The per-image norm layers, the radius bound at each one's input, and at the output: the
+    reaches of the layers summed in call order (``_layout``). A pad layer's pixels count as the
+    padding of the convolution after it (activations between them pass the pad on)."""
+    radius, pad = 0.0, (0, 0)  # pad: (top, left) pixels of padding still pending
     norms: list[nn.Module] = []
     norm_radius: list[float] = []
-    for m, (h_in, w_in), (h_out, w_out) in calls:
-        s_out = _PROBE / h_out  # input-image pixels per pixel of this layer's output
+    for m, size_in, size_out in calls:
         if isinstance(m, nn.CircularPad2d) or getattr(m, "padding_mode", "zeros") == "circular":
             raise ValueError("cannot tile a generator with circular padding: it wraps the image around")
         if isinstance(m, (nn.ReflectionPad2d, nn.ReplicationPad2d, nn.ConstantPad2d)):
             left, _, top, _ = m.padding
-            pad_left, pad_top = pad_left + left, pad_top + top
+            pad = (pad[0] + top, pad[1] + left)
             continue
-        if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
-            k, s = _pair(m.kernel_size), _pair(m.stride or m.kernel_size)
-            d = _pair(getattr(m, "dilation", 1))
-            extent = ((k[0] - 1) * d[0], (k[1] - 1) * d[1])
-            if isinstance(m.padding, str):  # "same" or "valid"
-                p = (extent[0] // 2, extent[1] // 2) if m.padding == "same" else (0, 0)
-            else:
-                p = _pair(m.padding)
-            p = (p[0] + pad_top, p[1] + pad_left)
-            s_in = s_out / s[0]
-            radius += s_in * max(max(p[0], extent[0] - p[0]), max(p[1], extent[1] - p[1]))
-        elif isinstance(m, nn.ConvTranspose2d):
-            k, d, p = _pair(m.kernel_size), _pair(m.dilation), _pair(m.padding)
-            extent = ((k[0] - 1) * d[0], (k[1] - 1) * d[1])
-            radius += s_out * max(max(p[0], extent[0] - p[0]), max(p[1], extent[1] - p[1]))
-        elif isinstance(m, nn.Upsample):
-            s_in = _PROBE / h_in
-            radius += (s_in - s_out) if m.mode == "nearest" else s_in
-        elif _uses_image_stats(m):
+        if _uses_image_stats(m):
             if any(m is n for n in norms):
                 raise ValueError("cannot tile a generator that calls one instance-norm layer twice")
             norms.append(m)
             norm_radius.append(radius)
-        elif isinstance(m, (nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm1d, nn.InstanceNorm3d)) or (
-            isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.training or not m.track_running_stats)
-        ):
-            raise ValueError(f"cannot tile a generator with {type(m).__name__} using per-image statistics")
-        elif (h_in, w_in) != (h_out, w_out):
-            raise ValueError(f"cannot tile a generator with a {type(m).__name__} layer that resizes its input")
+        else:
+            radius += _layer_reach(m, size_in, size_out, pad)
         if not isinstance(m, (nn.ReLU, nn.LeakyReLU, nn.Dropout)):
-            pad_top = pad_left = 0  # a pending pad belongs to the convolution right after it
-    layout = _Layout(convs[0].in_channels, int(out.shape[1]), tuple(norms), tuple(norm_radius), radius,
-                     size_multiple(generator))
-    _LAYOUTS[generator] = layout
-    return layout
+            pad = (0, 0)  # a pending pad belongs to the convolution right after it
+    return tuple(norms), tuple(norm_radius), radius
+
+
+def _layer_reach(m: nn.Module, size_in: tuple[int, int], size_out: tuple[int, int], pad: tuple[int, int]) -> float:
+    """How far (input-image pixels) one layer's output pixel looks from its position, with ``pad``
+    pixels of a pad layer just before it; 0 for a layer that works pixel by pixel. A layer the
+    tiler cannot reproduce tile by tile is a ``ValueError`` naming it."""
+    s_out = _PROBE / size_out[0]  # input-image pixels per pixel of this layer's output
+    if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+        k, s = _pair(m.kernel_size), _pair(m.stride or m.kernel_size)
+        extent = _extent(k, _pair(getattr(m, "dilation", 1)))
+        if isinstance(m.padding, str):  # "same" or "valid"
+            p = (extent[0] // 2, extent[1] // 2) if m.padding == "same" else (0, 0)
+        else:
+            p = _pair(m.padding)
+        s_in = s_out / s[0]
+        return s_in * _kernel_reach(extent, (p[0] + pad[0], p[1] + pad[1]))
+    if isinstance(m, nn.ConvTranspose2d):
+        extent = _extent(_pair(m.kernel_size), _pair(m.dilation))
+        return s_out * _kernel_reach(extent, _pair(m.padding))
+    if isinstance(m, nn.Upsample):
+        s_in = _PROBE / size_in[0]
+        return (s_in - s_out) if m.mode == "nearest" else s_in
+    if isinstance(m, (nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm1d, nn.InstanceNorm3d)) or (
+        isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.training or not m.track_running_stats)
+    ):
+        raise ValueError(f"cannot tile a generator with {type(m).__name__} using per-image statistics")
+    if size_in != size_out:
+        raise ValueError(f"cannot tile a generator with a {type(m).__name__} layer that resizes its input")
+    return 0.0
+
+
+def _extent(kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
+    """A kernel's extent E = (k-1)·dilation per axis: the distance from its first tap to its last."""
+    return (kernel[0] - 1) * dilation[0], (kernel[1] - 1) * dilation[1]
+
+
+def _kernel_reach(extent: tuple[int, int], padding: tuple[int, int]) -> int:
+    """max(p, E-p) over both axes: the farthest tap from the output pixel's position."""
+    return max(max(padding[0], extent[0] - padding[0]), max(padding[1], extent[1] - padding[1]))
 
 
 def _in_channels(generator: nn.Module) -> int:
@@ -488,55 +520,79 @@ class _Rows:
 
 def _run_tiled(generator: nn.Module, layout: _Layout, plan: TilePlan, height: int, width: int,
                read: Reader, emit: Emitter, global_stats: bool = True) -> None:
-    """Translate one padded image of ``height``×``width`` (multiples of the size multiple) read tile by tile."""
+    """Translate one padded image of ``height``×``width`` (multiples of the size multiple) read tile by tile:
+    one pass per instance-norm layer fixes its whole-image statistics (``_Grid.measure``), then the
+    final pass translates and blends the tiles (``_Grid.final_pass``)."""
     param = next(generator.parameters())
     if height <= plan.tile and width <= plan.tile:  # one tile: that is the full frame
         out = generator(read(0, height, 0, width))[0]
         emit(0, out.to("cpu", torch.float32))
         return
-
     m = layout.multiple
-    (rows_final, final_y), (cols_final, final_x) = (_partition(n, plan.tile, plan.overlap, m) for n in (height, width))
-
-    def final_pass() -> None:
-        rows, side_y, cols, side_x = rows_final, final_y, cols_final, final_x
-        acc = _Rows(layout.out_channels, width, emit)
-        for r, (ya, yb) in enumerate(rows):
-            ly0, ly1, wy = _weights_1d(ya, yb, height, plan.blend)
-            wy0, wy1 = _window(ya, yb, plan.overlap, height, side_y)
-            for xa, xb in cols:
-                lx0, lx1, wx = _weights_1d(xa, xb, width, plan.blend)
-                wx0, wx1 = _window(xa, xb, plan.overlap, width, side_x)
-                out = generator(read(wy0, wy1, wx0, wx1))[0, :, ly0 - wy0 : ly1 - wy0, lx0 - wx0 : lx1 - wx0]
-                acc.add(ly0, lx0, out.to("cpu", torch.float32) * (wy[:, None] * wx[None, :]))
-            acc.flush(rows[r + 1][0] - plan.blend if r + 1 < len(rows) else height)
-
+    grid = _Grid(generator, plan, m, height, width, read,
+                 *(_partition(n, plan.tile, plan.overlap, m) for n in (height, width)))
     if not (global_stats and layout.norms):
-        final_pass()
+        grid.final_pass(layout.out_channels, emit)
         return
     with _GlobalNorm(layout.norms) as norm:
         for k, r_k in enumerate(layout.norm_radius):
             halo = ceil_to(r_k, m)  # layer k's input at a core pixel depends on this much around it
-            norm.start(k)
-            # Windows of the final pass's shape: a few more pixels computed in the early passes, but
-            # one shape per image, so the convolution back end (oneDNN caches kernels and scratch
-            # memory per input shape) and the allocator keep reusing the same few blocks of memory.
-            rows, _ = _partition(height, final_y, halo, m, shrink=False)
-            cols, _ = _partition(width, final_x, halo, m, shrink=False)
-            side_y, side_x = min(height, final_y), min(width, final_x)
-            for ya, yb in rows:
-                wy0, wy1 = _window(ya, yb, halo, height, side_y)
-                for xa, xb in cols:
-                    wx0, wx1 = _window(xa, xb, halo, width, side_x)
-                    norm.window = (wy1 - wy0, wx1 - wx0)
-                    norm.core = (ya - wy0, yb - wy0, xa - wx0, xb - wx0)
-                    try:
-                        generator(read(wy0, wy1, wx0, wx1))
-                    except _Reached:
-                        continue
-                    raise RuntimeError(f"the forward never reached instance-norm layer {k}")
+            grid.measure(norm, k, halo)
             norm.finish(k, param.device, param.dtype)
-        final_pass()
+        grid.final_pass(layout.out_channels, emit)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """One padded image and the tiles of its final pass: the cores of its rows and columns, and
+    the side of the windows read for them (``_partition``), which every pass reads through."""
+
+    generator: nn.Module
+    plan: TilePlan
+    multiple: int
+    height: int
+    width: int
+    read: Reader
+    rows: tuple[list[tuple[int, int]], int]  # cores [a, b) down the image, and the window height
+    cols: tuple[list[tuple[int, int]], int]  # cores across, and the window width
+
+    def measure(self, norm: _GlobalNorm, k: int, halo: int) -> None:
+        """Add up norm layer k's input over every core, each read with the ``halo`` layer k needs
+        (``norm`` stops each forward at layer k); ``norm.finish(k)`` fixes the statistics."""
+        norm.start(k)
+        # Windows of the final pass's shape: a few more pixels computed in the early passes, but
+        # one shape per image, so the convolution back end (oneDNN caches kernels and scratch
+        # memory per input shape) and the allocator keep reusing the same few blocks of memory.
+        rows, _ = _partition(self.height, self.rows[1], halo, self.multiple, shrink=False)
+        cols, _ = _partition(self.width, self.cols[1], halo, self.multiple, shrink=False)
+        side_y, side_x = min(self.height, self.rows[1]), min(self.width, self.cols[1])
+        for ya, yb in rows:
+            wy0, wy1 = _window(ya, yb, halo, self.height, side_y)
+            for xa, xb in cols:
+                wx0, wx1 = _window(xa, xb, halo, self.width, side_x)
+                norm.window = (wy1 - wy0, wx1 - wx0)
+                norm.core = (ya - wy0, yb - wy0, xa - wx0, xb - wx0)
+                try:
+                    self.generator(self.read(wy0, wy1, wx0, wx1))
+                except _Reached:
+                    continue
+                raise RuntimeError(f"the forward never reached instance-norm layer {k}")
+
+    def final_pass(self, channels: int, emit: Emitter) -> None:
+        """Translate every tile and keep its core widened by the blend band, weighted so that the
+        overlapping bands add up to one (``_weights_1d``); a row of the output is emitted as soon as
+        no later tile reaches it."""
+        (rows, side_y), (cols, side_x), blend = self.rows, self.cols, self.plan.blend
+        acc = _Rows(channels, self.width, emit)
+        for r, (ya, yb) in enumerate(rows):
+            ly0, ly1, wy = _weights_1d(ya, yb, self.height, blend)
+            wy0, wy1 = _window(ya, yb, self.plan.overlap, self.height, side_y)
+            for xa, xb in cols:
+                lx0, lx1, wx = _weights_1d(xa, xb, self.width, blend)
+                wx0, wx1 = _window(xa, xb, self.plan.overlap, self.width, side_x)
+                out = self.generator(self.read(wy0, wy1, wx0, wx1))[0, :, ly0 - wy0 : ly1 - wy0, lx0 - wx0 : lx1 - wx0]
+                acc.add(ly0, lx0, out.to("cpu", torch.float32) * (wy[:, None] * wx[None, :]))
+            acc.flush(rows[r + 1][0] - blend if r + 1 < len(rows) else self.height)
 
 
 def tiled_translate(generator: nn.Module, x: torch.Tensor, tile: int = DEFAULT_TILE, overlap: int | None = None,
@@ -561,24 +617,32 @@ def tiled_translate(generator: nn.Module, x: torch.Tensor, tile: int = DEFAULT_T
     out = torch.empty(n, layout.out_channels, height, width, dtype=torch.float32, device=x.device)
     with torch.inference_mode():
         for i in range(n):
-            image = x[i]
-
-            def read(y0, y1, x0, x1, image=image):
-                rows = _source_index(y0, y1, height, reflect)
-                cols = _source_index(x0, x1, width, reflect)
-                if rows[-1] == y1 - 1 and cols[-1] == x1 - 1:  # no padding in this window
-                    part = image[:, y0:y1, x0:x1]
-                else:
-                    rows_t, cols_t = (torch.as_tensor(i, device=image.device) for i in (rows, cols))
-                    part = image[:, rows_t][:, :, cols_t]
-                return part.unsqueeze(0).to(param.device, param.dtype)
 
             def emit(y0, rows, i=i):
                 y1 = min(height, y0 + rows.shape[1])
                 if y1 > y0:
                     out[i, :, y0:y1] = rows[:, : y1 - y0, :width].to(out.device)
 
+            read = _padded_reader(x[i], reflect, param)
             _run_tiled(generator, layout, plan, hp, wp, read, emit, global_stats)
     return out
+
+
+def _padded_reader(image: torch.Tensor, reflect: bool, param: torch.Tensor) -> Reader:
+    """Windows of the C×H×W ``image`` as if it were padded (reflected or clamped, ``_source_index``),
+    by index arithmetic on each read rather than a padded copy, moved to ``param``'s device and dtype."""
+    height, width = image.shape[-2:]
+
+    def read(y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+        rows = _source_index(y0, y1, height, reflect)
+        cols = _source_index(x0, x1, width, reflect)
+        if rows[-1] == y1 - 1 and cols[-1] == x1 - 1:  # no padding in this window
+            part = image[:, y0:y1, x0:x1]
+        else:
+            rows_t, cols_t = (torch.as_tensor(i, device=image.device) for i in (rows, cols))
+            part = image[:, rows_t][:, :, cols_t]
+        return part.unsqueeze(0).to(param.device, param.dtype)
+
+    return read
 
 

@@ -358,48 +358,75 @@ def stylize(
     """
     start = time.perf_counter()
     device = vgg.mean.device
-    content = _as_batch(content).to(device)
-    styles = [[_as_batch(s).to(device) for s in ([entry] if isinstance(entry, Tensor) else entry)]
-              for entry in style_images]
+    content, styles = _on_device(content, style_images, device)
     weights = normalise_weights(style_weights, len(styles))
     sizes = scale_sizes(content.shape[-2], content.shape[-1], cfg)
     steps = scale_steps(len(sizes), cfg)
     generator = torch.Generator().manual_seed(cfg.seed)
-    history: list[dict] = []
+    log = _Log(start, sum(steps), progress, callback)
     iterations: list[int] = []
-    bar = tqdm(total=sum(steps), disable=not progress, unit="step", dynamic_ncols=True, leave=progress)
     image = None
     for k, (size, n) in enumerate(zip(sizes, steps)):
-        bar.set_description(f"{size[1]}×{size[0]}" + (f" (scale {k + 1}/{len(sizes)})" if len(sizes) > 1 else ""))
-        content_k = resize(content, size)
-        if cfg.preserve_color:
-            content_k = luminance(content_k)
+        log.start_scale(k, size, len(sizes))
+        content_k = luminance(resize(content, size)) if cfg.preserve_color else resize(content, size)
         targets = _scale_targets(vgg, content_k, styles, weights, cfg, None if cfg.preserve_color else style_cache)
         if image is None:
             image = _initial_image(content_k, styles, weights, cfg, generator).to(device)
-        else:
+        else:  # each later scale starts from the previous result, upsampled
             image = resize(image, size)
-
-        def record(losses: dict[str, Tensor], k: int = k, size: tuple[int, int] = size) -> None:
-            values = {name: float(v.detach()) for name, v in losses.items()}
-            history.append({"scale": k, "size": size, "seconds": time.perf_counter() - start, **values})
-            bar.update(1)
-            bar.set_postfix({name: f"{v:.4g}" for name, v in values.items()}, refresh=False)
-            if callback is not None and callback(history[-1]):
-                raise _Stop
-
-        image, n_iter, stopped = _optimise(image, vgg, targets, cfg, n, record)
+        image, n_iter, stopped = _optimise(image, vgg, targets, cfg, n, log.record)
         iterations.append(n_iter)
         if stopped:
             break
-    bar.close()
+    log.bar.close()
+    image, losses = _finish(image, content, vgg, targets, cfg)
+    return GatysResult(image.cpu(), losses, time.perf_counter() - start, sizes, iterations, log.history,
+                       vgg.source)
 
+
+def _finish(image: Tensor, content: Tensor, vgg: VGGFeatures, targets: Targets, cfg: GatysConfig
+            ) -> tuple[Tensor, dict[str, float]]:
+    """The result and its losses at the last scale, the content's chroma put back with
+    ``preserve_color`` (after the losses, which are of the luminance that was optimised)."""
     with torch.no_grad():
         losses = {name: float(v) for name, v in objective(vgg, image, targets, cfg).items()}
     if cfg.preserve_color:
         image = combine_luminance(resize(content, tuple(image.shape[-2:])), image)
-    return GatysResult(image.cpu(), losses, time.perf_counter() - start, sizes, iterations, history,
-                       vgg.source)
+    return image, losses
+
+
+def _on_device(content: Tensor, style_images: Sequence[StyleEntry], device: torch.device
+               ) -> tuple[Tensor, list[list[Tensor]]]:
+    """The content and the style entries (each a list of images) as 1×C×H×W floats on ``device``."""
+    content = _as_batch(content).to(device)
+    styles = [[_as_batch(s).to(device) for s in ([entry] if isinstance(entry, Tensor) else entry)]
+              for entry in style_images]
+    return content, styles
+
+
+class _Log:
+    """One record per loss evaluation (``GatysResult.history``), the progress bar, and the
+    ``callback``, which may stop the optimisation after any record (by ``_Stop``)."""
+
+    def __init__(self, start: float, total: int, progress: bool, callback: Callable[[dict], bool | None] | None):
+        self.start, self.callback = start, callback
+        self.history: list[dict] = []
+        self.bar = tqdm(total=total, disable=not progress, unit="step", dynamic_ncols=True, leave=progress)
+        self.scale, self.size = 0, (0, 0)
+
+    def start_scale(self, k: int, size: tuple[int, int], n_scales: int) -> None:
+        """The records that follow are of scale ``k``, at ``size``."""
+        self.scale, self.size = k, size
+        self.bar.set_description(f"{size[1]}×{size[0]}" + (f" (scale {k + 1}/{n_scales})" if n_scales > 1 else ""))
+
+    def record(self, losses: dict[str, Tensor]) -> None:
+        values = {name: float(v.detach()) for name, v in losses.items()}
+        self.history.append({"scale": self.scale, "size": self.size, "seconds": time.perf_counter() - self.start,
+                             **values})
+        self.bar.update(1)
+        self.bar.set_postfix({name: f"{v:.4g}" for name, v in values.items()}, refresh=False)
+        if self.callback is not None and self.callback(self.history[-1]):
+            raise _Stop
 
 
 def _scale_targets(
@@ -455,11 +482,6 @@ def _optimise(
     unconstrained, L-BFGS parks pixels out of range and clamping its result afterwards undid much
     of the optimisation; clamping in place would break its curvature pairs.) Adam is simply
     projected back into [0, 1] after each step.
-
-    L-BFGS runs as one ``step`` call, so its curvature history is never cut, with a strong-Wolfe
-    line search: the unit step is usually accepted at once (one evaluation per iteration) and a
-    bad step is shortened rather than taken. It is restarted if it stops early. A line search
-    the budget cuts short is abandoned, and the best image evaluated is returned.
     """
     x = image.detach().clone().requires_grad_(True)
 
@@ -470,53 +492,77 @@ def _optimise(
         return losses["total"]
 
     if cfg.optimizer == "adam":
-        optimizer = torch.optim.Adam([x], lr=cfg.adam_lr)
-        for i in range(steps):
-            optimizer.zero_grad()
-            try:
-                evaluate()
-            except _Stop:
-                return x.detach().clamp(0, 1), i + 1, True
-            optimizer.step()
-            with torch.no_grad():
-                x.clamp_(0, 1)
-        return x.detach().clamp(0, 1), steps, False
+        return _adam(x, evaluate, steps, cfg.adam_lr)
+    return _lbfgs(x, evaluate, steps, cfg.lbfgs_history)
 
-    evaluations, iterations = 0, 0
-    best_loss, best = math.inf, x.detach().clone()
 
-    def closure() -> Tensor:
-        nonlocal evaluations, best_loss, best
-        if evaluations == steps:
-            raise _OutOfSteps
-        evaluations += 1
+def _adam(x: Tensor, evaluate: Callable[[], Tensor], steps: int, lr: float) -> tuple[Tensor, int, bool]:
+    """``steps`` Adam steps on ``x``, each projected back into [0, 1] (``_optimise``'s result)."""
+    optimizer = torch.optim.Adam([x], lr=lr)
+    for i in range(steps):
         optimizer.zero_grad()
-        total = evaluate()
-        if total.item() < best_loss:
-            best_loss, best = total.item(), x.detach().clone()
-        return total
-
-    while evaluations < steps:
-        optimizer = torch.optim.LBFGS(
-            [x], lr=1.0, max_iter=steps - evaluations, max_eval=steps - evaluations,
-            history_size=cfg.lbfgs_history, line_search_fn="strong_wolfe", tolerance_grad=0.0,
-            tolerance_change=1e-12)
-        before = best_loss
         try:
-            optimizer.step(closure)
+            evaluate()
+        except _Stop:
+            return x.detach().clamp(0, 1), i + 1, True
+        optimizer.step()
+        with torch.no_grad():
+            x.clamp_(0, 1)
+    return x.detach().clamp(0, 1), steps, False
+
+
+def _lbfgs(x: Tensor, evaluate: Callable[[], Tensor], steps: int, history: int) -> tuple[Tensor, int, bool]:
+    """L-BFGS on ``x`` for ``steps`` evaluations (``_optimise``'s result).
+
+    It runs as one ``step`` call, so its curvature history is never cut, with a strong-Wolfe
+    line search: the unit step is usually accepted at once (one evaluation per iteration) and a
+    bad step is shortened rather than taken. It is restarted if it stops early. A line search
+    the budget cuts short is abandoned, and the best image evaluated is returned.
+    """
+    budget = _Budget(x, evaluate, steps)
+    iterations = 0
+    while budget.evaluations < steps:
+        budget.optimizer = torch.optim.LBFGS(
+            [x], lr=1.0, max_iter=steps - budget.evaluations, max_eval=steps - budget.evaluations,
+            history_size=history, line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=1e-12)
+        before = budget.best_loss
+        try:
+            budget.optimizer.step(budget)
         except _OutOfSteps:
             pass
         except _Stop:  # keep the image the callback has just seen
-            return x.detach().clamp(0, 1), iterations + optimizer.state[x].get("n_iter", 0), True
-        iterations += optimizer.state[x].get("n_iter", 0)
-        if best_loss >= before:
+            return x.detach().clamp(0, 1), iterations + budget.optimizer.state[x].get("n_iter", 0), True
+        iterations += budget.optimizer.state[x].get("n_iter", 0)
+        if budget.best_loss >= before:
             break  # a restart that gains nothing: converged
         # L-BFGS stopped early: its line search found no decrease, typically along a direction made
         # of out-of-range pixels, which change nothing. Clamping them changes no loss either, so
         # restart from the best image, clamped, with a fresh history.
         with torch.no_grad():
-            x.copy_(best.clamp(0, 1))
-    return best.clamp(0, 1), iterations, False
+            x.copy_(budget.best.clamp(0, 1))
+    return budget.best.clamp(0, 1), iterations, False
+
+
+class _Budget:
+    """L-BFGS's closure: ``evaluate`` (gradients cleared first, as by the current ``optimizer``),
+    at most ``steps`` times over all restarts (``_OutOfSteps`` past them), keeping the best image
+    evaluated, since a line search cut short leaves ``x`` wherever it was trying."""
+
+    def __init__(self, x: Tensor, evaluate: Callable[[], Tensor], steps: int):
+        self.x, self.evaluate, self.steps = x, evaluate, steps
+        self.evaluations = 0
+        self.best_loss, self.best = math.inf, x.detach().clone()
+        self.optimizer: torch.optim.LBFGS | None = None
+
+    def __call__(self) -> Tensor:
+        if self.evaluations == self.steps:
+            raise _OutOfSteps
+        self.evaluations += 1
+        self.optimizer.zero_grad()
+        total = self.evaluate()
+        if total.item() < self.best_loss:
+            self.best_loss, self.best = total.item(), self.x.detach().clone()
+        return total
 
 
 # --------------------------------------------------------------------------------------------
@@ -547,26 +593,12 @@ def stylize_files(
     style_entries = [list_images(p) if Path(p).is_dir() else [Path(p)] for p in style]
     weights = normalise_weights(style_weights, len(style_entries))
     outputs = _output_paths(contents, Path(output))
-    inputs = [*contents, *(p for entry in style_entries for p in entry)]
-    _refuse_writing_over_inputs(outputs, inputs)
-    for out in outputs:  # a file among the parents, a folder in the way: now, not after the optimisation
-        check_output(out, folder=False, error=DataError)
-    for path in inputs:
-        verify_image(path)  # a bad file stops the run now, by name, not after an hour
-    todo = [(c, out) for c, out in zip(contents, outputs) if overwrite or not out.exists()]
-    for out in sorted(set(outputs) - {out for _, out in todo}):
-        print(f"cyclestyle: skipped {out}: it exists (--overwrite replaces it)", file=sys.stderr)
+    _check_files(outputs, [*contents, *(p for entry in style_entries for p in entry)])
+    todo = _to_write(contents, outputs, overwrite)
     if not todo:
         return []
-
-    # Style images are only ever used at up to style_scale × size: shrink them once, keep uint8.
-    longest = cfg.size * cfg.style_scale
-    styles = [[load_uint8(p, longest) for p in entry] for entry in style_entries]
-    vgg = load_vgg19(vgg_weights, cfg.pooling, default_device(device), cfg.layers)
-    if vgg.is_random:
-        print("cyclestyle: note: --vgg-weights random: VGG19 has random weights, the outputs are not real "
-              "style transfers (they are marked cyclestyle.vgg = random)", file=sys.stderr)
-
+    styles = _load_styles(style_entries, cfg)
+    vgg = _load_vgg(vgg_weights, cfg, device)
     cache: dict = {}
     written: list[Path] = []
     for content_path, out in todo:
@@ -578,6 +610,41 @@ def stylize_files(
         if on_written is not None:
             on_written(out, result)
     return written
+
+
+def _check_files(outputs: list[Path], inputs: list[Path]) -> None:
+    """Every output and input checked before anything is optimised, so that a bad file stops the
+    run at once, by name, not after an hour: no output replaces an input, none is blocked (a file
+    among its parents, a folder in its place), and every input is a readable image."""
+    _refuse_writing_over_inputs(outputs, inputs)
+    for out in outputs:
+        check_output(out, folder=False, error=DataError)
+    for path in inputs:
+        verify_image(path)
+
+
+def _load_styles(style_entries: list[list[Path]], cfg: GatysConfig) -> list[list[Tensor]]:
+    """The style images as uint8, shrunk once to style_scale × size: they are never used larger."""
+    longest = cfg.size * cfg.style_scale
+    return [[load_uint8(p, longest) for p in entry] for entry in style_entries]
+
+
+def _load_vgg(weights: str | Path | None, cfg: GatysConfig, device: str | torch.device | None) -> VGGFeatures:
+    """VGG19 up to the layers ``cfg`` reads (``load_vgg19``), with a note when its weights are random."""
+    vgg = load_vgg19(weights, cfg.pooling, default_device(device), cfg.layers)
+    if vgg.is_random:
+        print("cyclestyle: note: --vgg-weights random: VGG19 has random weights, the outputs are not real "
+              "style transfers (they are marked cyclestyle.vgg = random)", file=sys.stderr)
+    return vgg
+
+
+def _to_write(contents: list[Path], outputs: list[Path], overwrite: bool) -> list[tuple[Path, Path]]:
+    """(content, output) of the outputs to write: those that exist are skipped, with a line on
+    stderr, unless ``overwrite``."""
+    todo = [(c, out) for c, out in zip(contents, outputs) if overwrite or not out.exists()]
+    for out in sorted(set(outputs) - {out for _, out in todo}):
+        print(f"cyclestyle: skipped {out}: it exists (--overwrite replaces it)", file=sys.stderr)
+    return todo
 
 
 def _content_paths(items: Sequence[str | Path]) -> list[Path]:
