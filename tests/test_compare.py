@@ -140,9 +140,7 @@ def test_fid_and_kid_with_an_injected_feature_extractor(tiny_run, toy_root, trut
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--collection", "0", "--collection must be at least 1, got 0"),
     ("--style", "no-such.png", "no-such.png: no such file"),
-    ("--limit", "-1", "--limit must be at least 1, got -1"),
 ])
 def test_bad_values_are_named_in_one_line(option, value, message, toy_root, tmp_path, capsys):
     out = tmp_path / "compare"
@@ -151,6 +149,22 @@ def test_bad_values_are_named_in_one_line(option, value, message, toy_root, tmp_
     err = capsys.readouterr().err
     assert code == 1 and message in err and err.count("\n") == 1
     assert not out.exists()  # nothing was started
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--collection", "0", "argument --collection: must be at least 1; got 0"),
+    ("--limit", "-1", "argument --limit: must be at least 1; got -1"),
+    ("--gatys-steps", "0", "argument --gatys-steps: must be at least 1; got 0"),
+    ("--size", "x", "argument --size: must be a whole number; got 'x'"),
+])
+def test_a_count_below_one_is_a_usage_error_as_in_evaluate(option, value, message, toy_root, tmp_path, capsys):
+    out = tmp_path / "compare"
+    with pytest.raises(SystemExit) as stop:
+        main(["compare", "--weights", str(tmp_path / "no-run"), "--data-root", str(toy_root), "--output",
+              str(out), option, value, *GATYS])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.strip().splitlines()[-1].endswith(message)
+    assert not out.exists()
 
 
 def test_missing_vgg_weights_stop_before_any_work(tiny_run, toy_root, tmp_path, monkeypatch, capsys):

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .evaluate import add_fid_protocol
+from .evaluate import add_fid_protocol, at_least_one
 
 HELP = ("a trained translator (CycleGAN, CUT, pix2pix …) next to Gatys (and a fast style network) on the "
         "same held-out images: time, memory, quality")
@@ -65,16 +65,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="style image(s) for the gatys-style variant, blended equally (a folder: its average style)")
     p.add_argument("--fast-style", metavar="RUN",
                    help="a style-train run (fast feed-forward style network): a fast-style row on the same images")
-    p.add_argument("--collection", type=int, metavar="K",
+    p.add_argument("--collection", type=at_least_one, metavar="K",
                    help="the gatys-collection variant: the average style of the first K training images of the "
                         "target domain, in sorted order (default 8 when no --style is given)")
-    p.add_argument("--limit", type=int, metavar="N", help="use only the first N held-out images (default: all)")
+    p.add_argument("--limit", type=at_least_one, metavar="N", help="use only the first N held-out images (default: all)")
     p.add_argument("--paired-truth", metavar="DIR",
                    help="true translations, matched by file name: DIR/AtoB/ and DIR/BtoA/, or images directly "
                         "in DIR for A→B")
-    p.add_argument("--size", type=int, metavar="S",
+    p.add_argument("--size", type=at_least_one, metavar="S",
                    help="resize the short side to S before translating (default: the run's data.crop_size)")
-    p.add_argument("--gatys-steps", type=int, default=300, metavar="N",
+    p.add_argument("--gatys-steps", type=at_least_one, default=300, metavar="N",
                    help="Gatys optimiser iterations per image (default 300)")
     p.add_argument("--vgg-weights", metavar="PATH|random",
                    help="VGG19 weights file (default: torchvision's ImageNet weights from the local cache); "
