@@ -164,6 +164,7 @@ def test_an_archive_without_the_layout_is_refused_and_unpacks_nothing(host, tmp_
     err = capsys.readouterr().err
     assert len(lines(err)) == 1 and "trainA/, trainB/" in err and "photos" in err
     assert not (root / "horse2zebra").exists() and not any(p.name.startswith(".") for p in root.iterdir())
+    assert "the archive is kept: remove it to fetch" in err and (root / "horse2zebra.zip").is_file()
 
 
 def test_offline_is_one_line_with_the_url_and_where_to_put_the_archive(tmp_path, monkeypatch, capsys):

@@ -142,6 +142,8 @@ def get_dataset(name: str, root: str | Path = "data", *, progress: bool = True) 
         archive.unlink(missing_ok=True)
         raise DatasetError(f"{e}: it came from {dataset.url} and was removed; run the same command again to fetch "
                            "it anew") from None
+    except WrongLayout as e:
+        raise DatasetError(f"{e}; the archive is kept: remove it to fetch {dataset.url} anew") from None
     archive.unlink()
     return target, True
 
@@ -157,6 +159,11 @@ def _missing(folder: Path, expects: tuple[str, ...]) -> list[str]:
 class DamagedArchive(DatasetError):
     """An archive that is not a whole zip or tar.gz (truncated, corrupt, another file), or that
     holds a member a dataset never holds: a download to remove, not a failure to write."""
+
+
+class WrongLayout(DatasetError):
+    """A whole archive without the folders the dataset has (``expects``): kept for the user to
+    look into, since fetching it again would bring the same file."""
 
 
 # What reading a bad archive raises: zipfile's CRC and header checks, tarfile's, gzip's end of stream.
@@ -215,7 +222,7 @@ def unpack(archive: Path, target: Path, expects: tuple[str, ...] = ()) -> None:
         missing = _missing(content, expects)
         if missing:
             held = ", ".join(sorted(p.name for p in content.iterdir())[:8]) or "nothing"
-            raise DatasetError(f"{archive} does not hold the expected {'/, '.join(missing)}/ (it holds {held}); "
+            raise WrongLayout(f"{archive} does not hold the expected {'/, '.join(missing)}/ (it holds {held}); "
                                f"nothing was unpacked into {target}")
         os.replace(content, target)
     finally:
