@@ -140,6 +140,17 @@ def worker_warnings(recorded) -> list[str]:
     return [str(w.message) for w in recorded if "worker processes in total" in str(w.message)]
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module of tiny networks and images (``pytestmark =
+    pytest.mark.usefixtures("one_thread")``): one thread is as fast there, and steady on a CPU
+    shared with other jobs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def assert_compiled_matches_eager(eager, compiled, x, output_tolerance: float, gradient_tolerance: float) -> None:
     """The same weights and input, before any optimizer step: the outputs and weight gradients of
     a compiled network agree with the eager one's to float noise (compiled kernels fuse and

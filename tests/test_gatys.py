@@ -31,6 +31,8 @@ from cyclestyle.style.gatys import (
     tv_loss,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one thread (conftest)
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -45,15 +47,6 @@ def picture(height: int, width: int, seed: int) -> torch.Tensor:
 def save_png(t: torch.Tensor, path: Path) -> Path:
     Image.fromarray((t[0].permute(1, 2, 0) * 255).round().byte().numpy()).save(path)
     return path
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These images are tiny: one thread is as fast, and much faster on a shared, busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,9 @@ from cyclestyle.models.limits import MAX_NUMBERS, MAX_TENSORS, Budget, NetworkTo
 from cyclestyle.models.weights import CheckpointError, load_weights, read_metadata, save_weights, weights_metadata
 
 from .conftest import REPO
-from .test_safety import OFFICIAL_PTH, one_error_line, one_thread, photo, tiny_run  # noqa: F401 (a fixture)
+from .test_safety import OFFICIAL_PTH, one_error_line, photo, tiny_run  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one thread (conftest)
 
 
 def weights_declaring(path: Path, **declared) -> Path:

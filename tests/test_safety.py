@@ -26,16 +26,10 @@ from cyclestyle.models.weights import save_weights, weights_metadata
 from .conftest import REPO  # noqa: F401
 from .test_download import server  # noqa: F401 (the local HTTP server fixture)
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one thread (conftest)
+
 OFFICIAL = Path(__file__).parent / "fixtures" / "official"
 OFFICIAL_PTH = OFFICIAL / "resnet_6blocks_ngf8_net_G_A.pth"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def one_error_line(capsys, *words: str) -> str:

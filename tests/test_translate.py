@@ -35,16 +35,9 @@ from cyclestyle.models.weights import save_weights, weights_metadata
 
 from .conftest import REPO
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one thread (conftest)
+
 MODEL = ModelConfig(ngf=8, n_blocks=2, init_gain=0.03)  # outputs spread over most of [-1, 1]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These networks are tiny: one thread is fastest, and steady on a machine shared with other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_generator(seed: int = 0, **changes) -> ResnetGenerator:

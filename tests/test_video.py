@@ -27,15 +27,9 @@ from cyclestyle.inference.translate import translate_image, translate_tensor
 
 from .conftest import REPO
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one thread (conftest)
+
 RUN = REPO / "tests" / "fixtures" / "v0.2-run"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
