@@ -5,6 +5,7 @@ method's multi-process guarantees."""
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -88,3 +89,14 @@ def relative_differences(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor])
     """‖a − b‖ / ‖b‖ for each network (rounded, to read in a failure's message)."""
     assert a.keys() == b.keys()
     return {n: float(f"{float((a[n] - b[n]).norm() / b[n].norm()):.2g}") for n in a}
+
+
+def assert_two_processes_average_like_one_batch(gradients: Callable[[str, int, int], dict[str, torch.Tensor]]) -> None:
+    """``gradients(name, processes, batch)``: the first step's gradients of a run. Two processes of
+    batch 1 must give one process of batch 2's gradients to float noise (under 1%), and one process
+    of batch 1, half the images, must not (over 10%): what DDP's averaging has to tell apart."""
+    one = gradients("one", 1, 2)
+    two = relative_differences(gradients("two", 2, 1), one)
+    assert max(two.values()) < 1e-2, f"2 × batch 1 against 1 × batch 2: {two}"
+    half = relative_differences(gradients("half", 1, 1), one)
+    assert min(half.values()) > 0.1, f"1 × batch 1 (half the images) against 1 × batch 2: {half}"

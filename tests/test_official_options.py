@@ -299,7 +299,8 @@ def test_wgangp_two_processes_of_batch_1_equal_one_process_of_batch_2(method, to
     processes) and each image draws its own α wherever it is computed: the first step's averaged
     gradients of every network agree with one process of batch 2, to float noise (the bound of
     tests/test_distributed.py); one process of batch 1 does not."""
-    from .multiprocess import EXACT, first_step_gradients, launch, relative_differences, run, train_args
+    from .multiprocess import (EXACT, assert_two_processes_average_like_one_batch, first_step_gradients, launch, run,
+                               train_args)
 
     def gradients(name: str, processes: int, batch: int) -> dict[str, torch.Tensor]:
         sets = [*([] if method == "cyclegan" else [f"method={method}", *TINY_CUT]), "loss.gan_mode=wgangp",
@@ -307,11 +308,7 @@ def test_wgangp_two_processes_of_batch_1_equal_one_process_of_batch_2(method, to
         run(launch(processes) + train_args(toy_root, tmp_path / name, *sets))
         return first_step_gradients(tmp_path / name)
 
-    one = gradients("one", 1, 2)
-    two = relative_differences(gradients("two", 2, 1), one)
-    assert max(two.values()) < 1e-2, f"2 × batch 1 against 1 × batch 2: {two}"
-    half = relative_differences(gradients("half", 1, 1), one)
-    assert min(half.values()) > 0.1, f"1 × batch 1 (half the images) against 1 × batch 2: {half}"
+    assert_two_processes_average_like_one_batch(gradients)
 
 
 def test_the_added_keys_are_written_to_config_yaml_only_off_their_default(tmp_path):
